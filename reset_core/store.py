@@ -1,0 +1,232 @@
+"""DuckDB store: opening the database, bulk ingest, and the queries the UI needs.
+
+One writer: the app (or one CLI command) owns the read-write connection. Each thread
+takes its own ``con.cursor()``. Workers never open the database; they write Parquet
+shards that :func:`ingest_shards` loads by key, so loading a shard twice is a no-op.
+
+>>> con = connect(":memory:")
+>>> counts(con)["examples"]
+0
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from reset_core.migrations import migrate
+
+#: Tables whose shards workers write, and the key that makes ingest idempotent.
+SHARD_TARGETS: dict[str, tuple[str, ...]] = {
+    "candidates": ("candidate_id",),
+    "judgments": ("judgment_id",),
+    "training_metrics": ("run_id", "step"),
+}
+
+#: The loop's stages, in order, as (label, table) for the home page and `db info`.
+LOOP_TABLES: list[tuple[str, str]] = [
+    ("examples", "examples"),
+    ("candidates", "candidates"),
+    ("judgments", "judgments"),
+    ("picks", "selection_scores"),
+    ("curated sets", "curated_sets"),
+    ("training runs", "training_runs"),
+    ("evaluations", "eval_runs"),
+]
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> tuple | None:
+    """The first row of a query, with the result drained.
+
+    DuckDB 2 refuses further work on a connection (``register``, …) while a result
+    is only partly fetched, so never leave a ``fetchone()`` behind.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def insert_arrow(
+    con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, on_conflict: str = "nothing"
+) -> int:
+    """Bulk-insert an Arrow table by column name; return rows written.
+
+    ``on_conflict``: ``"nothing"`` keeps the stored row, ``"update"`` replaces it
+    (used where a rerun legitimately supersedes, e.g. a retried failed judgment).
+    """
+    if data.num_rows == 0:
+        return 0
+    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    before = _count(con, table)
+    con.register("_incoming", data)
+    try:
+        verb = "OR IGNORE" if on_conflict == "nothing" else "OR REPLACE"
+        con.execute(f"INSERT {verb} INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+    after = _count(con, table)
+    return after - before if on_conflict == "nothing" else data.num_rows
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return one(con, f"SELECT count(*) FROM {table}")[0]
+
+
+def ingest_shards(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    paths: str | Path | Iterable[str | Path],
+    on_conflict: str = "nothing",
+) -> int:
+    """Load finished Parquet shards into ``target``; return the number of new rows.
+
+    ``paths`` is a folder (every ``*.parquet`` in it), a glob, or a list of files.
+    Files still being written have a temporary name (``*.parquet.tmp``) and are never
+    matched. Idempotent twice over: shards already ingested are skipped by path, and
+    rows are keyed (``SHARD_TARGETS``) so a shard re-written under another name adds
+    nothing. All files of one call load in one transaction.
+
+    >>> con = connect(":memory:")
+    >>> ingest_shards(con, "candidates", [])
+    0
+    """
+    if target not in SHARD_TARGETS:
+        raise ValueError(
+            f"unknown shard target {target!r}; expected one of {sorted(SHARD_TARGETS)}"
+        )
+    files = _shard_files(paths)
+    if not files:
+        return 0
+    seen = {
+        r[0]
+        for r in con.execute(
+            "SELECT path FROM ingested_shards WHERE path IN (SELECT unnest(?))", [files]
+        ).fetchall()
+    }
+    new = [f for f in files if f not in seen]
+    if not new:
+        return 0
+    cols = [r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()]
+    shard_cols = [
+        r[0]
+        for r in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [new]
+        ).fetchall()
+    ]
+    use = [c for c in cols if c in shard_cols]
+    missing_keys = [k for k in SHARD_TARGETS[target] if k not in use]
+    if missing_keys:
+        raise ValueError(f"shards for {target} lack key column(s) {missing_keys}: {new[0]}")
+    col_sql = ", ".join(f'"{c}"' for c in use)
+    verb = "OR IGNORE" if on_conflict == "nothing" else "OR REPLACE"
+    before = _count(con, target)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        # Dedupe inside the batch too: a resumed worker may have written a key twice.
+        keys = ", ".join(SHARD_TARGETS[target])
+        con.execute(
+            f"INSERT {verb} INTO {target} ({col_sql}) "
+            f"SELECT {col_sql} FROM read_parquet(?, union_by_name=true) "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys}) = 1",
+            [new],
+        )
+        con.execute(
+            "INSERT INTO ingested_shards (path, target, n_rows) "
+            "SELECT filename, ?, count(*) FROM read_parquet(?, filename=true) GROUP BY filename",
+            [target, new],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return _count(con, target) - before
+
+
+def _shard_files(paths: str | Path | Iterable[str | Path]) -> list[str]:
+    if isinstance(paths, str | Path):
+        p = Path(paths)
+        found = sorted(glob.glob(str(p / "*.parquet"))) if p.is_dir() else sorted(glob.glob(str(p)))
+    else:
+        found = [str(x) for x in paths]
+    return [str(Path(f).resolve()) for f in found if str(f).endswith(".parquet")]
+
+
+def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """How far the loop has got: rows per stage (picks = picked candidates)."""
+    out = {}
+    for label, table in LOOP_TABLES:
+        where = " WHERE picked" if table == "selection_scores" else ""
+        out[label] = one(con, f"SELECT count(*) FROM {table}{where}")[0]
+    return out
+
+
+def example_breakdown(con: duckdb.DuckDBPyConnection, by: str) -> list[tuple[str, int]]:
+    """Example counts grouped by ``kind``, ``source`` or ``split``."""
+    if by not in ("kind", "source", "split"):
+        raise ValueError(f"cannot group examples by {by!r}")
+    return con.execute(
+        f"SELECT {by}, count(*) AS n FROM examples GROUP BY {by} ORDER BY n DESC, {by}"
+    ).fetchall()
+
+
+def _example_filter(
+    kinds: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    splits: Sequence[str] = (),
+    search: str = "",
+) -> tuple[str, list]:
+    clauses, params = [], []
+    for col, values in (("kind", kinds), ("source", sources), ("split", splits)):
+        if values:
+            clauses.append(f"{col} IN (SELECT unnest(?))")
+            params.append(list(values))
+    if search:
+        clauses.append("(instruction ILIKE ? OR context ILIKE ?)")
+        params += [f"%{search}%", f"%{search}%"]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def examples_page(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    kinds: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    splits: Sequence[str] = (),
+    search: str = "",
+    page: int = 0,
+    page_size: int = 50,
+):
+    """One page of examples (a pandas DataFrame) and the total matching count.
+
+    The filter, order and window run in SQL: the UI never loads the whole table.
+    """
+    where, params = _example_filter(kinds, sources, splits, search)
+    total = one(con, f"SELECT count(*) FROM examples{where}", params)[0]
+    df = con.execute(
+        "SELECT example_id, kind, source, split, instruction, context, reference "
+        f"FROM examples{where} ORDER BY source, example_id LIMIT ? OFFSET ?",
+        [*params, page_size, page * page_size],
+    ).df()
+    return df, total
+
+
+def distinct_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    """Distinct values of an example column, for filter widgets."""
+    if column not in ("kind", "source", "split"):
+        raise ValueError(f"no filter on {column!r}")
+    return [
+        r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM examples ORDER BY 1").fetchall()
+    ]
