@@ -1,0 +1,259 @@
+"""A local OpenAI-compatible HTTP server: the stand-in endpoint for tests, benches and the demo.
+
+openai >= 3 talks through httpx2, which httpx mocking libraries do not intercept, so
+tests talk to this real server on 127.0.0.1 instead. It serves
+``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models`` with a fixed
+latency, counts requests, and injects faults on demand: put ``[[fault:NAME]]``
+anywhere in a prompt (for instance inside a candidate's text) and that request gets
+the fault. Faults (:data:`FAULTS`):
+
+===============  ====================================================================
+``429``          HTTP 429 with ``Retry-After: 0`` (every time, or ``429x2`` only twice)
+``500``/``503``  server errors (``500x1``: only the first time for that prompt)
+``timeout``      sleeps past any sane client timeout before answering
+``reset``        closes the connection without a response
+``truncated``    200 with content cut mid-JSON
+``schema``       200 with JSON that lacks the required fields
+``range``        200 with a score outside the rubric's scale
+``empty``        200 with empty content
+``refusal``      200 with a refusal (``message.refusal`` set, content empty)
+===============  ====================================================================
+
+Without a fault, a chat request that asks for JSON (``response_format``) gets
+``{"score": s, "rationale": ...}`` with ``s`` a deterministic function of the prompt
+on a 1-10 scale, and any other request gets a short deterministic text.
+
+>>> with OpenAICompatServer(latency_s=0.0) as srv:  # doctest: +SKIP
+...     client = openai.OpenAI(base_url=srv.base_url, api_key="test")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "timeout",
+    "reset",
+    "truncated",
+    "schema",
+    "range",
+    "empty",
+    "refusal",
+)
+_FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:x(\d+))?\]\]")
+
+
+def _prompt_text(body: dict) -> str:
+    if "messages" in body:
+        parts = []
+        for m in body["messages"]:
+            content = m.get("content")
+            if isinstance(content, list):  # content parts
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts.append(str(content or ""))
+        return "\n".join(parts)
+    prompt = body.get("prompt", "")
+    return "\n".join(prompt) if isinstance(prompt, list) else str(prompt)
+
+
+def _digest(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+class OpenAICompatServer:
+    """Serve the OpenAI API surface on 127.0.0.1 in a background thread."""
+
+    def __init__(self, latency_s: float = 0.0, timeout_fault_s: float = 30.0, port: int = 0):
+        self.latency_s = latency_s
+        self.timeout_fault_s = timeout_fault_s
+        self.requests: Counter[str] = Counter()  # path -> count
+        self.fault_hits: Counter[str] = Counter()  # (fault, prompt digest) -> count
+        self.bodies: list[dict] = []
+        self.supports_n = True
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(
+                        200, {"object": "list", "data": [{"id": "local-test", "object": "model"}]}
+                    )
+                else:
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests[self.path] += 1
+                    server.bodies.append(body)
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                server._answer(self, body)
+
+            def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.request_queue_size = 256
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def n_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def start(self) -> OpenAICompatServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> OpenAICompatServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ answers
+    def _fault_for(self, text: str) -> str | None:
+        m = _FAULT.search(text)
+        if not m:
+            return None
+        name, times = m.group(1), m.group(2)
+        if times is None:
+            return name
+        key = f"{name}:{_digest(text)}"
+        with self._lock:
+            self.fault_hits[key] += 1
+            return name if self.fault_hits[key] <= int(times) else None
+
+    def _answer(self, h: Any, body: dict) -> None:
+        text = _prompt_text(body)
+        fault = self._fault_for(text)
+        if fault == "429":
+            h._json(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"Retry-After": "0"},
+            )
+            return
+        if fault in ("500", "503"):
+            h._json(int(fault), {"error": {"message": f"server error {fault}"}})
+            return
+        if fault == "reset":
+            h.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            h.connection.close()
+            h.close_connection = True
+            return
+        if fault == "timeout":
+            time.sleep(self.timeout_fault_s)
+
+        wants_json = "response_format" in body
+        score = 1 + _digest(text) % 10  # deterministic 1..10
+        if fault == "truncated":
+            content = '{"score": 7, "rationale": "the answer is mostly gro'
+        elif fault == "schema":
+            content = json.dumps({"verdict": "good"})
+        elif fault == "range":
+            content = json.dumps({"score": 42, "rationale": "off the scale"})
+        elif fault in ("empty", "refusal"):
+            content = ""
+        elif wants_json:
+            content = json.dumps({"score": score, "rationale": f"deterministic score {score}"})
+        else:
+            content = f"Answer {_digest(text) % 1000}: " + " ".join(text.split()[-8:])
+
+        n = int(body.get("n") or 1) if self.supports_n else 1
+        prompt_tokens = max(1, len(text.split()))
+        completion_tokens = max(1, len(content.split()))
+        if "messages" in body:
+            choices = [
+                {
+                    "index": i,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": content if fault != "refusal" else None,
+                        "refusal": "I can't help with that." if fault == "refusal" else None,
+                    },
+                }
+                for i in range(n)
+            ]
+            obj = "chat.completion"
+        else:
+            choices = [
+                {"index": i, "finish_reason": "stop", "text": content + (f" #{i}" if i else "")}
+                for i in range(n)
+            ]
+            obj = "text_completion"
+        h._json(
+            200,
+            {
+                "id": f"cmpl-{_digest(text + str(time.time_ns()))}",
+                "object": obj,
+                "created": int(time.time()),
+                "model": body.get("model", "local-test"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens * n,
+                    "total_tokens": prompt_tokens + completion_tokens * n,
+                },
+            },
+        )
+
+
+def main() -> None:
+    """``python -m reset_core.devserver --port 8000``: a stand-in endpoint for manual tries."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    args = ap.parse_args()
+    srv = OpenAICompatServer(latency_s=args.latency, port=args.port).start()
+    print(f"serving an OpenAI-compatible stand-in at {srv.base_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real DuckDB file, the tiny Llama, the local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "studio.duckdb"
+
+
+@pytest.fixture
+def con(db_path: Path):
+    from reset_core.store import connect
+
+    con = connect(db_path)
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama + tokenizer saved to disk, loadable by path like any model."""
+    from reset_core.models import build_tiny_llama
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    build_tiny_llama(out)
+    return out
+
+
+@pytest.fixture
+def openai_server():
+    from reset_core.devserver import OpenAICompatServer
+
+    with OpenAICompatServer(timeout_fault_s=5.0) as srv:
+        yield srv
+
+
+def table_snapshot(con) -> dict[str, list]:
+    """Every row of every user table: equal snapshots mean the database is unchanged."""
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+        ).fetchall()
+    ]
+    return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
