@@ -264,7 +264,7 @@ MIGRATIONS: list[Migration] = [
         -- Judging: which example a judgment belongs to (for per-example views without a
         -- join), whether it came from the cache (cost 0 this run), attempts and latency.
         ALTER TABLE judgments ADD COLUMN example_id TEXT;
-        ALTER TABLE judgments ADD COLUMN cached BOOLEAN NOT NULL DEFAULT false;
+        ALTER TABLE judgments ADD COLUMN cached BOOLEAN DEFAULT false;
         ALTER TABLE judgments ADD COLUMN attempts INTEGER;
         ALTER TABLE judgments ADD COLUMN latency_ms DOUBLE;
         CREATE INDEX judgments_judge_aspect ON judgments (judge_id, aspect);
