@@ -260,6 +260,7 @@ class Engine:
         client, sem = self._client(ep)
         t0 = time.monotonic()
         result = CallResult("connection_error")
+        history: list[str] = []
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             async with sem:
@@ -291,7 +292,10 @@ class Engine:
                     wait = retry_after_s(e.response.headers)
             result.attempts = attempt + 1
             if result.status not in RETRYABLE or attempt == self.max_retries:
+                if history and result.status != "ok":
+                    result.error = f"{result.error} (earlier attempts: {'; '.join(history)})"
                 break
+            history.append(f"{result.status}: {result.error}")
             if wait is None:
                 wait = min(self.backoff_max_s, self.backoff_s * 2**attempt)
                 wait *= 0.5 + random.random()  # jitter: retries from many tasks spread out

@@ -59,9 +59,7 @@ class LLMJudgeConfig(BaseModel):
     )
     seed: int = Field(0, description="seed of the candidate shuffle in multi-candidate calls")
     price_input_per_mtok: float = Field(0.0, ge=0, description="USD per million prompt tokens")
-    price_output_per_mtok: float = Field(
-        0.0, ge=0, description="USD per million completion tokens"
-    )
+    price_output_per_mtok: float = Field(0.0, ge=0, description="USD per million completion tokens")
     expected_output_tokens: int = Field(
         60, ge=1, description="verdict length assumed by the cost estimate"
     )
@@ -379,7 +377,7 @@ class LLMJudge(_PromptJudge):
 
     async def ajudge(self, items: list[JudgeItem]) -> list[Judgment]:
         reqs = self.requests(items)
-        hits = self.cache.get_many([r.key for r in reqs]) if self.cache else {}
+        hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
         cfg = self.config
         engine = Engine(
             concurrency=cfg.concurrency,
@@ -408,7 +406,7 @@ class LLMJudge(_PromptJudge):
             results = await asyncio.gather(*(one(r) for r in reqs))
         finally:
             await engine.close()
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(new_cache)
         return [j for js in results for j in js]
 
@@ -432,8 +430,10 @@ class LLMJudge(_PromptJudge):
         if status == "ok":
             choice = (body.get("choices") or [{}])[0]
             msg = choice.get("message") or {}
-            content, refusal, finish = msg.get("content"), msg.get("refusal"), choice.get(
-                "finish_reason"
+            content, refusal, finish = (
+                msg.get("content"),
+                msg.get("refusal"),
+                choice.get("finish_reason"),
             )
             raw_output = content if content else (refusal or res.raw or json.dumps(body))
             if not body:
@@ -460,7 +460,7 @@ class LLMJudge(_PromptJudge):
         runs to ``max_tokens``. Requests already in the cache cost nothing.
         """
         reqs = self.requests(items)
-        hits = self.cache.get_many([r.key for r in reqs]) if self.cache else {}
+        hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
         todo = [r for r in reqs if r.key not in hits]
         pt = sum(
             count_tokens("\n".join(m["content"] for m in r.messages), self.config.token_counter)
@@ -498,7 +498,9 @@ class LocalLLMJudge(_PromptJudge):
         from reset_core.models import default_model_path
 
         self.model_path = str(model_path or default_model_path())
-        config = config.model_copy(update={"model": Path(self.model_path).name, "structured": False})
+        config = config.model_copy(
+            update={"model": Path(self.model_path).name, "structured": False}
+        )
         super().__init__(config, rubrics)
         self.batch_size = batch_size
         self._loaded = None

@@ -212,12 +212,13 @@ class InstructionProxyJudge(_MetricJudge):
             ("not cut off at the token limit", it.finish_reason != "length"),
         ]
         grams = [tuple(toks[i : i + 3]) for i in range(len(toks) - 2)]
-        checks.append(
-            ("no repetition loop", len(grams) < 6 or len(set(grams)) / len(grams) >= 0.5)
-        )
+        checks.append(("no repetition loop", len(grams) < 6 or len(set(grams)) / len(grams) >= 0.5))
         instr = _tokens(it.instruction)
         checks.append(
-            ("not an echo of the instruction", not toks or toks[: len(instr)] != instr or len(toks) > len(instr) + 3)
+            (
+                "not an echo of the instruction",
+                not toks or toks[: len(instr)] != instr or len(toks) > len(instr) + 3,
+            )
         )
         ins = it.instruction.lower()
         if m := re.search(_MAX + r"\s+" + _N + r"\s+words?\b", ins):

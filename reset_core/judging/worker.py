@@ -64,7 +64,9 @@ def build_judge(spec: dict, cache: JudgeCache | str | Path | None = None) -> Jud
     """A judge from its spec: ``{"type": "metric", "name": ...}``, ``{"type": "llm",
     "config": {...LLMJudgeConfig}, "rubrics": {aspect: Rubric dict}}`` or ``"local"``."""
     if spec.get("type") not in JUDGE_TYPES:
-        raise ValueError(f"judge type must be one of {sorted(JUDGE_TYPES)}, got {spec.get('type')!r}")
+        raise ValueError(
+            f"judge type must be one of {sorted(JUDGE_TYPES)}, got {spec.get('type')!r}"
+        )
     return JUDGE_TYPES[spec["type"]](spec, cache)
 
 
@@ -217,7 +219,9 @@ def create_judge_job(
     if items is None:
         items = plan_items(con, specs, **plan)
     if items.num_rows == 0:
-        raise ValueError("nothing to judge: every candidate already has a verdict from these judges")
+        raise ValueError(
+            "nothing to judge: every candidate already has a verdict from these judges"
+        )
     config = {
         "judges": specs,
         "cache_path": str(cache_path(db_path)),
