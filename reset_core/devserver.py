@@ -116,7 +116,10 @@ class OpenAICompatServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/stats"):  # request counts, for benches
+                    with server._lock:
+                        self._json(200, {"requests": server.n_requests, "by_path": server.requests})
+                elif self.path.rstrip("/").endswith("/models"):
                     self._json(
                         200, {"object": "list", "data": [{"id": "local-test", "object": "model"}]}
                     )

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from reset_core.devserver import FAULTS
-from reset_core.judging.base import ASPECTS, STATUSES, Judgment, JudgeItem
+from reset_core.judging.base import ASPECTS, STATUSES, JudgeItem, Judgment
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge
 from reset_core.judging.metric_judges import METRIC_JUDGES
 
@@ -305,8 +305,13 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
     import time
 
     from reset_core.jobs import launch
-    from reset_core.judging.worker import create_judge_job, estimate_job, llm_spec, plan_items
-    from reset_core.judging.worker import sync_judge_job
+    from reset_core.judging.worker import (
+        create_judge_job,
+        estimate_job,
+        llm_spec,
+        plan_items,
+        sync_judge_job,
+    )
 
     n = _seed_db(con, 2)
     spec = llm_spec(con, _llm(openai_server, price_input_per_mtok=1.0))

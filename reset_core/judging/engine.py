@@ -253,6 +253,7 @@ class Engine:
 
     async def complete(self, ep: Endpoint, payload: dict, worst_case_usd: float) -> CallResult:
         """One logical call: budget check, then up to ``1 + max_retries`` HTTP attempts."""
+        import httpx2
         import openai
 
         if not self.ledger.reserve(worst_case_usd):
@@ -266,8 +267,13 @@ class Engine:
             async with sem:
                 self.ledger.requests += 1
                 try:
-                    raw = await client.chat.completions.with_raw_response.create(**payload)
-                    text = raw.http_response.text
+                    # client.post with the payload as is: the same AsyncOpenAI request
+                    # (auth, base URL, headers, errors) without re-validating a dict we
+                    # built ourselves, which costs ~a third of the client's CPU per call.
+                    raw = await client.post(
+                        "/chat/completions", body=payload, cast_to=httpx2.Response
+                    )
+                    text = raw.text
                     try:
                         body = json.loads(text)
                     except ValueError:

@@ -29,9 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from reset_core.judging.base import ASPECTS, Judgment, JudgeItem, stable_hash
-from reset_core.judging.engine import CallResult, Endpoint, Engine, JudgeCache, Ledger
-from reset_core.judging.engine import env_endpoint
+from reset_core.judging.base import ASPECTS, JudgeItem, Judgment, stable_hash
+from reset_core.judging.engine import CallResult, Endpoint, Engine, JudgeCache, Ledger, env_endpoint
 from reset_core.judging.rubrics import Rubric, default_rubric
 
 

@@ -23,7 +23,7 @@ import json
 import re
 from functools import cached_property
 
-from reset_core.judging.base import Judgment, JudgeItem, not_applicable
+from reset_core.judging.base import JudgeItem, Judgment, not_applicable
 
 
 def _tokens(text: str) -> list[str]:
