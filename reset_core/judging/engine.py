@@ -161,10 +161,15 @@ class JudgeCache:
         if not bodies:
             return
         now = time.time()
-        self._con().executemany(  # sqlite, a handful of rows per batch; not the DuckDB store
-            "INSERT OR REPLACE INTO verdicts (key, body, created_at) VALUES (?, ?, ?)",
-            [(k, json.dumps(b), now) for k, b in bodies.items()],
-        )
+        rows = [(k, json.dumps(b), now) for k, b in bodies.items()]
+        con = self._con()
+        for i in range(0, len(rows), 300):  # one multi-row statement per chunk
+            chunk = rows[i : i + 300]
+            con.execute(
+                "INSERT OR REPLACE INTO verdicts (key, body, created_at) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk)),
+                [v for row in chunk for v in row],
+            )
 
     def __len__(self) -> int:
         return self._con().execute("SELECT count(*) FROM verdicts").fetchall()[0][0]
