@@ -10,6 +10,8 @@ ui.sidebar()
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/data.py", title="Data"),
+    # the Sample page (issue 3) goes here, before Judge
+    st.Page("pages/judge.py", title="Judge"),
 ]
 
 st.navigation(PAGES).run()

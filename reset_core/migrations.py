@@ -10,8 +10,8 @@ worker shards be ingested idempotently: the same candidate always has the same k
 
 >>> import duckdb
 >>> con = duckdb.connect()
->>> migrate(con)
-['001_core_nouns']
+>>> migrate(con)[0]
+'001_core_nouns'
 >>> migrate(con)  # already current
 []
 """
@@ -256,6 +256,27 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX candidates_example ON candidates (example_id);
         CREATE INDEX judgments_candidate ON judgments (candidate_id);
         CREATE INDEX overrides_example ON overrides (example_id);
+        """,
+    ),
+    Migration(
+        "003_judging",
+        """
+        -- Judging: which example a judgment belongs to (for per-example views without a
+        -- join), whether it came from the cache (cost 0 this run), attempts and latency.
+        ALTER TABLE judgments ADD COLUMN example_id TEXT;
+        ALTER TABLE judgments ADD COLUMN cached BOOLEAN DEFAULT false;
+        ALTER TABLE judgments ADD COLUMN attempts INTEGER;
+        ALTER TABLE judgments ADD COLUMN latency_ms DOUBLE;
+        CREATE INDEX judgments_judge_aspect ON judgments (judge_id, aspect);
+
+        -- Selection: the combined aspect scores behind each RESET score, why a
+        -- candidate is not rankable, and whether its judges agreed.
+        ALTER TABLE selection_scores ADD COLUMN s_task DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_instr DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_faith DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN agree BOOLEAN;
+        ALTER TABLE selection_scores ADD COLUMN missing TEXT;
+        ALTER TABLE selection_scores ADD COLUMN override TEXT;
         """,
     ),
 ]
