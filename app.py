@@ -10,6 +10,10 @@ ui.sidebar()
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/data.py", title="Data"),
+    st.Page("pages/agreement.py", title="Agreement"),
+    st.Page("pages/tradeoff.py", title="Trade-off"),
+    st.Page("pages/decoding.py", title="Decoding"),
+    st.Page("pages/candidates.py", title="Selected candidates"),
 ]
 
 st.navigation(PAGES).run()

@@ -143,22 +143,36 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (x * y).sum(axis=1) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
 
 
-def _kendall_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Kendall tau-b per row; from contingency tables when scores are discrete (fast)."""
+#: above this many (a, b) value combinations the rank statistics resample raw arrays
+_MAX_TABLE = 4096
+
+
+def _tables(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+    """Contingency tables (B, ka, kb) of resampled discrete scores, or None if continuous."""
     va, ia = np.unique(a, return_inverse=True)
     vb, ib = np.unique(b, return_inverse=True)
-    ia, ib = ia.reshape(a.shape), ib.reshape(b.shape)
-    if len(va) * len(vb) > 4096:  # continuous scores: scipy per resample
-        out = np.empty(a.shape[0])
-        for i in range(a.shape[0]):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[i] = stats.kendalltau(a[i], b[i]).statistic
-        return out
-    ka, kb, n_rows = len(va), len(vb), a.shape[0]
-    flat = ia * kb + ib + (np.arange(n_rows) * ka * kb)[:, None]
+    ka, kb, n_rows = len(va), len(vb), idx.shape[0]
+    if ka * kb > _MAX_TABLE:
+        return None
+    flat = ia[idx] * kb + ib[idx] + (np.arange(n_rows) * ka * kb)[:, None]
     t = np.bincount(flat.ravel(), minlength=n_rows * ka * kb).reshape(n_rows, ka, kb)
-    t = t.astype(float)
+    return t.astype(float)
+
+
+def _spearman_tables(t: np.ndarray) -> np.ndarray:
+    """Spearman's rho (midranks for ties) of each contingency table."""
+    r, c = t.sum(axis=2), t.sum(axis=1)
+    n = r.sum(axis=1, keepdims=True)
+    mean = (n + 1) / 2
+    ra = np.cumsum(r, axis=1) - r / 2 + 0.5 - mean  # centred midrank of each a value
+    rb = np.cumsum(c, axis=1) - c / 2 + 0.5 - mean
+    cov = (t * ra[:, :, None] * rb[:, None, :]).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.sqrt((r * ra**2).sum(axis=1) * (c * rb**2).sum(axis=1))
+
+
+def _kendall_tables(t: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each contingency table: concordant minus discordant pairs."""
     # below_right[i, j] = sum of t[k, l] for k > i, l > j; below_left: k > i, l < j
     suffix = t[:, ::-1, ::-1].cumsum(1).cumsum(2)[:, ::-1, ::-1]
     below_right = np.zeros_like(t)
@@ -176,6 +190,19 @@ def _kendall_batch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n2 = (c * (c - 1) / 2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (concordant - discordant) / np.sqrt((n0 - n1) * (n0 - n2))
+
+
+def _rank_batches(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of Spearman and Kendall: from tables when scores are discrete."""
+    t = _tables(a, b, idx)
+    if t is not None:
+        return {"spearman": _spearman_tables(t), "kendall": _kendall_tables(t)}
+    kendall = np.empty(idx.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, row in enumerate(idx):  # continuous scores: scipy per resample
+            kendall[i] = stats.kendalltau(a[row], b[row]).statistic
+    return {"spearman": _spearman_batch(a[idx], b[idx]), "kendall": kendall}
 
 
 def _ci(reps: np.ndarray) -> tuple[float, float] | None:
@@ -223,8 +250,7 @@ def pair_stats(a, b, n_bins: int = N_BINS, n_boot: int = N_BOOT, seed: int = 0) 
     reps = {
         "kappa": _kappa_batch(ab[idx], bb[idx], n_bins, 1.0 - np.eye(n_bins)),
         "qwk": _kappa_batch(ab[idx], bb[idx], n_bins, (grid[:, None] - grid[None, :]) ** 2),
-        "spearman": _spearman_batch(a[idx], b[idx]),
-        "kendall": _kendall_batch(a[idx], b[idx]),
+        **_rank_batches(a, b, idx),
     }
     for s in PAIR_STATS:
         value = _finite(point[s])

@@ -13,7 +13,7 @@ per change of the underlying data (migration ``006_analytics``):
 
 They are caches: nothing in them is not recomputable, and :func:`ensure_fresh`
 rebuilds them whenever the fingerprint (row counts, count of valid scores, latest
-judgment time, latest selection, DuckDB version) changes. Rows are stored in
+judgment time, sum of scores, latest selection, DuckDB version) changes. Rows are stored in
 ``bucket`` order (``hash(candidate_id) % 4096``), so the deterministic sample
 ``bucket < k`` that the agreement and bias analyses use reads only the first row groups.
 
@@ -55,6 +55,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
         f"""
         SELECT (SELECT count(*) FROM examples), (SELECT count(*) FROM candidates),
                (SELECT count(*) FROM judgments), (SELECT count(score) FROM judgments),
+               (SELECT sum(score) FROM judgments),
                (SELECT max(created_at) FROM judgments), (SELECT count(*) FROM selection_scores),
                {_LATEST_SELECTION}
         """,
