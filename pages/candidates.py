@@ -39,4 +39,5 @@ if sel["form"] == "disagreement":
 else:
     st.caption(f"{total:,} selected candidates")
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="sel_table")
+    # a plain HTML table: readable, and its ids are text a browser test can find
+    st.table(pd.DataFrame(rows))
