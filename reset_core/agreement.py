@@ -192,6 +192,12 @@ def _kendall_tables(t: np.ndarray) -> np.ndarray:
         return (concordant - discordant) / np.sqrt((n0 - n1) * (n0 - n2))
 
 
+def spearman_replicates(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Bootstrap replicates of Spearman's rho (tables when discrete, else ranks)."""
+    t = _tables(a, b, idx)
+    return _spearman_tables(t) if t is not None else _spearman_batch(a[idx], b[idx])
+
+
 def _rank_batches(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
     """Bootstrap replicates of Spearman and Kendall: from tables when scores are discrete."""
     t = _tables(a, b, idx)

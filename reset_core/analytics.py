@@ -38,7 +38,7 @@ from reset_core.store import one
 
 N_BUCKETS = 4096
 #: texts kept per (setting, model) for distinct-n: equal sizes keep settings comparable
-TEXTS_PER_SETTING = 500
+TEXTS_PER_SETTING = 200
 ASPECTS = ("task", "instruction", "faithfulness")
 #: aspect -> column of analytics_candidates
 ASPECT_COLS = {"task": "s_task", "instruction": "s_instr", "faithfulness": "s_faith"}

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from reset_core.agreement import N_BOOT, Stat, _ci, _spearman_batch
+from reset_core.agreement import N_BOOT, Stat, _ci, spearman_replicates
 from reset_core.analytics import sample_buckets
 from reset_core.store import one
 
-BIAS_SAMPLE = 20000
+BIAS_SAMPLE = 5000
 
 
 def length_bias(con, cap: int = BIAS_SAMPLE, n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
@@ -50,7 +50,7 @@ def length_bias(con, cap: int = BIAS_SAMPLE, n_boot: int = N_BOOT, seed: int = 0
 
             value = float(stats.spearmanr(s, w).statistic)
             idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-            rho = Stat("length_rho", value, n, _ci(_spearman_batch(s[idx], w[idx])))
+            rho = Stat("length_rho", value, n, _ci(spearman_replicates(s, w, idx)))
         order = np.argsort(w, kind="stable")
         deciles = [
             (float(w[part].mean()), float(s[part].mean()))
