@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 #: Candidate and request seeds stay below 2**63 so they fit BIGINT and every engine's seed.
 _SEED_MASK = (1 << 63) - 1
@@ -70,11 +70,12 @@ class DecodingSetting(BaseModel):
     )
     n: int = Field(1, ge=1, le=64, description="Samples per example under this setting, 1 to 64.")
 
-    @model_validator(mode="after")
-    def _top_k_not_zero(self) -> DecodingSetting:
-        if self.top_k == 0:
-            raise ValueError("top_k: 0 would allow no token; use -1 for unrestricted")
-        return self
+    @field_validator("top_k")
+    @classmethod
+    def _top_k_not_zero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 would allow no token; use -1 for unrestricted")
+        return v
 
     @property
     def setting_id(self) -> str:
@@ -172,11 +173,7 @@ def parse_grid(rows: Iterable[Mapping[str, Any] | DecodingSetting]) -> list[Deco
                 for err in e.errors():
                     field = ".".join(str(p) for p in err["loc"]) or "setting"
                     msg = err["msg"].removeprefix("Value error, ")
-                    problems.append(
-                        f"setting {i}: {msg}"
-                        if msg.startswith(field)
-                        else f"setting {i}: {field}: {msg}"
-                    )
+                    problems.append(f"setting {i}: {field}: {msg}")
                 continue
         if s.setting_id in seen:
             problems.append(f"setting {i} repeats setting {seen[s.setting_id]}")

@@ -14,9 +14,13 @@ Surface: ``LLM(model=, revision=, tensor_parallel_size=, dtype=, seed=)``,
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 GENERATE_CALLS: list[int] = []  # number of prompts of each LLM.generate call
+
+#: Tests set this to make the N-th generate call (1-based) die like a crashed engine.
+CRASH_ENV = "VLLM_STANDIN_CRASH_AT_CALL"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class LLM:
         if len(sampling_params) != len(prompts):
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
         GENERATE_CALLS.append(len(prompts))
+        if os.environ.get(CRASH_ENV) == str(len(GENERATE_CALLS)):
+            raise RuntimeError("EngineDeadError: the engine core process died unexpectedly")
         outs = []
         for r, (prompt, sp) in enumerate(zip(prompts, sampling_params, strict=True)):
             if not isinstance(prompt, str) or not isinstance(sp, SamplingParams):
