@@ -232,9 +232,11 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     if row is None:
         raise KeyError(f"no job {job_id!r}")
     work_dir, pid, status = Path(row[0]), row[1], row[2]
+    # Progress first, shards second: a worker writes its last shard before it reports
+    # "done", so every shard of a finished job is on disk by the time it is ingested.
+    progress = read_json(work_dir / "progress.json")
     if ingest is not None:
         ingest(work_dir / "shards")
-    progress = read_json(work_dir / "progress.json")
     new_status = progress.get("status", status)
     if new_status in ACTIVE and pid and not _alive(pid):
         new_status = "failed"
