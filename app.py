@@ -10,7 +10,7 @@ ui.sidebar()
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/data.py", title="Data"),
-    # the Sample page (issue 3) goes here, before Judge
+    st.Page("pages/sample.py", title="Sample"),
     st.Page("pages/judge.py", title="Judge"),
     st.Page("pages/agreement.py", title="Agreement"),
     st.Page("pages/tradeoff.py", title="Trade-off"),

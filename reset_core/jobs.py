@@ -191,6 +191,13 @@ def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
     job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
     (job_dir / "cancel").unlink(missing_ok=True)
+    # A relaunch must not be judged by the last attempt's "failed"/"cancelled" progress
+    # before the new worker has written its own.
+    previous = read_json(job_dir / "progress.json")
+    if previous:
+        write_json_atomic(
+            job_dir / "progress.json", {**previous, "status": "queued", "error": None, "pid": None}
+        )
     log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "reset_core.jobs", str(job_dir)],
@@ -243,12 +250,12 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
         raise KeyError(f"no job {job_id!r}")
     work_dir, pid, status = Path(row[0]), row[1], row[2]
     # Progress first, shards second: a worker writes its last shard before it reports
-    # 'done', so reading in this order never returns 'done' with a shard left behind.
+    # "done", so every shard of a finished job is on disk by the time it is ingested.
     progress = read_json(work_dir / "progress.json")
     if ingest is not None:
         ingest(work_dir / "shards")
     new_status = progress.get("status", status)
-    if new_status == "running" and pid and not _alive(pid):
+    if new_status in ACTIVE and pid and not _alive(pid):
         new_status = "cancelled" if (work_dir / "cancel").exists() else "failed"
         progress["error"] = progress.get("error") or (
             f"worker process {pid} exited without finishing; see {work_dir / 'worker.log'}"
