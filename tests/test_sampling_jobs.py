@@ -262,13 +262,16 @@ def test_engine_crash_fails_the_job_and_keeps_finished_shards(
 
 def test_openai_job_with_failing_request_keeps_the_rest(examples, db_path, openai_server):
     """A request that still fails after retries fails the job; every other candidate is kept."""
-    examples.execute(
-        "UPDATE examples SET instruction = instruction || ' [[fault:503]]' "
-        "WHERE example_id = (SELECT min(example_id) FROM examples WHERE split = 'seen')"
-    )
     spec = ModelSpec(engine="openai", model="local-test", base_url=openai_server.base_url)
     grid = [DecodingSetting(temperature=0.7, max_tokens=16, n=3)]
+    # Break one of the examples the selection picks (the pick is a shuffle by seed).
+    first = plan_sampling(examples, SampleSelection(count=5), spec, grid).example_ids[0]
+    examples.execute(
+        "UPDATE examples SET instruction = instruction || ' [[fault:503]]' WHERE example_id = ?",
+        [first],
+    )
     plan = plan_sampling(examples, SampleSelection(count=5), spec, grid)
+    assert first in plan.example_ids
     job_id = start_sampling(examples, plan, jobs_dir(db_path))
     progress = _wait(examples, job_id)
     assert progress["status"] == "failed" and "503" in progress["error"]
