@@ -312,19 +312,24 @@ def render_queue() -> None:
 # ----------------------------------------------------------------------------- example
 
 
-def judgments_table(judgments: list[dict]) -> str:
+def judgments_list(judgments: list[dict]) -> str:
+    """Every judge's verdict as an escaped Markdown list (narrow enough for side by side)."""
     if not judgments:
         return "*No judgments.*"
 
-    def cell(x) -> str:
-        return escape_markdown(" ".join(str(x).split())) if x is not None else "—"
+    def esc(x) -> str:
+        return escape_markdown(" ".join(str(x).split())) if x else ""
 
-    lines = ["| judge | aspect | score | rationale |", "|---|---|---|---|"]
+    lines = []
     for j in judgments:
-        score = f"{j['score']:.3f}" if j["score"] is not None else f"failed ({j['status']})"
+        score = (
+            f"**{j['score']:.3f}**"
+            if j["score"] is not None
+            else f"**failed** ({esc(j['status'])})"
+        )
+        why = esc(j["rationale"] or j["error"])
         lines.append(
-            f"| {cell(j['judge_id'])} | {cell(j['aspect'])} | {cell(score)} "
-            f"| {cell(j['rationale'] or j['error'])} |"
+            f"- {esc(j['aspect'])} {score} · {esc(j['judge_id'])}" + (f" — {why}" if why else "")
         )
     return "\n".join(lines)
 
@@ -359,7 +364,7 @@ def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> Non
             md(c["text"])
     score = "not rankable" if c["score"] is None else f"{c['score']:.3f} (rank {c['rank']})"
     st.markdown(f"**RESET score** {score}")
-    st.markdown(judgments_table(c["judgments"]))
+    st.markdown(judgments_list(c["judgments"]))
     if c["manual_scores"]:
         st.caption(
             "Your scores: " + ", ".join(f"{a} {s:.2f}" for a, s in c["manual_scores"].items())
