@@ -52,6 +52,7 @@ format: setup
 
 bench: setup model
 	$(PY) bench/import.py
+	$(PY) bench/judging.py
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR)

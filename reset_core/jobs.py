@@ -41,6 +41,14 @@ import pyarrow.parquet as pq
 from reset_core.store import one
 
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled", "stopped")
+
+
+class JobStopped(Exception):
+    """Raised by a worker that ends early on purpose (e.g. a budget cap): status 'stopped'.
+
+    Its finished shards are kept; relaunching the job resumes from them.
+    """
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -77,6 +85,8 @@ class JobContext:
     n_done: int = 0
     _started: float = field(default_factory=time.monotonic)
     _done_at_start: int = 0
+    #: Extra stage-specific figures (e.g. a cost ledger) carried in every progress report.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shard_dir(self) -> Path:
@@ -125,6 +135,7 @@ class JobContext:
                 "error": error,
                 "pid": os.getpid(),
                 "updated_at": time.time(),
+                **self.extra,
                 **extra,
             },
         )
@@ -142,6 +153,9 @@ def run_worker(job_dir: str | Path) -> int:
         module, _, func = spec["entry"].partition(":")
         entry: Callable[[JobContext], None] = getattr(importlib.import_module(module), func)
         entry(ctx)
+    except JobStopped as e:
+        ctx._report("stopped", error=str(e))
+        return 0
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded, KeyboardInterrupt too
         ctx._report("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         return 1
@@ -228,9 +242,11 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     if row is None:
         raise KeyError(f"no job {job_id!r}")
     work_dir, pid, status = Path(row[0]), row[1], row[2]
+    # Progress first, shards second: a worker writes its last shard before it reports
+    # 'done', so reading in this order never returns 'done' with a shard left behind.
+    progress = read_json(work_dir / "progress.json")
     if ingest is not None:
         ingest(work_dir / "shards")
-    progress = read_json(work_dir / "progress.json")
     new_status = progress.get("status", status)
     if new_status == "running" and pid and not _alive(pid):
         new_status = "cancelled" if (work_dir / "cancel").exists() else "failed"
@@ -242,7 +258,7 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     progress["status"] = new_status
     con.execute(
         "UPDATE jobs SET status=?, n_done=?, n_total=coalesce(?, n_total), error=?, "
-        "finished_at = CASE WHEN ? IN ('done','failed','cancelled') "
+        "finished_at = CASE WHEN ? IN ('done','failed','cancelled','stopped') "
         "THEN coalesce(finished_at, current_timestamp) ELSE NULL END WHERE job_id=?",
         [
             new_status,

@@ -259,6 +259,89 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        "003_judging",
+        """
+        -- Judging: which example a judgment belongs to (for per-example views without a
+        -- join), whether it came from the cache (cost 0 this run), attempts and latency.
+        ALTER TABLE judgments ADD COLUMN example_id TEXT;
+        ALTER TABLE judgments ADD COLUMN cached BOOLEAN DEFAULT false;
+        ALTER TABLE judgments ADD COLUMN attempts INTEGER;
+        ALTER TABLE judgments ADD COLUMN latency_ms DOUBLE;
+        CREATE INDEX judgments_judge_aspect ON judgments (judge_id, aspect);
+
+        -- Selection: the combined aspect scores behind each RESET score, why a
+        -- candidate is not rankable, and whether its judges agreed.
+        ALTER TABLE selection_scores ADD COLUMN s_task DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_instr DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_faith DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN agree BOOLEAN;
+        ALTER TABLE selection_scores ADD COLUMN missing TEXT;
+        ALTER TABLE selection_scores ADD COLUMN override TEXT;
+        """,
+    ),
+    Migration(
+        "006_analytics",
+        """
+        -- Analytics summaries: derived, rebuilt from judgments/candidates/selections
+        -- whenever their fingerprint changes (reset_core.analytics.refresh). They hold
+        -- nothing that is not recomputable, so dropping them loses nothing.
+        -- bucket = hash(candidate_id) % 4096, rows stored in bucket order, so a
+        -- deterministic sample ("bucket < k") reads only the first row groups.
+        CREATE TABLE analytics_state (
+            name         TEXT PRIMARY KEY,
+            fingerprint  TEXT NOT NULL,
+            refreshed_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            seconds      DOUBLE,
+            n_candidates BIGINT
+        );
+        -- One row per (candidate, judge, aspect): the latest valid score (NULL when
+        -- every attempt failed) and how many failed rows were excluded.
+        CREATE TABLE analytics_judgments (
+            bucket       SMALLINT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            judge_id     TEXT NOT NULL,
+            aspect       TEXT NOT NULL,
+            score        DOUBLE,
+            n_failed     INTEGER NOT NULL
+        );
+        -- One row per candidate: its nouns, length, duplicate flag, pick in the latest
+        -- selection and the mean valid score per aspect over judges.
+        CREATE TABLE analytics_candidates (
+            bucket       SMALLINT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            model_id     TEXT NOT NULL,
+            setting_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            split        TEXT NOT NULL,
+            n_chars      INTEGER NOT NULL,
+            n_words      INTEGER NOT NULL,
+            is_dup       BOOLEAN NOT NULL,
+            picked       BOOLEAN NOT NULL,
+            s_task       DOUBLE,
+            s_instr      DOUBLE,
+            s_faith      DOUBLE,
+            n_failed     INTEGER NOT NULL
+        );
+        -- Judgment rows per judge and aspect: valid, failed (excluded), not applicable.
+        CREATE TABLE analytics_missing (
+            judge_id         TEXT NOT NULL,
+            aspect           TEXT NOT NULL,
+            n_valid          BIGINT NOT NULL,
+            n_failed         BIGINT NOT NULL,
+            n_not_applicable BIGINT NOT NULL
+        );
+        -- A fixed-size text sample per (setting, model) for distinct-n diversity.
+        CREATE TABLE analytics_texts (
+            setting_id   TEXT NOT NULL,
+            model_id     TEXT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            text         TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
         "005_review",
         """
         -- Per-example facts the review queue filters and sorts on, derived from one
