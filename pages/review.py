@@ -62,17 +62,33 @@ def act(
     action: str,
     candidate_id: str | None = None,
     value=None,
-    value_key: str | None = None,
+    value_key=None,
 ) -> None:
     """Button callback: record one event; report concurrent changes by others.
 
-    ``value_key``: build the value from that widget's state at click time (note, ranking).
+    ``value_key``: build the value from widget state at click time (note, ranking; for
+    scores a dict aspect -> widget key, one event per aspect that changed).
     """
     reason_key = f"rv_reason_{example_id}"
     if value_key and action == "note":
         value = {"text": st.session_state.get(value_key, "")}
     elif value_key and action == "rank":
         value = {"ranking": list(st.session_state.get(value_key, []))}
+    elif action == "score" and isinstance(value_key, dict):
+        current = (value or {}).get("current", {})
+        changed = {
+            a: st.session_state.get(k)
+            for a, k in value_key.items()
+            if st.session_state.get(k) is not None and st.session_state.get(k) != current.get(a)
+        }
+        if not changed:
+            flash("info", "No score changed.")
+            return
+        for i, (aspect, score) in enumerate(changed.items()):
+            act(example_id, "score", candidate_id, {"aspect": aspect, "score": score})
+            if i == 0:  # later events of this click are not "someone else's"
+                st.session_state.get("rv_seen", {}).pop(example_id, None)
+        return
     seen = st.session_state.get("rv_seen", {}).get(example_id, rv.UNCHECKED)
     try:
         if action == "undo":
@@ -385,7 +401,7 @@ def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> Non
             "Un-veto",
             key=f"rv_unveto_{i}",
             on_click=act,
-            args=(ex_id, "veto", cid, {"vetoed": False}),
+            args=(ex_id, "unveto", cid),
             disabled=not can_act,
         )
     else:
@@ -397,9 +413,8 @@ def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> Non
             disabled=not can_act,
         )
     with b3.popover("Scores", disabled=not can_act):
-        vals = {}
         for a in aspects:
-            vals[a] = st.number_input(
+            st.number_input(
                 a,
                 0.0,
                 1.0,
@@ -408,13 +423,12 @@ def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> Non
                 key=f"rv_score_{ex_id}_{i}_{a}",
                 help="Your score in [0, 1]; leave empty to keep the judges'.",
             )
-        given = {a: v for a, v in vals.items() if v is not None}
         st.button(
             "Save scores",
             key=f"rv_save_scores_{i}",
             on_click=act,
-            args=(ex_id, "score", cid, {"scores": given}),
-            disabled=not given,
+            args=(ex_id, "score", cid, {"current": c["manual_scores"]}),
+            kwargs={"value_key": {a: f"rv_score_{ex_id}_{i}_{a}" for a in aspects}},
         )
 
 
@@ -487,7 +501,7 @@ def render_example(example_id: str) -> None:
         "Include again" if state.excluded else "Exclude example",
         key="rv_exclude",
         on_click=act,
-        args=(example_id, "exclude", None, {"excluded": not state.excluded}),
+        args=(example_id, "include" if state.excluded else "exclude"),
         shortcut="X",
         disabled=not can_act,
         help="Excluded examples leave curation and exports.",

@@ -5,16 +5,17 @@ example was in just before (``previous``) and an optional reason. Nothing is eve
 updated or deleted: the current state of an example is *derived* from its events,
 so the history view and the audit trail are the same data.
 
-Actions (``value`` is JSON; defaults in brackets)::
+Actions (``value`` is JSON)::
 
-    accept   the current pick is right                     {"candidate_id": pick}
-    veto     candidate_id must not be picked               {"vetoed": true}  (false: un-veto)
-    force    candidate_id is the pick, replacing any other {"forced": true}  (false: un-force)
-    exclude  the example leaves curation                   {"excluded": true} (false: back in)
-    rank     the reviewer's order, best first              {"ranking": [candidate ids]}
-    score    manual aspect scores in [0, 1] for candidate_id  {"scores": {"task": 0.8}}
-    note     free text                                     {"text": "..."}
-    undo     cancels an earlier event of the same example  {"event_id": "..."}
+    accept   the current pick is right                       {"candidate_id": pick}
+    veto     candidate_id must not be picked                 {}   (unveto lifts it)
+    force    candidate_id is the pick, replacing any other   {}   (unforce lifts it)
+    exclude  the example leaves curation                     {}   (include brings it back)
+    rank     the reviewer's order, best first                {"ranking": [candidate ids]}
+    score    a manual aspect score of candidate_id           {"aspect": "task", "score": 0.8}
+             (score null clears it)
+    note     free text                                       {"text": "..."}
+    undo     cancels an earlier event of the same example    {"event_id": "..."}
 
 ``undo`` with no target cancels the latest event of the example that is not an undo
 and not undone yet. Undo events themselves are not undone (redo = act again).
@@ -39,8 +40,8 @@ changed the example under the reviewer's feet.
 ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm', 's', 0, 0, 'hi', 't'), "
 ...     "('b', 'e1', 'm', 's', 1, 1, 'hello', 't')")
 >>> _ = con.execute("INSERT INTO selections VALUES ('sel', 'reset', '{}', now())")
->>> _ = con.execute("INSERT INTO selection_scores VALUES ('sel', 'a', 'e1', 2.5, 1, true), "
-...                 "('sel', 'b', 'e1', 2.0, 2, false)")
+>>> _ = con.execute("INSERT INTO selection_scores (selection_id, candidate_id, example_id, "
+...     "score, rank, picked) VALUES ('sel', 'a', 'e1', 2.5, 1, true), ('sel', 'b', 'e1', 2, 2, false)")
 >>> r = record(con, "e1", "veto", "alice", candidate_id="a", reason="rude")
 >>> effective_picks(con, "sel").to_pylist()[0]["candidate_id"]
 'b'
@@ -63,11 +64,23 @@ import pyarrow as pa
 
 from reset_core.store import one
 
-ACTIONS = ("accept", "veto", "force", "exclude", "rank", "score", "note", "undo")
+ACTIONS = (
+    "accept",
+    "veto",
+    "unveto",
+    "force",
+    "unforce",
+    "exclude",
+    "include",
+    "rank",
+    "score",
+    "note",
+    "undo",
+)
 ASPECTS = ("task", "instruction", "faithfulness")
-#: Actions that change what gets picked (an example with a live one is "overridden").
-OVERRIDE_ACTIONS = ("veto", "force", "exclude", "rank", "score")
-_FLAG_KEY = {"veto": "vetoed", "force": "forced", "exclude": "excluded"}
+#: Each lifting action and the action it lifts (the SQL folds them into one flag).
+LIFTS = {"unveto": "veto", "unforce": "force", "include": "exclude"}
+_CANDIDATE_ACTIONS = ("veto", "unveto", "force", "unforce", "score")
 MAX_NOTE_CHARS = 10_000
 
 #: Pass as ``seen`` to skip the "changed since you looked" check.
@@ -103,11 +116,9 @@ class Event:
         target = f" {self.candidate_id}" if self.candidate_id else ""
         if self.action == "undo":
             target = f" {self.value.get('event_id')}"
-        flag = _FLAG_KEY.get(self.action)
-        verb = self.action
-        if flag and self.value.get(flag) is False:
-            verb = {"veto": "un-veto", "force": "un-force", "exclude": "include"}[self.action]
-        return f"{verb}{target} by {self.reviewer}"
+        elif self.action == "score":
+            target += f" {self.value.get('aspect')}={self.value.get('score')}"
+        return f"{self.action}{target} by {self.reviewer}"
 
 
 @dataclass(frozen=True)
@@ -163,8 +174,9 @@ class Recorded:
 def _state_ctes(where: str = "") -> str:
     """CTEs deriving current state from ``overrides`` (optionally filtered by ``where``).
 
-    ``live`` drops undo events and the events they cancel. ``flag`` is the boolean
-    of veto/force/exclude events. Ordering is ``created_at, event_id`` everywhere.
+    ``live`` drops undo events and the events they cancel, and folds each lifting
+    action into the action it lifts (``unveto`` -> ``veto`` with ``flag`` false).
+    Ordering is ``created_at, event_id`` everywhere.
     """
     return f"""
     ev AS (SELECT event_id, example_id, candidate_id, action, value, reviewer, created_at
@@ -172,11 +184,9 @@ def _state_ctes(where: str = "") -> str:
     undone AS (SELECT json_extract_string(value, '$.event_id') AS target FROM ev
                WHERE action = 'undo'),
     live AS (
-        SELECT *, CASE action
-            WHEN 'veto' THEN coalesce(json_extract(value, '$.vetoed')::BOOLEAN, true)
-            WHEN 'force' THEN coalesce(json_extract(value, '$.forced')::BOOLEAN, true)
-            WHEN 'exclude' THEN coalesce(json_extract(value, '$.excluded')::BOOLEAN, true)
-            END AS flag
+        SELECT * REPLACE (CASE action WHEN 'unveto' THEN 'veto' WHEN 'unforce' THEN 'force'
+                                      WHEN 'include' THEN 'exclude' ELSE action END AS action),
+               action NOT IN ('unveto', 'unforce', 'include') AS flag
         FROM ev WHERE action <> 'undo'
           AND event_id NOT IN (SELECT target FROM undone WHERE target IS NOT NULL)),
     cand_veto AS (  -- latest veto/un-veto/force per candidate: force also lifts a veto
@@ -212,10 +222,10 @@ def _state_ctes(where: str = "") -> str:
                generate_subscripts(ranking, 1) AS pos
         FROM ranking),
     mscores AS (
-        SELECT example_id, candidate_id, aspect,
-               json_extract(value, '$.scores.' || aspect)::DOUBLE AS score
-        FROM (SELECT *, unnest(json_keys(value, '$.scores')) AS aspect FROM live
-              WHERE action = 'score' AND candidate_id IS NOT NULL)
+        SELECT example_id, candidate_id, aspect, score
+        FROM (SELECT *, json_extract_string(value, '$.aspect') AS aspect,
+                     TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score
+              FROM live WHERE action = 'score' AND candidate_id IS NOT NULL)
         QUALIFY row_number() OVER (PARTITION BY example_id, candidate_id, aspect
                                    ORDER BY created_at DESC, event_id DESC) = 1),
     ex_flags AS (  -- per example: reviewed (any live decision), overridden (live effect)
@@ -333,6 +343,25 @@ def effective_picks(
     return con.sql(_picks_sql(where, include_none), params=params).to_arrow_table()
 
 
+def current_overrides(con) -> pa.Table:
+    """Live overrides in the shape selection joins: ``example_id, candidate_id, action``.
+
+    One ``veto`` row per vetoed candidate, one ``force`` row for an example's forced
+    candidate, one ``exclude`` row (candidate NULL) per excluded example, all derived
+    by the rules above (undo, unveto/unforce/include, a later force replacing an
+    earlier one). Manual rankings are applied by :func:`effective_picks`.
+    """
+    return con.sql(
+        f"""
+        WITH {_state_ctes()}
+        SELECT example_id, candidate_id, 'veto' AS action FROM cand_veto WHERE vetoed
+        UNION ALL SELECT example_id, candidate_id, 'force' FROM forced
+        UNION ALL SELECT example_id, NULL, 'exclude' FROM excluded WHERE excluded
+        ORDER BY ALL
+        """
+    ).to_arrow_table()
+
+
 def manual_scores(con, example_ids: list[str] | None = None) -> pa.Table:
     """Current manual aspect scores: ``example_id, candidate_id, aspect, score``.
 
@@ -404,24 +433,25 @@ def _fold(events: list[Event]) -> dict:
             continue
         c = e.candidate_id
         if e.action == "veto":
-            vetoed[c] = e.value.get("vetoed", True)
-            if vetoed[c] and forced == c:
+            vetoed[c] = True
+            if forced == c:
                 forced = None
+        elif e.action == "unveto":
+            vetoed[c] = False
         elif e.action == "force":
-            if e.value.get("forced", True):
-                forced, vetoed[c] = c, False
-            elif forced == c:
-                forced = None
-        elif e.action == "exclude":
-            excluded = e.value.get("excluded", True)
+            forced, vetoed[c] = c, False
+        elif e.action == "unforce" and forced == c:
+            forced = None
+        elif e.action in ("exclude", "include"):
+            excluded = e.action == "exclude"
         elif e.action == "rank":
             ranking = tuple(e.value.get("ranking") or ())
-        elif e.action == "score":
-            for aspect, score in (e.value.get("scores") or {}).items():
-                if score is None:
-                    scores.get(c, {}).pop(aspect, None)
-                else:
-                    scores.setdefault(c, {})[aspect] = score
+        elif e.action == "score" and c is not None:
+            aspect, score = e.value.get("aspect"), e.value.get("score")
+            if score is None:
+                scores.get(c, {}).pop(aspect, None)
+            else:
+                scores.setdefault(c, {})[aspect] = score
     return {
         "vetoed": frozenset(c for c, v in vetoed.items() if v),
         "forced": forced,
@@ -499,18 +529,14 @@ def _state(con, example_id: str, selection_id: str | None, events: list[Event]) 
 def _check_value(con, example_id: str, action: str, candidate_id, value, candidates) -> dict:
     """Validate one action's fields; return the value to store."""
     value = dict(value or {})
-    if action in ("veto", "force", "score") and not candidate_id:
+    if action in _CANDIDATE_ACTIONS and not candidate_id:
         raise ReviewError(f"candidate_id: required for {action}")
-    if action in ("exclude", "rank", "note", "undo") and candidate_id:
+    if action not in _CANDIDATE_ACTIONS and action != "accept" and candidate_id:
         raise ReviewError(f"candidate_id: {action} applies to the whole example, not a candidate")
     if candidate_id and candidate_id not in candidates:
         raise ReviewError(f"candidate_id: {candidate_id!r} is not a candidate of {example_id!r}")
-    if action in _FLAG_KEY:
-        key = _FLAG_KEY[action]
-        flag = value.setdefault(key, True)
-        if not isinstance(flag, bool):
-            raise ReviewError(f"value.{key}: must be true or false, got {flag!r}")
-        extra = set(value) - {key}
+    if action in ("veto", "unveto", "force", "unforce", "exclude", "include"):
+        extra = set(value)
     elif action == "rank":
         ranking = value.get("ranking")
         if not isinstance(ranking, list) or not all(isinstance(c, str) for c in ranking):
@@ -522,22 +548,17 @@ def _check_value(con, example_id: str, action: str, candidate_id, value, candida
             raise ReviewError(f"value.ranking: not candidates of {example_id!r}: {unknown}")
         extra = set(value) - {"ranking"}
     elif action == "score":
-        scores = value.get("scores")
-        if not isinstance(scores, dict) or not scores:
-            raise ReviewError('value.scores: a mapping aspect -> score, e.g. {"task": 0.8}')
-        for aspect, s in scores.items():
-            if aspect not in ASPECTS:
-                raise ReviewError(
-                    f"value.scores.{aspect}: unknown aspect; expected one of {ASPECTS}"
-                )
-            if s is not None and (
-                isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s <= 1
-            ):
-                raise ReviewError(
-                    f"value.scores.{aspect}: must be in [0, 1] (or null to clear), got {s!r}"
-                )
-        value["scores"] = {a: (None if s is None else float(s)) for a, s in scores.items()}
-        extra = set(value) - {"scores"}
+        aspect, s = value.get("aspect"), value.get("score")
+        if aspect not in ASPECTS:
+            raise ReviewError(f"value.aspect: {aspect!r} is not one of {ASPECTS}")
+        if "score" not in value:
+            raise ReviewError("value.score: required (a number in [0, 1], or null to clear)")
+        if s is not None and (
+            isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s <= 1
+        ):
+            raise ReviewError(f"value.score: must be in [0, 1] (or null to clear), got {s!r}")
+        value["score"] = None if s is None else float(s)
+        extra = set(value) - {"aspect", "score"}
     elif action == "note":
         text = value.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -572,7 +593,7 @@ def record(
     event is recorded either way: nothing a reviewer does is lost.
 
     >>> # record(con, "e1", "force", "bob", candidate_id="b", reason="more complete")
-    >>> # record(con, "e1", "score", "bob", candidate_id="b", value={"scores": {"task": 0.9}})
+    >>> # record(con, "e1", "score", "bob", candidate_id="b", value={"aspect": "task", "score": 0.9})
     """
     if action not in ACTIONS:
         raise ReviewError(f"action: {action!r} is not one of {ACTIONS}")

@@ -42,7 +42,7 @@ def test_veto_moves_to_next_best_then_none_and_unveto_restores(rcon):
         r["example_id"]: r for r in effective_picks(rcon, SELECTION, include_none=True).to_pylist()
     }
     assert none["ex-0"]["candidate_id"] is None and none["ex-0"]["source"] == "none"
-    record(rcon, "ex-0", "veto", "bob", candidate_id="ex-0/c0", value={"vetoed": False})
+    record(rcon, "ex-0", "unveto", "bob", candidate_id="ex-0/c0")
     assert picks(rcon)["ex-0"] == "ex-0/c0"
 
 
@@ -68,7 +68,7 @@ def test_exclude_removes_example_and_include_brings_it_back(rcon):
     record(rcon, "ex-4", "exclude", "alice", reason="duplicate")
     assert "ex-4" not in picks(rcon)
     assert example_state(rcon, "ex-4", SELECTION).pick_source == "excluded"
-    record(rcon, "ex-4", "exclude", "alice", value={"excluded": False})
+    record(rcon, "ex-4", "include", "alice")
     assert picks(rcon)["ex-4"] == "ex-4/c0"
 
 
@@ -81,16 +81,35 @@ def test_rank_orders_picks_and_skips_vetoed(rcon):
 
 
 def test_manual_scores_merge_per_aspect_and_null_clears(rcon):
-    record(rcon, "ex-0", "score", "alice", candidate_id="ex-0/c1", value={"scores": {"task": 0.7}})
     record(
-        rcon, "ex-0", "score", "bob", candidate_id="ex-0/c1", value={"scores": {"instruction": 1}}
+        rcon,
+        "ex-0",
+        "score",
+        "alice",
+        candidate_id="ex-0/c1",
+        value={"aspect": "task", "score": 0.7},
+    )
+    record(
+        rcon,
+        "ex-0",
+        "score",
+        "bob",
+        candidate_id="ex-0/c1",
+        value={"aspect": "instruction", "score": 1},
     )
     assert example_state(rcon, "ex-0", SELECTION).scores == {
         "ex-0/c1": {"task": 0.7, "instruction": 1.0}
     }
     rows = review.manual_scores(rcon).to_pylist()
     assert {(r["aspect"], r["score"]) for r in rows} == {("task", 0.7), ("instruction", 1.0)}
-    record(rcon, "ex-0", "score", "bob", candidate_id="ex-0/c1", value={"scores": {"task": None}})
+    record(
+        rcon,
+        "ex-0",
+        "score",
+        "bob",
+        candidate_id="ex-0/c1",
+        value={"aspect": "task", "score": None},
+    )
     assert example_state(rcon, "ex-0", SELECTION).scores == {"ex-0/c1": {"instruction": 1.0}}
 
 
@@ -118,8 +137,8 @@ def test_every_event_keeps_who_when_reason_and_previous_state(rcon):
     # Append-only: the rows are exactly the two events, none rewritten.
     raw = rcon.execute("SELECT action, value FROM overrides ORDER BY created_at").fetchall()
     assert [(a, json.loads(v)) for a, v in raw] == [
-        ("veto", {"vetoed": True}),
-        ("force", {"forced": True}),
+        ("veto", {}),
+        ("force", {}),
     ]
 
 
@@ -158,16 +177,16 @@ def test_undo_a_named_event_and_refuse_double_or_undo_of_undo(rcon):
         (dict(action="veto"), "candidate_id: required for veto"),
         (dict(action="veto", candidate_id="ex-1/c0"), "not a candidate of 'ex-0'"),
         (dict(action="exclude", candidate_id="ex-0/c0"), "applies to the whole example"),
-        (dict(action="veto", candidate_id="ex-0/c0", value={"vetoed": "yes"}), "value.vetoed"),
+        (dict(action="veto", candidate_id="ex-0/c0", value={"vetoed": 1}), "unexpected field"),
         (dict(action="rank", value={"ranking": ["ex-0/c0", "ex-0/c0"]}), "appears twice"),
         (dict(action="rank", value={"ranking": "ex-0/c0"}), "value.ranking"),
         (
-            dict(action="score", candidate_id="ex-0/c0", value={"scores": {"task": 1.5}}),
-            r"value.scores.task: must be in \[0, 1\]",
+            dict(action="score", candidate_id="ex-0/c0", value={"aspect": "task", "score": 1.5}),
+            r"value.score: must be in \[0, 1\]",
         ),
         (
-            dict(action="score", candidate_id="ex-0/c0", value={"scores": {"style": 1}}),
-            "value.scores.style: unknown aspect",
+            dict(action="score", candidate_id="ex-0/c0", value={"aspect": "style", "score": 1}),
+            "value.aspect: 'style' is not one of",
         ),
         (dict(action="note", value={"text": "  "}), "value.text"),
         (dict(action="note", value={"text": "x", "extra": 1}), "unexpected field"),
@@ -235,23 +254,23 @@ def test_sql_and_python_derivations_agree_on_random_histories(con):
     """The bulk SQL (queue, exports) and the per-example replay (example view) must agree."""
     seed(con, n_examples=12, per_example=4)
     rng = random.Random(7)
-    actions = ["veto", "veto", "force", "exclude", "rank", "undo", "score", "note", "accept"]
+    actions = ["veto", "unveto", "force", "unforce", "exclude", "include", "rank", "undo"]
+    actions += ["veto", "score", "note", "accept"]
     for _ in range(300):
         ex = f"ex-{rng.randrange(12)}"
         cand = f"{ex}/c{rng.randrange(4)}"
         a = rng.choice(actions)
         try:
-            if a == "veto":
-                record(con, ex, a, "r", candidate_id=cand, value={"vetoed": rng.random() < 0.8})
-            elif a == "force":
-                record(con, ex, a, "r", candidate_id=cand, value={"forced": rng.random() < 0.8})
-            elif a == "exclude":
-                record(con, ex, a, "r", value={"excluded": rng.random() < 0.6})
+            if a in ("veto", "unveto", "force", "unforce"):
+                record(con, ex, a, "r", candidate_id=cand)
+            elif a in ("exclude", "include"):
+                record(con, ex, a, "r")
             elif a == "rank":
                 order = [f"{ex}/c{j}" for j in rng.sample(range(4), rng.randrange(0, 5))]
                 record(con, ex, a, "r", value={"ranking": order})
             elif a == "score":
-                record(con, ex, a, "r", candidate_id=cand, value={"scores": {"task": rng.random()}})
+                score = rng.choice([None, rng.random()])
+                record(con, ex, a, "r", candidate_id=cand, value={"aspect": "task", "score": score})
             elif a == "note":
                 record(con, ex, a, "r", value={"text": "n"})
             elif a == "accept":
