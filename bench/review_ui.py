@@ -1,8 +1,10 @@
 """Review at scale: queue and example-view query latency, and time to a rendered example in Chromium.
 
-Uses the cached synthetic database of ``bench/bench_db.py`` (default 200,000 examples
-x 5 = 1,000,000 candidates, 4,000,000 judgments, one selection; built in well under
-a minute the first time, then reused from ``bench/out/``). Measures, side by side:
+Uses the synthetic database of ``bench/bench_db.py`` (shared with the analytics
+bench; default 200,000 seen examples x 5 = 1,000,000 candidates, about 5,000,000
+judgments, one selection, a few thousand review events), built with SQL ``range()``
+the first time and then reused from ``bench/out/`` (``--rebuild`` to rebuild).
+Measures, side by side:
 
 * ``queue``: what one render of the queue runs (counts + one page), over a mix of
   filters and sorts (default order, deep pages, kind + score sort, judge
@@ -15,7 +17,7 @@ a minute the first time, then reused from ``bench/out/``). Measures, side by sid
   rendered (its last element, the history, on screen): a cold first load, fresh
   page loads of other examples, and in-app "Next" clicks.
 
-    python bench/review_ui.py [--examples 200000] [--per-example 5] [--rounds 40] [--no-browser]
+    python bench/review_ui.py [--examples 200000] [--rounds 40] [--no-browser] [--rebuild]
 
 Targets at 1M candidates: p95 query <= 150 ms, render <= 2.5 s. Last line: one JSON object.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench.bench_db import OUT, SELECTION_ID, build_bench_db  # noqa: E402
+from bench.bench_db import build_bench_db  # noqa: E402
 from reset_core.review import effective_picks  # noqa: E402
 from reset_core.review_queue import (  # noqa: E402
     QueueFilter,
@@ -43,7 +46,35 @@ from reset_core.review_queue import (  # noqa: E402
     queue_page,
     refresh_queue,
 )
-from reset_core.store import connect  # noqa: E402
+from reset_core.store import connect, one  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+SELECTION_ID = "sel:bench"  # the one selection bench_db.py builds
+
+
+def bench_db(n_examples: int, per_example: int, rebuild: bool) -> tuple[Path, float]:
+    """The cached bench database (built when missing or of another size); seconds spent."""
+    path = OUT / f"bench_{n_examples}x{per_example}.duckdb"
+    t = time.perf_counter()
+    if path.exists() and not rebuild:
+        try:
+            con = connect(path)
+            ok = (
+                one(
+                    con,
+                    "SELECT count(*) FROM selection_scores WHERE selection_id = ?",
+                    [SELECTION_ID],
+                )[0]
+                == n_examples * per_example
+            )
+            con.close()
+            if ok:
+                return path, time.perf_counter() - t
+        except Exception as e:  # unreadable or another schema: rebuild
+            print(f"rebuilding {path}: {e}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    build_bench_db(path, n_examples, per_example)
+    return path, time.perf_counter() - t
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -87,11 +118,11 @@ def bench_queries(db: Path, n_examples: int, rounds: int, rng: random.Random) ->
             rng.randrange(20),
         ),
         lambda: (
-            QueueFilter(reviewed=False, settings=["ds-1"], score_min=0.5, score_max=2.5),
+            QueueFilter(reviewed=False, settings=["s:1"], score_min=0.3, score_max=0.9),
             rng.randrange(100),
         ),
-        lambda: (QueueFilter(search=rng.choice(["glacier", "item 1234", "opera"])), 0),
-        lambda: (QueueFilter(overridden=False, sources=["squad"], splits=["seen"]), 3),
+        lambda: (QueueFilter(search=rng.choice(["topic 123", "number 4242", "passage 77"])), 0),
+        lambda: (QueueFilter(overridden=True, sources=["bench"], splits=["seen"]), 0),
     ]
     queue_ms, view_ms = [], []
     for i in range(rounds):
@@ -104,7 +135,7 @@ def bench_queries(db: Path, n_examples: int, rounds: int, rng: random.Random) ->
                 )
             )
         )
-        ex = f"ex{rng.randrange(n_examples):07d}"
+        ex = f"e:{rng.randrange(n_examples)}"
         view_ms.append(timed(lambda ex=ex: example_view(con, ex, SELECTION_ID)))
     naive_ms = [
         timed(
@@ -131,18 +162,18 @@ def bench_render(db: Path, n_examples: int, rounds: int, rng: random.Random) -> 
     def rendered(page, ex: str) -> None:
         # The history expander is the last element the script writes.
         page.get_by_text(f"Example {ex}").wait_for(timeout=60_000)
-        page.get_by_text("History (").wait_for(timeout=60_000)
+        page.get_by_text("History (").first.wait_for(timeout=60_000)
         page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
 
     cold, fresh, nxt = [], [], []
     with streamlit_server(db) as url, chromium_page() as page:
-        ex = f"ex{rng.randrange(n_examples):07d}"
+        ex = f"e:{rng.randrange(n_examples)}"
         t = time.perf_counter()
         page.goto(f"{url}/review?example={ex}")
         rendered(page, ex)
         cold.append(time.perf_counter() - t)
         for _ in range(rounds):
-            ex = f"ex{rng.randrange(n_examples):07d}"
+            ex = f"e:{rng.randrange(n_examples)}"
             t = time.perf_counter()
             page.goto(f"{url}/review?example={ex}")
             rendered(page, ex)
@@ -151,18 +182,24 @@ def bench_render(db: Path, n_examples: int, rounds: int, rng: random.Random) -> 
         page.goto(f"{url}/review")
         page.get_by_text("Matching examples").wait_for(timeout=60_000)
         page.get_by_role("button", name="Review next unreviewed").click()
-        page.get_by_text("History (").wait_for(timeout=60_000)
-        current = page.get_by_role("heading", name="Example").inner_text().split()[-1]
+        page.get_by_text("History (").first.wait_for(timeout=60_000)
+        current = (
+            page.get_by_role("heading", name=re.compile("^Example ")).first.inner_text().split()[-1]
+        )
         for _ in range(min(rounds, 10)):
             t = time.perf_counter()
             page.locator(".st-key-rv_next button").first.click()
             page.get_by_text(f"Example {current}", exact=True).wait_for(
                 state="detached", timeout=60_000
             )
-            page.get_by_text("History (").wait_for(timeout=60_000)
+            page.get_by_text("History (").first.wait_for(timeout=60_000)
             page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
             nxt.append(time.perf_counter() - t)
-            current = page.get_by_role("heading", name="Example").inner_text().split()[-1]
+            current = (
+                page.get_by_role("heading", name=re.compile("^Example "))
+                .first.inner_text()
+                .split()[-1]
+            )
     return {
         "render_cold_s": round(cold[0], 2),
         "render_p50_s": round(pct(fresh, 0.5), 2),
@@ -179,15 +216,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40, help="timed queries per kind (default 40)")
     ap.add_argument("--render-rounds", type=int, default=8, help="page loads timed (default 8)")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium render timing")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
     args = ap.parse_args()
     rng = random.Random(0)
-    db = OUT / f"reset_bench_{args.examples}x{args.per_example}.duckdb"
-    t = time.perf_counter()
-    build_bench_db(db, args.examples, args.per_example)
-    figures = {
-        "candidates": args.examples * args.per_example,
-        "db_ready_s": round(time.perf_counter() - t, 1),
-    }
+    db, ready_s = bench_db(args.examples, args.per_example, args.rebuild)
+    figures = {"candidates": args.examples * args.per_example, "db_ready_s": round(ready_s, 1)}
     figures.update(bench_queries(db, args.examples, args.rounds, rng))
     figures["naive_over_ours_queue_ratio"] = round(
         figures["naive_queue_p50_ms"] / figures["queue_p50_ms"], 1

@@ -341,3 +341,25 @@ def test_unsupported_spans_highlight_after_escaping():
     assert [answer[s:e] for s, e in spans] == ["Paris", "1999"]
     md = highlight_markdown(answer, spans)
     assert ":orange-background[Paris]" in md and "\\<rocks\\>" in md
+
+
+def test_current_overrides_is_what_selection_joins(rcon):
+    """scoring.override_state delegates here: lifted and replaced overrides drop out."""
+    from reset_core.scoring import override_state
+
+    record(rcon, "ex-0", "force", "alice", candidate_id="ex-0/c1")
+    record(rcon, "ex-0", "force", "bob", candidate_id="ex-0/c2")  # replaces alice's force
+    record(rcon, "ex-1", "veto", "alice", candidate_id="ex-1/c0")
+    record(rcon, "ex-1", "veto", "alice", candidate_id="ex-1/c1")
+    record(rcon, "ex-1", "unveto", "bob", candidate_id="ex-1/c1")
+    record(rcon, "ex-2", "exclude", "alice")
+    record(rcon, "ex-3", "exclude", "alice")
+    record(rcon, "ex-3", "include", "alice")
+    rows = {
+        (r["example_id"], r["candidate_id"], r["action"]) for r in override_state(rcon).to_pylist()
+    }
+    assert rows == {
+        ("ex-0", "ex-0/c2", "force"),
+        ("ex-1", "ex-1/c0", "veto"),
+        ("ex-2", None, "exclude"),
+    }
