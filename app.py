@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/data.py", title="Data"),
     st.Page("pages/sample.py", title="Sample"),
     st.Page("pages/judge.py", title="Judge"),
+    st.Page("pages/review.py", title="Review"),
     st.Page("pages/agreement.py", title="Agreement"),
     st.Page("pages/tradeoff.py", title="Trade-off"),
     st.Page("pages/decoding.py", title="Decoding"),

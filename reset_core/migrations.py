@@ -280,6 +280,41 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        "005_review",
+        """
+        -- Per-example facts the review queue filters and sorts on, derived from one
+        -- selection (its scores, the candidates' settings, the judges' spread), so the
+        -- queue never aggregates a million candidates per click. Rebuilt by
+        -- reset_core.review_queue.refresh_queue when its inputs change (see stamp);
+        -- the human side (overrides) is small and joined live.
+        CREATE TABLE review_queue (
+            selection_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            source       TEXT NOT NULL,
+            split        TEXT NOT NULL,
+            n_candidates INTEGER NOT NULL,
+            n_rankable   INTEGER NOT NULL,  -- candidates with a RESET score
+            judge_pick   TEXT,              -- best-ranked picked candidate, NULL if none
+            pick_score   DOUBLE,            -- its RESET score
+            best_score   DOUBLE,
+            disagreement DOUBLE NOT NULL,   -- max over candidates/aspects of max-min judge score
+            n_failed     INTEGER NOT NULL,  -- judgments with no score (failed judge)
+            settings     TEXT[] NOT NULL,   -- decoding settings of its candidates
+            haystack     TEXT NOT NULL,     -- lower(instruction, context, reference) for search:
+                                            -- one LIKE over one column, 3x faster than 3 ILIKEs
+            PRIMARY KEY (selection_id, example_id)
+        );
+        CREATE TABLE review_queue_state (
+            selection_id TEXT PRIMARY KEY,
+            stamp        JSON NOT NULL,     -- counts/timestamps of the inputs it was built from
+            built_at     TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- The example view reads one example's selection rows.
+        CREATE INDEX selection_scores_example ON selection_scores (example_id);
+        """,
+    ),
+    Migration(
         "006_analytics",
         """
         -- Analytics summaries: derived, rebuilt from judgments/candidates/selections

@@ -98,26 +98,15 @@ class SelectionConfig(BaseModel):
 
 
 def override_state(con) -> pa.Table:
-    """Current human overrides derived from the append-only events: (example, candidate, action).
+    """Current human overrides: (example, candidate, action) rows of veto/force/exclude.
 
-    An ``undo`` event names the event it cancels in ``value`` (``{"event_id": ...}``).
-    For each (example, candidate) the latest remaining veto/force/exclude wins; an
-    ``exclude`` with no candidate applies to the whole example.
+    Derived by the review event model (:func:`reset_core.review.current_overrides`),
+    so selection, exports and the review page agree on what an override means
+    (undo, unveto/unforce/include, a later force replacing an earlier one).
     """
-    return con.sql(
-        """
-        WITH undone AS (
-            SELECT json_extract_string(value, '$.event_id') AS event_id FROM overrides
-            WHERE action = 'undo'
-        )
-        SELECT example_id, candidate_id, action FROM overrides
-        WHERE action IN ('veto', 'force', 'exclude', 'unveto', 'unforce')
-          AND event_id NOT IN (SELECT event_id FROM undone WHERE event_id IS NOT NULL)
-        QUALIFY row_number() OVER (
-            PARTITION BY example_id, coalesce(candidate_id, '')
-            ORDER BY created_at DESC, event_id DESC) = 1
-        """
-    ).to_arrow_table()
+    from reset_core.review import current_overrides
+
+    return current_overrides(con)
 
 
 def _scores_sql(cfg: SelectionConfig) -> tuple[str, list]:
