@@ -546,25 +546,27 @@ def render_example(example_id: str) -> None:
                     render_candidate(ex, cands[i], i, aspects)
 
     ids = [c["candidate_id"] for c in cands]
-    r1, r2 = st.columns([4, 1])
     rank_key = f"rv_rank_{example_id}"
     if rank_key not in st.session_state:
         st.session_state[rank_key] = [c for c in state.ranking if c in ids]
-    r1.multiselect(
-        "Your ranking, best first (pick candidates in order)",
-        ids,
-        key=rank_key,
-        format_func=lambda c: f"{ids.index(c) + 1}. {c}",
-        disabled=not can_act,
-    )
-    r2.button(
-        "Save ranking",
-        key="rv_save_rank",
-        on_click=act,
-        args=(example_id, "rank"),
-        kwargs={"value_key": rank_key},
-        disabled=not can_act,
-    )
+    # A form: picking candidates one by one should not rerun the page after each pick.
+    with st.form(f"rv_rank_form_{example_id}", border=False):
+        r1, r2 = st.columns([4, 1], vertical_alignment="bottom")
+        r1.multiselect(
+            "Your ranking, best first (pick candidates in order)",
+            ids,
+            key=rank_key,
+            format_func=lambda c: f"{ids.index(c) + 1}. {c}",
+            disabled=not can_act,
+        )
+        r2.form_submit_button(
+            "Save ranking",
+            key="rv_save_rank",
+            on_click=act,
+            args=(example_id, "rank"),
+            kwargs={"value_key": rank_key},
+            disabled=not can_act,
+        )
     note_key = f"rv_note_{example_id}"
     st.text_area("Note", key=note_key, height=68, disabled=not can_act)
     st.button(

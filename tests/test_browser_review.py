@@ -68,7 +68,8 @@ def test_veto_force_rank_reload_and_payloads_stay_inert(tmp_path):
         for option in ("2. ex-3/c1", "1. ex-3/c0", "3. ex-3/c2"):
             rank.locator("input").click()
             page.get_by_role("option", name=option).click()
-        page.keyboard.press("Escape")
+            page.keyboard.press("Escape")
+            expect(rank).to_contain_text(option, timeout=T)
         page.get_by_role("button", name="Save ranking").click()
         recorded(page, "Recorded: rank by alice.")
 
