@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from reset_core.store import insert_arrow, one
+from reset_core.store import one
 
 SPLITS = ("seen", "test_seen", "test_unseen")
 KINDS = ("instruction", "context")
@@ -284,6 +284,22 @@ PRESETS: dict[str, Callable[[dict], list[dict]]] = {
     "self_instruct": _preset_self_instruct,
 }
 
+#: Which file column each preset reads for each example field, so errors name the
+#: column the user sees in their file rather than our field name.
+PRESET_COLUMNS: dict[str, dict[str, str]] = {
+    "alpaca": {"instruction": "instruction", "context": "input", "reference": "output"},
+    "dolly": {"instruction": "instruction", "context": "context", "reference": "response"},
+    "qa": {"instruction": "question", "context": "context", "reference": "answers"},
+    "nq": {"instruction": "question", "context": "ctxs", "reference": "answers"},
+    "summarization": {"context": "article", "reference": "highlights"},
+    "chat": {"instruction": "messages", "context": "messages", "reference": "messages"},
+    "self_instruct": {
+        "instruction": "instruction",
+        "context": "instances",
+        "reference": "instances",
+    },
+}
+
 #: Columns that identify a preset, checked in order, for auto-detection.
 _DETECT: list[tuple[str, set[str]]] = [
     ("chat", {"messages"}),
@@ -484,23 +500,73 @@ def _reader(path: Path) -> Callable[[Path], Iterator[tuple[str, Any]]]:
 # --------------------------------------------------------------------------- import
 
 
+# Both readers below produce the same "mapped" table (one row per example, in file
+# order: rownum, raw_id, instruction, context, reference, source_, split_, kind_);
+# one SQL step (_FINALIZE) then hashes, dedupes and assigns kind, split and id, so the
+# two paths cannot drift apart.
+
+_MAPPED_COLUMNS = (
+    "rownum",
+    "raw_id",
+    "instruction",
+    "context",
+    "reference",
+    "source_",
+    "split_",
+    "kind_",
+)
+
+_FINALIZE = """
+WITH m AS (
+    SELECT *, md5(instruction || chr(31) || coalesce(context, '')) AS content_hash
+    FROM mapped
+), u AS (
+    SELECT *, (md5_number(? || ':' || content_hash) % 1000000007) / 1000000007.0 AS u
+    FROM m
+)
+SELECT
+    CASE WHEN raw_id IS NULL THEN 'h:' || substr(content_hash, 1, 20)
+         ELSE source_ || ':' || raw_id END AS example_id,
+    instruction, context, reference,
+    coalesce(kind_, ?, CASE WHEN context IS NOT NULL THEN 'context' ELSE 'instruction' END) AS kind,
+    source_ AS source,
+    coalesce(split_, CASE WHEN ? THEN
+        CASE WHEN u < ? THEN 'seen' WHEN u < ? THEN 'test_seen' ELSE 'test_unseen' END
+        ELSE ? END) AS split,
+    content_hash
+FROM u
+QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY rownum) = 1
+ORDER BY rownum
+"""
+
+
 def content_hash(instruction: str, context: str | None) -> str:
-    """Duplicate key: two examples are the same when the model sees the same input."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(instruction.strip().encode())
-    h.update(b"\x1f")
-    h.update((context or "").strip().encode())
-    return h.hexdigest()
+    """Duplicate key: two examples are the same when the model sees the same input.
+
+    Computed in SQL by the import (``md5(instruction || chr(31) || context)``); this
+    is the same function for Python callers.
+
+    >>> content_hash("Say hi.", None) == content_hash("Say hi.", "")
+    True
+    """
+    return hashlib.md5(f"{instruction}\x1f{context or ''}".encode()).hexdigest()
 
 
-def _split_for(chash: str, ratios: dict[str, float], seed: int) -> str:
-    u = int(hashlib.blake2b(f"{seed}:{chash}".encode(), digest_size=8).hexdigest(), 16) / 2**64
-    acc = 0.0
-    for split in SPLITS:
-        acc += ratios.get(split, 0.0)
-        if u < acc:
-            return split
-    return max(ratios, key=ratios.get)
+def _finalize(staging: duckdb.DuckDBPyConnection, options: ImportOptions, source: str) -> pa.Table:
+    ratios = options.split_ratios or {}
+    r_seen = ratios.get("seen", 0.0)
+    staging.execute("UPDATE mapped SET source_ = coalesce(source_, ?)", [source])
+    return staging.sql(
+        _FINALIZE,
+        params=[
+            str(options.seed),
+            None if options.kind == "auto" else options.kind,
+            bool(ratios),
+            r_seen,
+            r_seen + ratios.get("test_seen", 0.0),
+            options.split,
+        ],
+    ).to_arrow_table()
 
 
 @dataclass
@@ -517,34 +583,129 @@ class ParsedFile:
 def read_examples(path: str | Path, options: ImportOptions | None = None) -> ParsedFile:
     """Read and validate a whole file without touching the database.
 
-    Raises :class:`ImportRejected` at the first bad record.
+    Flat files (JSONL, CSV, Parquet with plain text columns) are mapped and checked
+    in a scratch DuckDB, vectorised. Anything else, or any file that fails a check
+    there, goes through the row-by-row reader, which finds the exact line and field
+    and raises :class:`ImportRejected`.
     """
     options = options or ImportOptions()
     path = Path(path)
     if not path.exists():
         raise ImportRejected(path, None, None, "no such file or folder")
-    read = _reader(path)
+    reader = _reader(path)
     source = options.source or (path.stem if path.is_file() else path.name)
+    staging = duckdb.connect()
+    try:
+        preset = _map_fast(staging, path, reader, options)
+        if preset is None:
+            preset = _map_rows(staging, path, reader, options)
+        n_rows = one(staging, "SELECT count(*) FROM mapped")[0]
+        if n_rows == 0:
+            raise ImportRejected(path, None, None, "no records")
+        table = _finalize(staging, options, source)
+    finally:
+        staging.close()
+    return ParsedFile(str(path), preset, table, n_rows, n_rows - table.num_rows)
+
+
+# Presets whose fields are plain top-level text columns: SQL can map them directly.
+_FLAT_PRESETS = {
+    "alpaca": {"instruction": "instruction", "context": "input", "reference": "output"},
+    "dolly": {"instruction": "instruction", "context": "context", "reference": "response"},
+    "summarization": {"context": "article", "reference": "highlights"},
+}
+_SQL_READERS = {_read_jsonl: "read_json", _read_csv: "read_csv", _read_parquet: "read_parquet"}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None:
+    """Map a flat file in SQL; return its preset, or None to use the row reader."""
+    fn = _SQL_READERS.get(reader)
+    if fn is None:
+        return None
+    args = {
+        "read_json": ", format='newline_delimited', records=true",
+        "read_csv": ", header=true, all_varchar=true, strict_mode=true",
+        "read_parquet": "",
+    }[fn]
+    try:
+        staging.execute(f"CREATE TABLE raw AS SELECT * FROM {fn}(?{args})", [str(path)])
+        types = dict((r[0], r[1]) for r in staging.execute("DESCRIBE raw").fetchall())
+    except duckdb.Error:
+        return None  # malformed, non-UTF-8, ...: the row reader names the line
+    if options.mapping:
+        if any(not re.fullmatch(r"[^.\[\]]+", c) for c in options.mapping.values()):
+            return None
+        columns, preset = dict(options.mapping), "mapping"
+    else:
+        preset = options.preset or detect_preset(set(types))
+        if preset not in _FLAT_PRESETS:
+            return None
+        columns = _FLAT_PRESETS[preset]
+    text_targets = {t: c for t, c in columns.items() if t != "id"}
+    if any(c in types and types[c] != "VARCHAR" for c in text_targets.values()):
+        return None
+    if "id" in columns and types.get(columns["id"], "VARCHAR") not in (
+        "VARCHAR",
+        "BIGINT",
+        "INTEGER",
+        "UBIGINT",
+    ):
+        return None
+    if "instruction" in columns and columns["instruction"] not in types:
+        return None
+
+    def col(target: str) -> str:
+        c = columns.get(target)
+        return _q(c) if c in types else "NULL"
+
+    instruction = col("instruction") if "instruction" in columns else "?"
+    params = [] if "instruction" in columns else [SUMMARIZE_INSTRUCTION]
+    raw_id = (
+        col("id")
+        if "id" in columns
+        else (_q("id") if "id" in types and not options.mapping else "NULL")
+    )
+    staging.execute(
+        f"""CREATE TABLE mapped AS SELECT
+            row_number() OVER () AS rownum,
+            CAST({raw_id} AS VARCHAR) AS raw_id,
+            CAST({instruction} AS VARCHAR) AS instruction,
+            CAST(nullif({col("context")}, '') AS VARCHAR) AS context,
+            CAST(nullif({col("reference")}, '') AS VARCHAR) AS reference,
+            CAST(nullif({col("source")}, '') AS VARCHAR) AS source_,
+            CAST(nullif({col("split")}, '') AS VARCHAR) AS split_,
+            CAST(nullif({col("kind")}, '') AS VARCHAR) AS kind_
+        FROM raw""",
+        params,
+    )
+    bad = one(
+        staging,
+        f"""SELECT
+            count(*) FILTER (WHERE instruction IS NULL OR trim(instruction, ' \t\n\r') = '')
+          + count(*) FILTER (WHERE greatest(length(instruction), length(coalesce(context, '')),
+                                            length(coalesce(reference, ''))) > ?)
+          + count(*) FILTER (WHERE split_ NOT IN {SPLITS} OR kind_ NOT IN {KINDS})
+          + (count(raw_id) - count(DISTINCT raw_id))
+        FROM mapped""",
+        [options.max_chars],
+    )[0]
+    if bad:
+        staging.execute("DROP TABLE mapped")
+        return None  # the row reader finds and names the first offending row
+    return preset
+
+
+def _map_rows(staging, path: Path, reader, options: ImportOptions) -> str:
+    """Map and validate record by record; raise ImportRejected at the first bad one."""
     convert = _mapped(options.mapping) if options.mapping else None
     preset = options.preset or ("mapping" if convert else None)
-
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "example_id",
-            "instruction",
-            "context",
-            "reference",
-            "kind",
-            "source",
-            "split",
-            "content_hash",
-        )
-    }
-    hashes: set[str] = set()
+    cols: dict[str, list] = {k: [] for k in _MAPPED_COLUMNS}
     ids: dict[str, str] = {}
-    n_rows = n_dupes = 0
-    for where, record in read(path):
+    for where, record in reader(path):
         if not isinstance(record, dict):
             raise ImportRejected(
                 path, where, None, f"expected an object, got {type(record).__name__}"
@@ -564,84 +725,64 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
             examples = convert(record)
         except _RowError as e:
             raise ImportRejected(path, where, e.field, e.problem) from None
+        columns = options.mapping or PRESET_COLUMNS.get(preset, {})
         for ex in examples:
-            n_rows += 1
             instruction = ex["instruction"]
             if not instruction or not instruction.strip():
-                field = options.mapping.get("instruction", "instruction")
-                raise ImportRejected(path, where, field, "empty instruction")
+                raise ImportRejected(
+                    path, where, columns.get("instruction", "instruction"), "empty instruction"
+                )
             for f in FIELDS:
                 value = ex.get(f)
                 if value is not None and len(value) > options.max_chars:
                     raise ImportRejected(
                         path,
                         where,
-                        options.mapping.get(f, f),
+                        columns.get(f, f),
                         f"text of {len(value):,} characters is over the limit of "
                         f"{options.max_chars:,}",
                     )
-            context = ex.get("context") or None
-            chash = content_hash(instruction, context)
-            row_source = ex.get("source") or source
+            for target, allowed in (("kind", KINDS), ("split", SPLITS)):
+                if ex.get(target) and ex[target] not in allowed:
+                    raise ImportRejected(
+                        path,
+                        where,
+                        columns.get(target, target),
+                        f"unknown {target} {ex[target]!r}; expected one of {', '.join(allowed)}",
+                    )
             raw_id = ex.get("id")
             if raw_id is None and "id" in record and not options.mapping:
                 raw_id = record["id"]
             if raw_id is not None:
-                if not isinstance(raw_id, str | int):
+                if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
                     raise ImportRejected(
                         path, where, "id", f"expected text or integer, got {type(raw_id).__name__}"
                     )
-                example_id = f"{row_source}:{raw_id}"
-                if example_id in ids:
+                key = f"{ex.get('source') or ''}:{raw_id}"
+                if key in ids:
                     raise ImportRejected(
                         path,
                         where,
-                        "id",
-                        f"duplicate id {raw_id!r} (first seen at {ids[example_id]})",
+                        columns.get("id", "id"),
+                        f"duplicate id {raw_id!r} (first seen at {ids[key]})",
                     )
-                ids[example_id] = where
-            else:
-                example_id = "h:" + chash[:20]
-            if chash in hashes:
-                n_dupes += 1
-                continue
-            hashes.add(chash)
-            kind = ex.get("kind") or (
-                options.kind
-                if options.kind != "auto"
-                else ("context" if context else "instruction")
-            )
-            if kind not in KINDS:
-                raise ImportRejected(
-                    path,
-                    where,
-                    options.mapping.get("kind"),
-                    f"unknown kind {kind!r}; expected {' or '.join(KINDS)}",
-                )
-            split = ex.get("split") or (
-                _split_for(chash, options.split_ratios, options.seed)
-                if options.split_ratios
-                else options.split
-            )
-            if split not in SPLITS:
-                raise ImportRejected(
-                    path,
-                    where,
-                    options.mapping.get("split"),
-                    f"unknown split {split!r}; expected one of {', '.join(SPLITS)}",
-                )
-            cols["example_id"].append(example_id)
+                ids[key] = where
+                raw_id = str(raw_id)
+            cols["rownum"].append(len(cols["rownum"]) + 1)
+            cols["raw_id"].append(raw_id)
             cols["instruction"].append(instruction)
-            cols["context"].append(context)
+            cols["context"].append(ex.get("context") or None)
             cols["reference"].append(ex.get("reference") or None)
-            cols["kind"].append(kind)
-            cols["source"].append(row_source)
-            cols["split"].append(split)
-            cols["content_hash"].append(chash)
-    if n_rows == 0:
-        raise ImportRejected(path, None, None, "no records")
-    table = pa.table({k: pa.array(v, type=pa.string()) for k, v in cols.items()})
-    return ParsedFile(str(path), preset or "mapping", table, n_rows, n_dupes)
+            cols["source_"].append(ex.get("source") or None)
+            cols["split_"].append(ex.get("split") or None)
+            cols["kind_"].append(ex.get("kind") or None)
+    mapped = pa.table(
+        {k: pa.array(v, type=pa.int64() if k == "rownum" else pa.string()) for k, v in cols.items()}
+    )
+    staging.register("_rows", mapped)
+    staging.execute("CREATE TABLE mapped AS SELECT * FROM _rows")
+    staging.unregister("_rows")
+    return preset or "mapping"
 
 
 def import_file(
@@ -669,10 +810,21 @@ def import_file(
             path, None, "id", f"id {clash[0]!r} is already stored with different content"
         )
     import_id = uuid.uuid4().hex[:12]
-    table = table.append_column("import_id", pa.array([import_id] * table.num_rows, pa.string()))
     con.execute("BEGIN TRANSACTION")
     try:
-        added = insert_arrow(con, "examples", table)
+        # Plain insert behind a hash anti-join: much faster than INSERT OR IGNORE,
+        # which probes every index row by row. Ids of stored content were checked above.
+        con.register("_parsed", table)
+        before = one(con, "SELECT count(*) FROM examples")[0]
+        con.execute(
+            "INSERT INTO examples (example_id, instruction, context, reference, kind, source, "
+            "split, content_hash, import_id) "
+            "SELECT p.example_id, p.instruction, p.context, p.reference, p.kind, p.source, "
+            "p.split, p.content_hash, ? FROM _parsed p "
+            "ANTI JOIN examples e ON e.content_hash = p.content_hash",
+            [import_id],
+        )
+        added = one(con, "SELECT count(*) FROM examples")[0] - before
         con.execute(
             "INSERT INTO imports (import_id, path, preset, options, n_rows, n_added, n_duplicates) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -690,6 +842,8 @@ def import_file(
     except Exception:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.unregister("_parsed")
     return ImportResult(
         import_id, parsed.path, parsed.preset, parsed.n_rows, added, parsed.n_rows - added
     )

@@ -140,6 +140,9 @@ def run_worker(job_dir: str | Path) -> int:
     job_dir = Path(job_dir)
     spec = read_json(job_dir / "job.json")
     ctx = JobContext(job_dir, spec.get("config", {}))
+    # SIGTERM (cancel from the app, or a scheduler's stop) means "finish the current
+    # batch and stop", the same as the cancel file, so nothing half-done is written.
+    signal.signal(signal.SIGTERM, lambda *_: (job_dir / "cancel").touch())
     try:
         module, _, func = spec["entry"].partition(":")
         entry: Callable[[JobContext], None] = getattr(importlib.import_module(module), func)
@@ -235,7 +238,7 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     progress = read_json(work_dir / "progress.json")
     new_status = progress.get("status", status)
     if new_status == "running" and pid and not _alive(pid):
-        new_status = "failed"
+        new_status = "cancelled" if (work_dir / "cancel").exists() else "failed"
         progress["error"] = progress.get("error") or (
             f"worker process {pid} exited without finishing; see {work_dir / 'worker.log'}"
         )

@@ -54,7 +54,7 @@ MIGRATIONS: list[Migration] = [
             kind         TEXT NOT NULL CHECK (kind IN ('instruction', 'context')),
             source       TEXT NOT NULL,
             split        TEXT NOT NULL CHECK (split IN ('seen', 'test_seen', 'test_unseen')),
-            content_hash TEXT NOT NULL UNIQUE,
+            content_hash TEXT NOT NULL,     -- duplicate key; imports skip stored hashes
             import_id    TEXT,
             meta         JSON,
             created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp

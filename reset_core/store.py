@@ -199,6 +199,12 @@ def _example_filter(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def count_examples(con: duckdb.DuckDBPyConnection, **filters) -> int:
+    """How many examples match the filters of :func:`examples_page`."""
+    where, params = _example_filter(**filters)
+    return one(con, f"SELECT count(*) FROM examples{where}", params)[0]
+
+
 def examples_page(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -209,18 +215,19 @@ def examples_page(
     page: int = 0,
     page_size: int = 50,
 ):
-    """One page of examples (a pandas DataFrame) and the total matching count.
+    """One page of examples as a pandas DataFrame, filtered, ordered and windowed in SQL.
 
-    The filter, order and window run in SQL: the UI never loads the whole table.
+    The UI never loads the whole table; pair with :func:`count_examples` for paging.
+
+    >>> examples_page(connect(":memory:"), kinds=["context"]).shape[0]
+    0
     """
     where, params = _example_filter(kinds, sources, splits, search)
-    total = one(con, f"SELECT count(*) FROM examples{where}", params)[0]
-    df = con.execute(
+    return con.execute(
         "SELECT example_id, kind, source, split, instruction, context, reference "
         f"FROM examples{where} ORDER BY source, example_id LIMIT ? OFFSET ?",
         [*params, page_size, page * page_size],
     ).df()
-    return df, total
 
 
 def distinct_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:

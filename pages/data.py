@@ -1,0 +1,161 @@
+"""Data: import example files and browse the examples."""
+
+import tempfile
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+from pydantic import ValidationError
+
+import ui
+from reset_core.ingest import (
+    KINDS,
+    PRESETS,
+    SPLITS,
+    ImportOptions,
+    ImportRejected,
+    import_file,
+    read_examples,
+)
+from reset_core.options import help_text
+from reset_core.store import count_examples, distinct_values, example_breakdown, examples_page
+
+PAGE_SIZE = 25
+H = lambda name: help_text(ImportOptions, name)  # noqa: E731 - short alias for widget help
+
+st.title("Data")
+con = ui.cursor()
+
+# ----------------------------------------------------------------------------- import
+st.header("Import examples")
+src_upload, src_path = st.tabs(["Upload a file", "Path on this machine"])
+with src_upload:
+    upload = st.file_uploader(
+        "JSONL, JSON, CSV or Parquet", type=["jsonl", "ndjson", "json", "csv", "parquet"]
+    )
+with src_path:
+    typed_path = st.text_input(
+        "File or Hugging Face datasets folder",
+        key="import_path",
+        help="A path readable by the app's process, e.g. a folder written by datasets.save_to_disk.",
+    )
+
+path: Path | None = None
+if upload is not None:
+    # Keep the upload's name: the suffix picks the reader and the stem is the default source.
+    tmpdir = Path(tempfile.gettempdir()) / "reset_studio_uploads"
+    tmpdir.mkdir(exist_ok=True)
+    path = tmpdir / Path(upload.name).name
+    path.write_bytes(upload.getvalue())
+elif typed_path.strip():
+    path = Path(typed_path.strip()).expanduser()
+
+c1, c2, c3, c4 = st.columns(4)
+preset = c1.selectbox(
+    "Preset", ["auto-detect", *PRESETS, "column mapping"], help=H("preset"), key="import_preset"
+)
+kind = c2.selectbox("Kind", ["auto", *KINDS], help=H("kind"), key="import_kind")
+source = c3.text_input("Source", help=H("source"), key="import_source")
+split_mode = c4.selectbox("Split", [*SPLITS, "by ratio"], help=H("split"), key="import_split")
+mapping: dict[str, str] = {}
+if preset == "column mapping":
+    m1, m2, m3, m4 = st.columns(4)
+    for col, target in zip(
+        (m1, m2, m3, m4), ("instruction", "context", "reference", "id"), strict=True
+    ):
+        value = col.text_input(f"{target} column", key=f"map_{target}", help=H("mapping"))
+        if value.strip():
+            mapping[target] = value.strip()
+ratios = None
+seed = 0
+if split_mode == "by ratio":
+    r1, r2, r3, r4 = st.columns(4)
+    ratios = {
+        "seen": r1.number_input("seen", 0.0, 1.0, 0.9, 0.05, key="ratio_seen"),
+        "test_seen": r2.number_input("test_seen", 0.0, 1.0, 0.1, 0.05, key="ratio_test_seen"),
+        "test_unseen": r3.number_input("test_unseen", 0.0, 1.0, 0.0, 0.05, key="ratio_test_unseen"),
+    }
+    seed = int(r4.number_input("seed", value=0, step=1, help=H("seed"), key="ratio_seed"))
+max_chars = st.number_input(
+    "Max characters per field", min_value=1, value=50_000, step=1000, help=H("max_chars")
+)
+
+options = None
+if path is not None:
+    try:
+        options = ImportOptions(
+            preset=None if preset in ("auto-detect", "column mapping") else preset,
+            mapping=mapping,
+            kind=kind,
+            source=source.strip() or None,
+            split=split_mode if split_mode in SPLITS else "seen",
+            split_ratios=ratios,
+            seed=seed,
+            max_chars=int(max_chars),
+        )
+    except ValidationError as e:
+        st.error(
+            "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors()
+            )
+        )
+
+if path is not None and options is not None:
+    try:
+        parsed = read_examples(path, options)
+    except ImportRejected as e:
+        st.error(f"Cannot import: {e}")
+    else:
+        st.write(
+            f"**Preview** of `{path.name}` with preset **{parsed.preset}**: "
+            f"{parsed.n_rows:,} rows, {parsed.table.num_rows:,} unique, "
+            f"{parsed.n_duplicates:,} duplicates within the file."
+        )
+        st.dataframe(
+            parsed.table.slice(0, 5)
+            .select(["instruction", "context", "reference", "kind", "source", "split"])
+            .to_pandas(),
+            hide_index=True,
+        )
+        if st.button("Import", type="primary", key="import_button"):
+            try:
+                result = import_file(con, path, options)
+            except ImportRejected as e:
+                st.error(f"Cannot import: {e}. Nothing was imported.")
+            else:
+                st.session_state["last_import"] = (
+                    f"Imported {result.n_added:,} new examples from {Path(result.path).name} "
+                    f"({result.n_duplicates:,} already stored or duplicated)."
+                )
+                st.rerun()
+if msg := st.session_state.pop("last_import", None):
+    st.success(msg)
+
+# ----------------------------------------------------------------------------- browse
+st.header("Examples")
+total = count_examples(con)
+if total == 0:
+    st.info("No examples yet: import a file above.")
+    st.stop()
+
+st.metric("Examples", f"{total:,}", help="All examples in the database.")
+charts = st.columns(3)
+for col, by in zip(charts, ("kind", "split", "source"), strict=True):
+    rows = example_breakdown(con, by)
+    fig = px.bar(x=[r[0] for r in rows], y=[r[1] for r in rows], labels={"x": by, "y": "examples"})
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=f"by {by}")
+    col.plotly_chart(fig, key=f"chart_{by}")
+    col.caption(" · ".join(f"{k}: {v:,}" for k, v in rows))
+
+f1, f2, f3, f4 = st.columns(4)
+kinds = f1.multiselect("Kind", distinct_values(con, "kind"), key="f_kind")
+sources = f2.multiselect("Source", distinct_values(con, "source"), key="f_source")
+splits = f3.multiselect("Split", distinct_values(con, "split"), key="f_split")
+search = f4.text_input("Search instruction or context", key="f_search")
+filters = dict(kinds=kinds, sources=sources, splits=splits, search=search)
+matching = count_examples(con, **filters)
+n_pages = max(1, -(-matching // PAGE_SIZE))
+page = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="f_page") - 1
+df = examples_page(con, **filters, page=page, page_size=PAGE_SIZE)
+st.caption(f"{matching:,} matching examples")
+st.dataframe(df, hide_index=True, width="stretch")

@@ -1,0 +1,340 @@
+"""Import: every preset from real data, and every bad-input case leaves the database unchanged."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import FIXTURES, table_snapshot
+
+from reset_core.ingest import ImportOptions, ImportRejected, import_file, read_examples
+from reset_core.store import counts
+
+
+@pytest.mark.parametrize(
+    "fixture, preset, n, kinds",
+    [
+        ("alpaca.json", "alpaca", 8, {"instruction", "context"}),
+        ("dolly_unused.jsonl", "alpaca", 8, {"instruction"}),
+        ("dolly_context.csv", "dolly", None, {"context"}),
+        ("qa_squad_shape.jsonl", "qa", 6, {"context"}),
+        ("nq_oracle.jsonl", "nq", 6, {"context"}),
+        ("cnn_summarization.jsonl", "summarization", 4, {"context"}),
+        ("dolly_chat.jsonl", "chat", 5, {"instruction"}),
+        ("self_instruct_seed.jsonl", "self_instruct", 6, None),
+    ],
+)
+def test_each_preset_imports_real_data(con, fixture, preset, n, kinds):
+    result = import_file(con, FIXTURES / fixture, ImportOptions(preset=preset))
+    assert result.preset == preset
+    stored = con.execute(
+        "SELECT instruction, context, reference, kind, source FROM examples"
+    ).fetchall()
+    assert len(stored) == result.n_added > 0
+    if n is not None:
+        assert result.n_rows == n
+    assert all(r[0].strip() for r in stored)
+    assert {r[4] for r in stored} == {(FIXTURES / fixture).stem}
+    if kinds is not None:
+        assert {r[3] for r in stored} == kinds
+    # Context kind exactly when a context is present.
+    assert all((r[3] == "context") == bool(r[1]) for r in stored)
+
+
+@pytest.mark.parametrize(
+    "fixture, preset",
+    [
+        ("alpaca.json", "alpaca"),
+        ("dolly_context.csv", "dolly"),
+        ("qa_squad_shape.jsonl", "qa"),
+        ("nq_oracle.jsonl", "nq"),
+        ("cnn_summarization.jsonl", "summarization"),
+        ("dolly_chat.jsonl", "chat"),
+        ("self_instruct_seed.jsonl", "self_instruct"),
+    ],
+)
+def test_presets_are_detected_from_columns(fixture, preset):
+    assert read_examples(FIXTURES / fixture).preset == preset
+
+
+def test_preset_fields_land_where_expected(con):
+    import_file(con, FIXTURES / "nq_oracle.jsonl", ImportOptions(preset="nq"))
+    first = json.loads((FIXTURES / "nq_oracle.jsonl").read_text().splitlines()[0])
+    row = con.execute(
+        "SELECT context, reference FROM examples WHERE instruction = ?", [first["question"]]
+    ).fetchall()[0]
+    gold = next(c for c in first["ctxs"] if c["isgold"])
+    assert row[0] == f"{gold['title']}\n{gold['text']}"
+    assert row[1] == first["answers"][0]
+    import_file(con, FIXTURES / "qa_squad_shape.jsonl", ImportOptions(preset="qa"))
+    qa = json.loads((FIXTURES / "qa_squad_shape.jsonl").read_text().splitlines()[0])
+    assert con.execute(
+        "SELECT reference FROM examples WHERE instruction = ?", [qa["question"]]
+    ).fetchall() == [(qa["answers"]["text"][0],)]
+
+
+def test_parquet_and_hf_datasets_folder(con, tmp_path):
+    rows = [json.loads(x) for x in (FIXTURES / "dolly_unused.jsonl").read_text().splitlines()]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "dolly.parquet")
+    assert import_file(con, tmp_path / "dolly.parquet").n_added == len(rows)
+
+    import datasets
+
+    qa = [json.loads(x) for x in (FIXTURES / "qa_squad_shape.jsonl").read_text().splitlines()]
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(qa[:4]),
+            "validation": datasets.Dataset.from_list(qa[4:]),
+        }
+    ).save_to_disk(tmp_path / "adv_qa")
+    result = import_file(con, tmp_path / "adv_qa", ImportOptions(preset="qa"))
+    assert (result.n_rows, result.n_added) == (len(qa), len(qa))
+    assert counts(con)["examples"] == len(rows) + len(qa)
+
+
+def test_explicit_mapping_with_nested_paths(con, tmp_path):
+    path = tmp_path / "custom.jsonl"
+    path.write_text(
+        json.dumps({"qid": 7, "q": "Who?", "doc": {"body": "Ada wrote it."}, "ans": ["Ada"]}) + "\n"
+    )
+    opts = ImportOptions(
+        mapping={"instruction": "q", "context": "doc.body", "reference": "ans[0]", "id": "qid"},
+        source="custom",
+    )
+    import_file(con, path, opts)
+    assert con.execute("SELECT example_id, context, reference, kind FROM examples").fetchall() == [
+        ("custom:7", "Ada wrote it.", "Ada", "context")
+    ]
+
+
+def test_kind_override_splits_by_ratio_and_dedupe(con, tmp_path):
+    rows = [json.loads(x) for x in (FIXTURES / "dolly_unused.jsonl").read_text().splitlines()]
+    path = tmp_path / "twice.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:3]))
+    opts = ImportOptions(kind="context", split_ratios={"seen": 0.5, "test_seen": 0.5}, seed=3)
+    first = import_file(con, path, opts)
+    assert (first.n_rows, first.n_added, first.n_duplicates) == (len(rows) + 3, len(rows), 3)
+    assert {r[0] for r in con.execute("SELECT DISTINCT kind FROM examples").fetchall()} == {
+        "context"
+    }
+    splits = dict(con.execute("SELECT example_id, split FROM examples").fetchall())
+    assert set(splits.values()) <= {"seen", "test_seen"}
+    # Re-importing adds nothing, and a fresh database with the same seed gets the same splits.
+    assert import_file(con, path, opts).n_added == 0
+    from reset_core.store import connect
+
+    other = connect(tmp_path / "other.duckdb")
+    import_file(other, path, opts)
+    assert dict(other.execute("SELECT example_id, split FROM examples").fetchall()) == splits
+
+
+# ----------------------------------------------------------------------------- bad input
+
+GOOD = {"instruction": "Name a color.", "input": "", "output": "Blue."}
+
+
+def _jsonl(tmp_path, rows, name="bad.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(
+        b"".join(r if isinstance(r, bytes) else (json.dumps(r) + "\n").encode() for r in rows)
+    )
+    return path
+
+
+BAD_CASES = {
+    "malformed_json": (
+        lambda t: _jsonl(t, [GOOD, b'{"instruction": "x", "output": \n']),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 2", "malformed JSON"],
+    ),
+    "malformed_csv": (
+        lambda t: (
+            (t / "bad.csv").write_text('instruction,input,output\n"ok",,"fine"\n"a,b\n')
+            and t / "bad.csv"
+        ),
+        ImportOptions(preset="alpaca"),
+        ["bad.csv", "line 3", "malformed CSV"],
+    ),
+    "csv_wrong_column_count": (
+        lambda t: (
+            (t / "bad.csv").write_text("instruction,input,output\nok,,fine\nx,y\n")
+            and t / "bad.csv"
+        ),
+        ImportOptions(preset="alpaca"),
+        ["bad.csv", "line 3", "expected 3 columns, got 2"],
+    ),
+    "missing_required_field": (
+        lambda t: _jsonl(t, [GOOD, {"input": "", "output": "no instruction"}]),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 2", "field 'instruction'", "missing required field"],
+    ),
+    "wrong_type": (
+        lambda t: _jsonl(t, [GOOD, GOOD | {"instruction": "y", "output": 42}]),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 2", "field 'output'", "expected text, got int"],
+    ),
+    "empty_instruction": (
+        lambda t: _jsonl(t, [GOOD, GOOD | {"instruction": "   "}]),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 2", "field 'instruction'", "empty instruction"],
+    ),
+    "non_utf8": (
+        lambda t: _jsonl(t, [GOOD, b'{"instruction": "caf\xe9", "output": "x"}\n']),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 2", "not valid UTF-8"],
+    ),
+    "non_utf8_csv": (
+        lambda t: (
+            (t / "bad.csv").write_bytes(b"instruction,output\nok,fine\ncaf\xe9,x\n")
+            and t / "bad.csv"
+        ),
+        ImportOptions(preset="alpaca"),
+        ["bad.csv", "line 3", "not valid UTF-8"],
+    ),
+    "duplicate_ids": (
+        lambda t: _jsonl(
+            t,
+            [
+                GOOD | {"id": "a"},
+                GOOD | {"id": "b", "instruction": "z"},
+                GOOD | {"id": "a", "instruction": "w"},
+            ],
+        ),
+        ImportOptions(preset="alpaca"),
+        ["bad.jsonl", "line 3", "field 'id'", "duplicate id 'a'", "line 1"],
+    ),
+    "over_size_limit": (
+        lambda t: _jsonl(t, [GOOD, GOOD | {"instruction": "long", "output": "x" * 101}]),
+        ImportOptions(preset="alpaca", max_chars=100),
+        ["bad.jsonl", "line 2", "field 'output'", "101 characters", "limit of 100"],
+    ),
+    "nested_wrong_type": (
+        lambda t: _jsonl(
+            t, [{"question": "q", "ctxs": "not a list", "answers": ["a"]}], "nq.jsonl"
+        ),
+        ImportOptions(preset="nq"),
+        ["nq.jsonl", "line 1", "field 'ctxs'"],
+    ),
+    "undetectable_shape": (
+        lambda t: _jsonl(t, [{"foo": "bar"}]),
+        ImportOptions(),
+        ["bad.jsonl", "line 1", "cannot tell the file's shape", "foo"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_names_file_line_field_and_changes_nothing(con, tmp_path, case):
+    make, opts, expected = BAD_CASES[case]
+    import_file(con, FIXTURES / "dolly_unused.jsonl")  # something already stored
+    before = table_snapshot(con)
+    path = make(tmp_path)
+    with pytest.raises(ImportRejected) as err:
+        import_file(con, path, opts)
+    for text in expected:
+        assert text in str(err.value)
+    assert table_snapshot(con) == before
+
+
+def test_unknown_preset_is_rejected_by_name():
+    with pytest.raises(ValueError, match="unknown preset 'squad2'.*alpaca"):
+        ImportOptions(preset="squad2")
+
+
+def test_id_clash_with_stored_example_changes_nothing(con, tmp_path):
+    import_file(
+        con, _jsonl(tmp_path, [GOOD | {"id": "k1"}], "one.jsonl"), ImportOptions(source="s")
+    )
+    before = table_snapshot(con)
+    clash = _jsonl(
+        tmp_path,
+        [GOOD | {"id": "k0", "instruction": "new"}, GOOD | {"id": "k1", "instruction": "other"}],
+        "two.jsonl",
+    )
+    with pytest.raises(ImportRejected, match="id 's:k1' is already stored with different content"):
+        import_file(con, clash, ImportOptions(source="s"))
+    assert table_snapshot(con) == before
+
+
+def test_failure_midway_through_insert_rolls_back(con, monkeypatch):
+    """A crash after the examples insert (writing the imports row) leaves no half import."""
+    before = table_snapshot(con)
+
+    def fail(self, *a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ImportOptions, "model_dump_json", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_file(con, FIXTURES / "dolly_unused.jsonl")
+    assert table_snapshot(con) == before
+
+
+def test_cli_import_and_db_info(tmp_path, capsys):
+    from reset_core.cli import main
+
+    db = str(tmp_path / "cli.duckdb")
+    shutil.copy(FIXTURES / "alpaca.json", tmp_path / "alpaca.json")
+    assert (
+        main(
+            [
+                "--db",
+                db,
+                "import",
+                str(tmp_path / "alpaca.json"),
+                "--preset",
+                "alpaca",
+                "--split",
+                "test_seen",
+            ]
+        )
+        == 0
+    )
+    assert "imported 8 new examples" in capsys.readouterr().out
+    assert main(["--db", db, "import", str(tmp_path / "alpaca.json"), "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    bad = _jsonl(tmp_path, [b"{oops\n"])
+    assert main(["--db", db, "import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1" in err and "database is unchanged" in err
+    assert main(["--db", db, "db", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"]["examples"] == 8
+    assert info["examples_by_split"] == {"test_seen": 8}
+
+
+def test_demo_set_loads_once(con):
+    from reset_core.demo import load_demo
+
+    n = load_demo(con)
+    assert 300 <= n <= 600
+    kinds = dict(con.execute("SELECT kind, count(*) FROM examples GROUP BY 1").fetchall())
+    assert kinds["instruction"] > 100 and kinds["context"] > 100
+    splits = {r[0] for r in con.execute("SELECT DISTINCT split FROM examples").fetchall()}
+    assert splits == {"seen", "test_seen", "test_unseen"}
+    assert load_demo(con) == 0
+
+
+def test_vectorised_and_row_paths_agree(tmp_path, monkeypatch):
+    """Flat files are mapped in SQL; the result must equal the row-by-row reader's."""
+    from reset_core import ingest
+
+    rows = json.loads((FIXTURES / "alpaca.json").read_text())
+    rows += [dict(r) for r in rows[:2]]  # duplicates
+    rows[1]["id"] = 5
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    opts = ImportOptions(preset="alpaca", split_ratios={"seen": 0.6, "test_seen": 0.4}, seed=1)
+
+    def no_row_reader(*a, **k):
+        raise AssertionError("a flat valid file must take the vectorised path")
+
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "_map_rows", no_row_reader)
+        fast = read_examples(jsonl, opts)
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "_map_fast", lambda *a, **k: None)
+        slow = read_examples(jsonl, opts)
+    assert fast.table.equals(slow.table)
+    assert (fast.n_rows, fast.n_duplicates) == (slow.n_rows, slow.n_duplicates) == (len(rows), 2)
+    assert set(fast.table.column("split").to_pylist()) == {"seen", "test_seen"}

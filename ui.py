@@ -1,0 +1,53 @@
+"""Shared pieces of the Streamlit views: the one database connection, sidebar state.
+
+The app process is the database's one writer: a single read-write connection lives
+in ``st.cache_resource``; every script run (each its own thread) works through its
+own ``cursor()``, as DuckDB requires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from reset_core import paths, store
+
+
+@st.cache_resource(show_spinner=False)
+def _connection(path: str):
+    return store.connect(path)
+
+
+def db_path() -> str:
+    """The database this session uses (sidebar field; defaults to $RESET_STUDIO_DB)."""
+    return st.session_state.get("db_path") or str(paths.default_db_path())
+
+
+def cursor():
+    """A DuckDB cursor on the app's one connection, for this script run's thread."""
+    return _connection(str(Path(db_path()).resolve())).cursor()
+
+
+def reviewer() -> str:
+    """Who is acting: the logged-in user when login is configured, else the sidebar name."""
+    user = getattr(st, "user", None)
+    if user is not None and getattr(user, "is_logged_in", False):
+        return user.get("email") or user.get("name") or "unknown"
+    return st.session_state.get("reviewer") or "anonymous"
+
+
+def sidebar() -> None:
+    st.session_state.setdefault("db_path", str(paths.default_db_path()))
+    with st.sidebar:
+        st.text_input(
+            "Database",
+            key="db_path",
+            help="DuckDB file owned by this app (set $RESET_STUDIO_DB to change the default).",
+        )
+        st.text_input(
+            "Reviewer",
+            key="reviewer",
+            placeholder="your name",
+            help="Recorded with every review action you take.",
+        )
