@@ -10,6 +10,7 @@ ui.sidebar()
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/data.py", title="Data"),
+    st.Page("pages/train.py", title="Train"),
 ]
 
 st.navigation(PAGES).run()

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = model.add_parser("prepare", help="convert the embedded SmolLM2 model to safetensors once")
     p.add_argument("--out", default=str(paths.DEFAULT_MODEL_DIR), help="output folder")
     p.set_defaults(func=_cmd_model_prepare)
+    from reset_core.cli_training import add_commands as add_training_commands
+
+    add_training_commands(sub)
     return parser
 
 

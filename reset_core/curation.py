@@ -290,7 +290,9 @@ def _cut(rows: list[dict], spec: CurationSpec) -> list[dict]:
         by_kind.setdefault(r["kind"], []).append(r)
     quota = {k: n * len(v) / len(rows) for k, v in by_kind.items()}
     take = {k: int(q) for k, q in quota.items()}
-    for k in sorted(quota, key=lambda k: quota[k] - take[k], reverse=True)[: n - sum(take.values())]:
+    for k in sorted(quota, key=lambda k: quota[k] - take[k], reverse=True)[
+        : n - sum(take.values())
+    ]:
         take[k] += 1
     kept = {id(r) for k, v in by_kind.items() for r in v[: take[k]]}
     return [r for r in rows if id(r) in kept]
@@ -382,9 +384,12 @@ def _freeze(con, items: list[dict], manifest: dict, preset: str, name: str, sele
         )
     digest = content_hash(items)
     manifest = {**manifest, "content_hash": digest, "n_items": len(items)}
-    set_id = "cs-" + hashlib.sha256(
-        json.dumps([digest, preset, selection_id], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    set_id = (
+        "cs-"
+        + hashlib.sha256(
+            json.dumps([digest, preset, selection_id], sort_keys=True).encode()
+        ).hexdigest()[:12]
+    )
     if one(con, "SELECT 1 FROM curated_sets WHERE set_id = ?", [set_id]):
         return set_id  # frozen already: same picks, same preset, same run
     con.execute("BEGIN TRANSACTION")
@@ -422,7 +427,9 @@ def create_curated_set(con, spec: CurationSpec) -> str:
 
     >>> set_id = create_curated_set(con, CurationSpec(selection_id="sel-1"))  # doctest: +SKIP
     """
-    sel = one(con, "SELECT preset, config FROM selections WHERE selection_id = ?", [spec.selection_id])
+    sel = one(
+        con, "SELECT preset, config FROM selections WHERE selection_id = ?", [spec.selection_id]
+    )
     if sel is None:
         raise ValueError(f"selection_id: no scoring run {spec.selection_id!r}")
     table, applied = _picks_with_text(con, spec)
@@ -544,3 +551,32 @@ def manifest(con, set_id: str) -> dict:
     if row is None:
         raise KeyError(f"no curated set {set_id!r}")
     return json.loads(row[0]) if isinstance(row[0], str) else row[0]
+
+
+def reference_counts(
+    con, *, kinds: Sequence[str] = (), sources: Sequence[str] = (), split: str = "seen"
+) -> dict[str, int]:
+    """Examples with a reference answer, by kind: what :func:`create_reference_set` can use."""
+    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
+    if kinds:
+        where.append("kind IN (SELECT unnest(?))")
+        params.append(list(kinds))
+    if sources:
+        where.append("source IN (SELECT unnest(?))")
+        params.append(list(sources))
+    return dict(
+        con.execute(
+            f"SELECT kind, count(*) FROM examples WHERE {' AND '.join(where)} GROUP BY kind "
+            "ORDER BY kind",
+            params,
+        ).fetchall()
+    )
+
+
+def list_selections(con):
+    """Scoring runs with their pick counts, newest first (a pandas DataFrame)."""
+    return con.execute(
+        "SELECT s.selection_id, s.preset, s.created_at, "
+        "(SELECT count(*) FROM selection_scores x WHERE x.selection_id = s.selection_id AND x.picked)"
+        " AS picks FROM selections s ORDER BY s.created_at DESC, s.selection_id"
+    ).df()

@@ -59,11 +59,15 @@ def to_form(items: pa.Table, form: str) -> pa.Table:
     bot = [[{"role": "assistant", "content": c}] for c in items.column("completion").to_pylist()]
     ids = items.column("example_id")
     if form == "messages":
-        return pa.table({"example_id": ids, "messages": [u + b for u, b in zip(user, bot, strict=True)]})
+        return pa.table(
+            {"example_id": ids, "messages": [u + b for u, b in zip(user, bot, strict=True)]}
+        )
     return pa.table({"example_id": ids, "prompt": user, "completion": bot})
 
 
-def export_set(con, set_id: str, out: str | Path, form: str = "messages", fmt: str = "jsonl") -> Path:
+def export_set(
+    con, set_id: str, out: str | Path, form: str = "messages", fmt: str = "jsonl"
+) -> Path:
     """Write a curated set to ``out`` (file or folder, by format); return the path.
 
     ``out`` may be a folder (an existing one, or a name without a suffix for jsonl and

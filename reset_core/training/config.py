@@ -127,7 +127,7 @@ class TrainConfig(BaseModel):
         "auto",
         description="Training precision. auto = bf16 on a GPU that supports it, else fp32.",
     )
-    gradient_checkpointing: bool = Field(
+    activation_checkpointing: bool = Field(
         False,
         description="Recompute activations in the backward pass: less memory, about 20% slower.",
     )

@@ -143,11 +143,15 @@ def register_model(con, job_id: str) -> str | None:
         return None
     config = json.loads(config) if isinstance(config, str) else config
     cfg = config["train"]
-    preset = one(con, "SELECT preset FROM curated_sets WHERE set_id = ?", [set_id]) if set_id else None
+    preset = (
+        one(con, "SELECT preset FROM curated_sets WHERE set_id = ?", [set_id]) if set_id else None
+    )
     stage = STAGE_OF_PRESET.get(preset[0], "other") if preset else "other"
     outputs = result["outputs"]
     path, adapter = (
-        (outputs["merged"], None) if "merged" in outputs else (cfg["base_model"], outputs["adapter"])
+        (outputs["merged"], None)
+        if "merged" in outputs
+        else (cfg["base_model"], outputs["adapter"])
     )
     model_id = "m-" + run_id
     metrics = {k: v for k, v in result.items() if k not in ("config", "outputs")}
@@ -212,7 +216,12 @@ def lineage(con, model_id: str) -> list[dict[str, Any]]:
                 "parent_id": row[5],
                 "curated_set_id": row[6],
                 "training_run_id": row[7],
-                "curated_set": {"name": row[9], "preset": row[10], "n_items": row[11], "content_hash": row[12]}
+                "curated_set": {
+                    "name": row[9],
+                    "preset": row[10],
+                    "n_items": row[11],
+                    "content_hash": row[12],
+                }
                 if row[6]
                 else None,
                 "train_config": config.get("train"),

@@ -44,7 +44,7 @@ def sft_kwargs(cfg: TrainConfig, checkpoint_dir: str | Path) -> dict[str, Any]:
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit,
-        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "activation_checkpointing": cfg.activation_checkpointing,
         # A NaN loss must show in the logs (and fail the run), not be averaged away.
         "logging_nan_inf_filter": False,
         "report_to": "none",

@@ -7,8 +7,8 @@ prompt-completion form, written by the app) and ``job.json`` with
 
 * writes live metrics (loss, learning rate, tokens/s, epoch) as Parquet shards for
   ``training_metrics`` and optimizer steps as progress;
-* stops cleanly when the job is cancelled (cancel file or SIGTERM), after saving a
-  checkpoint;
+* stops cleanly when the job is cancelled (cancel file or SIGTERM) after the current
+  step, saving a checkpoint first;
 * keeps checkpoints under ``checkpoints/`` and resumes from the last complete one
   when relaunched (after a crash or ``kill -9``);
 * writes the adapter (and the merged model when asked) to a temporary folder and
@@ -25,7 +25,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -48,7 +47,7 @@ METRIC_SCHEMA = pa.schema(
 MB = 1024 * 1024
 
 
-def _make_callback(ctx: JobContext, run_id: str, stop_requested, flush_every_s: float = 2.0):
+def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
     """A ``TrainerCallback`` that reports metrics and progress and honours cancel."""
     from transformers import TrainerCallback
 
@@ -74,7 +73,7 @@ def _make_callback(ctx: JobContext, run_id: str, stop_requested, flush_every_s: 
 
         def on_step_end(self, args, state, control, **kwargs):
             ctx.progress(state.global_step, epoch=state.epoch, loss=self.last_loss)
-            if stop_requested() or ctx.cancelled():
+            if ctx.cancelled():  # cancel file, or SIGTERM (run_worker turns it into one)
                 # Save first, so a cancelled run can still be resumed later.
                 self.cancelled = True
                 control.should_save = True
@@ -113,7 +112,9 @@ def _make_callback(ctx: JobContext, run_id: str, stop_requested, flush_every_s: 
                 )
             self.first_loss = loss if self.first_loss is None else self.first_loss
             self.last_loss = loss
-            if now - self.last_flush >= flush_every_s:
+            # A checkpoint is saved right after this log: its metrics go to disk first,
+            # so a run resumed from that checkpoint never lacks the steps before it.
+            if control.should_save or now - self.last_flush >= flush_every_s:
                 self.flush()
 
         def on_save(self, args, state, control, **kwargs):
@@ -135,9 +136,8 @@ def _estimate_output_mb(cfg: TrainConfig) -> float:
     """Disk the outputs need: the adapter is small; a merged model is as big as the base."""
     base = Path(cfg.base_model)
     weights = (
-        sum(f.stat().st_size for f in base.glob("*.safetensors")) + sum(
-            f.stat().st_size for f in base.glob("*.bin")
-        )
+        sum(f.stat().st_size for f in base.glob("*.safetensors"))
+        + sum(f.stat().st_size for f in base.glob("*.bin"))
         if base.is_dir()
         else 0
     )
@@ -259,16 +259,9 @@ def train_job(ctx: JobContext) -> None:
         )
     preflight_output(output_dir, cfg)
 
-    stop = {"requested": False}
-
-    def on_term(signum, frame):  # cancel() sends SIGTERM: stop after this step, keep state
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, on_term)
-
     checkpoint_dir = ctx.job_dir / "checkpoints"
     resume = last_complete_checkpoint(checkpoint_dir)
-    callback = _make_callback(ctx, run_id, lambda: stop["requested"])
+    callback = _make_callback(ctx, run_id)
     trainer = build_trainer(cfg, dataset_from_table(data), checkpoint_dir, [callback])
     try:
         result = trainer.train(resume_from_checkpoint=resume)
