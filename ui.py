@@ -14,6 +14,23 @@ import streamlit as st
 from reset_core import paths, store
 
 
+def _route_through_app() -> None:
+    """Make a first visit straight to a page URL still go through ``app.py``.
+
+    Because a ``pages/`` folder exists, Streamlit starts in its legacy multipage mode
+    (each file its own app) until ``st.navigation`` has run once in the process, so
+    opening ``/data`` first would skip the router, its sidebar and page config.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_route_through_app()
+
+
 @st.cache_resource(show_spinner=False)
 def _connection(path: str):
     return store.connect(path)

@@ -166,24 +166,29 @@ def _first_answer(row: dict, key: str) -> str | None:
     raise _RowError(key, f"expected text or a list of texts, got {type(value).__name__}")
 
 
-def _preset_alpaca(row: dict) -> list[dict]:
-    return [
-        {
-            "instruction": _text(row, "instruction", required=True),
-            "context": _text(row, "input"),
-            "reference": _text(row, "output"),
-        }
-    ]
+@dataclass(frozen=True)
+class _Flat:
+    """A preset whose fields are plain top-level text columns (SQL can map these too)."""
+
+    columns: dict[str, str]  # example field -> file column
+    required: tuple[str, ...]
+    instruction: str | None = None  # fixed request when the file has none
+
+    def __call__(self, row: dict) -> list[dict]:
+        ex = {f: _text(row, c, required=f in self.required) for f, c in self.columns.items()}
+        if self.instruction is not None:
+            ex["instruction"] = self.instruction
+        return [ex]
 
 
-def _preset_dolly(row: dict) -> list[dict]:
-    return [
-        {
-            "instruction": _text(row, "instruction", required=True),
-            "context": _text(row, "context"),
-            "reference": _text(row, "response"),
-        }
-    ]
+_ALPACA = {"instruction": "instruction", "context": "input", "reference": "output"}
+_FLAT = {
+    "alpaca": _Flat(_ALPACA, ("instruction",)),
+    "dolly": _Flat({**_ALPACA, "context": "context", "reference": "response"}, ("instruction",)),
+    "summarization": _Flat(
+        {"context": "article", "reference": "highlights"}, ("context",), SUMMARIZE_INSTRUCTION
+    ),
+}
 
 
 def _preset_qa(row: dict) -> list[dict]:
@@ -211,16 +216,6 @@ def _preset_nq(row: dict) -> list[dict]:
             "instruction": _text(row, "question", required=True),
             "context": context,
             "reference": _first_answer(row, "answers"),
-        }
-    ]
-
-
-def _preset_summarization(row: dict) -> list[dict]:
-    return [
-        {
-            "instruction": SUMMARIZE_INSTRUCTION,
-            "context": _text(row, "article", required=True),
-            "reference": _text(row, "highlights"),
         }
     ]
 
@@ -275,11 +270,9 @@ def _preset_self_instruct(row: dict) -> list[dict]:
 
 
 PRESETS: dict[str, Callable[[dict], list[dict]]] = {
-    "alpaca": _preset_alpaca,
-    "dolly": _preset_dolly,
+    **_FLAT,
     "qa": _preset_qa,
     "nq": _preset_nq,
-    "summarization": _preset_summarization,
     "chat": _preset_chat,
     "self_instruct": _preset_self_instruct,
 }
@@ -287,11 +280,9 @@ PRESETS: dict[str, Callable[[dict], list[dict]]] = {
 #: Which file column each preset reads for each example field, so errors name the
 #: column the user sees in their file rather than our field name.
 PRESET_COLUMNS: dict[str, dict[str, str]] = {
-    "alpaca": {"instruction": "instruction", "context": "input", "reference": "output"},
-    "dolly": {"instruction": "instruction", "context": "context", "reference": "response"},
+    **{name: flat.columns for name, flat in _FLAT.items()},
     "qa": {"instruction": "question", "context": "context", "reference": "answers"},
     "nq": {"instruction": "question", "context": "ctxs", "reference": "answers"},
-    "summarization": {"context": "article", "reference": "highlights"},
     "chat": {"instruction": "messages", "context": "messages", "reference": "messages"},
     "self_instruct": {
         "instruction": "instruction",
@@ -608,12 +599,6 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
     return ParsedFile(str(path), preset, table, n_rows, n_rows - table.num_rows)
 
 
-# Presets whose fields are plain top-level text columns: SQL can map them directly.
-_FLAT_PRESETS = {
-    "alpaca": {"instruction": "instruction", "context": "input", "reference": "output"},
-    "dolly": {"instruction": "instruction", "context": "context", "reference": "response"},
-    "summarization": {"context": "article", "reference": "highlights"},
-}
 _SQL_READERS = {_read_jsonl: "read_json", _read_csv: "read_csv", _read_parquet: "read_parquet"}
 
 
@@ -642,9 +627,9 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         columns, preset = dict(options.mapping), "mapping"
     else:
         preset = options.preset or detect_preset(set(types))
-        if preset not in _FLAT_PRESETS:
+        if preset not in _FLAT:
             return None
-        columns = _FLAT_PRESETS[preset]
+        columns = _FLAT[preset].columns
     text_targets = {t: c for t, c in columns.items() if t != "id"}
     if any(c in types and types[c] != "VARCHAR" for c in text_targets.values()):
         return None
@@ -662,8 +647,9 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         c = columns.get(target)
         return _q(c) if c in types else "NULL"
 
-    instruction = col("instruction") if "instruction" in columns else "?"
-    params = [] if "instruction" in columns else [SUMMARIZE_INSTRUCTION]
+    fixed = _FLAT[preset].instruction if preset in _FLAT else None
+    instruction = "?" if fixed is not None else col("instruction")
+    params = [fixed] if fixed is not None else []
     raw_id = (
         col("id")
         if "id" in columns
@@ -682,10 +668,13 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         FROM raw""",
         params,
     )
+    required = _FLAT[preset].required if preset in _FLAT else ("instruction",)
+    missing = " OR ".join(f"{f} IS NULL" for f in required)
     bad = one(
         staging,
         f"""SELECT
-            count(*) FILTER (WHERE instruction IS NULL OR trim(instruction, ' \t\n\r') = '')
+            count(*) FILTER (WHERE {missing})
+          + count(*) FILTER (WHERE instruction IS NULL OR trim(instruction, ' \t\n\r') = '')
           + count(*) FILTER (WHERE greatest(length(instruction), length(coalesce(context, '')),
                                             length(coalesce(reference, ''))) > ?)
           + count(*) FILTER (WHERE split_ NOT IN {SPLITS} OR kind_ NOT IN {KINDS})

@@ -39,6 +39,10 @@ LOOP_TABLES: list[tuple[str, str]] = [
 ]
 
 
+class DatabaseBusy(RuntimeError):
+    """Another process holds the database's write lock (DuckDB allows one writer)."""
+
+
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> tuple | None:
     """The first row of a query, with the result drained.
 
@@ -53,7 +57,16 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise DatabaseBusy(
+            f"{path} is open for writing in another process ({e}). One process owns the "
+            "database: stop the app (or the other command) first, or point this one at "
+            "another file with --db / $RESET_STUDIO_DB."
+        ) from None
     if not read_only:
         migrate(con)
     return con

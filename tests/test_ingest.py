@@ -216,6 +216,13 @@ BAD_CASES = {
         ImportOptions(preset="nq"),
         ["nq.jsonl", "line 1", "field 'ctxs'"],
     ),
+    "missing_required_article": (
+        lambda t: _jsonl(
+            t, [{"article": "Text.", "highlights": "T."}, {"highlights": "no article"}]
+        ),
+        ImportOptions(preset="summarization"),
+        ["bad.jsonl", "line 2", "field 'article'", "missing required field"],
+    ),
     "undetectable_shape": (
         lambda t: _jsonl(t, [{"foo": "bar"}]),
         ImportOptions(),

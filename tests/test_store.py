@@ -119,3 +119,18 @@ def test_cursor_per_thread(db_path):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_second_writer_gets_a_clear_error(db_path):
+    import subprocess
+    import sys
+
+    con = connect(db_path)
+    code = (
+        "import sys\nfrom reset_core.cli import main\n"
+        f"sys.exit(main(['--db', {str(db_path)!r}, 'db', 'info']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 3
+    assert "open for writing in another process" in out.stderr
+    con.close()
