@@ -38,7 +38,7 @@ from reset_core.store import connect
 from reset_core.training.config import TrainConfig
 from reset_core.training.runs import start_training, sync_training
 
-PLAIN_SCRIPT = r'''
+PLAIN_SCRIPT = r"""
 import json, sys, time
 from datasets import load_dataset
 from peft import LoraConfig
@@ -63,7 +63,7 @@ trainer.model.save_pretrained(out + "/adapter")
 tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h][-1]
 print(json.dumps({"num_tokens": tokens, "train_runtime_s": result.metrics["train_runtime"],
                   "wall_s": time.perf_counter() - t0}))
-'''
+"""
 
 
 def run_plain(model: str, data: Path, out: Path, steps: int, batch: int) -> dict:
@@ -147,7 +147,9 @@ def main() -> None:
                 if who == "plain":
                     plain.append(run_plain(model, data, tmp / f"plain-{i}", args.steps, args.batch))
                 else:
-                    ours.append(run_ours(con, db, model, set_id, args.steps, args.batch, tmp / f"ours-{i}"))
+                    ours.append(
+                        run_ours(con, db, model, set_id, args.steps, args.batch, tmp / f"ours-{i}")
+                    )
 
     def tps(runs: list[dict]) -> float:
         return statistics.median(r["num_tokens"] / r["train_runtime_s"] for r in runs)

@@ -182,6 +182,13 @@ def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
     job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
     (job_dir / "cancel").unlink(missing_ok=True)
+    # A relaunch must not be judged by the previous attempt's final status ("cancelled",
+    # "failed") before the new worker writes its first progress.
+    previous = read_json(job_dir / "progress.json")
+    if previous:
+        write_json_atomic(
+            job_dir / "progress.json", {**previous, "status": "running", "error": None}
+        )
     log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "reset_core.jobs", str(job_dir)],
