@@ -13,10 +13,12 @@ interleaved over ``--rounds``:
 Both count tokens as TRL does (``num_tokens``: non-padding tokens seen) over TRL's own
 ``train_runtime``; the end-to-end process wall time is printed too.
 
-    python bench/training.py [--model smollm2|tiny] [--steps 12] [--batch 4] [--rounds 1]
+    python bench/training.py [--model smollm2|tiny] [--steps 6] [--batch 2] [--max-length 128]
+                             [--rounds 1]
 
-Default: the embedded SmolLM2-135M-Instruct, 12 optimizer steps of 4 examples
-(a couple of minutes per side on 2 busy cores); ``--model tiny`` runs in seconds.
+Default: the embedded SmolLM2-135M-Instruct, 6 optimizer steps of 2 examples cut at
+128 tokens (about a minute per side on 2 busy cores; on a GPU raise all three);
+``--model tiny`` is quicker.
 Target: ours >= 0.9 of plain tokens/s. Last line: one JSON object of figures.
 """
 
@@ -44,14 +46,15 @@ from datasets import load_dataset
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-model, data, out, steps, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+model, data, out = sys.argv[1], sys.argv[2], sys.argv[3]
+steps, batch, max_length = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 t0 = time.perf_counter()
 trainer = SFTTrainer(
     model=model,
     train_dataset=load_dataset("parquet", data_files=data, split="train"),
     args=SFTConfig(
         output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
-        learning_rate=5e-5, lr_scheduler_type="linear", warmup_steps=0.03, max_length=1024,
+        learning_rate=5e-5, lr_scheduler_type="linear", warmup_steps=0.03, max_length=max_length,
         seed=42, data_seed=42, logging_steps=1, save_steps=50, report_to="none",
         bf16=False, fp16=False, activation_checkpointing=False, disable_tqdm=True,
     ),
@@ -66,10 +69,11 @@ print(json.dumps({"num_tokens": tokens, "train_runtime_s": result.metrics["train
 """
 
 
-def run_plain(model: str, data: Path, out: Path, steps: int, batch: int) -> dict:
+def run_plain(model: str, data: Path, out: Path, steps: int, batch: int, max_length: int) -> dict:
     t = time.perf_counter()
+    args = [model, str(data), str(out), str(steps), str(batch), str(max_length)]
     proc = subprocess.run(
-        [sys.executable, "-c", PLAIN_SCRIPT, model, str(data), str(out), str(steps), str(batch)],
+        [sys.executable, "-c", PLAIN_SCRIPT, *args],
         capture_output=True,
         text=True,
     )
@@ -80,11 +84,14 @@ def run_plain(model: str, data: Path, out: Path, steps: int, batch: int) -> dict
     return r
 
 
-def run_ours(con, db: Path, model: str, set_id: str, steps: int, batch: int, out: Path) -> dict:
+def run_ours(
+    con, db: Path, model: str, set_id: str, steps: int, batch: int, max_length: int, out: Path
+) -> dict:
     cfg = TrainConfig(
         base_model=model,
         max_steps=steps,
         per_device_train_batch_size=batch,
+        max_length=max_length,
         precision="fp32",
         output_dir=str(out),
     )
@@ -117,8 +124,11 @@ def main() -> None:
         default="smollm2",
         help="smollm2 = the embedded SmolLM2-135M-Instruct (default); tiny = a random tiny Llama",
     )
-    ap.add_argument("--steps", type=int, default=12, help="optimizer steps per run (default 12)")
-    ap.add_argument("--batch", type=int, default=4, help="examples per step (default 4)")
+    ap.add_argument("--steps", type=int, default=6, help="optimizer steps per run (default 6)")
+    ap.add_argument(
+        "--max-length", type=int, default=128, help="tokens per example at most (default 128)"
+    )
+    ap.add_argument("--batch", type=int, default=2, help="examples per step (default 2)")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
     args = ap.parse_args()
 
@@ -145,10 +155,23 @@ def main() -> None:
             order = ("plain", "ours") if i % 2 == 0 else ("ours", "plain")
             for who in order:
                 if who == "plain":
-                    plain.append(run_plain(model, data, tmp / f"plain-{i}", args.steps, args.batch))
+                    plain.append(
+                        run_plain(
+                            model, data, tmp / f"plain-{i}", args.steps, args.batch, args.max_length
+                        )
+                    )
                 else:
                     ours.append(
-                        run_ours(con, db, model, set_id, args.steps, args.batch, tmp / f"ours-{i}")
+                        run_ours(
+                            con,
+                            db,
+                            model,
+                            set_id,
+                            args.steps,
+                            args.batch,
+                            args.max_length,
+                            tmp / f"ours-{i}",
+                        )
                     )
 
     def tps(runs: list[dict]) -> float:
@@ -162,8 +185,10 @@ def main() -> None:
         "model": args.model,
         "steps": args.steps,
         "batch": args.batch,
+        "max_length": args.max_length,
         "rounds": args.rounds,
-        "tokens_per_run": ours[0]["num_tokens"],
+        "ours_tokens_per_run": ours[0]["num_tokens"],
+        "plain_tokens_per_run": plain[0]["num_tokens"],
         "ours_tokens_per_s": round(ours_tps, 1),
         "plain_trl_tokens_per_s": round(plain_tps, 1),
         "ratio": round(ours_tps / plain_tps, 3),
