@@ -52,6 +52,8 @@ format: setup
 
 bench: setup model
 	$(PY) bench/import.py
+	$(PY) bench/judging.py
+	$(PY) bench/review_ui.py
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR)

@@ -10,6 +10,13 @@ ui.sidebar()
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
     st.Page("pages/data.py", title="Data"),
+    st.Page("pages/sample.py", title="Sample"),
+    st.Page("pages/judge.py", title="Judge"),
+    st.Page("pages/review.py", title="Review"),
+    st.Page("pages/agreement.py", title="Agreement"),
+    st.Page("pages/tradeoff.py", title="Trade-off"),
+    st.Page("pages/decoding.py", title="Decoding"),
+    st.Page("pages/candidates.py", title="Selected candidates"),
     st.Page("pages/train.py", title="Train"),
 ]
 

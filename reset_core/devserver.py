@@ -21,7 +21,8 @@ the fault. Faults (:data:`FAULTS`):
 
 Without a fault, a chat request that asks for JSON (``response_format``) gets
 ``{"score": s, "rationale": ...}`` with ``s`` a deterministic function of the prompt
-on a 1-10 scale, and any other request gets a short deterministic text.
+on a 1-10 scale (``{"scores": [...]}`` when the schema asks for a ``scores`` array
+of ``minItems`` entries), and any other request gets a short deterministic text.
 
 >>> with OpenAICompatServer(latency_s=0.0) as srv:  # doctest: +SKIP
 ...     client = openai.OpenAI(base_url=srv.base_url, api_key="test")
@@ -51,7 +52,7 @@ FAULTS = (
     "empty",
     "refusal",
 )
-_FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:x(\d+))?\]\]")
+_FAULT = re.compile(r"\[\[fault:([a-z]+|\d+)(?:x(\d+))?\]\]")
 
 
 def _prompt_text(body: dict) -> str:
@@ -65,6 +66,30 @@ def _prompt_text(body: dict) -> str:
         return "\n".join(parts)
     prompt = body.get("prompt", "")
     return "\n".join(prompt) if isinstance(prompt, list) else str(prompt)
+
+
+class _Server(ThreadingHTTPServer):
+    # The listen backlog is fixed when the socket binds, so it must be a class
+    # attribute: set on the instance afterwards, the default of 5 stays in force and
+    # a burst of new connections (a client at concurrency 64) loses SYNs and waits
+    # a full second for the kernel to retransmit them.
+    request_queue_size = 1024
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (its timeout, a reset) is expected here, not a bug.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _list_size(body: dict) -> int:
+    """How many scores a json_schema ``response_format`` asks for (a ``scores`` array)."""
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or {}
+    scores = (schema.get("properties") or {}).get("scores") or {}
+    return int(scores.get("minItems") or 0) if scores.get("type") == "array" else 0
 
 
 def _digest(text: str) -> int:
@@ -91,7 +116,10 @@ class OpenAICompatServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/stats"):  # request counts, for benches
+                    with server._lock:
+                        self._json(200, {"requests": server.n_requests, "by_path": server.requests})
+                elif self.path.rstrip("/").endswith("/models"):
                     self._json(
                         200, {"object": "list", "data": [{"id": "local-test", "object": "model"}]}
                     )
@@ -118,9 +146,7 @@ class OpenAICompatServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 256
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -193,6 +219,10 @@ class OpenAICompatServer:
             content = json.dumps({"score": 42, "rationale": "off the scale"})
         elif fault in ("empty", "refusal"):
             content = ""
+        elif wants_json and _list_size(body):
+            # A multi-candidate verdict: the schema fixes how many scores (minItems).
+            scores = [1 + _digest(f"{text}#{i}") % 10 for i in range(_list_size(body))]
+            content = json.dumps({"scores": scores, "rationale": "deterministic scores"})
         elif wants_json:
             content = json.dumps({"score": score, "rationale": f"deterministic score {score}"})
         else:

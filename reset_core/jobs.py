@@ -41,6 +41,14 @@ import pyarrow.parquet as pq
 from reset_core.store import one
 
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled", "stopped")
+
+
+class JobStopped(Exception):
+    """Raised by a worker that ends early on purpose (e.g. a budget cap): status 'stopped'.
+
+    Its finished shards are kept; relaunching the job resumes from them.
+    """
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -77,6 +85,8 @@ class JobContext:
     n_done: int = 0
     _started: float = field(default_factory=time.monotonic)
     _done_at_start: int = 0
+    #: Extra stage-specific figures (e.g. a cost ledger) carried in every progress report.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shard_dir(self) -> Path:
@@ -130,6 +140,7 @@ class JobContext:
                 "error": error,
                 "pid": os.getpid(),
                 "updated_at": time.time(),
+                **self.extra,
                 **extra,
             },
         )
@@ -147,6 +158,9 @@ def run_worker(job_dir: str | Path) -> int:
         module, _, func = spec["entry"].partition(":")
         entry: Callable[[JobContext], None] = getattr(importlib.import_module(module), func)
         entry(ctx)
+    except JobStopped as e:
+        ctx._report("stopped", error=str(e))
+        return 0
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded, KeyboardInterrupt too
         ctx._report("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         return 1
@@ -182,12 +196,12 @@ def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
     job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
     (job_dir / "cancel").unlink(missing_ok=True)
-    # A relaunch must not be judged by the previous attempt's final status ("cancelled",
-    # "failed") before the new worker writes its first progress.
+    # A relaunch must not be judged by the last attempt's "failed"/"cancelled" progress
+    # before the new worker has written its own.
     previous = read_json(job_dir / "progress.json")
     if previous:
         write_json_atomic(
-            job_dir / "progress.json", {**previous, "status": "running", "error": None}
+            job_dir / "progress.json", {**previous, "status": "queued", "error": None, "pid": None}
         )
     log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
@@ -240,11 +254,13 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     if row is None:
         raise KeyError(f"no job {job_id!r}")
     work_dir, pid, status = Path(row[0]), row[1], row[2]
+    # Progress first, shards second: a worker writes its last shard before it reports
+    # "done", so every shard of a finished job is on disk by the time it is ingested.
+    progress = read_json(work_dir / "progress.json")
     if ingest is not None:
         ingest(work_dir / "shards")
-    progress = read_json(work_dir / "progress.json")
     new_status = progress.get("status", status)
-    if new_status == "running" and pid and not _alive(pid):
+    if new_status in ACTIVE and pid and not _alive(pid):
         new_status = "cancelled" if (work_dir / "cancel").exists() else "failed"
         progress["error"] = progress.get("error") or (
             f"worker process {pid} exited without finishing; see {work_dir / 'worker.log'}"
@@ -254,7 +270,7 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     progress["status"] = new_status
     con.execute(
         "UPDATE jobs SET status=?, n_done=?, n_total=coalesce(?, n_total), error=?, "
-        "finished_at = CASE WHEN ? IN ('done','failed','cancelled') "
+        "finished_at = CASE WHEN ? IN ('done','failed','cancelled','stopped') "
         "THEN coalesce(finished_at, current_timestamp) ELSE NULL END WHERE job_id=?",
         [
             new_status,

@@ -10,8 +10,8 @@ worker shards be ingested idempotently: the same candidate always has the same k
 
 >>> import duckdb
 >>> con = duckdb.connect()
->>> migrate(con)
-['001_core_nouns']
+>>> migrate(con)[0]
+'001_core_nouns'
 >>> migrate(con)  # already current
 []
 """
@@ -256,6 +256,124 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX candidates_example ON candidates (example_id);
         CREATE INDEX judgments_candidate ON judgments (candidate_id);
         CREATE INDEX overrides_example ON overrides (example_id);
+        """,
+    ),
+    Migration(
+        "003_judging",
+        """
+        -- Judging: which example a judgment belongs to (for per-example views without a
+        -- join), whether it came from the cache (cost 0 this run), attempts and latency.
+        ALTER TABLE judgments ADD COLUMN example_id TEXT;
+        ALTER TABLE judgments ADD COLUMN cached BOOLEAN DEFAULT false;
+        ALTER TABLE judgments ADD COLUMN attempts INTEGER;
+        ALTER TABLE judgments ADD COLUMN latency_ms DOUBLE;
+        CREATE INDEX judgments_judge_aspect ON judgments (judge_id, aspect);
+
+        -- Selection: the combined aspect scores behind each RESET score, why a
+        -- candidate is not rankable, and whether its judges agreed.
+        ALTER TABLE selection_scores ADD COLUMN s_task DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_instr DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN s_faith DOUBLE;
+        ALTER TABLE selection_scores ADD COLUMN agree BOOLEAN;
+        ALTER TABLE selection_scores ADD COLUMN missing TEXT;
+        ALTER TABLE selection_scores ADD COLUMN override TEXT;
+        """,
+    ),
+    Migration(
+        "005_review",
+        """
+        -- Per-example facts the review queue filters and sorts on, derived from one
+        -- selection (its scores, the candidates' settings, the judges' spread), so the
+        -- queue never aggregates a million candidates per click. Rebuilt by
+        -- reset_core.review_queue.refresh_queue when its inputs change (see stamp);
+        -- the human side (overrides) is small and joined live.
+        CREATE TABLE review_queue (
+            selection_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            source       TEXT NOT NULL,
+            split        TEXT NOT NULL,
+            n_candidates INTEGER NOT NULL,
+            n_rankable   INTEGER NOT NULL,  -- candidates with a RESET score
+            judge_pick   TEXT,              -- best-ranked picked candidate, NULL if none
+            pick_score   DOUBLE,            -- its RESET score
+            best_score   DOUBLE,
+            disagreement DOUBLE NOT NULL,   -- max over candidates/aspects of max-min judge score
+            n_failed     INTEGER NOT NULL,  -- judgments with no score (failed judge)
+            settings     TEXT[] NOT NULL,   -- decoding settings of its candidates
+            haystack     TEXT NOT NULL,     -- lower(instruction, context, reference) for search:
+                                            -- one LIKE over one column, 3x faster than 3 ILIKEs
+            PRIMARY KEY (selection_id, example_id)
+        );
+        CREATE TABLE review_queue_state (
+            selection_id TEXT PRIMARY KEY,
+            stamp        JSON NOT NULL,     -- counts/timestamps of the inputs it was built from
+            built_at     TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- The example view reads one example's selection rows.
+        CREATE INDEX selection_scores_example ON selection_scores (example_id);
+        """,
+    ),
+    Migration(
+        "006_analytics",
+        """
+        -- Analytics summaries: derived, rebuilt from judgments/candidates/selections
+        -- whenever their fingerprint changes (reset_core.analytics.refresh). They hold
+        -- nothing that is not recomputable, so dropping them loses nothing.
+        -- bucket = hash(candidate_id) % 4096, rows stored in bucket order, so a
+        -- deterministic sample ("bucket < k") reads only the first row groups.
+        CREATE TABLE analytics_state (
+            name         TEXT PRIMARY KEY,
+            fingerprint  TEXT NOT NULL,
+            refreshed_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            seconds      DOUBLE,
+            n_candidates BIGINT
+        );
+        -- One row per (candidate, judge, aspect): the latest valid score (NULL when
+        -- every attempt failed) and how many failed rows were excluded.
+        CREATE TABLE analytics_judgments (
+            bucket       SMALLINT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            judge_id     TEXT NOT NULL,
+            aspect       TEXT NOT NULL,
+            score        DOUBLE,
+            n_failed     INTEGER NOT NULL
+        );
+        -- One row per candidate: its nouns, length, duplicate flag, pick in the latest
+        -- selection and the mean valid score per aspect over judges.
+        CREATE TABLE analytics_candidates (
+            bucket       SMALLINT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            model_id     TEXT NOT NULL,
+            setting_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            split        TEXT NOT NULL,
+            n_chars      INTEGER NOT NULL,
+            n_words      INTEGER NOT NULL,
+            is_dup       BOOLEAN NOT NULL,
+            picked       BOOLEAN NOT NULL,
+            s_task       DOUBLE,
+            s_instr      DOUBLE,
+            s_faith      DOUBLE,
+            n_failed     INTEGER NOT NULL
+        );
+        -- Judgment rows per judge and aspect: valid, failed (excluded), not applicable.
+        CREATE TABLE analytics_missing (
+            judge_id         TEXT NOT NULL,
+            aspect           TEXT NOT NULL,
+            n_valid          BIGINT NOT NULL,
+            n_failed         BIGINT NOT NULL,
+            n_not_applicable BIGINT NOT NULL
+        );
+        -- A fixed-size text sample per (setting, model) for distinct-n diversity.
+        CREATE TABLE analytics_texts (
+            setting_id   TEXT NOT NULL,
+            model_id     TEXT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            text         TEXT NOT NULL
+        );
         """,
     ),
 ]

@@ -1,0 +1,141 @@
+"""Agreement: do the judges agree with each other, with humans, and do humans agree?"""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from reset_core import agreement as ag
+from reset_core.analytics import ASPECTS, ensure_fresh, missing_note
+
+st.title("Agreement")
+con = ui.cursor()
+with st.spinner("Updating the analytics summaries…"):
+    summary = ensure_fresh(con)
+st.caption(
+    f"Summaries of {summary['n_candidates']:,} candidates, refreshed {summary['refreshed_at']:%Y-%m-%d %H:%M}."
+)
+
+c1, c2, c3 = st.columns(3)
+aspect = c1.selectbox("Aspect", ASPECTS, key="ag_aspect")
+stat = c2.selectbox(
+    "Heatmap statistic", ag.PAIR_STATS, format_func=ag.STAT_LABELS.get, index=1, key="ag_stat"
+)
+gap = c3.slider(
+    "Disagreement gap to review",
+    0.05,
+    1.0,
+    0.25,
+    0.05,
+    key="ag_gap",
+    help="A heatmap cell opens the candidates whose two scores differ by at least this much.",
+)
+
+report = ag.judge_agreement(con, aspect)
+st.caption(missing_note(report.missing))
+for note in report.notes:
+    st.info(note)
+
+human = ag.judge_vs_human(con, aspect)
+raters, cells = ag.agreement_matrix(report, stat, human)
+
+
+def open_in_review(a: str, b: str) -> None:
+    st.switch_page("pages/candidates.py", query_params=ag.review_query(a, b, aspect, gap))
+
+
+if len(raters) >= 2:
+    xs, ys, zs, texts = [], [], [], []
+    for i, a in enumerate(raters):
+        for j, b in enumerate(raters):
+            s = cells[i][j]
+            if i == j or s is None:
+                continue
+            xs.append(b)
+            ys.append(a)
+            zs.append(s.value if s.value is not None else float("nan"))
+            texts.append(s.label())
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers+text",
+            text=[f"{z:.2f}" if z == z else "n/a" for z in zs],
+            hovertext=texts,
+            hoverinfo="text",
+            customdata=list(zip(ys, xs, strict=True)),
+            marker={
+                "symbol": "square",
+                "size": max(40, 300 // len(raters)),
+                "color": zs,
+                "cmin": -1,
+                "cmax": 1,
+                "colorscale": "RdYlGn",
+                "colorbar": {"title": stat},
+            },
+        )
+    )
+    fig.update_layout(
+        title=f"{ag.STAT_LABELS[stat]} — {aspect} (click a cell to review disagreements)",
+        xaxis={"type": "category"},
+        yaxis={"type": "category"},
+        height=200 + 90 * len(raters),
+    )
+    event = st.plotly_chart(
+        fig, on_select="rerun", selection_mode="points", key="ag_heatmap", width="stretch"
+    )
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points:
+        a, b = points[0]["customdata"]
+        open_in_review(a, b)
+
+# ----------------------------------------------------------------------------- tables
+st.subheader("Judge vs judge")
+if report.pairs:
+    rows = [
+        {"judge A": a, "judge B": b, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
+        for (a, b), s in report.pairs.items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    pair_labels = [f"{a} vs {b}" for a, b in report.pairs]
+    choice = st.selectbox("Pair", pair_labels, key="ag_pair")
+    if st.button("Open disagreements in Review", key="ag_open"):
+        open_in_review(*list(report.pairs)[pair_labels.index(choice)])
+else:
+    st.info("Judge-vs-judge agreement needs two judges with scores for this aspect.")
+m1, m2 = st.columns(2)
+for col, (name, s) in zip((m1, m2), report.alpha.items(), strict=True):
+    col.metric(ag.STAT_LABELS[name], "n/a" if s.value is None else f"{s.value:.3f}")
+    col.caption(s.label())
+
+st.subheader("Judge vs human")
+if human:
+    rows = [
+        {"judge": j, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
+        for j, s in human.items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+else:
+    st.info(f"No manual {aspect} scores yet: score candidates in Review to compare.")
+picks = ag.judge_vs_human_picks(con)
+rows = [
+    {"judge": j, "aspect": a, "sides with vetoes/forced picks": s.label()}
+    for (j, a), s in picks.items()
+    if a == aspect
+]
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+else:
+    st.caption("No vetoes or forced picks to compare with yet.")
+
+st.subheader("Human vs human")
+hh = ag.human_vs_human(con, aspect)
+if hh["note"]:
+    st.info(hh["note"])
+else:
+    rows = [
+        {"reviewer A": a, "reviewer B": b, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
+        for (a, b), s in hh["pairs"].items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(" · ".join(f"{ag.STAT_LABELS[k]}: {v.label()}" for k, v in hh["alpha"].items()))

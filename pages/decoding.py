@@ -1,0 +1,108 @@
+"""Decoding: which settings win picks, at what diversity and length; judge length bias."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import ui
+from reset_core.analytics import ensure_fresh, missing_note, missing_summary
+from reset_core.decoding_analysis import setting_report, suggest_grid
+from reset_core.judge_bias import length_bias
+
+st.title("Decoding settings")
+con = ui.cursor()
+with st.spinner("Updating the analytics summaries…"):
+    ensure_fresh(con)
+st.caption(missing_note(missing_summary(con)))
+split = st.selectbox("Split", ["seen", "test_seen", "test_unseen"], key="dec_split")
+report = setting_report(con, split)
+if not report:
+    st.info("No candidates yet: sample the seen split with a decoding grid first.")
+    st.stop()
+
+df = pd.DataFrame(report)
+cols = [
+    "setting_id",
+    "temperature",
+    "top_k",
+    "top_p",
+    "n",
+    "n_picks",
+    "pick_share",
+    "task",
+    "instruction",
+    "faithfulness",
+    "n_failed",
+    "distinct_1",
+    "distinct_2",
+    "dup_rate",
+    "mean_words",
+]
+st.dataframe(df[cols], hide_index=True, key="dec_table")
+st.caption(
+    "Means are over valid scores; n_failed judgments were missing and excluded. distinct-n "
+    f"uses up to {report[0]['text_sample']} texts per setting and model."
+)
+df["setting"] = df.apply(
+    lambda r: (
+        f"T={r['temperature']} k={r['top_k']} p={r['top_p']}"
+        if r["temperature"] == r["temperature"] and r["temperature"] is not None
+        else r["setting_id"]
+    ),
+    axis=1,
+)
+c1, c2 = st.columns(2)
+c1.plotly_chart(px.bar(df, x="setting", y="pick_share", title="Share of picks"), key="dec_share")
+long = df.melt(id_vars="setting", value_vars=["task", "instruction", "faithfulness"])
+c2.plotly_chart(
+    px.bar(long, x="setting", y="value", color="variable", barmode="group", title="Mean scores"),
+    key="dec_scores",
+)
+
+st.subheader("Suggested grid for the next round")
+grid = suggest_grid(report)
+st.write(grid["note"])
+if grid["drop"]:
+    st.write("Drop: " + ", ".join(grid["drop"]))
+if grid["rare"]:
+    st.write("Rarely win: " + ", ".join(grid["rare"]))
+if grid["keep"]:
+    st.write("Keep (by share of picks): " + ", ".join(grid["keep"]))
+
+st.subheader("Judge length bias")
+bias = length_bias(con)
+if not bias:
+    st.info("No valid judgments yet.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "judge": b["judge_id"],
+                    "aspect": b["aspect"],
+                    "Spearman rho (score vs words)": b["rho"].label(),
+                }
+                for b in bias
+            ]
+        ),
+        hide_index=True,
+        key="dec_bias",
+    )
+    dec = pd.DataFrame(
+        [
+            {"judge · aspect": f"{b['judge_id']} · {b['aspect']}", "words": w, "mean score": s}
+            for b in bias
+            for w, s in b["deciles"]
+        ]
+    )
+    st.plotly_chart(
+        px.line(
+            dec,
+            x="words",
+            y="mean score",
+            color="judge · aspect",
+            markers=True,
+            title="Mean score by length decile",
+        ),
+        key="dec_bias_chart",
+    )

@@ -1,0 +1,279 @@
+"""Judge: configure judges, estimate the cost, launch, browse verdicts, score and pick."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+from pydantic import ValidationError
+
+import ui
+from reset_core import jobs
+from reset_core.judging.base import ASPECTS, STATUSES
+from reset_core.judging.llm_judge import LLMJudgeConfig
+from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
+from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
+from reset_core.judging.worker import (
+    cache_path,
+    create_judge_job,
+    estimate_job,
+    llm_spec,
+    plan_items,
+    sync_judge_job,
+)
+from reset_core.options import help_text
+from reset_core.scoring import SelectionConfig, latest_selection, preview_selection, save_selection
+
+H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
+S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
+
+st.title("Judge")
+con = ui.cursor()
+n_cand = con.execute("SELECT count(*) FROM candidates").fetchall()[0][0]
+if n_cand == 0:
+    st.info("No candidates yet: sample some on the Sample page first.")
+
+# ----------------------------------------------------------------------------- judges
+st.header("1 · Judges")
+use_offline = st.checkbox(
+    "Offline metric judges (no API key needed)",
+    value=True,
+    key="use_offline",
+    help="One judge per aspect: " + ", ".join(DEFAULT_OFFLINE),
+)
+with st.expander("What the offline judges measure, and what they cannot"):
+    for name in DEFAULT_OFFLINE:
+        st.markdown(
+            f"**{name}** ({', '.join(METRIC_JUDGES[name].aspects)}): "
+            f"{METRIC_JUDGES[name].description}"
+        )
+
+llm_mode = st.radio(
+    "LLM judge",
+    ["none", "OpenAI-compatible endpoint", "local model (weak)"],
+    horizontal=True,
+    key="llm_mode",
+    help="The local mode runs the same rubrics on the embedded small model in the worker: "
+    "a weak judge, for trying prompts offline.",
+)
+llm_cfg = None
+if llm_mode != "none":
+    c1, c2, c3 = st.columns(3)
+    model = c1.text_input("Model", "gpt-4o-mini", help=H("model"), key="llm_model")
+    base_url = c2.text_input("Base URL", "", help=H("base_url"), key="llm_base_url")
+    key_env = c3.text_input("API key variable", "OPENAI_API_KEY", help=H("api_key_env"))
+    c1, c2, c3, c4 = st.columns(4)
+    p_in = c1.number_input("$ / M prompt tokens", 0.0, value=0.15, help=H("price_input_per_mtok"))
+    p_out = c2.number_input(
+        "$ / M completion tokens", 0.0, value=0.6, help=H("price_output_per_mtok")
+    )
+    conc = c3.number_input("Concurrency", 1, 1024, 16, help=H("concurrency"))
+    budget = c4.number_input("Budget cap $ (0 = none)", 0.0, value=0.0, help=H("budget_usd"))
+    c1, c2, c3 = st.columns(3)
+    per_call = c1.number_input("Candidates per call", 1, 16, 1, help=H("candidates_per_call"))
+    timeout = c2.number_input("Timeout s", 1.0, 3600.0, 60.0, help=H("timeout_s"))
+    retries = c3.number_input("Retries", 0, 20, 3, help=H("max_retries"))
+    try:
+        llm_cfg = LLMJudgeConfig(
+            model=model,
+            base_url=base_url or None,
+            api_key_env=key_env,
+            price_input_per_mtok=p_in,
+            price_output_per_mtok=p_out,
+            concurrency=conc,
+            budget_usd=budget or None,
+            candidates_per_call=per_call,
+            timeout_s=timeout,
+            max_retries=retries,
+        )
+    except ValidationError as e:
+        st.error(str(e))
+
+with st.expander("Rubrics (versioned: saving an edit creates a new version)"):
+    aspect = st.selectbox("Aspect", ASPECTS, key="rubric_aspect")
+    current = latest_rubric(con, aspect)
+    st.caption(f"Current: {current.rubric_id}; {len(rubric_versions(con, aspect))} version(s)")
+    text = st.text_area("Rubric", current.text, height=140, key=f"rubric_text_{current.rubric_id}")
+    c1, c2 = st.columns(2)
+    lo = c1.number_input("Scale min", value=current.scale_min, key=f"lo_{current.rubric_id}")
+    hi = c2.number_input("Scale max", value=current.scale_max, key=f"hi_{current.rubric_id}")
+    if st.button("Save as new version", key="save_rubric"):
+        try:
+            r = save_rubric(con, aspect, text, lo, hi)
+            st.success(f"saved {r.rubric_id}")
+        except ValueError as e:
+            st.error(str(e))
+
+specs = [{"type": "metric", "name": n} for n in DEFAULT_OFFLINE] if use_offline else []
+if llm_cfg is not None:
+    specs.append(llm_spec(con, llm_cfg, local=llm_mode.startswith("local")))
+
+# ----------------------------------------------------------------------------- launch
+st.header("2 · Estimate and launch")
+aspects = st.radio(
+    "Aspects",
+    ["needed", "all"],
+    horizontal=True,
+    key="plan_aspects",
+    help="needed: only the aspects the RESET formula uses for each example kind",
+)
+if specs and n_cand:
+    items = plan_items(con, specs, aspects=aspects)
+    est = estimate_job(specs, items, cache_path(ui.db_path()))
+    st.dataframe([{"judge": k, **v} for k, v in est.items()], hide_index=True, width="stretch")
+    total = sum(v["cost_usd"] for v in est.values())
+    st.caption(
+        f"{items.num_rows:,} items to judge; estimated ${total:.4f} "
+        f"(worst case ${sum(v['cost_usd_max'] for v in est.values()):.4f}). Estimates count "
+        "prompt tokens approximately; cached verdicts cost nothing."
+    )
+    if st.button("Launch judging", type="primary", key="launch", disabled=items.num_rows == 0):
+        job_id = create_judge_job(con, ui.db_path(), specs, items=items, aspects=aspects)
+        jobs.launch(con, job_id)
+        st.session_state["judge_job"] = job_id
+elif not specs:
+    st.warning("Choose at least one judge.")
+
+job_rows = con.execute(
+    "SELECT job_id, status FROM jobs WHERE kind = 'judge' ORDER BY created_at DESC LIMIT 5"
+).fetchall()
+for job_id, status in job_rows:
+    if status in jobs.ACTIVE:
+        prog = sync_judge_job(con, job_id)
+        status = prog["status"]
+    else:
+        work_dir = con.execute("SELECT work_dir FROM jobs WHERE job_id=?", [job_id]).fetchall()
+        prog = jobs.read_json(Path(work_dir[0][0]) / "progress.json")
+    c1, c2, c3 = st.columns([3, 1, 1])
+    c1.progress(
+        min(1.0, prog.get("n_done", 0) / max(prog.get("n_total") or 1, 1)),
+        text=f"{job_id}: {status} ({prog.get('n_done', 0)}/{prog.get('n_total', '?')})",
+    )
+    if status in jobs.ACTIVE:
+        if c2.button("Refresh", key=f"refresh_{job_id}"):
+            st.rerun()
+        if c3.button("Cancel", key=f"cancel_{job_id}"):
+            jobs.cancel(con, job_id)
+            st.rerun()
+    if prog.get("ledger"):
+        c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
+    if prog.get("error"):
+        st.warning(prog["error"])
+
+# ----------------------------------------------------------------------------- judgments
+st.header("3 · Judgments")
+summary = con.execute(
+    "SELECT judge_id, aspect, count(*) AS n, count(score) AS scored, "
+    "count(*) - count(score) AS failed, round(avg(score), 3) AS mean_score, "
+    "round(sum(cost_usd), 4) AS cost_usd, count(*) FILTER (WHERE cached) AS cached "
+    "FROM judgments GROUP BY ALL ORDER BY failed DESC, judge_id, aspect"
+).df()
+if summary.empty:
+    st.caption("No judgments yet.")
+else:
+    st.dataframe(summary, hide_index=True, width="stretch")
+    statuses = [
+        r[0]
+        for r in con.execute(
+            "SELECT status FROM judgments GROUP BY status ORDER BY status = 'ok', count(*) DESC"
+        ).fetchall()
+    ]
+    pick = st.selectbox(
+        "Show",
+        statuses,
+        key="judgment_status",
+        format_func=lambda s: f"{s}: {STATUSES.get(s, '')}",
+        help="Failures first: each keeps its error and the raw answer.",
+    )
+    st.dataframe(
+        con.execute(
+            "SELECT j.judge_id, j.aspect, j.score, j.raw_score, j.status, j.error, j.raw_output, "
+            "j.rationale, j.attempts, c.text AS candidate FROM judgments j "
+            "JOIN candidates c USING (candidate_id) WHERE j.status = ? "
+            "ORDER BY j.created_at DESC LIMIT 100",
+            [pick],
+        ).df(),
+        hide_index=True,
+        width="stretch",
+    )
+
+# ----------------------------------------------------------------------------- selection
+st.header("4 · Scores and picks")
+st.caption(
+    "score = s_task + w·(I_instr·s_instr + I_faith·s_faith); I_instr = 1 for open-ended, "
+    "I_faith = 1 for context examples."
+)
+c1, c2, c3 = st.columns(3)
+preset = c1.selectbox("Preset", ["reset", "reset_s", "custom"], key="preset", help=S("preset"))
+weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
+combine = c3.selectbox(
+    "Combine judges", ["mean", "agree", "judge"], key="combine", help=S("combine")
+)
+judge_ids = [
+    r[0] for r in con.execute("SELECT DISTINCT judge_id FROM judgments ORDER BY 1").fetchall()
+]
+by_aspect = {}
+if combine == "judge":
+    cols = st.columns(3)
+    for col, a in zip(cols, ASPECTS, strict=True):
+        by_aspect[a] = col.selectbox(f"Judge for {a}", judge_ids, key=f"judge_for_{a}")
+c1, c2, c3, c4 = st.columns(4)
+delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=S("delta"))
+threshold = c2.number_input("Threshold (0 = preset default)", 0.0, value=0.0, help=S("threshold"))
+top_k = c3.number_input("Top-k (custom)", 1, 1000, 1, help=S("top_k"))
+target = c4.number_input("Target size (custom, 0 = all)", 0, value=0, help=S("target_size"))
+try:
+    cfg = SelectionConfig(
+        preset=preset,
+        weight=weight,
+        combine=combine,
+        judge_by_aspect=by_aspect,
+        delta=delta,
+        threshold=threshold or None,
+        top_k=top_k,
+        target_size=target or None,
+    )
+except ValidationError as e:
+    st.error(str(e))
+    st.stop()
+
+prev = preview_selection(con, cfg)
+m = st.columns(4)
+m[0].metric("Picks", f"{prev.n_picked:,}")
+m[1].metric("Examples with a pick", f"{prev.n_examples_with_pick:,} / {prev.n_examples:,}")
+m[2].metric(
+    "Not rankable",
+    f"{prev.n_unrankable:,}",
+    help="candidates missing a valid verdict for an aspect their kind needs",
+)
+m[3].metric(
+    "Picks changed",
+    "-" if prev.n_changed is None else f"{prev.n_changed:,}",
+    help=f"examples whose pick differs from the saved selection {prev.compared_to}",
+)
+if prev.n_unrankable:
+    st.warning(
+        f"{prev.n_unrankable:,} candidates are not rankable: a needed aspect has no valid "
+        "verdict (failed or not judged). They are never picked."
+    )
+if st.button("Save selection", type="primary", key="save_selection"):
+    res = save_selection(con, cfg)
+    st.success(f"saved {res.selection_id}: {res.n_picked} picks")
+
+sel = latest_selection(con)
+if sel:
+    st.subheader(f"Saved selection {sel}")
+    only_picks = st.checkbox("Picks only", value=True, key="only_picks")
+    st.dataframe(
+        con.execute(
+            "SELECT s.example_id, e.kind, s.rank, s.picked, round(s.score, 3) AS score, "
+            "round(s.s_task, 3) AS s_task, round(s.s_instr, 3) AS s_instr, "
+            "round(s.s_faith, 3) AS s_faith, s.agree, s.missing, s.override, "
+            "e.instruction, c.text AS candidate FROM selection_scores s "
+            "JOIN candidates c USING (candidate_id) JOIN examples e ON e.example_id = s.example_id "
+            f"WHERE s.selection_id = ? {'AND s.picked' if only_picks else ''} "
+            "ORDER BY s.example_id, s.rank NULLS LAST LIMIT 200",
+            [sel],
+        ).df(),
+        hide_index=True,
+        width="stretch",
+    )

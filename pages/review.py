@@ -1,0 +1,608 @@
+"""Review: the queue of judge picks, one example's candidates side by side, and the actions.
+
+A thin view: the queries live in ``reset_core.review_queue``, the event model in
+``reset_core.review``. Every action is an append-only event recorded by a callback
+(so it sees the state the reviewer was shown) and then the page re-renders from the
+database. Model and dataset text is only ever shown escaped (never as HTML).
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+import ui
+from reset_core import review as rv
+from reset_core.review_queue import (
+    SORTS,
+    QueueFilter,
+    example_view,
+    filter_options,
+    queue_counts,
+    queue_is_fresh,
+    queue_page,
+    refresh_queue,
+    selections,
+)
+from reset_core.review_text import escape_markdown, highlight_markdown, unsupported_spans
+
+PAGE_SIZE = 25
+ANY = "any"
+
+st.title("Review")
+con = ui.cursor()
+reviewer = ui.reviewer()
+can_act = reviewer != "anonymous"
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def flash(kind: str, text: str) -> None:
+    """A message shown once at the top of the next render (callbacks run before it)."""
+    st.session_state.setdefault("rv_flash", []).append((kind, text))
+
+
+def show_flash() -> None:
+    for kind, text in st.session_state.pop("rv_flash", []):
+        getattr(st, kind)(text)
+
+
+def md(text: str | None) -> None:
+    """Model or dataset text as inert Markdown (every special character escaped)."""
+    st.markdown(escape_markdown(text or "") or "*(empty)*")
+
+
+def who(e: rv.Event) -> str:
+    return f"{e.describe()} at {e.created_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def act(
+    example_id: str,
+    action: str,
+    candidate_id: str | None = None,
+    value=None,
+    value_key=None,
+) -> None:
+    """Button callback: record one event; report concurrent changes by others.
+
+    ``value_key``: build the value from widget state at click time (note, ranking; for
+    scores a dict aspect -> widget key, one event per aspect that changed).
+    """
+    reason_key = f"rv_reason_{example_id}"
+    if value_key and action == "note":
+        value = {"text": st.session_state.get(value_key, "")}
+    elif value_key and action == "rank":
+        value = {"ranking": list(st.session_state.get(value_key, []))}
+    elif action == "score" and isinstance(value_key, dict):
+        current = (value or {}).get("current", {})
+        changed = {
+            a: st.session_state.get(k)
+            for a, k in value_key.items()
+            if st.session_state.get(k) is not None and st.session_state.get(k) != current.get(a)
+        }
+        if not changed:
+            flash("info", "No score changed.")
+            return
+        for i, (aspect, score) in enumerate(changed.items()):
+            act(example_id, "score", candidate_id, {"aspect": aspect, "score": score})
+            if i == 0:  # later events of this click are not "someone else's"
+                st.session_state.get("rv_seen", {}).pop(example_id, None)
+        return
+    seen = st.session_state.get("rv_seen", {}).get(example_id, rv.UNCHECKED)
+    try:
+        if action == "undo":
+            r = rv.undo(
+                ui.cursor(),
+                example_id,
+                ui.reviewer(),
+                event_id=(value or {}).get("event_id"),
+                reason=st.session_state.get(reason_key),
+                seen=seen,
+                selection_id=st.session_state.get("rv_selection"),
+            )
+        else:
+            r = rv.record(
+                ui.cursor(),
+                example_id,
+                action,
+                ui.reviewer(),
+                candidate_id=candidate_id,
+                value=value,
+                reason=st.session_state.get(reason_key),
+                seen=seen,
+                selection_id=st.session_state.get("rv_selection"),
+            )
+    except rv.ReviewError as e:
+        flash("error", f"Not recorded: {e}")
+        return
+    if r.concurrent:
+        flash(
+            "warning",
+            "Changed by someone else since you opened this example: "
+            + "; ".join(who(e) for e in r.concurrent)
+            + ". Your action was recorded after theirs; below is the latest state.",
+        )
+    st.session_state[reason_key] = ""
+    if action == "note":
+        st.session_state[value_key] = ""
+    pick = r.state.pick or "none"
+    flash("success", f"Recorded: {r.event.describe()}. Current pick: {pick}.")
+
+
+def open_example(example_id: str | None, pos: int | None = None) -> None:
+    if example_id:
+        st.query_params["example"] = example_id
+    else:
+        st.query_params.pop("example", None)
+    st.session_state["rv_pos"] = pos
+
+
+def persisted(key: str, default):
+    """Widget state that survives the queue being hidden while an example is open."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get("_keep_" + key, default)
+    return key
+
+
+def keep(*keys: str) -> None:
+    for key in keys:
+        st.session_state["_keep_" + key] = st.session_state[key]
+
+
+def current_filter() -> QueueFilter:
+    f = st.session_state.get("_keep_rv_filter")
+    return QueueFilter(**f) if f else QueueFilter()
+
+
+def go_next(example_id: str | None, step: int) -> None:
+    """Callback for Previous/Next: move through the queue in its current order."""
+    pos = st.session_state.get("rv_pos")
+    f = current_filter()
+    if pos is None or pos + step < 0:
+        f = f.model_copy(update={"reviewed": False})
+        rows = queue_page(ui.cursor(), st.session_state["rv_selection"], f, 0, 2)
+        ids = [i for i in rows["example_id"] if i != example_id]
+        open_example(ids[0] if ids else None, None)
+        if not ids:
+            flash("info", "Nothing left to review in this filter.")
+        return
+    rows = queue_page(ui.cursor(), st.session_state["rv_selection"], f, pos + step, 1)
+    if rows.empty:
+        flash("info", "End of the queue.")
+        return
+    open_example(rows["example_id"][0], pos + step)
+
+
+def next_unreviewed(exclude: str | None = None) -> None:
+    f = current_filter().model_copy(update={"reviewed": False})
+    rows = queue_page(ui.cursor(), st.session_state["rv_selection"], f, 0, 2)
+    ids = [i for i in rows["example_id"] if i != exclude]
+    if ids:
+        open_example(ids[0], None)
+    else:
+        flash("info", "Nothing left to review in this filter.")
+
+
+# ----------------------------------------------------------------------------- selection
+
+sels = selections(con)
+if not sels:
+    st.info(
+        "No selection yet. Judge and score candidates first; their picks appear here for review."
+    )
+    st.stop()
+labels = {s[0]: f"{s[0]} · {s[1]} · {s[2][:19]}" for s in sels}
+if st.session_state.get("rv_selection") not in labels:
+    st.session_state["rv_selection"] = sels[0][0]
+selection_id = st.selectbox(
+    "Selection",
+    list(labels),
+    format_func=labels.get,
+    key="rv_selection",
+    help="Whose picks you review: newest first. Overrides apply to every selection.",
+)
+if not queue_is_fresh(con, selection_id):
+    with st.spinner("Indexing this selection for review (once per new judging or scoring)…"):
+        refresh_queue(con, selection_id)
+
+if not can_act:
+    st.warning("Enter your name as **Reviewer** in the sidebar: every action records who took it.")
+show_flash()
+
+example_id = st.query_params.get("example")
+
+# ----------------------------------------------------------------------------- queue
+
+
+def render_queue() -> None:
+    opts = filter_options(con, selection_id)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.multiselect("Kind", opts["kind"], key=persisted("rv_kinds", []))
+    c2.multiselect("Source", opts["source"], key=persisted("rv_sources", []))
+    c3.multiselect("Split", opts["split"], key=persisted("rv_splits", []))
+    c4.multiselect(
+        "Decoding setting",
+        opts["settings"],
+        key=persisted("rv_settings", []),
+        help="Examples with at least one candidate under any of these settings.",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    lo, hi = opts["score_range"]
+    score_range = None
+    if lo is not None and hi is not None and hi > lo:
+        score_range = c1.slider(
+            "Pick RESET score",
+            float(lo),
+            float(hi),
+            key=persisted("rv_score", (float(lo), float(hi))),
+            help="RESET score of the judge pick; examples without a rankable pick drop "
+            "out once you narrow the range.",
+        )
+    c2.slider(
+        "Judge disagreement at least",
+        0.0,
+        1.0,
+        step=0.05,
+        key=persisted("rv_disagree", 0.0),
+        help="Largest difference between two judges on one candidate and aspect (0: no filter).",
+    )
+    c3.selectbox("Overridden", [ANY, "yes", "no"], key=persisted("rv_overridden", ANY))
+    c4.selectbox("Reviewed", [ANY, "yes", "no"], key=persisted("rv_reviewed", ANY))
+    c1, c2 = st.columns([3, 1])
+    c1.text_input("Search instruction, context or reference", key=persisted("rv_search", ""))
+    c2.selectbox("Sort", list(SORTS), key=persisted("rv_sort", "example id"))
+    keep(
+        "rv_kinds",
+        "rv_sources",
+        "rv_splits",
+        "rv_settings",
+        "rv_disagree",
+        "rv_overridden",
+        "rv_reviewed",
+        "rv_search",
+        "rv_sort",
+        *(["rv_score"] if score_range else []),
+    )
+    tri = {ANY: None, "yes": True, "no": False}
+    narrowed = score_range and (score_range[0] > lo or score_range[1] < hi)
+    f = QueueFilter(
+        kinds=st.session_state.rv_kinds,
+        sources=st.session_state.rv_sources,
+        splits=st.session_state.rv_splits,
+        settings=st.session_state.rv_settings,
+        score_min=score_range[0] if narrowed else None,
+        score_max=score_range[1] if narrowed else None,
+        min_disagreement=st.session_state.rv_disagree,
+        overridden=tri[st.session_state.rv_overridden],
+        reviewed=tri[st.session_state.rv_reviewed],
+        search=st.session_state.rv_search,
+        sort=st.session_state.rv_sort,
+    )
+    st.session_state["_keep_rv_filter"] = f.model_dump()
+    n = queue_counts(con, selection_id, f)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Matching examples", f"{n['matching']:,}")
+    m2.metric("Left to review", f"{n['left']:,}", help="Matching examples nobody decided on yet.")
+    m3.metric(
+        "Reviewed in this selection",
+        f"{n['reviewed_total']:,} / {n['total']:,}",
+        help="Examples with at least one live decision (accept, veto, force, exclude, rank, score).",
+    )
+    b1, b2, b3 = st.columns([1, 2, 1])
+    b1.button(
+        "Review next unreviewed",
+        key="rv_next_unreviewed",
+        shortcut="N",
+        on_click=next_unreviewed,
+        type="primary",
+        disabled=n["left"] == 0,
+    )
+    goto = b2.text_input(
+        "Open example by id", key="rv_goto", label_visibility="collapsed", placeholder="example id"
+    )
+    if b3.button("Open", key="rv_open") and goto.strip():
+        open_example(goto.strip())
+        st.rerun()
+    n_pages = max(1, -(-n["matching"] // PAGE_SIZE))
+    page = int(st.number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="rv_page")) - 1
+    df = queue_page(con, selection_id, f, page, PAGE_SIZE)
+    event = st.dataframe(
+        df,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key="rv_table",
+        column_config={
+            "pick_score": st.column_config.NumberColumn("pick score", format="%.3f"),
+            "disagreement": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        open_example(df["example_id"][rows[0]], page * PAGE_SIZE + rows[0])
+        st.rerun()
+
+
+# ----------------------------------------------------------------------------- example
+
+
+def judgments_list(judgments: list[dict]) -> str:
+    """Every judge's verdict as an escaped Markdown list (narrow enough for side by side)."""
+    if not judgments:
+        return "*No judgments.*"
+
+    def esc(x) -> str:
+        return escape_markdown(" ".join(str(x).split())) if x else ""
+
+    lines = []
+    for j in judgments:
+        score = (
+            f"**{j['score']:.3f}**"
+            if j["score"] is not None
+            else f"**failed** ({esc(j['status'])})"
+        )
+        why = esc(j["rationale"] or j["error"])
+        lines.append(
+            f"- {esc(j['aspect'])} {score} · {esc(j['judge_id'])}" + (f" — {why}" if why else "")
+        )
+    return "\n".join(lines)
+
+
+def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> None:
+    cid = c["candidate_id"]
+    badges = []
+    if c["is_pick"]:
+        badges.append(":green-badge[current pick]")
+    if c["picked"]:
+        badges.append(":blue-badge[judge pick]")
+    if c["forced"]:
+        badges.append(":violet-badge[forced]")
+    if c["vetoed"]:
+        badges.append(":red-badge[vetoed]")
+    if c["manual_rank"]:
+        badges.append(f":orange-badge[your rank {c['manual_rank']}]")
+    st.markdown(f"**{i + 1}. {escape_markdown(cid)}** " + " ".join(badges))
+    temp = "?" if c["temperature"] is None else f"{c['temperature']:g}"
+    st.caption(
+        f"setting {escape_markdown(c['setting_id'] or '?')}: temperature {temp}, "
+        f"top_p {c['top_p']}, top_k {c['top_k']}, max_tokens {c['max_tokens']} · "
+        f"sample {c['sample_index']}, seed {c['seed']} · {escape_markdown(c['model_id'])}"
+    )
+    with st.container(border=True, key=f"rv_text_{i}"):
+        if ex["kind"] == "context" and ex["context"]:
+            st.markdown(
+                highlight_markdown(c["text"], unsupported_spans(c["text"], ex["context"]))
+                or "*(empty)*"
+            )
+        else:
+            md(c["text"])
+    score = "not rankable" if c["score"] is None else f"{c['score']:.3f} (rank {c['rank']})"
+    st.markdown(f"**RESET score** {score}")
+    st.markdown(judgments_list(c["judgments"]))
+    if c["manual_scores"]:
+        st.caption(
+            "Your scores: " + ", ".join(f"{a} {s:.2f}" for a, s in c["manual_scores"].items())
+        )
+    ex_id = ex["example_id"]
+    b1, b2, b3 = st.columns(3)
+    b1.button(
+        "Force",
+        key=f"rv_force_{i}",
+        on_click=act,
+        args=(ex_id, "force", cid),
+        disabled=not can_act or c["forced"],
+        shortcut=str(i + 1) if i < 9 else None,
+        help="Make this candidate the pick.",
+    )
+    if c["vetoed"]:
+        b2.button(
+            "Un-veto",
+            key=f"rv_unveto_{i}",
+            on_click=act,
+            args=(ex_id, "unveto", cid),
+            disabled=not can_act,
+        )
+    else:
+        b2.button(
+            "Veto",
+            key=f"rv_veto_{i}",
+            on_click=act,
+            args=(ex_id, "veto", cid),
+            disabled=not can_act,
+        )
+    with b3.popover("Scores", disabled=not can_act):
+        for a in aspects:
+            st.number_input(
+                a,
+                0.0,
+                1.0,
+                value=c["manual_scores"].get(a),
+                step=0.05,
+                key=f"rv_score_{ex_id}_{i}_{a}",
+                help="Your score in [0, 1]; leave empty to keep the judges'.",
+            )
+        st.button(
+            "Save scores",
+            key=f"rv_save_scores_{i}",
+            on_click=act,
+            args=(ex_id, "score", cid, {"current": c["manual_scores"]}),
+            kwargs={"value_key": {a: f"rv_score_{ex_id}_{i}_{a}" for a in aspects}},
+        )
+
+
+def render_example(example_id: str) -> None:
+    view = example_view(con, example_id, selection_id)
+    if view is None:
+        st.error(f"No example {example_id!r}.")
+        st.button("← Queue", key="rv_back", on_click=open_example, args=(None,))
+        return
+    ex, state = view.example, view.state
+    n1, n2, n3, n4 = st.columns([1, 1, 1, 1.3])
+    n1.button("← Queue", key="rv_back", on_click=open_example, args=(None,), shortcut="B")
+    n2.button("Previous", key="rv_prev", on_click=go_next, args=(example_id, -1), shortcut="K")
+    n3.button("Next", key="rv_next", on_click=go_next, args=(example_id, 1), shortcut="J")
+    n4.button(
+        "Next unreviewed",
+        key="rv_next_unrev",
+        on_click=next_unreviewed,
+        args=(example_id,),
+        shortcut="N",
+    )
+    st.subheader(f"Example {ex['example_id']}")
+    st.caption(f"{ex['kind']} · {ex['source']} · {ex['split']} · selection {selection_id}")
+    pick = state.pick or "none"
+    line = f"**Current pick:** {escape_markdown(pick)} ({state.pick_source or 'not in selection'})"
+    line += f" · judge pick: {escape_markdown(state.judge_pick or 'none')}"
+    if state.excluded:
+        line += " · :red-badge[excluded from curation]"
+    if state.last_event:
+        line += f" · last change: {escape_markdown(who(state.last_event))}"
+    st.markdown(line)
+
+    st.markdown("**Instruction**")
+    with st.container(border=True, key="rv_instruction"):
+        md(ex["instruction"])
+    if ex["context"]:
+        with st.expander("Context", expanded=True):
+            md(ex["context"])
+    if ex["reference"]:
+        with st.expander("Reference answer", expanded=False):
+            md(ex["reference"])
+
+    # Example-level actions: the common ones carry keyboard shortcuts.
+    st.text_input(
+        "Reason (optional, saved with your next action)",
+        key=f"rv_reason_{example_id}",
+        disabled=not can_act,
+    )
+    a1, a2, a3, a4 = st.columns(4)
+    a1.button(
+        "Accept pick",
+        key="rv_accept",
+        on_click=act,
+        args=(example_id, "accept"),
+        shortcut="A",
+        type="primary",
+        disabled=not can_act,
+        help="The current pick is right (marks the example reviewed).",
+    )
+    a2.button(
+        "Veto pick",
+        key="rv_veto_pick",
+        on_click=act,
+        args=(example_id, "veto", state.pick),
+        shortcut="V",
+        disabled=not can_act or state.pick is None,
+        help="The next best candidate that is not vetoed becomes the pick, or none.",
+    )
+    a3.button(
+        "Include again" if state.excluded else "Exclude example",
+        key="rv_exclude",
+        on_click=act,
+        args=(example_id, "include" if state.excluded else "exclude"),
+        shortcut="X",
+        disabled=not can_act,
+        help="Excluded examples leave curation and exports.",
+    )
+    undo_label = "Undo"
+    if state.undoable:
+        undo_label = f"Undo {state.undoable.describe()}"
+    a4.button(
+        undo_label,
+        key="rv_undo",
+        on_click=act,
+        args=(
+            example_id,
+            "undo",
+            None,
+            {"event_id": state.undoable.event_id} if state.undoable else None,
+        ),
+        shortcut="U",
+        disabled=not can_act or state.undoable is None,
+    )
+
+    st.segmented_control(
+        "Layout", ["side by side", "stacked"], key=persisted("rv_layout", "side by side")
+    )
+    keep("rv_layout")
+    aspects = ("task", "instruction" if ex["kind"] == "instruction" else "faithfulness")
+    cands = view.candidates
+    if ex["kind"] == "context":
+        st.caption("Highlighted: content words of the answer that the context never uses.")
+    if not cands:
+        st.info("No candidates for this example yet.")
+    elif st.session_state.get("rv_layout") == "stacked":
+        for i, c in enumerate(cands):
+            with st.container(border=True, key=f"rv_cand_{i}"):
+                render_candidate(ex, c, i, aspects)
+    else:
+        per_row = min(len(cands), 3)
+        for start in range(0, len(cands), per_row):
+            cols = st.columns(per_row)
+            for i in range(start, min(start + per_row, len(cands))):
+                with cols[i - start].container(border=True, key=f"rv_cand_{i}"):
+                    render_candidate(ex, cands[i], i, aspects)
+
+    ids = [c["candidate_id"] for c in cands]
+    r1, r2 = st.columns([4, 1])
+    rank_key = f"rv_rank_{example_id}"
+    if rank_key not in st.session_state:
+        st.session_state[rank_key] = [c for c in state.ranking if c in ids]
+    r1.multiselect(
+        "Your ranking, best first (pick candidates in order)",
+        ids,
+        key=rank_key,
+        format_func=lambda c: f"{ids.index(c) + 1}. {c}",
+        disabled=not can_act,
+    )
+    r2.button(
+        "Save ranking",
+        key="rv_save_rank",
+        on_click=act,
+        args=(example_id, "rank"),
+        kwargs={"value_key": rank_key},
+        disabled=not can_act,
+    )
+    note_key = f"rv_note_{example_id}"
+    st.text_area("Note", key=note_key, height=68, disabled=not can_act)
+    st.button(
+        "Add note",
+        key="rv_add_note",
+        on_click=act,
+        args=(example_id, "note"),
+        kwargs={"value_key": note_key},
+        disabled=not can_act,
+    )
+
+    events = rv.history(con, example_id)
+    with st.expander(f"History ({len(events)} events)", expanded=False):
+        if not events:
+            st.caption("No review events yet.")
+        lines = [
+            "| time (UTC) | who | action | value | reason | undone by |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in reversed(events):
+            cells = [
+                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                e.reviewer,
+                e.describe(),
+                json.dumps(e.value, ensure_ascii=False),
+                e.reason or "",
+                e.undone_by or "",
+            ]
+            lines.append(
+                "| " + " | ".join(escape_markdown(" ".join(x.split())) for x in cells) + " |"
+            )
+        if events:
+            st.markdown("\n".join(lines))
+    # What this reviewer was shown: the next action reports anything newer.
+    st.session_state.setdefault("rv_seen", {})[example_id] = state.version
+
+
+if example_id:
+    render_example(example_id)
+else:
+    render_queue()

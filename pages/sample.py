@@ -1,0 +1,234 @@
+"""Sample: generate candidates for selected examples over a grid of decoding settings."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from reset_core import jobs, paths
+from reset_core.models import ModelUnavailable, default_model_path
+from reset_core.options import help_text
+from reset_core.sampling.base import ModelSpec
+from reset_core.sampling.run import (
+    SampleSelection,
+    SamplingRejected,
+    job_candidates,
+    plan_sampling,
+    resume_sampling,
+    sampling_jobs,
+    start_sampling,
+    sync_sampling,
+)
+from reset_core.sampling.settings import DecodingSetting
+from reset_core.store import distinct_values
+
+GRID_FIELDS = ["temperature", "top_k", "top_p", "max_tokens", "seed", "n"]
+H = lambda name: help_text(DecodingSetting, name)  # noqa: E731 - short alias for widget help
+M = lambda name: help_text(ModelSpec, name)  # noqa: E731
+S = lambda name: help_text(SampleSelection, name)  # noqa: E731
+
+
+def _numbers(text: str, cast, field: str) -> list:
+    try:
+        return [cast(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    except ValueError as e:
+        raise SamplingRejected(f"{field}: {e}; give numbers separated by commas") from e
+
+
+st.title("Sample")
+con = ui.cursor()
+
+# ----------------------------------------------------------------------------- examples
+st.header("Examples")
+c1, c2, c3, c4 = st.columns(4)
+split_values = distinct_values(con, "split")
+kinds = c1.multiselect("Kind", distinct_values(con, "kind"), key="sample_kinds", help=S("kinds"))
+sources = c2.multiselect(
+    "Source", distinct_values(con, "source"), key="sample_sources", help=S("sources")
+)
+splits = c3.multiselect(
+    "Split",
+    split_values,
+    default=["seen"] if "seen" in split_values else [],
+    key="sample_splits",
+    help=S("splits"),
+)
+count = int(
+    c4.number_input("Count", min_value=1, value=50, step=10, key="sample_count", help=S("count"))
+)
+
+# ----------------------------------------------------------------------------- model
+st.header("Model")
+source = st.radio(
+    "Model source",
+    ["Embedded SmolLM2", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
+    horizontal=True,
+    key="sample_model_source",
+)
+spec_kw: dict = {}
+if source == "Embedded SmolLM2":
+    try:
+        spec_kw = {"model": str(default_model_path()), "name": "SmolLM2-135M-Instruct"}
+    except ModelUnavailable as e:
+        st.error(str(e))
+elif source in ("Local folder", "Hub id"):
+    m1, m2, m3 = st.columns([3, 1, 1])
+    label = "Model folder" if source == "Local folder" else "Hub id (org/name)"
+    spec_kw["model"] = m1.text_input(label, key="sample_model_ref", help=M("model")).strip()
+    spec_kw["engine"] = m2.selectbox(
+        "Engine", ["transformers", "vllm"], key="sample_engine", help=M("engine")
+    )
+    if source == "Hub id":
+        spec_kw["revision"] = (
+            m3.text_input("Revision", key="sample_revision", help=M("revision")).strip() or None
+        )
+else:
+    m1, m2, m3, m4 = st.columns([3, 2, 1, 1])
+    spec_kw = {
+        "engine": "openai",
+        "base_url": m1.text_input(
+            "Endpoint", "http://127.0.0.1:8000/v1", key="sample_base_url", help=M("base_url")
+        ).strip(),
+        "model": m2.text_input("Served model name", key="sample_served_model", help=M("model")),
+        "api": m3.selectbox("API", ["chat", "completions"], key="sample_api", help=M("api")),
+        "concurrency": int(
+            m4.number_input(
+                "Concurrency", 1, 256, 8, key="sample_concurrency", help=M("concurrency")
+            )
+        ),
+    }
+if spec_kw.get("engine", "transformers") == "transformers":
+    with st.expander("Device and batching"):
+        a1, a2, a3 = st.columns(3)
+        spec_kw["device"] = a1.selectbox(
+            "Device", ["auto", "cpu", "cuda"], key="sample_device", help=M("device")
+        )
+        spec_kw["dtype"] = a2.selectbox(
+            "Dtype", ["auto", "float32", "bfloat16", "float16"], key="sample_dtype", help=M("dtype")
+        )
+        spec_kw["batch_size"] = int(
+            a3.number_input("Batch size", 1, 4096, 32, key="sample_batch", help=M("batch_size"))
+        )
+
+# ----------------------------------------------------------------------------- grid
+st.header("Decoding grid")
+st.caption(
+    "The grid crosses every temperature with every top-k; each row is one setting, "
+    "and every example gets n candidates per setting."
+)
+g1, g2, g3, g4, g5, g6 = st.columns(6)
+temps_text = g1.text_input(
+    "Temperatures", "0.1, 0.5, 1.0", key="grid_temperatures", help=H("temperature")
+)
+topk_text = g2.text_input("Top-k values", "20, -1", key="grid_top_ks", help=H("top_k"))
+top_p = g3.number_input("top_p", value=1.0, step=0.05, key="grid_top_p", help=H("top_p"))
+max_tokens = g4.number_input(
+    "max_tokens", value=128, step=16, key="grid_max_tokens", help=H("max_tokens")
+)
+n = g5.number_input("n (samples)", value=1, step=1, key="grid_n", help=H("n"))
+seed = g6.number_input("seed", value=0, step=1, key="grid_seed", help=H("seed"))
+
+plan = None
+problem = None
+try:
+    grid_rows = [
+        {
+            "temperature": t,
+            "top_k": k,
+            "top_p": float(top_p),
+            "max_tokens": int(max_tokens),
+            "seed": int(seed),
+            "n": int(n),
+        }
+        for t in _numbers(temps_text, float, "temperature")
+        for k in _numbers(topk_text, int, "top_k")
+    ]
+    if st.toggle("Edit rows one by one", key="grid_edit_rows"):
+        edited = st.data_editor(
+            pd.DataFrame(grid_rows, columns=GRID_FIELDS),
+            num_rows="dynamic",
+            key="grid_editor",
+            column_config={f: st.column_config.NumberColumn(f, help=H(f)) for f in GRID_FIELDS},
+        )
+        grid_rows = edited.to_dict("records")
+    else:
+        st.dataframe(pd.DataFrame(grid_rows, columns=GRID_FIELDS), hide_index=True)
+    if not spec_kw.get("model"):
+        raise SamplingRejected("model: choose a model folder, hub id or served model name")
+    spec = ModelSpec(**spec_kw)
+    selection = SampleSelection(kinds=kinds, sources=sources, splits=splits, count=count)
+    # Cheap checks on every change; the model/endpoint check runs when launching.
+    plan = plan_sampling(con, selection, spec, grid_rows, check=False)
+except (SamplingRejected, ValueError) as e:
+    problem = str(e)
+
+if problem:
+    st.error(problem)
+else:
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Examples × settings", f"{len(plan.example_ids)} × {len(plan.grid)}")
+    k2.metric("Candidates", f"{plan.n_candidates:,}")
+    k3.metric(
+        "To generate",
+        f"{plan.n_new:,}",
+        help="Candidates already stored for this model are not made again.",
+    )
+
+if st.button("Start sampling", type="primary", disabled=plan is None, key="sample_start"):
+    try:
+        checked = plan_sampling(con, plan.selection, plan.model, plan.grid, check=True)
+        job_id = start_sampling(con, checked, paths.jobs_dir(ui.db_path()))
+        st.session_state["sample_job"] = job_id
+        st.success(f"Started job {job_id}: {checked.n_new:,} candidates.")
+    except SamplingRejected as e:
+        st.error(str(e))
+
+# ----------------------------------------------------------------------------- jobs
+st.header("Jobs")
+active = con.execute(
+    "SELECT count(*) FROM jobs WHERE kind='sample' AND status IN ('queued','running')"
+).fetchall()[0][0]
+
+
+@st.fragment(run_every=2.0 if active else None)
+def job_view() -> None:
+    cur = ui.cursor()
+    for (job_id,) in cur.execute(
+        "SELECT job_id FROM jobs WHERE kind='sample' AND status IN ('queued','running')"
+    ).fetchall():
+        p = sync_sampling(cur, job_id)
+        done, total = p.get("n_done", 0), p.get("n_total") or 0
+        rate, eta = p.get("rate_per_s") or 0.0, p.get("eta_s")
+        c1, c2 = st.columns([5, 1])
+        c1.progress(
+            min(done / total, 1.0) if total else 0.0,
+            text=f"{job_id}: {done:,}/{total:,} candidates · {rate:.2f} candidates/s · "
+            f"ETA {'…' if eta is None else f'{eta:.0f} s'}",
+        )
+        if c2.button("Cancel", key=f"cancel_{job_id}"):
+            jobs.cancel(cur, job_id)
+            st.rerun()
+    table = sampling_jobs(cur)
+    if table.empty:
+        st.info("No sampling jobs yet.")
+        return
+    st.dataframe(table, hide_index=True)
+    ids = table["job_id"].tolist()
+    current = st.session_state.get("sample_job")
+    job_id = st.selectbox(
+        "Job", ids, index=ids.index(current) if current in ids else 0, key="sample_browse_job"
+    )
+    row = table[table["job_id"] == job_id].iloc[0]
+    if row["status"] in ("failed", "cancelled"):
+        if row["error"]:
+            st.error(row["error"])
+        if st.button("Resume (make only the missing candidates)", key="sample_resume"):
+            try:
+                resume_sampling(cur, job_id)
+                st.rerun()
+            except SamplingRejected as e:
+                st.error(str(e))
+    page = int(st.number_input("Page", min_value=0, value=0, key="sample_page"))
+    st.dataframe(job_candidates(cur, job_id, limit=25, offset=page * 25), hide_index=True)
+
+
+job_view()

@@ -1,0 +1,116 @@
+"""Trade-off: instruction following against faithfulness, the frontier, the picks."""
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from reset_core import review_links, tradeoff
+from reset_core.analytics import ASPECTS, ensure_fresh, missing_note, missing_summary
+
+LEVEL_LABELS = {
+    "setting": "per decoding setting",
+    "setting_model": "per setting and model",
+    "model": "per model / checkpoint",
+    "kind": "per example kind",
+    "candidate": "per candidate (sample)",
+}
+
+st.title("Trade-off")
+con = ui.cursor()
+with st.spinner("Updating the analytics summaries…"):
+    ensure_fresh(con)
+st.caption(missing_note(missing_summary(con)))
+
+c1, c2, c3, c4, c5 = st.columns(5)
+level = c1.selectbox("Points", list(LEVEL_LABELS), format_func=LEVEL_LABELS.get, key="to_level")
+x = c2.selectbox("x axis", ASPECTS, index=1, key="to_x")
+y = c3.selectbox("y axis", ASPECTS, index=2, key="to_y")
+kind = c4.selectbox("Kind", ["all", "instruction", "context"], key="to_kind")
+split = c5.selectbox("Split", ["seen", "test_seen", "test_unseen", "all"], key="to_split")
+res = tradeoff.tradeoff_points(
+    con,
+    x,
+    y,
+    level,
+    kind=None if kind == "all" else kind,
+    split=None if split == "all" else split,
+)
+pts = pd.DataFrame(res["points"])
+st.caption(
+    f"{res['n_candidates']:,} candidates: {res['n_with_x']:,} with {x}, {res['n_with_y']:,} with "
+    f"{y}, {res['n_with_both']:,} with both; {res['n_failed']:,} failed judgments excluded."
+    + (" Showing a deterministic sample." if res["sampled"] else "")
+)
+
+usable = pts.dropna(subset=["x", "y"]) if len(pts) else pts
+if usable.empty:
+    st.info(
+        f"No points with both {x} and {y} at this level. Aggregated levels combine "
+        "candidates that have either aspect; per-candidate points need both."
+    )
+else:
+    front = pts.loc[res["frontier"]].sort_values("x")
+    if level == "candidate":
+        usable = usable.assign(pick=usable["picked"].map({True: "pick", False: "candidate"}))
+        fig = px.scatter(
+            usable,
+            x="x",
+            y="y",
+            color="pick",
+            symbol="pick",
+            hover_data=["candidate_id", "setting_id", "model_id", "kind"],
+            custom_data=["candidate_id"],
+            opacity=0.6,
+        )
+        fxy = pd.DataFrame(res["frontier_xy"], columns=["x", "y"])
+        st.caption(f"{res['n_on_frontier']:,} candidates lie on the Pareto frontier.")
+    else:
+        group = [c for c in ("setting_id", "model_id", "kind") if c in usable.columns]
+        usable = usable.assign(label=usable[group].astype(str).agg(" · ".join, axis=1))
+        fig = px.scatter(
+            usable,
+            x="x",
+            y="y",
+            size="n",
+            color="n_picks",
+            hover_data=[*group, "n", "n_x", "n_y", "n_picks", "n_failed"],
+            custom_data=group,
+            text="label",
+        )
+        fxy = front[["x", "y"]]
+    fig.add_trace(
+        go.Scatter(
+            x=fxy["x"], y=fxy["y"], mode="lines", name="Pareto frontier", line={"dash": "dash"}
+        )
+    )
+    fig.update_layout(xaxis_title=f"{x} (mean score)", yaxis_title=f"{y} (mean score)")
+    event = st.plotly_chart(
+        fig, on_select="rerun", selection_mode=("box", "lasso", "points"), key="to_chart"
+    )
+    sel_pts = (event or {}).get("selection", {}).get("points", []) if event else []
+    data_pts = [p for p in sel_pts if p.get("customdata")]
+    if data_pts:
+        if level == "candidate":
+            q = review_links.region_query(candidates=[p["customdata"][0] for p in data_pts])
+        else:
+            cols = [c for c in ("setting_id", "model_id", "kind") if c in usable.columns]
+            vals = {c: sorted({p["customdata"][i] for p in data_pts}) for i, c in enumerate(cols)}
+            q = review_links.region_query(
+                setting=vals.get("setting_id"), model=vals.get("model_id"), kind=vals.get("kind")
+            )
+        if split != "all":
+            q["split"] = split
+        st.switch_page("pages/candidates.py", query_params=q)
+    if level != "candidate":
+        st.dataframe(pts, hide_index=True)
+
+st.subheader("Models on the same axes")
+mv = pd.DataFrame(tradeoff.model_view(con, x, y))
+if mv.empty:
+    st.info("No evaluation runs or judged test answers yet: evaluate base, MTL and RESET models.")
+else:
+    fig = px.scatter(mv, x="x", y="y", color="stage", symbol="source", text="name")
+    fig.update_layout(xaxis_title=x, yaxis_title=y)
+    st.plotly_chart(fig, key="to_models")

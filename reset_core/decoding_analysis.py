@@ -1,0 +1,99 @@
+"""Decoding settings as an experiment: which settings produce the picks, and what they cost.
+
+Per decoding setting (over the chosen split, default ``seen``): candidates, picks in the
+latest selection and its share of all picks, mean valid score per aspect, failed
+judgments excluded, duplicate rate (the candidate's text repeats another candidate of the
+same example), mean length, and distinct-1/distinct-2 diversity (distinct n-grams over
+all n-grams of an equal-size text sample per setting and model, so settings compare
+fairly). :func:`suggest_grid` proposes the next round's grid: settings that never win
+are dropped.
+
+All aggregation runs in SQL over the ``analytics_*`` summaries.
+"""
+
+from __future__ import annotations
+
+from reset_core.analytics import TEXTS_PER_SETTING
+
+
+def distinct_n(con, n: int, group: str = "setting_id") -> dict[str, float]:
+    """Distinct n-grams / all n-grams per setting over the ``analytics_texts`` sample.
+
+    Texts are lower-cased and split on whitespace; texts shorter than n add nothing.
+    """
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n}")
+    rows = con.execute(
+        f"""
+        WITH toks AS (
+            SELECT {group} AS g, regexp_split_to_array(lower(trim(text)), '\\s+') AS w
+            FROM analytics_texts
+        ), grams AS (
+            SELECT g, unnest(list_transform(range(1, len(w) - {n} + 2),
+                                            lambda i: array_to_string(w[i:i + {n} - 1], ' '))) AS gram
+            FROM toks WHERE len(w) >= {n}
+        )
+        SELECT g, count(DISTINCT gram) / count(*) FROM grams GROUP BY g
+        """
+    ).fetchall()
+    return {g: float(v) for g, v in rows}
+
+
+def setting_report(con, split: str = "seen") -> list[dict]:
+    """One row per decoding setting with the figures listed in the module docstring."""
+    rows = con.execute(
+        """
+        WITH s AS (
+            SELECT setting_id, count(*) AS n, count(*) FILTER (WHERE picked) AS n_picks,
+                   avg(s_task) AS task, avg(s_instr) AS instruction,
+                   avg(s_faith) AS faithfulness, count(s_task) AS n_task,
+                   count(s_instr) AS n_instruction, count(s_faith) AS n_faithfulness,
+                   sum(n_failed) AS n_failed, avg(is_dup::INTEGER) AS dup_rate,
+                   avg(n_words) AS mean_words, avg(n_chars) AS mean_chars
+            FROM analytics_candidates WHERE split = ? GROUP BY setting_id
+        )
+        SELECT s.*, s.n_picks / nullif(sum(s.n_picks) OVER (), 0) AS pick_share,
+               d.temperature, d.top_k, d.top_p, d.max_tokens
+        FROM s LEFT JOIN decoding_settings d USING (setting_id)
+        ORDER BY d.temperature NULLS LAST, d.top_k, d.top_p, s.setting_id
+        """,
+        [split],
+    )
+    cols = [c[0] for c in rows.description]
+    report = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    d1, d2 = distinct_n(con, 1), distinct_n(con, 2)
+    for r in report:
+        r["distinct_1"] = d1.get(r["setting_id"])
+        r["distinct_2"] = d2.get(r["setting_id"])
+        r["n_failed"] = int(r["n_failed"] or 0)
+        r["text_sample"] = TEXTS_PER_SETTING
+    return report
+
+
+def suggest_grid(report: list[dict], rare_share: float = 0.02) -> dict:
+    """Split the grid into settings to keep and settings to drop next round.
+
+    A setting never wins when it has candidates but none was picked; it is rare when
+    its share of picks is below ``rare_share``. Nothing is suggested before any pick.
+
+    >>> r = [{"setting_id": "a", "n": 5, "n_picks": 4, "pick_share": 0.8},
+    ...      {"setting_id": "b", "n": 5, "n_picks": 0, "pick_share": 0.0}]
+    >>> suggest_grid(r)["drop"]
+    ['b']
+    """
+    total = sum(r["n_picks"] or 0 for r in report)
+    if total == 0:
+        return {"keep": [], "drop": [], "rare": [], "note": "No picks yet: run a selection first."}
+    drop = [r["setting_id"] for r in report if r["n"] and not r["n_picks"]]
+    rare = [r["setting_id"] for r in report if r["n_picks"] and (r["pick_share"] or 0) < rare_share]
+    keep = [
+        r["setting_id"]
+        for r in sorted(report, key=lambda r: -(r["pick_share"] or 0))
+        if r["setting_id"] not in drop
+    ]
+    note = (
+        f"{len(drop)} of {len(report)} settings never won a pick: drop them next round."
+        if drop
+        else "Every setting won at least one pick."
+    )
+    return {"keep": keep, "drop": drop, "rare": rare, "note": note}

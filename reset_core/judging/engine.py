@@ -1,0 +1,337 @@
+"""The judging engine: the transport under the LLM judge.
+
+What it adds around one chat-completion call:
+
+- a per-endpoint concurrency limit (one semaphore per base URL, shared by every judge
+  on that endpoint), over ``openai.AsyncOpenAI`` with its own retries switched off;
+- retries with exponential backoff and jitter that honour ``Retry-After`` /
+  ``retry-after-ms``, for 429, 5xx, timeouts and connection resets; after the last
+  attempt the failure is returned as data (a status), never raised;
+- a content-hash cache (:class:`JudgeCache`, SQLite beside the database, safe across
+  processes): a verdict that parsed is stored under judge + rubric version + the exact
+  request, so a rerun costs zero requests;
+- a token and cost :class:`Ledger` with configurable prices and a budget cap: a
+  request whose worst-case cost would pass the cap is not sent, and the run stops
+  cleanly with what it has.
+
+>>> ledger = Ledger(price_input_per_mtok=1.0, price_output_per_mtok=2.0)
+>>> ledger.cost(1_000_000, 500_000)
+2.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RETRYABLE = ("http_429", "http_5xx", "timeout", "connection_error")
+
+
+@dataclass
+class CallResult:
+    """The outcome of one request after retries. ``body`` is the parsed 200 JSON body."""
+
+    status: str  # ok | http_429 | http_5xx | http_error | timeout | connection_error | budget
+    body: dict | None = None
+    error: str | None = None
+    raw: str | None = None
+    attempts: int = 0
+    latency_ms: float = 0.0
+    cached: bool = False
+
+
+@dataclass
+class Ledger:
+    """Tokens, requests and money spent by a run, and the budget it may not pass."""
+
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    budget_usd: float | None = None
+    requests: int = 0  # HTTP requests sent, retries included
+    calls: int = 0  # logical calls that got an answer or gave up
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    reserved_usd: float = 0.0
+    stopped: str | None = None  # 'budget' once the cap refused a request
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.price_input_per_mtok
+            + completion_tokens * self.price_output_per_mtok
+        ) / 1e6
+
+    def reserve(self, worst_case_usd: float) -> bool:
+        """Hold a request's worst-case cost against the budget; False = do not send it."""
+        with self._lock:
+            if self.budget_usd is not None and (
+                self.cost_usd + self.reserved_usd + worst_case_usd > self.budget_usd + 1e-12
+            ):
+                self.stopped = "budget"
+                return False
+            self.reserved_usd += worst_case_usd
+            return True
+
+    def settle(self, reserved_usd: float, prompt_tokens: int, completion_tokens: int) -> float:
+        """Replace a reservation by what the answer's ``usage`` says it cost; return that."""
+        c = self.cost(prompt_tokens, completion_tokens)
+        with self._lock:
+            self.reserved_usd -= reserved_usd
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            self.cost_usd += c
+            self.calls += 1
+        return c
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+            "budget_usd": self.budget_usd,
+            "stopped": self.stopped,
+        }
+
+
+class JudgeCache:
+    """Verdicts that parsed, keyed by a content hash. SQLite: one file, many processes.
+
+    Only answers that gave a valid score are stored: a failure is retried by the next
+    run instead of being replayed from the cache.
+
+    >>> import tempfile
+    >>> c = JudgeCache(Path(tempfile.mkdtemp()) / "cache.sqlite")
+    >>> c.put("k", {"content": "x"}); c.get("k")
+    {'content': 'x'}
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._con() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, body TEXT NOT NULL, "
+                "created_at REAL NOT NULL)"
+            )
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._local.con = con
+        return con
+
+    def get(self, key: str) -> dict | None:
+        row = self._con().execute("SELECT body FROM verdicts WHERE key = ?", [key]).fetchall()
+        return json.loads(row[0][0]) if row else None
+
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        con = self._con()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for k, body in con.execute(
+                f"SELECT key, body FROM verdicts WHERE key IN ({marks})", chunk
+            ).fetchall():
+                out[k] = json.loads(body)
+        return out
+
+    def put(self, key: str, body: dict) -> None:
+        self.put_many({key: body})
+
+    def put_many(self, bodies: dict[str, dict]) -> None:
+        if not bodies:
+            return
+        now = time.time()
+        rows = [(k, json.dumps(b), now) for k, b in bodies.items()]
+        con = self._con()
+        for i in range(0, len(rows), 300):  # one multi-row statement per chunk
+            chunk = rows[i : i + 300]
+            con.execute(
+                "INSERT OR REPLACE INTO verdicts (key, body, created_at) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk)),
+                [v for row in chunk for v in row],
+            )
+
+    def __len__(self) -> int:
+        return self._con().execute("SELECT count(*) FROM verdicts").fetchall()[0][0]
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds a server asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    with contextlib.suppress(TypeError, ValueError):
+        if ms is not None:
+            return float(ms) / 1000
+    ra = headers.get("retry-after")
+    if ra is None:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(ra) if ra else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+@dataclass
+class Endpoint:
+    base_url: str | None
+    api_key: str | None
+
+
+class Engine:
+    """Send chat-completion payloads with limits, retries, timeouts, cache and ledger.
+
+    One engine per event loop run; :meth:`close` releases its HTTP clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 16,
+        max_retries: int = 3,
+        timeout_s: float = 60.0,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        ledger: Ledger | None = None,
+        cache: JudgeCache | None = None,
+    ):
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.ledger = ledger or Ledger()
+        self.cache = cache
+        self._clients: dict[str, Any] = {}
+        self._sems: dict[str, asyncio.Semaphore] = {}
+
+    def _client(self, ep: Endpoint):
+        key = f"{ep.base_url}|{ep.api_key}"
+        if key not in self._clients:
+            import httpx2
+            import openai
+
+            self._clients[key] = openai.AsyncOpenAI(
+                base_url=ep.base_url,
+                api_key=ep.api_key or "none",
+                max_retries=0,  # ours below: they honour Retry-After and record attempts
+                timeout=self.timeout_s,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    limits=httpx2.Limits(
+                        max_connections=self.concurrency,
+                        max_keepalive_connections=self.concurrency,
+                    ),
+                    timeout=self.timeout_s,
+                ),
+            )
+            self._sems[str(ep.base_url)] = self._sems.get(str(ep.base_url)) or asyncio.Semaphore(
+                self.concurrency
+            )
+        return self._clients[key], self._sems[str(ep.base_url)]
+
+    async def close(self) -> None:
+        for c in self._clients.values():
+            with contextlib.suppress(Exception):
+                await c.close()
+        self._clients.clear()
+
+    async def complete(self, ep: Endpoint, payload: dict, worst_case_usd: float) -> CallResult:
+        """One logical call: budget check, then up to ``1 + max_retries`` HTTP attempts."""
+        import httpx2
+        import openai
+
+        if not self.ledger.reserve(worst_case_usd):
+            return CallResult("budget", error="budget cap reached; request not sent")
+        client, sem = self._client(ep)
+        t0 = time.monotonic()
+        result = CallResult("connection_error")
+        history: list[str] = []
+        for attempt in range(self.max_retries + 1):
+            wait: float | None = None
+            async with sem:
+                self.ledger.requests += 1
+                try:
+                    # client.post with the payload as is: the same AsyncOpenAI request
+                    # (auth, base URL, headers, errors) without re-validating a dict we
+                    # built ourselves, which costs ~a third of the client's CPU per call.
+                    raw = await client.post(
+                        "/chat/completions", body=payload, cast_to=httpx2.Response
+                    )
+                    text = raw.text
+                    try:
+                        body = json.loads(text)
+                    except ValueError:
+                        result = CallResult("ok", body=None, raw=text, error="non-JSON body")
+                    else:
+                        result = CallResult("ok", body=body, raw=text)
+                except openai.APITimeoutError as e:
+                    result = CallResult("timeout", error=f"no answer within {self.timeout_s}s: {e}")
+                except openai.APIConnectionError as e:
+                    cause = e.__cause__ or e
+                    result = CallResult(
+                        "connection_error", error=f"{type(cause).__name__}: {cause}"
+                    )
+                except openai.APIStatusError as e:
+                    code = e.status_code
+                    status = (
+                        "http_429" if code == 429 else "http_5xx" if code >= 500 else "http_error"
+                    )
+                    result = CallResult(
+                        status, error=f"HTTP {code}: {e.message}", raw=_safe_text(e.response)
+                    )
+                    wait = retry_after_s(e.response.headers)
+            result.attempts = attempt + 1
+            if result.status not in RETRYABLE or attempt == self.max_retries:
+                if history and result.status != "ok":
+                    result.error = f"{result.error} (earlier attempts: {'; '.join(history)})"
+                break
+            history.append(f"{result.status}: {result.error}")
+            if wait is None:
+                wait = min(self.backoff_max_s, self.backoff_s * 2**attempt)
+                wait *= 0.5 + random.random()  # jitter: retries from many tasks spread out
+            await asyncio.sleep(min(wait, self.backoff_max_s))
+        result.latency_ms = (time.monotonic() - t0) * 1000
+        usage = (result.body or {}).get("usage") or {}
+        self.ledger.settle(
+            worst_case_usd,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+        return result
+
+
+def _safe_text(response: Any) -> str | None:
+    try:
+        return response.text
+    except Exception:  # noqa: BLE001 - a body we cannot read is recorded as absent
+        return None
+
+
+def env_endpoint(
+    base_url: str | None, base_url_env: str = "OPENAI_BASE_URL", api_key_env: str = "OPENAI_API_KEY"
+) -> Endpoint:
+    """Where a judge talks to: an explicit URL, else the named environment variables."""
+    return Endpoint(
+        base_url or os.environ.get(base_url_env) or None, os.environ.get(api_key_env) or None
+    )

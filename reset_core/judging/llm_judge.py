@@ -1,0 +1,558 @@
+"""The LLM judge: rubric prompts to any OpenAI-compatible endpoint, verdicts parsed as data.
+
+Pointwise by default (one request per candidate and aspect). With
+``candidates_per_call > 1`` the candidates of one example are judged together: their
+order is shuffled (seeded) and the shown order is stored with every judgment, so
+position bias can be audited. Structured output (``response_format`` json_schema) is
+asked for; a tolerant parser still reads fenced or chatty answers, and anything that
+is not a score in the rubric's scale is a NULL score with its status and raw text.
+
+The same prompts and parser run in-process on a local transformers model
+(:class:`LocalLLMJudge`) for the offline demo: with the embedded 135M model that is a
+weak judge, and it says so.
+
+>>> cfg = LLMJudgeConfig(model="local-test", base_url="http://127.0.0.1:8000/v1")
+>>> LLMJudge(cfg).judge_id.startswith("llm:local-test:")
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from reset_core.judging.base import ASPECTS, JudgeItem, Judgment, stable_hash
+from reset_core.judging.engine import CallResult, Endpoint, Engine, JudgeCache, Ledger, env_endpoint
+from reset_core.judging.rubrics import Rubric, default_rubric
+
+
+class LLMJudgeConfig(BaseModel):
+    """One LLM judge: model, endpoint, prompt mode, prices and engine limits."""
+
+    name: str = Field("llm", description="display name of this judge")
+    model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL; empty = the base_url_env variable"
+    )
+    base_url_env: str = Field(
+        "OPENAI_BASE_URL", description="environment variable holding the base URL"
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="environment variable holding the API key"
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature")
+    max_tokens: int = Field(256, ge=16, le=8192, description="cap on the verdict's tokens")
+    structured: bool = Field(
+        True, description="ask for JSON-schema structured output (response_format)"
+    )
+    candidates_per_call: int = Field(
+        1, ge=1, le=16, description="1 = pointwise; more = that many candidates per call, shuffled"
+    )
+    seed: int = Field(0, description="seed of the candidate shuffle in multi-candidate calls")
+    price_input_per_mtok: float = Field(0.0, ge=0, description="USD per million prompt tokens")
+    price_output_per_mtok: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    expected_output_tokens: int = Field(
+        60, ge=1, description="verdict length assumed by the cost estimate"
+    )
+    token_counter: Literal["approx", "words"] = Field(
+        "approx",
+        description="how the estimate counts prompt tokens: approx = characters/4; "
+        "words = whitespace words (what the local stand-in server bills)",
+    )
+    concurrency: int = Field(16, ge=1, le=1024, description="requests in flight per endpoint")
+    max_retries: int = Field(3, ge=0, le=20, description="retries after 429/5xx/timeout/reset")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="seconds before a request times out")
+    backoff_s: float = Field(0.5, ge=0, description="first retry wait when no Retry-After is given")
+    budget_usd: float | None = Field(
+        None, ge=0, description="stop cleanly before spending more than this (worst case)"
+    )
+
+
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {"rationale": {"type": "string"}, "score": {"type": "number"}},
+    "required": ["rationale", "score"],
+    "additionalProperties": False,
+}
+
+
+def _list_schema(k: int) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string"},
+            "scores": {"type": "array", "items": {"type": "number"}, "minItems": k, "maxItems": k},
+        },
+        "required": ["rationale", "scores"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass
+class Request:
+    """One call: the items it judges (in shown order), its messages and cache key."""
+
+    items: list[JudgeItem]
+    rubric: Rubric
+    messages: list[dict]
+    key: str
+    shown: list[int] | None = None  # multi-candidate: original index of each shown slot
+
+
+def render_messages(rubric: Rubric, items: list[JudgeItem]) -> list[dict]:
+    """The chat messages for one call: rubric + scale + output format, then the case."""
+    lo, hi = f"{rubric.scale_min:g}", f"{rubric.scale_max:g}"
+    first = items[0]
+    if len(items) == 1:
+        fmt = (
+            f'Reply with JSON only: {{"rationale": "<one or two sentences>", "score": <number '
+            f"from {lo} to {hi}>}}."
+        )
+    else:
+        fmt = (
+            f'Reply with JSON only: {{"rationale": "<one or two sentences>", "scores": [<one '
+            f"number from {lo} to {hi} per candidate, in the order shown>]}}."
+        )
+    system = f"{rubric.text}\n\nScore on a scale from {lo} (worst) to {hi} (best). {fmt}"
+    parts = [f"### Instruction\n{first.instruction}"]
+    if first.context:
+        parts.append(f"### Context\n{first.context}")
+    if first.reference and rubric.aspect == "task":
+        parts.append(f"### Reference answer\n{first.reference}")
+    if len(items) == 1:
+        parts.append(f"### Answer to grade\n{first.text}")
+    else:
+        parts += [f"### Candidate {i + 1}\n{it.text}" for i, it in enumerate(items)]
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+_LOOSE_SCORE = re.compile(r"\bscore\b\W{0,3}\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def parse_verdict(
+    content: str | None, refusal: str | None, finish_reason: str | None, rubric: Rubric, k: int
+) -> tuple[str, list[float] | None, str | None, str | None]:
+    """Read ``k`` raw scores from an answer: (status, raw scores, rationale, error).
+
+    Tolerant where it is safe (code fences, text around the JSON object, a numeric
+    string, a plain ``Score: 7`` line) and strict where guessing would invent a vote:
+    cut-off JSON, missing fields and out-of-scale numbers are failures.
+
+    >>> parse_verdict('```json\\n{"score": 8, "rationale": "ok"}\\n```', None, "stop", default_rubric("task"), 1)
+    ('ok', [8.0], 'ok', None)
+    >>> parse_verdict('{"score": 7, "rationale": "cut', None, "length", default_rubric("task"), 1)[0]
+    'truncated'
+    """
+    if refusal:
+        return "refusal", None, None, f"the model refused: {refusal}"
+    text = (content or "").strip()
+    if not text:
+        return "empty", None, None, "empty answer"
+    body = _FENCE.sub("", text).strip()
+    obj = None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        start, end = body.find("{"), body.rfind("}")
+        if start >= 0 and end > start:
+            try:
+                obj = json.loads(body[start : end + 1])
+            except ValueError:
+                obj = None
+        if obj is None:
+            if body.lstrip().startswith("{") or finish_reason == "length":
+                cut = finish_reason == "length" or body.count("{") > body.count("}")
+                status = "truncated" if cut else "parse_error"
+                return status, None, None, f"answer is not complete JSON ({status})"
+            m = _LOOSE_SCORE.search(body)
+            if m and k == 1:  # a chatty "Score: 7" answer from a model without JSON mode
+                obj = {"score": float(m.group(1)), "rationale": body}
+            else:
+                return "parse_error", None, None, "no JSON object and no 'score: N' in the answer"
+    if not isinstance(obj, dict):
+        return "schema_error", None, None, f"expected a JSON object, got {type(obj).__name__}"
+    rationale = obj.get("rationale")
+    rationale = rationale if isinstance(rationale, str) else None
+    raw = [obj.get("score")] if k == 1 else obj.get("scores")
+    if k == 1 and raw == [None] and isinstance(obj.get("scores"), list):
+        raw = obj["scores"][:1]
+    if not isinstance(raw, list) or len(raw) != k:
+        return "schema_error", None, rationale, f"expected {'score' if k == 1 else f'{k} scores'}"
+    try:
+        vals = [float(v) for v in raw if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        return "schema_error", None, rationale, f"score is not a number: {raw!r}"
+    if len(vals) != k or any(not math.isfinite(v) for v in vals):
+        return "schema_error", None, rationale, f"score is not a number: {raw!r}"
+    bad = [v for v in vals if not rubric.in_range(v)]
+    if bad:
+        return (
+            "out_of_range",
+            vals,
+            rationale,
+            f"score {bad[0]:g} outside the scale {rubric.scale_min:g}..{rubric.scale_max:g}",
+        )
+    return "ok", vals, rationale, None
+
+
+def count_tokens(text: str, how: str) -> int:
+    """Prompt tokens as the estimate counts them (see ``LLMJudgeConfig.token_counter``)."""
+    if how == "words":
+        return max(1, len(text.split()))
+    return max(1, math.ceil(len(text) / 4))
+
+
+@dataclass
+class CostEstimate:
+    """A dry run: what a judging run would send and cost, before sending anything."""
+
+    n_items: int
+    n_requests: int
+    n_cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    cost_usd_max: float  # every verdict as long as max_tokens
+
+
+class _PromptJudge:
+    """What the API judge and the in-process judge share: rubrics, requests, parsing."""
+
+    kind = "llm"
+    aspects = ASPECTS
+
+    def __init__(self, config: LLMJudgeConfig, rubrics: dict[str, Rubric] | None = None):
+        self.config = config
+        self.rubrics = {a: (rubrics or {}).get(a) or default_rubric(a) for a in ASPECTS}
+        self.name = config.name
+        fingerprint = stable_hash(
+            type(self).__name__,
+            config.model,
+            config.temperature,
+            config.structured,
+            config.candidates_per_call,
+            config.seed,
+            {a: (r.rubric_id, r.text, r.scale_min, r.scale_max) for a, r in self.rubrics.items()},
+            size=4,
+        )
+        self.judge_id = f"{self._prefix}:{config.model}:{fingerprint}"
+
+    _prefix = "llm"
+
+    @property
+    def rubric_ids(self) -> dict[str, str]:
+        return {a: r.rubric_id for a, r in self.rubrics.items()}
+
+    def requests(self, items: list[JudgeItem]) -> list[Request]:
+        """Group items into calls: one per item, or shuffled groups per example and aspect."""
+        k = self.config.candidates_per_call
+        groups: list[list[JudgeItem]] = []
+        if k == 1:
+            groups = [[it] for it in items]
+        else:
+            by: dict[tuple[str, str], list[JudgeItem]] = {}
+            for it in items:
+                by.setdefault((it.example_id, it.aspect), []).append(it)
+            for group in by.values():
+                group.sort(key=lambda it: it.candidate_id)
+                groups += [group[i : i + k] for i in range(0, len(group), k)]
+        out = []
+        for g in groups:
+            rubric = self.rubrics[g[0].aspect]
+            shown = None
+            if len(g) > 1:
+                rng = random.Random(
+                    stable_hash(self.config.seed, [it.candidate_id for it in g], g[0].aspect)
+                )
+                shown = list(range(len(g)))
+                rng.shuffle(shown)
+                g = [g[i] for i in shown]
+            messages = render_messages(rubric, g)
+            key = stable_hash(self.judge_id, rubric.rubric_id, self.config.model, messages)
+            out.append(Request(g, rubric, messages, key, shown))
+        return out
+
+    def payload(self, req: Request) -> dict:
+        p = {
+            "model": self.config.model,
+            "messages": req.messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
+        if self.config.structured:
+            k = len(req.items)
+            p["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "verdict",
+                    "strict": True,
+                    "schema": SCORE_SCHEMA if k == 1 else _list_schema(k),
+                },
+            }
+        return p
+
+    def _verdicts(
+        self,
+        req: Request,
+        status: str,
+        content: str | None,
+        refusal: str | None,
+        finish_reason: str | None,
+        error: str | None,
+        raw_output: str | None,
+        **common,
+    ) -> list[Judgment]:
+        k = len(req.items)
+        raw_scores, rationale = None, None
+        if status == "ok":
+            status, raw_scores, rationale, error = parse_verdict(
+                content, refusal, finish_reason, req.rubric, k
+            )
+        out = []
+        for pos, it in enumerate(req.items):
+            raw = raw_scores[pos] if raw_scores else None
+            ok = status == "ok"
+            out.append(
+                Judgment(
+                    it.candidate_id,
+                    it.example_id,
+                    it.aspect,
+                    self.judge_id,
+                    status,
+                    score=req.rubric.normalise(raw) if ok else None,
+                    raw_score=raw,
+                    error=error,
+                    raw_output=raw_output,
+                    rationale=rationale,
+                    permutation=(
+                        {"shown": [c.candidate_id for c in req.items], "position": pos}
+                        if k > 1
+                        else None
+                    ),
+                    **common,
+                )
+            )
+        return out
+
+
+class LLMJudge(_PromptJudge):
+    """An LLM judge over an OpenAI-compatible endpoint, run through the :class:`Engine`."""
+
+    def __init__(
+        self,
+        config: LLMJudgeConfig,
+        rubrics: dict[str, Rubric] | None = None,
+        cache: JudgeCache | str | Path | None = None,
+        ledger: Ledger | None = None,
+    ):
+        super().__init__(config, rubrics)
+        self.cache = JudgeCache(cache) if isinstance(cache, str | Path) else cache
+        self.ledger = ledger or Ledger(
+            config.price_input_per_mtok, config.price_output_per_mtok, config.budget_usd
+        )
+        self.description = (
+            f"LLM judge {config.model} at {self.endpoint.base_url or 'api.openai.com'} "
+            "with the versioned rubric of each aspect. Measures: what the rubric asks, as "
+            "well as this model can judge it. Cannot: guarantee consistency (position and "
+            "length bias, self-preference); a failed or unparseable verdict is no vote."
+        )
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return env_endpoint(self.config.base_url, self.config.base_url_env, self.config.api_key_env)
+
+    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+        """Judge the items; items not sent because of the budget cap get no judgment."""
+        return asyncio.run(self.ajudge(items))
+
+    async def ajudge(self, items: list[JudgeItem]) -> list[Judgment]:
+        reqs = self.requests(items)
+        hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
+        cfg = self.config
+        engine = Engine(
+            concurrency=cfg.concurrency,
+            max_retries=cfg.max_retries,
+            timeout_s=cfg.timeout_s,
+            backoff_s=cfg.backoff_s,
+            ledger=self.ledger,
+            cache=self.cache,
+        )
+        worst = {r.key: self._worst_case(r) for r in reqs}
+        new_cache: dict[str, dict] = {}
+
+        async def one(req: Request) -> list[Judgment]:
+            if req.key in hits:
+                self.ledger.cache_hits += 1
+                return self._from_body(req, CallResult("ok", body=hits[req.key], cached=True))
+            res = await engine.complete(self.endpoint, self.payload(req), worst[req.key])
+            if res.status == "budget":
+                return []
+            js = self._from_body(req, res)
+            if js and all(j.status == "ok" for j in js) and res.body is not None:
+                new_cache[req.key] = res.body
+            return js
+
+        try:
+            results = await asyncio.gather(*(one(r) for r in reqs))
+        finally:
+            await engine.close()
+            if self.cache is not None:
+                self.cache.put_many(new_cache)
+        return [j for js in results for j in js]
+
+    def _from_body(self, req: Request, res: CallResult) -> list[Judgment]:
+        body = res.body or {}
+        usage = body.get("usage") or {}
+        k = len(req.items)
+        pt, ct = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        if res.cached:
+            pt = ct = 0  # this run spent nothing on it
+        cost = self.ledger.cost(pt, ct)
+        common = {
+            "cached": res.cached,
+            "attempts": res.attempts,
+            "latency_ms": res.latency_ms,
+            "cost_usd": cost / k,
+        }
+        content = refusal = finish = None
+        raw_output = res.raw
+        status, error = res.status, res.error
+        if status == "ok":
+            choice = (body.get("choices") or [{}])[0]
+            msg = choice.get("message") or {}
+            content, refusal, finish = (
+                msg.get("content"),
+                msg.get("refusal"),
+                choice.get("finish_reason"),
+            )
+            raw_output = content if content else (refusal or res.raw or json.dumps(body))
+            if not body:
+                status, error = "parse_error", res.error or "response body is not JSON"
+        js = self._verdicts(req, status, content, refusal, finish, error, raw_output, **common)
+        # Tokens of a multi-candidate call are split so the column sums stay exact.
+        for i, j in enumerate(js):
+            j.prompt_tokens = pt // k + (pt % k if i == 0 else 0)
+            j.completion_tokens = ct // k + (ct % k if i == 0 else 0)
+        return js
+
+    def _worst_case(self, req: Request) -> float:
+        prompt = "\n".join(m["content"] for m in req.messages)
+        # Worst case for the budget: the estimate's prompt count, doubled for counter error.
+        return self.ledger.cost(
+            2 * count_tokens(prompt, self.config.token_counter), self.config.max_tokens
+        )
+
+    def estimate(self, items: list[JudgeItem]) -> CostEstimate:
+        """Dry run: requests, cache hits, tokens and cost, without sending anything.
+
+        Prompt tokens come from the rendered prompts (``token_counter``), completion
+        tokens from ``expected_output_tokens``; ``cost_usd_max`` assumes every verdict
+        runs to ``max_tokens``. Requests already in the cache cost nothing.
+        """
+        reqs = self.requests(items)
+        hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
+        todo = [r for r in reqs if r.key not in hits]
+        pt = sum(
+            count_tokens("\n".join(m["content"] for m in r.messages), self.config.token_counter)
+            for r in todo
+        )
+        ct = len(todo) * self.config.expected_output_tokens
+        return CostEstimate(
+            n_items=len(items),
+            n_requests=len(todo),
+            n_cached=len(reqs) - len(todo),
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            cost_usd=self.ledger.cost(pt, ct),
+            cost_usd_max=self.ledger.cost(pt, len(todo) * self.config.max_tokens),
+        )
+
+
+class LocalLLMJudge(_PromptJudge):
+    """The same rubrics and parser on a local transformers model, in-process (no server).
+
+    With the embedded SmolLM2-135M this is a weak judge: expect many parse failures and
+    noisy scores. It exists so the prompts can be tried offline and on a GPU box
+    without a server; prefer an API judge or the metric judges for real selection.
+    """
+
+    _prefix = "local"
+
+    def __init__(
+        self,
+        config: LLMJudgeConfig,
+        rubrics: dict[str, Rubric] | None = None,
+        model_path: str | Path | None = None,
+        batch_size: int = 8,
+    ):
+        from reset_core.models import default_model_path
+
+        self.model_path = str(model_path or default_model_path())
+        config = config.model_copy(
+            update={"model": Path(self.model_path).name, "structured": False}
+        )
+        super().__init__(config, rubrics)
+        self.batch_size = batch_size
+        self._loaded = None
+        self.description = (
+            f"Weak judge: the LLM-judge rubrics run in-process on {config.model}. A model "
+            "this small follows the rubric poorly; its verdicts are noisy and often "
+            "unparseable (no vote). Use it to try prompts offline, not to select data."
+        )
+
+    def _load(self):
+        if self._loaded is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.model_path)
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32)
+            model.eval()
+            self._loaded = (tok, model)
+        return self._loaded
+
+    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+        import torch
+
+        tok, model = self._load()
+        reqs = self.requests(items)
+        out: list[Judgment] = []
+        for i in range(0, len(reqs), self.batch_size):
+            batch = reqs[i : i + self.batch_size]
+            prompts = [
+                tok.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
+                for r in batch
+            ]
+            enc = tok(prompts, return_tensors="pt", padding=True)
+            with torch.no_grad():
+                gen = model.generate(
+                    **enc,
+                    max_new_tokens=min(self.config.max_tokens, 96),
+                    do_sample=self.config.temperature > 0,
+                    temperature=self.config.temperature or None,
+                    pad_token_id=tok.pad_token_id,
+                )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for r, row, n_in in zip(batch, new, enc["attention_mask"].sum(1), strict=True):
+                text = tok.decode(row, skip_special_tokens=True)
+                n_out = int((row != tok.pad_token_id).sum())
+                finish = "length" if n_out >= min(self.config.max_tokens, 96) else "stop"
+                js = self._verdicts(
+                    r, "ok", text, None, finish, None, text, attempts=1, cost_usd=0.0
+                )
+                for j in js:
+                    j.prompt_tokens, j.completion_tokens = int(n_in), n_out
+                out += js
+        return out

@@ -1,0 +1,382 @@
+"""The queries behind the review page: the queue of examples and one example's full view.
+
+Everything is filtered, sorted and windowed in SQL, so it stays fast at a million
+candidates. The queue reads ``review_queue``, a per-example summary of one selection
+(built once by :func:`refresh_queue`, a few seconds at 1M candidates, and rebuilt
+only when candidates, judgments or the selection change); the reviewers' side
+(reviewed, overridden, last reviewer) comes live from ``overrides``.
+
+>>> from reset_core.store import connect
+>>> con = connect(":memory:")
+>>> queue_counts(con, "none", QueueFilter())["matching"]
+0
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from reset_core.review import ExampleState, _state_ctes, example_state
+from reset_core.store import one
+
+#: Sort options of the queue: label -> ORDER BY clause (ties broken by example id).
+SORTS: dict[str, str] = {
+    "example id": "q.example_id",
+    "lowest pick score first": "q.pick_score ASC NULLS FIRST, q.example_id",
+    "highest pick score first": "q.pick_score DESC NULLS LAST, q.example_id",
+    "most judge disagreement first": "q.disagreement DESC, q.example_id",
+    "most failed judgments first": "q.n_failed DESC, q.example_id",
+    "recently reviewed first": "f.last_at DESC NULLS LAST, q.example_id",
+}
+
+
+class QueueFilter(BaseModel):
+    """Which examples the review queue shows, and in what order."""
+
+    kinds: list[str] = Field(default_factory=list, description="example kinds (empty: all)")
+    sources: list[str] = Field(default_factory=list, description="source datasets (empty: all)")
+    splits: list[str] = Field(default_factory=list, description="splits (empty: all)")
+    settings: list[str] = Field(
+        default_factory=list,
+        description="decoding settings: examples with a candidate under any of them (empty: all)",
+    )
+    score_min: float | None = Field(
+        None, ge=0, description="lowest RESET score of the judge pick (examples without one drop)"
+    )
+    score_max: float | None = Field(None, ge=0, description="highest RESET score of the judge pick")
+    min_disagreement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="only examples where two judges differ by at least this on some candidate "
+        "and aspect (0: no filter)",
+    )
+    overridden: bool | None = Field(
+        None, description="True: only examples with a live override; False: only without"
+    )
+    reviewed: bool | None = Field(
+        None, description="True: only examples someone decided on; False: only the rest"
+    )
+    search: str = Field("", max_length=500, description="text in instruction, context or reference")
+    sort: Literal[tuple(SORTS)] = Field("example id", description="queue order")  # type: ignore[valid-type]
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _stamp(con, selection_id: str) -> dict:
+    """What the summary depends on; a different stamp means it must be rebuilt."""
+    row = one(
+        con,
+        """
+        SELECT (SELECT count(*) FROM candidates),
+               (SELECT count(*) FROM judgments),
+               (SELECT max(created_at)::VARCHAR FROM judgments),
+               (SELECT count(*) FROM selection_scores WHERE selection_id = ?),
+               (SELECT count(*) FROM examples)
+        """,
+        [selection_id],
+    )
+    return dict(
+        zip(("candidates", "judgments", "judged_at", "scores", "examples"), row, strict=True)
+    )
+
+
+def queue_is_fresh(con, selection_id: str) -> bool:
+    """Whether ``review_queue`` matches the current candidates, judgments and selection."""
+    row = one(con, "SELECT stamp FROM review_queue_state WHERE selection_id = ?", [selection_id])
+    return row is not None and json.loads(row[0]) == _stamp(con, selection_id)
+
+
+def refresh_queue(con, selection_id: str, force: bool = False) -> bool:
+    """(Re)build the queue summary of ``selection_id`` if stale; return whether it built.
+
+    One ``INSERT … SELECT`` in a transaction; summaries of other selections are
+    dropped (the page shows one selection at a time, and they rebuild on demand).
+    """
+    if not force and queue_is_fresh(con, selection_id):
+        return False
+    stamp = _stamp(con, selection_id)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM review_queue")
+        con.execute("DELETE FROM review_queue_state")
+        con.execute(
+            """
+            INSERT INTO review_queue
+            WITH sel AS (SELECT candidate_id, example_id, score, rank, picked FROM selection_scores
+                         WHERE selection_id = ?),
+            per_aspect AS (
+                SELECT candidate_id, aspect, max(score) - min(score) AS spread,
+                       count(*) - count(score) AS n_failed
+                FROM judgments WHERE candidate_id IN (SELECT candidate_id FROM sel)
+                GROUP BY candidate_id, aspect),
+            per_cand AS (SELECT candidate_id, max(spread) AS spread, sum(n_failed) AS n_failed
+                         FROM per_aspect GROUP BY candidate_id)
+            SELECT ?, sel.example_id, e.kind, e.source, e.split,
+                   count(*)::INT, count(sel.score)::INT,
+                   arg_min(sel.candidate_id, coalesce(sel.rank, 2147483647))
+                       FILTER (WHERE sel.picked),
+                   arg_min(sel.score, coalesce(sel.rank, 2147483647)) FILTER (WHERE sel.picked),
+                   max(sel.score),
+                   coalesce(max(pc.spread), 0), coalesce(sum(pc.n_failed), 0)::INT,
+                   coalesce(list(DISTINCT c.setting_id ORDER BY c.setting_id)
+                            FILTER (WHERE c.setting_id IS NOT NULL), []),
+                   lower(concat_ws(chr(10), e.instruction, e.context, e.reference))
+            FROM sel JOIN examples e ON e.example_id = sel.example_id
+            LEFT JOIN candidates c ON c.candidate_id = sel.candidate_id
+            LEFT JOIN per_cand pc ON pc.candidate_id = sel.candidate_id
+            GROUP BY sel.example_id, e.kind, e.source, e.split, e.instruction, e.context,
+                     e.reference
+            """,
+            [selection_id, selection_id],
+        )
+        con.execute(
+            "INSERT INTO review_queue_state (selection_id, stamp) VALUES (?, ?)",
+            [selection_id, json.dumps(stamp)],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+# ----------------------------------------------------------------------------- queue
+
+
+def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
+    """WHERE clause over ``q`` (summary), ``f`` (review flags) and ``o`` (overridden)."""
+    clauses, params = ["q.selection_id = ?"], [selection_id]
+    for col, values in (("kind", f.kinds), ("source", f.sources), ("split", f.splits)):
+        if values:
+            clauses.append(f"q.{col} IN (SELECT unnest(?))")
+            params.append(list(values))
+    if f.settings:
+        # list_contains per setting is ~10x faster than list_has_any over 200k lists.
+        clauses.append("(" + " OR ".join(["list_contains(q.settings, ?)"] * len(f.settings)) + ")")
+        params += list(f.settings)
+    if f.score_min is not None:
+        clauses.append("q.pick_score >= ?")
+        params.append(f.score_min)
+    if f.score_max is not None:
+        clauses.append("q.pick_score <= ?")
+        params.append(f.score_max)
+    if f.min_disagreement > 0:
+        clauses.append("q.disagreement >= ?")
+        params.append(f.min_disagreement)
+    if f.reviewed is not None:
+        clauses.append(("" if f.reviewed else "NOT ") + "coalesce(f.reviewed, false)")
+    if f.overridden is not None:
+        clauses.append(("" if f.overridden else "NOT ") + "(o.example_id IS NOT NULL)")
+    search = f.search.strip().lower()
+    if search:
+        clauses.append("q.haystack LIKE ? ESCAPE '\\'")
+        params.append(
+            "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+    return " AND ".join(clauses), params
+
+
+def _from() -> str:
+    return f"""
+    WITH {_state_ctes()}
+    SELECT {{cols}}
+    FROM review_queue q
+    LEFT JOIN ex_flags f ON f.example_id = q.example_id
+    LEFT JOIN ex_overridden o ON o.example_id = q.example_id
+    """
+
+
+def queue_counts(con, selection_id: str, f: QueueFilter) -> dict[str, int]:
+    """``matching`` examples, how many of them are ``left`` to review, and selection totals.
+
+    ``total`` / ``reviewed_total`` ignore the filters: the whole selection's progress.
+    """
+    where, params = _where(selection_id, f)
+    # One pass: the filter is evaluated once per row, then counted three ways.
+    row = one(
+        con,
+        f"""
+        SELECT count(*) FILTER (WHERE m), count(*) FILTER (WHERE m AND NOT reviewed),
+               count(*), count(*) FILTER (WHERE reviewed)
+        FROM ({_from().format(cols=f"({where}) AS m, coalesce(f.reviewed, false) AS reviewed")}
+              WHERE q.selection_id = ?)
+        """,
+        [*params, selection_id],
+    )
+    return dict(zip(("matching", "left", "total", "reviewed_total"), row, strict=True))
+
+
+def queue_page(
+    con, selection_id: str, f: QueueFilter, page: int = 0, page_size: int = 50
+) -> pd.DataFrame:
+    """One page of the queue, filtered, sorted and windowed in SQL.
+
+    Columns: ``example_id, kind, source, split, instruction`` (first 160 characters),
+    ``n_candidates, pick_score, disagreement, n_failed, reviewed, overridden,
+    last_reviewer``.
+    """
+    if page < 0 or not 1 <= page_size <= 500:
+        raise ValueError("page: must be >= 0; page_size: must be in [1, 500]")
+    where, params = _where(selection_id, f)
+    cols = """q.example_id, q.kind, q.source, q.split, q.n_candidates, q.pick_score,
+              q.disagreement, q.n_failed, coalesce(f.reviewed, false) AS reviewed,
+              o.example_id IS NOT NULL AS overridden, f.last_reviewer"""
+    df = con.execute(
+        _from().format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
+        [*params, page_size, page * page_size],
+    ).df()
+    # Only the page's rows fetch their (long) instruction text.
+    text = dict(
+        con.execute(
+            "SELECT example_id, left(instruction, 160) FROM examples "
+            "WHERE example_id IN (SELECT unnest(?))",
+            [df["example_id"].tolist()],
+        ).fetchall()
+    )
+    df.insert(4, "instruction", df["example_id"].map(text))
+    return df
+
+
+def filter_options(con, selection_id: str) -> dict:
+    """Values for the filter widgets: kinds, sources, splits, settings, score bounds."""
+    out = {}
+    for col in ("kind", "source", "split"):
+        out[col] = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT {col} FROM review_queue WHERE selection_id = ? ORDER BY 1",
+                [selection_id],
+            ).fetchall()
+        ]
+    out["settings"] = [
+        r[0]
+        for r in con.execute(
+            "SELECT setting_id FROM decoding_settings ORDER BY temperature, top_p, setting_id"
+        ).fetchall()
+    ]
+    lo, hi = one(
+        con,
+        "SELECT min(pick_score), max(pick_score) FROM review_queue WHERE selection_id = ?",
+        [selection_id],
+    )
+    out["score_range"] = (lo, hi)
+    return out
+
+
+# ----------------------------------------------------------------------------- example view
+
+
+@dataclass(frozen=True)
+class ExampleView:
+    """Everything the example view shows, from a handful of point queries."""
+
+    example: dict
+    candidates: list[dict]  # each with setting, selection score/rank/picked, judgments list
+    state: ExampleState
+    selection_id: str | None
+
+
+def example_view(con, example_id: str, selection_id: str | None) -> ExampleView | None:
+    """One example with its candidates, every judge's verdicts and the review state.
+
+    Candidates come best first (selection rank, then sample index); each carries
+    ``judgments`` (judge, aspect, score, status, rationale), ``vetoed``, ``forced``,
+    ``is_pick``, ``manual_rank`` and ``manual_scores``. None if the example is unknown.
+    """
+    ex = con.execute(
+        "SELECT example_id, instruction, context, reference, kind, source, split "
+        "FROM examples WHERE example_id = ?",
+        [example_id],
+    ).fetchall()
+    if not ex:
+        return None
+    example = dict(
+        zip(
+            ("example_id", "instruction", "context", "reference", "kind", "source", "split"),
+            ex[0],
+            strict=False,
+        )
+    )
+    rows = con.execute(
+        """
+        WITH s AS (SELECT candidate_id, score, rank, picked FROM selection_scores
+                   WHERE example_id = ? AND selection_id = ?)
+        SELECT c.candidate_id, c.text, c.model_id, c.setting_id, c.sample_index, c.seed,
+               c.finish_reason, c.completion_tokens, c.engine,
+               d.temperature, d.top_k, d.top_p, d.max_tokens,
+               s.score, s.rank, coalesce(s.picked, false) AS picked
+        FROM candidates c
+        LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id
+        LEFT JOIN s ON s.candidate_id = c.candidate_id
+        WHERE c.example_id = ?
+        ORDER BY s.rank NULLS LAST, c.sample_index, c.candidate_id
+        """,
+        [example_id, selection_id, example_id],
+    ).fetchall()
+    names = [
+        "candidate_id",
+        "text",
+        "model_id",
+        "setting_id",
+        "sample_index",
+        "seed",
+        "finish_reason",
+        "completion_tokens",
+        "engine",
+        "temperature",
+        "top_k",
+        "top_p",
+        "max_tokens",
+        "score",
+        "rank",
+        "picked",
+    ]
+    candidates = [dict(zip(names, r, strict=True)) for r in rows]
+    ids = [c["candidate_id"] for c in candidates]
+    verdicts: dict[str, list[dict]] = {i: [] for i in ids}
+    if ids:
+        for r in con.execute(
+            "SELECT candidate_id, judge_id, aspect, score, status, rationale, error "
+            "FROM judgments WHERE candidate_id IN (SELECT unnest(?)) "
+            "ORDER BY candidate_id, aspect, judge_id",
+            [ids],
+        ).fetchall():
+            verdicts[r[0]].append(
+                dict(
+                    zip(
+                        ("judge_id", "aspect", "score", "status", "rationale", "error"),
+                        r[1:],
+                        strict=True,
+                    )
+                )
+            )
+    state = example_state(con, example_id, selection_id)
+    manual_rank = {c: i + 1 for i, c in enumerate(state.ranking)}
+    for c in candidates:
+        cid = c["candidate_id"]
+        c["judgments"] = verdicts[cid]
+        c["vetoed"] = cid in state.vetoed
+        c["forced"] = cid == state.forced
+        c["is_pick"] = cid == state.pick
+        c["manual_rank"] = manual_rank.get(cid)
+        c["manual_scores"] = state.scores.get(cid, {})
+    return ExampleView(example, candidates, state, selection_id)
+
+
+def selections(con, limit: int = 50) -> list[tuple[str, str, str]]:
+    """Newest selections first: ``(selection_id, preset, created_at)``."""
+    return [
+        (r[0], r[1], str(r[2]))
+        for r in con.execute(
+            "SELECT selection_id, preset, created_at FROM selections "
+            "ORDER BY created_at DESC, selection_id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+    ]

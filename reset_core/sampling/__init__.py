@@ -1,0 +1,29 @@
+"""Sampling: candidates for every selected example under a grid of decoding settings.
+
+* ``settings.py``   the DecodingSetting value object and grids
+* ``base.py``       the Generator protocol, ModelSpec, requests and results
+* ``transformers_backend.py``, ``vllm_backend.py``, ``openai_backend.py``  the engines
+* ``worker.py``     the job entry a worker process runs (never opens the database)
+* ``run.py``        what the Sample page and ``reset-studio sample`` call: plan, validate,
+  start, sync and browse
+
+The engines import torch, vLLM and openai inside their methods, so importing this
+package stays light.
+
+>>> sorted(GENERATORS)
+['openai', 'transformers', 'vllm']
+"""
+
+from __future__ import annotations
+
+from reset_core.sampling.base import Generator
+from reset_core.sampling.openai_backend import OpenAIGenerator
+from reset_core.sampling.transformers_backend import TransformersGenerator
+from reset_core.sampling.vllm_backend import VLLMGenerator
+
+#: engine name -> its Generator implementation (constructed with a ModelSpec).
+GENERATORS: dict[str, type[Generator]] = {
+    "transformers": TransformersGenerator,
+    "vllm": VLLMGenerator,
+    "openai": OpenAIGenerator,
+}

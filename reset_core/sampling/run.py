@@ -1,0 +1,335 @@
+"""Plan, validate, start and follow sampling jobs: what the Sample page and the CLI both call.
+
+>>> from reset_core.store import connect
+>>> con = connect("data/reset_studio.duckdb")  # doctest: +SKIP
+>>> plan = plan_sampling(con, SampleSelection(count=50),
+...                      ModelSpec(model=str(default_model_path())), default_grid())  # doctest: +SKIP
+>>> plan.n_candidates  # doctest: +SKIP
+300
+>>> job_id = start_sampling(con, plan, jobs_dir("data/reset_studio.duckdb"))  # doctest: +SKIP
+>>> sync_sampling(con, job_id)["n_done"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from reset_core import jobs
+from reset_core.sampling.base import ModelLoadError, ModelSpec, build_messages
+from reset_core.sampling.settings import DecodingSetting, GridRejected, candidate_id, parse_grid
+from reset_core.sampling.worker import ENTRY, INPUT_SCHEMA
+from reset_core.store import _example_filter, ingest_shards, insert_arrow, one
+
+KIND = "sample"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class SamplingRejected(ValueError):
+    """Sampling cannot start as asked; the message names the problem (and the bound)."""
+
+
+class SampleSelection(BaseModel):
+    """Which examples to sample: filters, then at most ``count`` of the matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kinds: list[Literal["instruction", "context"]] = Field(
+        default_factory=list, description="Example kinds to include; empty = all."
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="Sources (datasets) to include; empty = all."
+    )
+    splits: list[Literal["seen", "test_seen", "test_unseen"]] = Field(
+        default_factory=lambda: ["seen"],
+        description="Splits to include; RESET samples the 'seen' split.",
+    )
+    count: int = Field(
+        50, ge=1, le=10_000_000, description="At most this many examples, 1 to 10,000,000."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Which examples when more match than count: a fixed shuffle by this seed.",
+    )
+
+
+@dataclass
+class SamplingPlan:
+    """A validated sampling run, ready to start: examples x settings x samples."""
+
+    selection: SampleSelection
+    model: ModelSpec
+    grid: list[DecodingSetting]
+    example_ids: list[str]
+    n_candidates: int  # candidates the grid asks for on these examples
+    n_existing: int  # of those, already in the database for this model: skipped
+    _rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def n_new(self) -> int:
+        return self.n_candidates - self.n_existing
+
+
+def check_model(spec: ModelSpec) -> None:
+    """Reject a model that cannot run before a worker is launched for it.
+
+    Local paths must be model folders; hub ids must be in the local cache or known to
+    the Hub; an endpoint must answer and serve the model; vLLM must be installed.
+    """
+    if spec.engine == "openai":
+        try:
+            from reset_core.sampling.openai_backend import list_served_models
+
+            served = list_served_models(spec)
+        except ModelLoadError as e:
+            raise SamplingRejected(str(e)) from e
+        if served and spec.model not in served:
+            raise SamplingRejected(
+                f"endpoint {spec.base_url} does not serve model {spec.model!r}; it serves: "
+                + ", ".join(served[:20])
+            )
+        return
+    if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise SamplingRejected(
+            "engine vllm needs vLLM installed (pip install 'reset-studio[vllm]' on a GPU machine); "
+            "use engine transformers here"
+        )
+    ref = spec.model.strip()
+    if not ref:
+        raise SamplingRejected("model: give a local folder or a Hugging Face hub id")
+    path = Path(ref).expanduser()
+    # Hub ids are "name" or "org/name"; anything else is meant as a folder.
+    looks_local = ref.startswith(("/", ".", "~")) or ref.count("/") > 1
+    if path.exists() or looks_local or not _HUB_ID.match(ref):
+        if not path.exists():
+            raise SamplingRejected(f"model path {ref!r} does not exist (and is not a hub id)")
+        if not (path / "config.json").exists():
+            raise SamplingRejected(f"model path {ref!r} is not a model folder: no config.json")
+        return
+    _check_hub_id(ref, spec.revision)
+
+
+def _check_hub_id(repo_id: str, revision: str | None) -> None:
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if isinstance(cached, str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise SamplingRejected(
+            f"hub id {repo_id!r} is not in the local Hugging Face cache and the Hub is offline "
+            "(HF_HUB_OFFLINE); download it first or give a local folder"
+        )
+    try:
+        HfApi().model_info(repo_id, revision=revision, timeout=10)
+    except RepositoryNotFoundError as e:
+        raise SamplingRejected(f"unknown hub id {repo_id!r}: no such model on the Hub") from e
+    except RevisionNotFoundError as e:
+        raise SamplingRejected(f"hub id {repo_id!r} has no revision {revision!r}") from e
+    except Exception as e:  # noqa: BLE001 - network trouble: say so rather than launch blind
+        raise SamplingRejected(
+            f"cannot check hub id {repo_id!r}: the Hub is unreachable and the model is not in "
+            f"the local cache ({type(e).__name__}: {e})"
+        ) from e
+
+
+def select_examples(con, selection: SampleSelection) -> list[tuple[str, str, str | None]]:
+    """(example_id, instruction, context) of the selected examples, a stable shuffle."""
+    where, params = _example_filter(selection.kinds, selection.sources, selection.splits)
+    return con.execute(
+        f"SELECT example_id, instruction, context FROM examples{where} "
+        "ORDER BY md5(example_id || ':' || ?::VARCHAR), example_id LIMIT ?",
+        [*params, selection.seed, selection.count],
+    ).fetchall()
+
+
+def plan_sampling(
+    con,
+    selection: SampleSelection,
+    model: ModelSpec,
+    grid: Iterable[Mapping[str, Any] | DecodingSetting],
+    check: bool = True,
+) -> SamplingPlan:
+    """Validate everything and count the candidates; raises :class:`SamplingRejected`.
+
+    Candidates already stored for the same example, model, setting and sample index
+    are counted in ``n_existing`` and not asked for again.
+    """
+    try:
+        settings = parse_grid(grid)
+    except GridRejected as e:
+        raise SamplingRejected(str(e)) from e
+    examples = select_examples(con, selection)
+    if not examples:
+        raise SamplingRejected(
+            "no examples match the selection "
+            f"(kinds={selection.kinds or 'any'}, sources={selection.sources or 'any'}, "
+            f"splits={selection.splits or 'any'}); nothing to sample"
+        )
+    if check:
+        check_model(model)
+    model_id = model.model_id
+    keys, rows = [], []
+    for example_id, instruction, context in examples:
+        messages = json.dumps(build_messages(instruction, context))
+        for s in settings:
+            rows.append(
+                {
+                    "example_id": example_id,
+                    "messages": messages,
+                    "setting": s.model_dump_json(),
+                    "setting_id": s.setting_id,
+                    "sample_indices": list(range(s.n)),
+                }
+            )
+            keys += [
+                (candidate_id(example_id, model_id, s.setting_id, i), len(rows) - 1, i)
+                for i in range(s.n)
+            ]
+    existing = _existing_candidates(con, [k[0] for k in keys])
+    if existing:
+        for cid, row, i in keys:
+            if cid in existing:
+                rows[row]["sample_indices"].remove(i)
+        rows = [r for r in rows if r["sample_indices"]]
+    return SamplingPlan(
+        selection=selection,
+        model=model,
+        grid=settings,
+        example_ids=[e[0] for e in examples],
+        n_candidates=len(keys),
+        n_existing=len(existing),
+        _rows=rows,
+    )
+
+
+def _existing_candidates(con, ids: Sequence[str]) -> set[str]:
+    con.register("_planned", pa.table({"candidate_id": list(ids)}))
+    try:
+        return {
+            r[0]
+            for r in con.execute(
+                "SELECT p.candidate_id FROM _planned p JOIN candidates c USING (candidate_id)"
+            ).fetchall()
+        }
+    finally:
+        con.unregister("_planned")
+
+
+def record_model_and_grid(con, model: ModelSpec, grid: Sequence[DecodingSetting]) -> None:
+    """Rows in ``models`` and ``decoding_settings`` for what a run uses (kept if present)."""
+    config = model.model_dump(mode="json")
+    insert_arrow(
+        con,
+        "models",
+        pa.table(
+            {
+                "model_id": [model.model_id],
+                "name": [model.display_name],
+                "path": [model.model_ref if model.engine != "openai" else model.base_url],
+                "revision": [model.revision],
+                "stage": ["base"],
+                "config": [json.dumps(config)],
+            }
+        ),
+    )
+    insert_arrow(
+        con,
+        "decoding_settings",
+        pa.table(
+            {
+                "setting_id": [s.setting_id for s in grid],
+                **{
+                    f: [getattr(s, f) for s in grid]
+                    for f in ("temperature", "top_k", "top_p", "max_tokens", "seed", "n")
+                },
+            }
+        ),
+    )
+
+
+def start_sampling(
+    con,
+    plan: SamplingPlan,
+    jobs_root: str | Path,
+    launch: bool = True,
+    chunk_size: int | None = None,
+) -> str:
+    """Record the model and grid, write the job folder and (by default) launch its worker.
+
+    ``jobs_root`` is where job folders live (``reset_core.paths.jobs_dir(db_path)``).
+    """
+    if plan.n_new == 0:
+        raise SamplingRejected(
+            f"all {plan.n_candidates} candidates of this plan are already in the database"
+        )
+    record_model_and_grid(con, plan.model, plan.grid)
+    config = {
+        "model": plan.model.model_dump(mode="json"),
+        "model_id": plan.model.model_id,
+        "selection": plan.selection.model_dump(mode="json"),
+        "grid": [s.model_dump(mode="json") for s in plan.grid],
+        "chunk_size": chunk_size,
+    }
+    inputs = pa.Table.from_pylist(plan._rows, schema=INPUT_SCHEMA)
+    job_id = jobs.create_job(con, jobs_root, KIND, ENTRY, config, inputs)
+    # n_total in candidates, not input rows, so the progress bar is right from the start.
+    con.execute("UPDATE jobs SET n_total=? WHERE job_id=?", [plan.n_new, job_id])
+    if launch:
+        jobs.launch(con, job_id)
+    return job_id
+
+
+def ingest_candidates(con, shard_dir: str | Path) -> int:
+    """Load a sampling job's finished shards into ``candidates`` (idempotent by key)."""
+    return ingest_shards(con, "candidates", shard_dir)
+
+
+def sync_sampling(con, job_id: str) -> dict[str, Any]:
+    """Ingest a job's new shards and refresh its status; returns its progress."""
+    return jobs.sync_job(con, job_id, ingest=lambda d: ingest_candidates(con, d))
+
+
+def resume_sampling(con, job_id: str) -> int:
+    """Relaunch a failed, cancelled or killed job; it makes only the missing candidates."""
+    status = one(con, "SELECT status FROM jobs WHERE job_id=?", [job_id])
+    if status is None:
+        raise SamplingRejected(f"no job {job_id!r}")
+    progress = sync_sampling(con, job_id)
+    if progress.get("status") == "running":
+        raise SamplingRejected(f"job {job_id} is still running")
+    return jobs.launch(con, job_id)
+
+
+def sampling_jobs(con, limit: int = 20):
+    """The latest sampling jobs (DataFrame), newest first, with candidates ingested."""
+    return con.execute(
+        "SELECT j.job_id, j.status, j.n_done, j.n_total, j.error, j.created_at, j.finished_at, "
+        "j.config->>'$.model.model' AS model, j.config->>'$.model.engine' AS engine, "
+        "(SELECT count(*) FROM candidates c WHERE c.job_id = j.job_id) AS n_ingested "
+        "FROM jobs j WHERE j.kind = ? ORDER BY j.created_at DESC LIMIT ?",
+        [KIND, limit],
+    ).df()
+
+
+def job_candidates(con, job_id: str, limit: int = 50, offset: int = 0):
+    """A window of a job's candidates with their example and setting (DataFrame), newest first."""
+    return con.execute(
+        "SELECT c.candidate_id, e.instruction, c.text, d.temperature, d.top_k, d.top_p, "
+        "c.sample_index, c.seed, c.finish_reason, c.completion_tokens, c.engine, c.example_id "
+        "FROM candidates c JOIN examples e USING (example_id) "
+        "LEFT JOIN decoding_settings d USING (setting_id) "
+        "WHERE c.job_id = ? ORDER BY c.created_at DESC, c.candidate_id LIMIT ? OFFSET ?",
+        [job_id, limit, offset],
+    ).df()

@@ -1,0 +1,200 @@
+"""Decoding settings: one validated value object with vLLM/OpenAI field names; a grid is a list.
+
+RESET samples every example under several settings so the candidate pool holds both
+conservative and creative answers. A setting's id hashes its values, so the same
+setting is the same row in ``decoding_settings`` whoever created it, and candidate
+ids (example, model, setting, sample index) are stable across reruns: that is what
+makes resuming a job and re-ingesting its shards idempotent.
+
+>>> s = DecodingSetting(temperature=0.7, top_k=50)
+>>> s.setting_id == DecodingSetting(temperature=0.7, top_k=50).setting_id
+True
+>>> len(default_grid())
+6
+>>> DecodingSetting(temperature=3)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for DecodingSetting
+temperature
+  Input should be less than or equal to 2...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+#: Candidate and request seeds stay below 2**63 so they fit BIGINT and every engine's seed.
+_SEED_MASK = (1 << 63) - 1
+
+
+class DecodingSetting(BaseModel):
+    """How to sample: the field names and meanings of vLLM's ``SamplingParams``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(
+        0.7,
+        ge=0.0,
+        le=2.0,
+        description="Softmax temperature, 0 to 2. 0 is greedy (always the likeliest token); "
+        "higher gives more varied, creative answers.",
+    )
+    top_k: int = Field(
+        -1,
+        ge=-1,
+        le=100_000,
+        description="Sample only from the k likeliest tokens; -1 = unrestricted (as in vLLM). "
+        "0 is not allowed: use -1.",
+    )
+    top_p: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus sampling: keep the smallest set of tokens whose probability adds "
+        "up to top_p, above 0 and at most 1 (1 = off).",
+    )
+    max_tokens: int = Field(
+        256, ge=1, le=32_768, description="Most new tokens per candidate, 1 to 32768."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**62,
+        description="Base seed of this setting; each candidate's own seed is derived from it, "
+        "the example and the sample index, and recorded with the candidate.",
+    )
+    n: int = Field(1, ge=1, le=64, description="Samples per example under this setting, 1 to 64.")
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k_not_zero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 would allow no token; use -1 for unrestricted")
+        return v
+
+    @property
+    def setting_id(self) -> str:
+        """Hash of the values: equal settings share an id."""
+        return "s:" + _hash(self.model_dump(mode="json"))[:16]
+
+    def label(self) -> str:
+        """Short text for tables: ``T=0.7 k=50 p=1.0 max=256 n=2``."""
+        k = "all" if self.top_k == -1 else str(self.top_k)
+        return f"T={self.temperature:g} k={k} p={self.top_p:g} max={self.max_tokens} n={self.n}"
+
+    # Seeds hash the whole setting (its base seed included), not the base seed alone:
+    # two settings of a grid must not share random streams, or a low and a slightly
+    # higher temperature would often give the very same text.
+    def request_seed(self, example_id: str) -> int:
+        """The seed of one (example, setting) request, for engines that sample ``n`` at once."""
+        return _seed(self.setting_id, example_id)
+
+    def candidate_seed(self, example_id: str, sample_index: int) -> int:
+        """The seed of one candidate, for engines that seed every sample on its own."""
+        return _seed(self.setting_id, example_id, sample_index)
+
+
+def _hash(value: Any) -> str:
+    return hashlib.blake2b(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+    ).hexdigest()
+
+
+def _seed(*parts: Any) -> int:
+    return int(_hash(list(parts))[:16], 16) & _SEED_MASK
+
+
+def candidate_id(example_id: str, model_id: str, setting_id: str, sample_index: int) -> str:
+    """The key of one candidate: hash(example, model, setting, sample index).
+
+    >>> candidate_id("e1", "m1", "s:1", 0) == candidate_id("e1", "m1", "s:1", 0)
+    True
+    """
+    return "c:" + _hash([example_id, model_id, setting_id, sample_index])[:24]
+
+
+def default_grid(
+    temperatures: Iterable[float] = (0.1, 0.5, 1.0),
+    top_ks: Iterable[int] = (20, -1),
+    max_tokens: int = 128,
+    n: int = 1,
+    seed: int = 0,
+) -> list[DecodingSetting]:
+    """Low to high temperature crossed with a restrictive and an unrestricted top-k.
+
+    >>> [s.label() for s in default_grid(temperatures=(0.1,), top_ks=(20, -1), max_tokens=64)]
+    ['T=0.1 k=20 p=1 max=64 n=1', 'T=0.1 k=all p=1 max=64 n=1']
+    """
+    return [
+        DecodingSetting(temperature=t, top_k=k, top_p=1.0, max_tokens=max_tokens, seed=seed, n=n)
+        for t in temperatures
+        for k in top_ks
+    ]
+
+
+class GridRejected(ValueError):
+    """A grid that cannot run; ``problems`` lists each bad row and field with its bound."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid decoding grid: " + "; ".join(problems))
+
+
+def parse_grid(rows: Iterable[Mapping[str, Any] | DecodingSetting]) -> list[DecodingSetting]:
+    """Validate a grid given as dicts (from a table editor or a file); reject it whole.
+
+    Every problem is reported at once, as ``setting 2: temperature: Input should be
+    less than or equal to 2``. Rows are numbered from 1 as a person counts them.
+
+    >>> parse_grid([{"temperature": 0.2}])[0].temperature
+    0.2
+    >>> parse_grid([{"temperature": 5}])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    reset_core.sampling.settings.GridRejected: invalid decoding grid: setting 1: temperature: ...
+    """
+    settings: list[DecodingSetting] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows, start=1):
+        if isinstance(row, DecodingSetting):
+            s = row
+        else:
+            # Table editors give NaN/None for blank cells: a blank cell means "the default".
+            clean = {k: v for k, v in dict(row).items() if v is not None and v == v}
+            try:
+                s = DecodingSetting(**clean)
+            except ValidationError as e:
+                for err in e.errors():
+                    field = ".".join(str(p) for p in err["loc"]) or "setting"
+                    msg = err["msg"].removeprefix("Value error, ")
+                    problems.append(f"setting {i}: {field}: {msg}")
+                continue
+        if s.setting_id in seen:
+            problems.append(f"setting {i} repeats setting {seen[s.setting_id]}")
+            continue
+        seen[s.setting_id] = i
+        settings.append(s)
+    if not settings and not problems:
+        problems.append("the grid is empty: add at least one setting")
+    if problems:
+        raise GridRejected(problems)
+    return settings
+
+
+def load_grid_file(path: str) -> list[DecodingSetting]:
+    """Read a grid from a JSON list or a JSONL file of setting objects."""
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return parse_grid(rows)

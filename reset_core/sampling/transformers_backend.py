@@ -1,0 +1,252 @@
+"""Sampling with Hugging Face transformers, on CPU or CUDA, batched across examples AND settings.
+
+A plain ``model.generate`` applies one temperature / top-k / top-p to the whole batch,
+which would force one call per setting (and a naive loop, one per candidate). Instead
+every candidate is its own row, and :class:`PerRowSampler`, a transformers
+``LogitsProcessor``, samples each row's next token under that row's own setting from
+that row's own seeded ``torch.Generator`` and hands ``generate`` a one-hot choice,
+which greedy decoding then takes. So:
+
+* one ``generate`` call covers ``batch_size`` candidates from any mix of examples,
+  settings and sample indices (rows are sorted by length to keep padding low);
+* a candidate's tokens depend only on its prompt, setting and seed, not on which
+  other rows shared its batch: every row's random stream is its own, drawn once
+  per step (rows still differ by float rounding of padded attention, which is tiny);
+* each row stops at its own ``max_tokens`` (the sampler forces EOS there) inside a
+  batch that runs to the longest one.
+
+Seeds: every candidate gets ``setting.candidate_seed(example_id, sample_index)``,
+recorded with it; rerunning one candidate alone gives the same text.
+
+>>> gen = TransformersGenerator(ModelSpec(model="data/models/smollm2-135m-instruct"))  # doctest: +SKIP
+>>> gen.generate([GenerationRequest("e1", [{"role": "user", "content": "Hi"}],
+...                                 DecodingSetting(max_tokens=8), (0,))])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from reset_core.sampling.base import (
+    GenerationRequest,
+    GenerationResult,
+    ModelLoadError,
+    ModelSpec,
+)
+
+
+class PerRowSampler:
+    """A transformers ``LogitsProcessor`` that samples every row under its own setting and seed.
+
+    Returns scores that are ``-inf`` everywhere except the chosen token, so ``generate``
+    must run greedy (``do_sample=False``). Temperature 0 means argmax.
+    """
+
+    def __init__(
+        self,
+        prompt_len: int,
+        temperatures: Sequence[float],
+        top_ks: Sequence[int],
+        top_ps: Sequence[float],
+        max_tokens: Sequence[int],
+        seeds: Sequence[int],
+        eos_token_id: int,
+        device: Any,
+    ):
+        import torch
+
+        self.prompt_len = prompt_len
+        self.temperature = torch.tensor(temperatures, dtype=torch.float32, device=device)
+        self.top_k = torch.tensor(top_ks, dtype=torch.long, device=device)
+        self.top_p = torch.tensor(top_ps, dtype=torch.float32, device=device)
+        self.max_tokens = torch.tensor(max_tokens, dtype=torch.long, device=device)
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.eos = eos_token_id
+        self.device = device
+        self.any_top_k = bool((self.top_k > 0).any())
+        self.any_top_p = bool((self.top_p < 1).any())
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_len
+        logits = scores.float()
+        vocab = logits.shape[-1]
+        greedy = self.temperature == 0
+        logits = logits / torch.where(greedy, 1.0, self.temperature).unsqueeze(1)
+        neg_inf = torch.tensor(float("-inf"), device=logits.device)
+        if self.any_top_p:
+            # Full sort once serves both top-k and top-p.
+            sorted_logits, order = logits.sort(dim=-1, descending=True)
+            ranks = torch.arange(vocab, device=logits.device).unsqueeze(0)
+            k = torch.where(self.top_k > 0, self.top_k, vocab).unsqueeze(1)
+            sorted_logits = torch.where(ranks < k, sorted_logits, neg_inf)
+            probs = sorted_logits.softmax(dim=-1)
+            mass_before = probs.cumsum(dim=-1) - probs
+            sorted_logits = torch.where(
+                mass_before > self.top_p.unsqueeze(1), neg_inf, sorted_logits
+            )
+            logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
+        elif self.any_top_k:
+            kmax = int(min(self.top_k.max().item(), vocab))
+            top_vals = logits.topk(kmax, dim=-1).values
+            k = torch.where(self.top_k > 0, self.top_k.clamp(max=kmax), kmax)
+            threshold = top_vals.gather(1, (k - 1).unsqueeze(1))
+            unrestricted = (self.top_k <= 0).unsqueeze(1)
+            logits = torch.where(unrestricted | (logits >= threshold), logits, neg_inf)
+        probs = logits.softmax(dim=-1)
+        # One uniform draw per row per step from the row's own generator: the stream a
+        # candidate sees does not depend on its batch neighbours.
+        u = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(logits.device)
+        cdf = probs.cumsum(dim=-1)
+        target = (u * cdf[:, -1]).unsqueeze(1)
+        sampled = torch.searchsorted(cdf, target, right=True).squeeze(1).clamp(max=vocab - 1)
+        choice = torch.where(greedy, scores.argmax(dim=-1), sampled)
+        # A row that has its max_tokens stops here, even if the batch goes on.
+        choice = torch.where(step >= self.max_tokens, self.eos, choice)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(1, choice.unsqueeze(1), 0.0)
+
+
+class TransformersGenerator:
+    """The transformers backend: chat template, left padding, one generate call per batch."""
+
+    engine = "transformers"
+
+    def __init__(self, spec: ModelSpec, model: Any = None, tokenizer: Any = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        device = spec.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError("device=cuda was asked for but torch sees no CUDA device")
+        self.device = torch.device(device)
+        dtype = {
+            "auto": torch.bfloat16 if device == "cuda" else torch.float32,
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[spec.dtype]
+        try:
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision)
+            if model is None:
+                model = AutoModelForCausalLM.from_pretrained(
+                    spec.model, revision=spec.revision, dtype=dtype
+                )
+            model.to(self.device)
+        except Exception as e:  # noqa: BLE001 - any load failure becomes one clear error
+            raise ModelLoadError(
+                f"could not load model {spec.model!r} with transformers: {type(e).__name__}: {e}"
+            ) from e
+        model.eval()
+        tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer = model, tokenizer
+        eos = model.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.eos_id = eos[0] if isinstance(eos, list) else eos
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of the chat prompt (template + generation prompt), cached per prompt."""
+        key = json.dumps(messages, sort_keys=True)
+        ids = self._prompt_cache.get(key)
+        if ids is None:
+            tok = self.tokenizer
+            if tok.chat_template:
+                text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                ids = tok(text, add_special_tokens=False)["input_ids"]
+            else:  # a base model without a chat template: plain text
+                ids = tok("\n\n".join(m["content"] for m in messages))["input_ids"]
+            self._prompt_cache[key] = ids
+        return ids
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        rows = []
+        for req in requests:
+            ids = self.prompt_ids(req.messages)
+            for i in req.sample_indices:
+                rows.append((req, i, req.setting.candidate_seed(req.example_id, i), ids))
+        # Similar lengths and limits together: less padding, batches that end together.
+        rows.sort(key=lambda r: (r[0].setting.max_tokens, len(r[3])))
+        out: list[GenerationResult] = []
+        bs = self.spec.batch_size
+        for start in range(0, len(rows), bs):
+            out += self._generate_batch(rows[start : start + bs])
+        return out
+
+    def _generate_batch(self, rows: list) -> list[GenerationResult]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = max(len(r[3]) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r[3])) + r[3] for r in rows])
+        mask = torch.tensor([[0] * (width - len(r[3])) + [1] * len(r[3]) for r in rows])
+        settings = [r[0].setting for r in rows]
+        sampler = PerRowSampler(
+            prompt_len=width,
+            temperatures=[s.temperature for s in settings],
+            top_ks=[s.top_k for s in settings],
+            top_ps=[s.top_p for s in settings],
+            max_tokens=[s.max_tokens for s in settings],
+            seeds=[r[2] for r in rows],
+            eos_token_id=self.eos_id,
+            device=self.device,
+        )
+        config = GenerationConfig(
+            max_new_tokens=max(s.max_tokens for s in settings),
+            do_sample=False,  # the sampler has already chosen; greedy takes its choice
+            num_beams=1,
+            pad_token_id=pad,
+            eos_token_id=sorted(self.eos_ids),
+        )
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                seqs = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    logits_processor=LogitsProcessorList([sampler]),
+                )
+        except torch.OutOfMemoryError as e:
+            raise RuntimeError(
+                f"out of memory generating {len(rows)} candidates at once; lower batch_size "
+                f"(now {self.spec.batch_size}): {e}"
+            ) from e
+        latency_ms = (time.perf_counter() - t0) * 1000
+        new_tokens = seqs[:, width:].tolist()
+        results = []
+        for (req, index, seed, ids), toks, setting in zip(rows, new_tokens, settings, strict=True):
+            toks = toks[: setting.max_tokens]
+            stop = next((j for j, t in enumerate(toks) if t in self.eos_ids), None)
+            kept = toks if stop is None else toks[:stop]
+            results.append(
+                GenerationResult(
+                    example_id=req.example_id,
+                    setting_id=setting.setting_id,
+                    sample_index=index,
+                    seed=seed,
+                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    finish_reason="length" if stop is None else "stop",
+                    prompt_tokens=len(ids),
+                    completion_tokens=len(kept) + (stop is not None),
+                    latency_ms=latency_ms,
+                )
+            )
+        return results
+
+    def close(self) -> None:
+        self.model = None
+        self._prompt_cache.clear()

@@ -1,0 +1,256 @@
+"""Agreement statistics: hand-computed values, the reference libraries, degenerate data."""
+
+import math
+
+import krippendorff
+import numpy as np
+import pytest
+from analytics_data import HUMAN_TASK, cid, fill
+from scipy import stats
+from sklearn.metrics import cohen_kappa_score
+
+from reset_core import agreement as ag
+from reset_core.analytics import ensure_fresh, missing_summary
+
+
+def test_pair_stats_match_hand_computed_values():
+    # 2 bins: po = 3/4, pe = .5*.25 + .5*.75 = .5 -> kappa = .5 (= quadratic with 2 bins);
+    # midranks a [1.5,1.5,3.5,3.5], b [1,3,3,3] -> rho = 2/sqrt(12);
+    # tau-b: C=2, D=0, n0=6, ties a=2, b=3 -> 2/sqrt(4*3)
+    r = ag.pair_stats([0, 0, 1, 1], [0, 1, 1, 1], n_bins=2, n_boot=50)
+    assert r["kappa"].value == pytest.approx(0.5)
+    assert r["qwk"].value == pytest.approx(0.5)
+    assert r["spearman"].value == pytest.approx(2 / math.sqrt(12))
+    assert r["kendall"].value == pytest.approx(2 / math.sqrt(12))
+    assert all(s.n == 4 for s in r.values())
+
+
+def test_alpha_matches_hand_computed_value():
+    # coincidences o[0,0]=2, o[.5,.5]=2, o[.75,1]=o[1,.75]=1; D_o=.125, D_e=9.625, n=6
+    r = ag.alpha_stats([[0.0, 0.0], [0.5, 0.5], [1.0, 0.75]], n_boot=20)
+    assert r["alpha_interval"].value == pytest.approx(1 - 5 * 0.125 / 9.625)
+
+
+def _random_pairs(seed=3, n=400, continuous=False):
+    rng = np.random.default_rng(seed)
+    if continuous:
+        a = rng.random(n)
+        return a, np.clip(a + rng.normal(0, 0.2, n), 0, 1)
+    a = rng.integers(0, 5, n) / 4
+    return a, np.clip(a + rng.integers(-1, 2, n) / 4, 0, 1)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_pair_stats_match_reference_libraries(continuous):
+    a, b = _random_pairs(continuous=continuous)
+    r = ag.pair_stats(a, b, n_boot=50)
+    ab, bb = np.minimum((a * 5).astype(int), 4), np.minimum((b * 5).astype(int), 4)
+    assert r["kappa"].value == pytest.approx(cohen_kappa_score(ab, bb))
+    assert r["qwk"].value == pytest.approx(
+        cohen_kappa_score(ab, bb, labels=range(5), weights="quadratic")
+    )
+    assert r["spearman"].value == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert r["kendall"].value == pytest.approx(stats.kendalltau(a, b).statistic)
+    for s in r.values():
+        lo, hi = s.ci
+        assert lo <= s.value <= hi and s.n == len(a)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_bootstrap_replicates_equal_the_libraries_on_the_same_resample(continuous):
+    """The vectorised resampled statistics are the library statistics, resample by resample."""
+    a, b = _random_pairs(continuous=continuous, n=200)
+    idx = np.random.default_rng(7).integers(0, len(a), size=(3, len(a)))
+    ab, bb = np.minimum((a * 5).astype(int), 4), np.minimum((b * 5).astype(int), 4)
+    g = np.arange(5)
+    kap = ag._kappa_batch(ab[idx], bb[idx], 5, 1 - np.eye(5))
+    qwk = ag._kappa_batch(ab[idx], bb[idx], 5, (g[:, None] - g[None, :]) ** 2)
+    ranks = ag._rank_batches(a, b, idx)
+    for i, row in enumerate(idx):
+        assert kap[i] == pytest.approx(cohen_kappa_score(ab[row], bb[row], labels=range(5)))
+        assert qwk[i] == pytest.approx(
+            cohen_kappa_score(ab[row], bb[row], labels=range(5), weights="quadratic")
+        )
+        assert ranks["spearman"][i] == pytest.approx(stats.spearmanr(a[row], b[row]).statistic)
+        assert ranks["kendall"][i] == pytest.approx(stats.kendalltau(a[row], b[row]).statistic)
+
+
+def test_alpha_matches_krippendorff_package_with_missing_values_and_its_replicates():
+    rng = np.random.default_rng(5)
+    a, b = _random_pairs(n=300)
+    c = np.where(rng.random(300) < 0.3, np.nan, a)
+    m = np.vstack([a, b, c]).T
+    values = np.unique(m[np.isfinite(m)])
+    r = ag.alpha_stats(m, n_boot=50)
+    for level in ("interval", "ordinal"):
+        ref = krippendorff.alpha(
+            reliability_data=m.T, value_domain=values, level_of_measurement=level
+        )
+        assert r[f"alpha_{level}"].value == pytest.approx(ref)
+        lo, hi = r[f"alpha_{level}"].ci
+        assert lo <= ref <= hi
+    # one resample through the vectorised formula vs the package on the expanded data
+    row = rng.integers(0, 300, 300)
+    counts = np.stack([(m == v).sum(axis=1) for v in values], axis=1).astype(float)
+    o = counts[:, :, None] * counts[:, None, :]
+    o[:, np.arange(len(values)), np.arange(len(values))] -= counts
+    o /= (counts.sum(axis=1) - 1)[:, None, None]
+    w = np.bincount(row, minlength=300)[None, :].astype(float)
+    for level in ("interval", "ordinal"):
+        ref = krippendorff.alpha(
+            reliability_data=m[row].T, value_domain=values, level_of_measurement=level
+        )
+        assert ag._alpha_batch(o, w, values, level)[0] == pytest.approx(ref)
+
+
+@pytest.mark.parametrize(
+    "a, b, why",
+    [
+        ([], [], "no item"),
+        ([0.5], [0.75], "only one item"),
+        ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], "constant"),
+        ([np.nan, np.nan], [0.5, 0.25], "no item"),
+    ],
+)
+def test_degenerate_pairs_give_a_reason_never_nan(a, b, why):
+    for s in ag.pair_stats(a, b, n_boot=20).values():
+        assert s.value is None and s.ci is None and why in s.note
+
+
+def test_one_constant_rater_gives_reason_for_rank_statistics():
+    r = ag.pair_stats([0.5, 0.5, 0.5], [0.25, 0.5, 0.75], n_boot=20)
+    assert r["spearman"].value is None and "constant" in r["spearman"].note
+    assert r["kendall"].value is None
+    for s in r.values():
+        assert s.value is None or math.isfinite(s.value)
+
+
+@pytest.mark.parametrize(
+    "m, why",
+    [
+        (np.empty((0, 1)), "only one rater"),
+        ([[0.5, np.nan], [np.nan, 0.5]], "no item"),
+        ([[0.5, 0.25]], "only one item"),
+        ([[0.5, 0.5], [0.5, 0.5]], "every score is 0.5"),
+    ],
+)
+def test_degenerate_alpha(m, why):
+    for s in ag.alpha_stats(m, n_boot=10).values():
+        assert s.value is None and why in s.note
+
+
+# ----------------------------------------------------------------------------- database
+@pytest.fixture
+def filled(con):
+    fill(con)
+    ensure_fresh(con)
+    return con
+
+
+def test_judge_agreement_on_the_database_equals_the_libraries(filled):
+    r = ag.judge_agreement(filled, "task")
+    assert r.judges == ["judge:a", "judge:b"] and r.n_units == 18 and not r.notes
+    a, b = [], []
+    from analytics_data import JUDGE_A, JUDGE_B
+
+    for key, v in sorted(JUDGE_A.items()):
+        if key[2] == "task":
+            a.append(v)
+            b.append(JUDGE_B[key])
+    stat = r.pairs[("judge:a", "judge:b")]
+    assert stat["spearman"].value == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert stat["kendall"].n == 18
+    instr = ag.judge_agreement(filled, "instruction")
+    assert instr.pairs[("judge:a", "judge:b")]["kappa"].n == 17  # B's failed verdict excluded
+    assert missing_summary(filled, "instruction")["n_failed"] == 1
+
+
+def test_one_judge_only(con):
+    fill(con, judges=("judge:a",))
+    ensure_fresh(con)
+    r = ag.judge_agreement(con, "task")
+    assert r.pairs == {} and "Only one judge" in r.notes[0]
+    assert all(s.value is None for s in r.alpha.values())
+
+
+def test_everything_missing(con):
+    fill(con, humans=False)
+    con.execute("UPDATE judgments SET score = NULL, status = 'timeout'")
+    ensure_fresh(con)
+    r = ag.judge_agreement(con, "task")
+    assert r.judges == [] and "No valid task scores" in r.notes[0]
+    assert r.missing["n_failed"] == 36 and r.missing["n_valid"] == 0
+    assert ag.judge_vs_human(con, "task") == {}
+    assert ag.human_vs_human(con, "task")["note"] == "No manual scores yet."
+
+
+def test_single_example(con):
+    fill(con, humans=False)
+    con.execute("DELETE FROM judgments WHERE candidate_id <> ?", [cid("e1", "s:hot")])
+    ensure_fresh(con)
+    r = ag.judge_agreement(con, "task")
+    stat = r.pairs[("judge:a", "judge:b")]["qwk"]
+    assert stat.value is None and stat.n == 1 and "only one item" in stat.note
+
+
+def test_human_scores_use_latest_event_and_ignore_undone(filled):
+    rows = ag.human_scores(filled, "task")
+    assert len(rows) == len(HUMAN_TASK)  # carol's undone score is gone
+    assert (cid("e4", "s:hot"), "alice", 0.5) in rows  # the later score wins
+
+
+def test_judge_vs_human_and_human_vs_human(filled):
+    jvh = ag.judge_vs_human(filled, "task")
+    # human mean per candidate: .75, 1.0, .125, .5; judge A: .75 (e1 cold), 1.0, .25, 1.0
+    human = [0.75, 1.0, 0.125, 0.5]
+    judge_a = [0.75, 1.0, 0.25, 1.0]
+    assert jvh["judge:a"]["spearman"].value == pytest.approx(
+        stats.spearmanr(judge_a, human).statistic
+    )
+    assert jvh["judge:a"]["spearman"].n == 4
+    hh = ag.human_vs_human(filled, "task")
+    assert hh["reviewers"] == ["alice", "carol"]
+    alice, carol = [0.75, 1.0, 0.25, 0.5], [0.75, 1.0, 0.0, 0.5]
+    qwk = hh["pairs"][("alice", "carol")]["qwk"]
+    bins = lambda x: np.minimum((np.array(x) * 5).astype(int), 4)  # noqa: E731
+    assert qwk.value == pytest.approx(
+        cohen_kappa_score(bins(alice), bins(carol), labels=range(5), weights="quadratic")
+    )
+
+
+def test_judge_vs_vetoes_and_forced_picks(filled):
+    picks = ag.judge_vs_human_picks(filled)
+    # veto of e1's s:hot: both judges scored it highest (1.0): neither sides with alice.
+    # force of e2's s:cold: judges scored s:hot higher: neither sides with alice.
+    assert picks[("judge:a", "task")].value == 0.0 and picks[("judge:a", "task")].n == 2
+    # judge B agrees once alice's veto has a better alternative in its eyes
+    filled.execute(
+        "UPDATE judgments SET score = 0.0 WHERE judge_id = 'judge:b' AND candidate_id = ? "
+        "AND aspect = 'task'",
+        [cid("e1", "s:hot")],
+    )
+    ensure_fresh(filled)
+    assert ag.judge_vs_human_picks(filled)[("judge:b", "task")].value == 0.5
+
+
+def test_disagreements_list_exactly_the_pairs_beyond_the_gap(filled):
+    total, rows = ag.disagreements(filled, "judge:a", "judge:b", "task", 0.25)
+    assert total == 3
+    assert [r["candidate_id"] for r in rows] == [
+        cid("e3", "s:hot"),
+        cid("e2", "s:cold"),
+        cid("e4", "s:never"),
+    ]
+    assert ag.disagreements(filled, "judge:a", "judge:b", "task", 0.5)[0] == 1
+    total, rows = ag.disagreements(filled, "judge:a", "human", "task", 0.5)
+    assert [r["candidate_id"] for r in rows] == [cid("e4", "s:hot")]
+    with pytest.raises(ValueError, match="aspect"):
+        ag.disagreements(filled, "judge:a", "judge:b", "style")
+
+
+def test_agreement_matrix_is_symmetric_with_human(filled):
+    r = ag.judge_agreement(filled, "task")
+    raters, cells = ag.agreement_matrix(r, "qwk", ag.judge_vs_human(filled, "task"))
+    assert raters == ["judge:a", "judge:b", "human"]
+    assert cells[0][1] is cells[1][0] and cells[0][0] is None
+    assert cells[2][0].n == 4

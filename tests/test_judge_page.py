@@ -1,0 +1,62 @@
+"""The Judge page: offline judges from the page, picks appear; failures shown first."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_judging import _seed_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def page(db_path, con):
+    _seed_db(con)
+    con.close()  # the page owns the database now (one writer)
+
+    def make():
+        at = AppTest.from_file(str(ROOT / "pages" / "judge.py"), default_timeout=60)
+        at.session_state["db_path"] = str(db_path)
+        return at
+
+    return make
+
+
+def test_offline_judging_from_the_page_gives_picks(page):
+    at = page().run()
+    assert not at.exception
+    assert "24 items to judge" in " ".join(c.value for c in at.caption)
+    at.button(key="launch").click().run()
+    assert not at.exception
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        buttons = [b for b in at.button if b.key and b.key.startswith("refresh_")]
+        if not buttons:
+            break
+        time.sleep(0.5)
+        buttons[0].click().run()
+    assert not at.exception
+    summary = at.dataframe[1].value  # [0] is the estimate, [1] the per-judge summary
+    assert int(summary["scored"].sum()) == 24 and int(summary["failed"].sum()) == 0
+    at.button(key="save_selection").click().run()
+    assert not at.exception
+    picks = at.dataframe[-1].value
+    assert len(picks) == 6 and picks["picked"].all()
+    assert all(picks["candidate"] == "Paris.")
+    # re-ranking with w = 0 reports how many picks changed against the saved selection
+    at.slider(key="weight").set_value(0.0).run()
+    assert not at.exception
+    changed = [m for m in at.metric if m.label == "Picks changed"][0]
+    assert changed.value.isdigit()
+
+
+def test_rubric_edit_creates_a_new_version(page):
+    at = page().run()
+    at.text_area(key="rubric_text_task-v1").set_value("Grade correctness only.").run()
+    at.button(key="save_rubric").click().run()
+    assert not at.exception
+    assert any("task-v2" in s.value for s in at.success)

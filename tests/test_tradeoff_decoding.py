@@ -1,0 +1,126 @@
+"""Trade-off points and Pareto frontier, decoding-setting analysis, judge length bias."""
+
+import json
+
+import pytest
+from analytics_data import cid, fill
+
+from reset_core import analytics, review_links
+from reset_core.decoding_analysis import distinct_n, setting_report, suggest_grid
+from reset_core.judge_bias import length_bias
+from reset_core.tradeoff import model_view, pareto_frontier, tradeoff_points
+
+
+def test_pareto_frontier_on_a_fixed_point_set():
+    pts = [
+        (0.1, 0.9),  # 0 frontier (best y)
+        (0.5, 0.8),  # 1 frontier
+        (0.4, 0.7),  # 2 dominated by 1
+        (0.8, 0.5),  # 3 frontier
+        (0.8, 0.4),  # 4 dominated by 3 (same x, lower y)
+        (0.9, 0.1),  # 5 frontier (best x)
+        (0.5, 0.8),  # 6 tie with 1: kept
+        (0.0, 0.0),  # 7 dominated
+    ]
+    assert pareto_frontier(pts) == [0, 1, 6, 3, 5]
+    assert pareto_frontier([]) == []
+    assert pareto_frontier([(0.3, 0.3)]) == [0]
+
+
+@pytest.fixture
+def filled(con):
+    fill(con)
+    analytics.ensure_fresh(con)
+    return con
+
+
+def test_tradeoff_per_setting_matches_hand_means(filled):
+    r = tradeoff_points(filled, level="setting")
+    by = {p["setting_id"]: p for p in r["points"]}
+    # faithfulness of s:cold: A and B agree except B gives e5 0.5 -> (0.75 + 0.625 + 0.75) / 3
+    assert by["s:cold"]["y"] == pytest.approx((0.75 + 0.625 + 0.75) / 3)
+    assert by["s:hot"]["x"] == 1.0 and by["s:hot"]["n_picks"] == 6
+    assert by["s:hot"]["n_failed"] == 1  # B's failed instruction verdict, excluded
+    assert [r["points"][i]["setting_id"] for i in r["frontier"]] == ["s:hot"]
+    assert r["n_failed"] == 1
+
+
+def test_tradeoff_per_candidate_highlights_picks_and_frontier(filled):
+    r = tradeoff_points(filled, level="candidate")
+    assert r["n_with_both"] == 9 and len(r["points"]) == 9  # context examples have both
+    assert r["frontier_xy"] == [(1.0, 1.0)] and r["n_on_frontier"] == 3
+    assert all(r["points"][i]["picked"] for i in r["frontier"])
+    with pytest.raises(ValueError, match="level"):
+        tradeoff_points(filled, level="galaxy")
+    with pytest.raises(ValueError, match="x: must be one of"):
+        tradeoff_points(filled, x="style")
+
+
+def test_model_view_from_eval_runs_and_test_answers(filled):
+    assert model_view(filled) == []
+    filled.execute("INSERT INTO models (model_id, name, stage) VALUES ('m:base', 'base', 'base')")
+    filled.execute(
+        "INSERT INTO eval_runs (eval_id, model_id, split, config, metrics) VALUES "
+        "('ev1', 'm:base', 'test_seen', '{}', ?), ('ev2', 'm:mtl', 'test_seen', '{}', ?)",
+        [json.dumps({"instruction": 0.4, "faithfulness": 0.6}), json.dumps({"rouge": 0.1})],
+    )
+    rows = model_view(filled)
+    assert rows == [
+        {
+            "model_id": "m:base",
+            "name": "base",
+            "stage": "base",
+            "source": "eval_run (test_seen)",
+            "x": 0.4,
+            "y": 0.6,
+            "n": None,
+        }
+    ]
+
+
+def test_setting_report_and_suggested_grid(filled):
+    rep = {r["setting_id"]: r for r in setting_report(filled)}
+    assert rep["s:hot"]["pick_share"] == 1.0 and rep["s:never"]["n_picks"] == 0
+    # e1's cold and hot answers are identical: one duplicate in each of those settings
+    assert rep["s:cold"]["dup_rate"] == pytest.approx(1 / 6)
+    assert rep["s:never"]["dup_rate"] == 0
+    assert rep["s:never"]["mean_words"] == pytest.approx((3 + 1 + 1 + 2 + 1 + 2) / 6)
+    # distinct-1 of s:never: tokens blue sky maybe london five sales fell babbage never floods
+    assert rep["s:never"]["distinct_1"] == 1.0
+    # s:cold: 24 tokens, "the" x3 + "is" x2 repeated -> 19 distinct
+    assert rep["s:cold"]["distinct_1"] == pytest.approx(19 / 24)
+    grid = suggest_grid(list(rep.values()))
+    assert grid["drop"] == ["s:cold", "s:never"] and grid["keep"] == ["s:hot"]
+    assert suggest_grid([])["note"].startswith("No picks")
+    with pytest.raises(ValueError):
+        distinct_n(filled, 0)
+
+
+def test_length_bias_per_judge_and_aspect(filled):
+    rows = {(r["judge_id"], r["aspect"]): r for r in length_bias(filled)}
+    assert set(rows) == {
+        (j, a) for j in ("judge:a", "judge:b") for a in ("task", "instruction", "faithfulness")
+    }
+    rho = rows[("judge:a", "faithfulness")]["rho"]
+    assert rho.n == 9 and rho.value > 0.9  # longer answers scored higher in this data
+
+
+def test_summaries_refresh_when_data_changes(filled):
+    assert analytics.is_fresh(filled)
+    filled.execute("DELETE FROM judgments WHERE judge_id = 'judge:b'")
+    assert not analytics.is_fresh(filled)
+    analytics.ensure_fresh(filled)
+    assert analytics.missing_summary(filled)["by_judge"].keys() == {"judge:a"}
+
+
+def test_review_links_round_trip(filled):
+    q = review_links.region_query(setting=["s:hot"], split="seen")
+    total, rows = review_links.candidates_for(filled, review_links.parse(q))
+    assert total == 6 and {r["candidate_id"] for r in rows} == {
+        cid(e, "s:hot") for e in ("e1", "e2", "e3", "e4", "e5", "e6")
+    }
+    q = review_links.region_query(candidates=[cid("e1", "s:cold")])
+    assert review_links.candidates_for(filled, review_links.parse(q))[0] == 1
+    assert review_links.parse({}) is None
+    with pytest.raises(ValueError, match="disagree"):
+        review_links.parse({"judge_a": "a", "judge_b": "b", "aspect": "task", "disagree": "x"})
