@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
@@ -45,22 +44,16 @@ PRESETS: dict[str, str] = {
 }
 RESET_S_FRACTION = 1 / 3
 
-#: Override actions that change what is picked; the others (rank, score, note) are
-#: recorded by review and do not move a pick on their own.
-PICK_ACTIONS = ("force", "veto", "exclude", "include", "undo")
-
 
 def user_message(instruction: str, context: str | None) -> str:
-    """The user turn for one example: the instruction, then the context when there is one.
+    """The user turn for one example, exactly as sampling prompted the model.
 
     >>> user_message("Who wrote it?", "Hamlet was written by Shakespeare.")
     'Who wrote it?\\n\\nContext:\\nHamlet was written by Shakespeare.'
-    >>> user_message("Write a poem.", None)
-    'Write a poem.'
     """
-    if context and context.strip():
-        return f"{instruction}\n\nContext:\n{context}"
-    return instruction
+    from reset_core.sampling.base import build_messages
+
+    return build_messages(instruction, context)[0]["content"]
 
 
 class CurationSpec(BaseModel):
@@ -98,145 +91,42 @@ class CurationSpec(BaseModel):
 # --------------------------------------------------------------------------- overrides
 
 
-@dataclass
-class _ExampleState:
-    forced: str | None = None
-    vetoed: set[str] = field(default_factory=set)
-    excluded: bool = False
-
-
-def _fold_events(events: list[dict], ranking: list[str], had_pick: bool) -> tuple[str | None, str]:
-    """Replay one example's review events; return (pick, how) where how says why.
-
-    ``ranking`` lists the example's rankable candidates, best first. Events are in
-    the order they were made. ``undo`` cancels the event named in its value
-    (``{"event_id": ...}``) or else the latest one still in force.
-    """
-    live: list[dict] = []
-    for ev in events:
-        if ev["action"] == "undo":
-            target = (ev.get("value") or {}).get("event_id")
-            idx = next(
-                (i for i in range(len(live) - 1, -1, -1) if target in (None, live[i]["event_id"])),
-                None,
-            )
-            if idx is not None:
-                live.pop(idx)
-        else:
-            live.append(ev)
-
-    state = _ExampleState()
-
-    def current() -> str | None:
-        if state.excluded:
-            return None
-        if state.forced:
-            return state.forced
-        if not had_pick:
-            return None
-        return next((c for c in ranking if c not in state.vetoed), None)
-
-    for ev in live:
-        action, cand = ev["action"], ev.get("candidate_id")
-        if action == "force" and cand:
-            state.forced, state.excluded = cand, False
-            state.vetoed.discard(cand)
-        elif action == "veto":
-            cand = cand or current()  # a veto without a candidate vetoes the pick of the moment
-            if cand:
-                state.vetoed.add(cand)
-                if state.forced == cand:
-                    state.forced = None
-        elif action == "exclude":
-            state.excluded = True
-        elif action == "include":
-            state.excluded = False
-    pick = current()
-    if state.excluded:
-        how = "excluded"
-    elif state.forced:
-        how = "forced"
-    elif state.vetoed:
-        how = "veto-next" if pick else "vetoed"
-    else:
-        how = "judge"
-    return pick, how
-
-
 def apply_overrides(con, selection_id: str) -> pa.Table:
     """The picks of a selection with the reviewers' override events applied on top.
 
-    Returns one row per picked example: ``example_id, candidate_id, score, how``
-    (``judge`` = the judges' pick stands; ``forced``; ``veto-next`` = the pick was
-    vetoed and the next best took its place) plus the list of event ids that were
-    applied, in ``applied_events`` of the table's schema metadata. Excluded examples
-    and examples whose pick was vetoed with nothing left are dropped.
+    One row per picked example: ``example_id, candidate_id, score, how`` where
+    ``how`` is ``judge`` (the judges' pick stands), ``next_best`` (the pick was vetoed
+    and the next best took its place), ``force`` or ``rank`` (a reviewer chose).
+    Excluded examples, and examples whose candidates were all vetoed, are dropped.
+    The event ids on the selection's examples are in the schema metadata
+    (``applied_events``) for the manifest.
 
-    Only ``force``, ``veto``, ``exclude``/``include`` and ``undo`` move picks; events
-    are replayed in time order per example, so the latest force/exclude wins, vetoes
-    accumulate, and ``undo`` cancels the event before it (or the one it names).
-    The review stage only has to append events to ``overrides``.
+    The rules (undo, veto/un-veto, force, exclude/include, manual ranks) live in one
+    place, :func:`reset_core.review.effective_picks`; this only reshapes its answer,
+    so a curated set always agrees with what reviewers see.
 
     >>> from reset_core.store import connect
     >>> apply_overrides(connect(":memory:"), "none").num_rows
     0
     """
-    picks = con.execute(
-        "SELECT example_id, candidate_id, score FROM selection_scores "
-        "WHERE selection_id = ? AND picked",
-        [selection_id],
-    ).fetchall()
-    pick_of = {e: (c, s) for e, c, s in picks}
-    events = con.execute(
-        "SELECT o.event_id, o.example_id, o.candidate_id, o.action, o.value "
-        "FROM overrides o WHERE o.action IN (SELECT unnest(?)) "
-        "AND o.example_id IN (SELECT example_id FROM selection_scores WHERE selection_id = ?) "
-        "ORDER BY o.example_id, o.created_at, o.event_id",
-        [list(PICK_ACTIONS), selection_id],
-    ).fetchall()
-    by_example: dict[str, list[dict]] = {}
-    for event_id, example_id, cand, action, value in events:
-        by_example.setdefault(example_id, []).append(
-            {
-                "event_id": event_id,
-                "candidate_id": cand,
-                "action": action,
-                "value": json.loads(value) if isinstance(value, str) else value,
-            }
-        )
-    how_of = dict.fromkeys(pick_of, "judge")
-    applied: list[str] = []
-    if by_example:
-        rows = con.execute(
-            "SELECT example_id, candidate_id, score FROM selection_scores "
-            "WHERE selection_id = ? AND example_id IN (SELECT unnest(?)) AND score IS NOT NULL "
-            "ORDER BY example_id, rank NULLS LAST, score DESC, candidate_id",
-            [selection_id, list(by_example)],
-        ).fetchall()
-        ranking: dict[str, list[str]] = {}
-        score_of: dict[str, float] = {}
-        for e, c, s in rows:
-            ranking.setdefault(e, []).append(c)
-            score_of[c] = s
-        for example_id, evs in by_example.items():
-            pick, how = _fold_events(evs, ranking.get(example_id, []), example_id in pick_of)
-            applied += [ev["event_id"] for ev in evs]
-            if pick is None:
-                pick_of.pop(example_id, None)
-                how_of.pop(example_id, None)
-            else:
-                pick_of[example_id] = (pick, score_of.get(pick))
-                how_of[example_id] = how
-    ids = sorted(pick_of)
-    table = pa.table(
-        {
-            "example_id": pa.array(ids, pa.string()),
-            "candidate_id": pa.array([pick_of[e][0] for e in ids], pa.string()),
-            "score": pa.array([pick_of[e][1] for e in ids], pa.float64()),
-            "how": pa.array([how_of[e] for e in ids], pa.string()),
-        }
+    from reset_core.review import effective_picks
+
+    picks = effective_picks(con, selection_id).select(
+        ["example_id", "candidate_id", "score", "source"]
     )
-    return table.replace_schema_metadata({"applied_events": json.dumps(applied)})
+    picks = picks.rename_columns(["example_id", "candidate_id", "score", "how"])
+    events = [
+        r[0]
+        for r in con.execute(
+            "SELECT event_id FROM overrides WHERE example_id IN "
+            "(SELECT example_id FROM selection_scores WHERE selection_id = ?) "
+            "ORDER BY created_at, event_id",
+            [selection_id],
+        ).fetchall()
+    ]
+    return picks.sort_by("example_id").replace_schema_metadata(
+        {"applied_events": json.dumps(events)}
+    )
 
 
 # --------------------------------------------------------------------------- building sets
@@ -257,7 +147,7 @@ def _picks_with_text(con, spec: CurationSpec) -> tuple[pa.Table, list[str]]:
             params.append(spec.sources)
         if spec.min_score is not None:
             # A forced pick may have no score (not rankable); the reviewer's choice stands.
-            where.append("(p.score >= ? OR p.how = 'forced')")
+            where.append("(p.score >= ? OR p.how IN ('force', 'rank'))")
             params.append(spec.min_score)
         sql = (
             "SELECT p.example_id, p.candidate_id, p.score, p.how, e.kind, e.source, "
@@ -462,7 +352,7 @@ def create_curated_set(con, spec: CurationSpec) -> str:
         "filters": spec.model_dump(exclude={"selection_id", "name"}),
         "by_kind": _count([r["kind"] for r in kept]),
         "by_source": _count([r["source"] for r in kept]),
-        "prompt_format": "user_message(instruction, context) in reset_core.curation",
+        "prompt_format": "reset_core.sampling.base.build_messages (same as sampling)",
     }
     name = spec.name or f"{spec.preset} of {spec.selection_id}"
     return _freeze(con, items, manifest, spec.preset, name, spec.selection_id)
@@ -525,7 +415,7 @@ def create_reference_set(
         },
         "by_kind": _count([r["kind"] for r in kept]),
         "by_source": _count([r["source"] for r in kept]),
-        "prompt_format": "user_message(instruction, context) in reset_core.curation",
+        "prompt_format": "reset_core.sampling.base.build_messages (same as sampling)",
     }
     return _freeze(con, kept, manifest, "MTL", name or f"MTL references ({split})", None)
 

@@ -1,4 +1,4 @@
-"""Curated sets: overrides on top of picks, presets and target size, frozen snapshots, manifest."""
+"""Curated sets: review overrides (reset_core.review rules) on top of picks, presets and target size, frozen snapshots, manifest."""
 
 from __future__ import annotations
 
@@ -23,10 +23,9 @@ def test_no_overrides_keeps_the_judges_picks(con):
 def test_veto_moves_to_next_best_and_vetoes_accumulate(con):
     fill_picks(con, n=4)
     add_event(con, "v1", "e000", "veto", "c000-0", at="2025-01-01 10:00")
-    assert picks(con)["e000"] == ("c000-1", "veto-next")
-    # A veto with no candidate vetoes the pick of that moment (c000-1).
-    add_event(con, "v2", "e000", "veto", None, at="2025-01-01 10:01")
-    assert picks(con)["e000"] == ("c000-2", "veto-next")
+    assert picks(con)["e000"] == ("c000-1", "next_best")
+    add_event(con, "v2", "e000", "veto", "c000-1", at="2025-01-01 10:01")
+    assert picks(con)["e000"] == ("c000-2", "next_best")
     add_event(con, "v3", "e000", "veto", "c000-2", at="2025-01-01 10:02")
     assert "e000" not in picks(con)  # nothing left: no pick
 
@@ -34,11 +33,11 @@ def test_veto_moves_to_next_best_and_vetoes_accumulate(con):
 def test_force_exclude_latest_wins_and_undo_cancels(con):
     fill_picks(con, n=4)
     add_event(con, "f1", "e001", "force", "c001-2", at="2025-01-01 10:00")
-    assert picks(con)["e001"] == ("c001-2", "forced")
+    assert picks(con)["e001"] == ("c001-2", "force")
     add_event(con, "x1", "e001", "exclude", at="2025-01-01 10:01")
     assert "e001" not in picks(con)
-    add_event(con, "u1", "e001", "undo", at="2025-01-01 10:02")  # cancels the exclude
-    assert picks(con)["e001"] == ("c001-2", "forced")
+    add_event(con, "u1", "e001", "undo", value={"event_id": "x1"}, at="2025-01-01 10:02")
+    assert picks(con)["e001"] == ("c001-2", "force")
     add_event(con, "u2", "e001", "undo", value={"event_id": "f1"}, at="2025-01-01 10:03")
     assert picks(con)["e001"] == ("c001-0", "judge")
     # Notes, ranks and manual scores do not move the pick on their own.
@@ -51,7 +50,7 @@ def test_force_on_an_example_without_a_pick(con):
     con.execute("UPDATE selection_scores SET picked = false WHERE example_id = 'e002'")
     assert "e002" not in picks(con)
     add_event(con, "f1", "e002", "force", "c002-1")
-    assert picks(con)["e002"] == ("c002-1", "forced")
+    assert picks(con)["e002"] == ("c002-1", "force")
 
 
 def test_presets_target_size_and_kind_balance(con):
@@ -83,7 +82,7 @@ def test_freeze_is_a_snapshot_with_a_manifest(con):
     assert man["selection"]["config"]["weights"] == {"w": 2.0}
     assert man["weights"] == {"w": 2.0}
     assert sorted(man["overrides"]["events_applied"]) == ["v1", "x1"]
-    assert man["overrides"]["by_outcome"] == {"judge": 6, "veto-next": 1}
+    assert man["overrides"]["by_outcome"] == {"judge": 6, "next_best": 1}
     assert man["filters"]["preset"] == "RESET"
     assert len(man["content_hash"]) == 64
     items = dict(
