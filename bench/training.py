@@ -195,6 +195,13 @@ def main() -> None:
         "ours_process_wall_s": round(wall(ours), 1),
         "plain_process_wall_s": round(wall(plain), 1),
         "ours_metric_rows": ours[0]["metric_rows"],
+        # Per round, in run order: shows how much the shared machine moved between runs.
+        "ours_tokens_per_s_by_round": [
+            round(r["num_tokens"] / r["train_runtime_s"], 1) for r in ours
+        ],
+        "plain_tokens_per_s_by_round": [
+            round(r["num_tokens"] / r["train_runtime_s"], 1) for r in plain
+        ],
         "target_min_ratio": 0.9,
     }
     print(f"{'method':<34}{'tokens/s':>10}{'train s':>10}{'process s':>11}")
