@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/tradeoff.py", title="Trade-off"),
     st.Page("pages/decoding.py", title="Decoding"),
     st.Page("pages/candidates.py", title="Selected candidates"),
+    st.Page("pages/train.py", title="Train"),
 ]
 
 st.navigation(PAGES).run()

@@ -358,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_sample)
+    from reset_core.cli_training import add_commands as add_training_commands
+
+    add_training_commands(sub)
     return parser
 
 

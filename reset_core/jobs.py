@@ -120,6 +120,11 @@ class JobContext:
         self.n_done += n
         self._report("running")
 
+    def progress(self, n_done: int, **extra: Any) -> None:
+        """Report absolute progress (e.g. optimizer steps) plus stage-specific fields."""
+        self.n_done = n_done
+        self._report("running", **extra)
+
     def _report(self, status: str, error: str | None = None, **extra: Any) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = (self.n_done - self._done_at_start) / elapsed

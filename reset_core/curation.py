@@ -1,0 +1,472 @@
+"""Curated sets: frozen snapshots of the picks (or of references, for MTL) to train on.
+
+A curated set is what RESET continues fine-tuning on. It is built from one scoring
+run (``selections`` + ``selection_scores``, written by the judging stage) with the
+reviewers' overrides applied on top (:func:`apply_overrides`), cut to a preset and a
+target size, and then frozen: its items (prompt + completion text) are copied into
+``curated_items`` so later re-scoring or review never changes a set a model was
+trained on. The manifest records everything needed to rebuild it: the selection,
+its weights and judges, rubric versions, the override events applied, the filters,
+and a content hash over the items.
+
+The MTL stage uses the same noun: :func:`create_reference_set` freezes examples with
+their reference answers as completions (a mixed import of instruction and context
+data), which is what the baseline is trained on before RESET starts.
+
+>>> from reset_core.store import connect
+>>> con = connect(":memory:")
+>>> spec = CurationSpec(selection_id="sel-1", preset="RESET", target_size=1000)
+>>> spec.preset
+'RESET'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from reset_core.store import insert_arrow, one
+
+#: Presets. RESET keeps every pick (top-1 per seen example). RESET-S ("supercharged")
+#: keeps only the best-scored third of them: the paper's "less is more" result, a set
+#: about three times smaller and of higher quality. MTL is not a preset of picks but
+#: of references (see :func:`create_reference_set`).
+PRESETS: dict[str, str] = {
+    "RESET": "every pick (top-1 per seen example), best first, up to the target size",
+    "RESET-S": "only the best-scored third of the picks, up to the target size",
+    "MTL": "examples with their reference answers as completions (the multi-task baseline)",
+}
+RESET_S_FRACTION = 1 / 3
+
+
+def user_message(instruction: str, context: str | None) -> str:
+    """The user turn for one example, exactly as sampling prompted the model.
+
+    >>> user_message("Who wrote it?", "Hamlet was written by Shakespeare.")
+    'Who wrote it?\\n\\nContext:\\nHamlet was written by Shakespeare.'
+    """
+    from reset_core.sampling.base import build_messages
+
+    return build_messages(instruction, context)[0]["content"]
+
+
+class CurationSpec(BaseModel):
+    """How to cut a curated set from a scoring run."""
+
+    selection_id: str = Field(description="The scoring run (selection) whose picks to freeze.")
+    preset: Literal["RESET", "RESET-S"] = Field(
+        "RESET",
+        description="RESET keeps every pick; RESET-S keeps only the best-scored third "
+        "(a smaller, higher-quality set: the paper's 'less is more').",
+    )
+    target_size: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="At most this many items, best scores first. Empty = no cap.",
+    )
+    kinds: list[str] = Field(
+        default_factory=list, description="Only these example kinds (empty = all)."
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="Only these example sources (empty = all)."
+    )
+    min_score: float | None = Field(
+        None, description="Drop picks whose RESET score is below this (empty = no threshold)."
+    )
+    balance_kinds: bool = Field(
+        True,
+        description="When the target size cuts the set, keep the instruction/context mix of "
+        "the picks instead of letting the higher-scoring kind crowd the other out.",
+    )
+    name: str = Field("", description="A label for the set (default: preset + selection).")
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def apply_overrides(con, selection_id: str) -> pa.Table:
+    """The picks of a selection with the reviewers' override events applied on top.
+
+    One row per picked example: ``example_id, candidate_id, score, how`` where
+    ``how`` is ``judge`` (the judges' pick stands), ``next_best`` (the pick was vetoed
+    and the next best took its place), ``force`` or ``rank`` (a reviewer chose).
+    Excluded examples, and examples whose candidates were all vetoed, are dropped.
+    The event ids on the selection's examples are in the schema metadata
+    (``applied_events``) for the manifest.
+
+    The rules (undo, veto/un-veto, force, exclude/include, manual ranks) live in one
+    place, :func:`reset_core.review.effective_picks`; this only reshapes its answer,
+    so a curated set always agrees with what reviewers see.
+
+    >>> from reset_core.store import connect
+    >>> apply_overrides(connect(":memory:"), "none").num_rows
+    0
+    """
+    from reset_core.review import effective_picks
+
+    picks = effective_picks(con, selection_id).select(
+        ["example_id", "candidate_id", "score", "source"]
+    )
+    picks = picks.rename_columns(["example_id", "candidate_id", "score", "how"])
+    events = [
+        r[0]
+        for r in con.execute(
+            "SELECT event_id FROM overrides WHERE example_id IN "
+            "(SELECT example_id FROM selection_scores WHERE selection_id = ?) "
+            "ORDER BY created_at, event_id",
+            [selection_id],
+        ).fetchall()
+    ]
+    return picks.sort_by("example_id").replace_schema_metadata(
+        {"applied_events": json.dumps(events)}
+    )
+
+
+# --------------------------------------------------------------------------- building sets
+
+
+def _picks_with_text(con, spec: CurationSpec) -> tuple[pa.Table, list[str]]:
+    """Picks after overrides and filters, joined with example and candidate text."""
+    picks = apply_overrides(con, spec.selection_id)
+    applied = json.loads((picks.schema.metadata or {}).get(b"applied_events", b"[]"))
+    con.register("_picks", picks)
+    try:
+        where, params = [], []
+        if spec.kinds:
+            where.append("e.kind IN (SELECT unnest(?))")
+            params.append(spec.kinds)
+        if spec.sources:
+            where.append("e.source IN (SELECT unnest(?))")
+            params.append(spec.sources)
+        if spec.min_score is not None:
+            # A forced pick may have no score (not rankable); the reviewer's choice stands.
+            where.append("(p.score >= ? OR p.how IN ('force', 'rank'))")
+            params.append(spec.min_score)
+        sql = (
+            "SELECT p.example_id, p.candidate_id, p.score, p.how, e.kind, e.source, "
+            "e.instruction, e.context, c.text AS completion "
+            "FROM _picks p JOIN examples e USING (example_id) "
+            "JOIN candidates c ON c.candidate_id = p.candidate_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY p.score DESC NULLS LAST, p.example_id"
+        )
+        table = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.unregister("_picks")
+    return table, applied
+
+
+def _cut(rows: list[dict], spec: CurationSpec) -> list[dict]:
+    """Apply the preset and target size to rows sorted best first."""
+    n = len(rows)
+    if spec.preset == "RESET-S":
+        n = math.ceil(n * RESET_S_FRACTION)
+    if spec.target_size is not None:
+        n = min(n, spec.target_size)
+    if n >= len(rows):
+        return rows
+    if not spec.balance_kinds:
+        return rows[:n]
+    # Largest-remainder split of n across kinds in proportion to what the picks hold.
+    by_kind: dict[str, list[dict]] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], []).append(r)
+    quota = {k: n * len(v) / len(rows) for k, v in by_kind.items()}
+    take = {k: int(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: quota[k] - take[k], reverse=True)[
+        : n - sum(take.values())
+    ]:
+        take[k] += 1
+    kept = {id(r) for k, v in by_kind.items() for r in v[: take[k]]}
+    return [r for r in rows if id(r) in kept]
+
+
+def preview(con, spec: CurationSpec) -> dict:
+    """What freezing ``spec`` would give, without writing anything.
+
+    Returns counts (picks before and after overrides and the cut), counts by kind
+    and by source, override outcomes, and the scores of the kept items for a
+    histogram.
+    """
+    table, applied = _picks_with_text(con, spec)
+    rows = table.to_pylist()
+    kept = _cut(rows, spec)
+    n_judge_picks = one(
+        con,
+        "SELECT count(*) FROM selection_scores WHERE selection_id = ? AND picked",
+        [spec.selection_id],
+    )[0]
+    scores = [r["score"] for r in kept if r["score"] is not None]
+
+    def count(key: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in kept:
+            out[r[key]] = out.get(r[key], 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    return {
+        "n_judge_picks": n_judge_picks,
+        "n_after_overrides_and_filters": len(rows),
+        "n_items": len(kept),
+        "by_kind": count("kind"),
+        "by_source": count("source"),
+        "by_override": count("how"),
+        "n_override_events": len(applied),
+        "n_without_score": len(kept) - len(scores),
+        "scores": scores,
+        "score_by_kind": {
+            k: [r["score"] for r in kept if r["kind"] == k and r["score"] is not None]
+            for k in count("kind")
+        },
+    }
+
+
+def content_hash(items: Sequence[dict]) -> str:
+    """sha256 over the items (example, candidate, prompt, completion), order-independent."""
+    h = hashlib.sha256()
+    for r in sorted(items, key=lambda r: r["example_id"]):
+        for key in ("example_id", "candidate_id", "prompt", "completion"):
+            h.update(r[key].encode())
+            h.update(b"\x1f")
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def _judges_and_rubrics(con, candidate_ids: list[str]) -> tuple[list[dict], list[dict]]:
+    judges = con.execute(
+        "SELECT j.judge_id, j.name, j.kind, j.model, j.config, count(*) AS n_judgments "
+        "FROM judgments g JOIN judges j USING (judge_id) "
+        "WHERE g.candidate_id IN (SELECT unnest(?)) GROUP BY ALL ORDER BY j.judge_id",
+        [candidate_ids],
+    ).fetchall()
+    rubrics = con.execute(
+        "SELECT aspect, max(version) FROM rubrics GROUP BY aspect ORDER BY aspect"
+    ).fetchall()
+    return (
+        [
+            {
+                "judge_id": j,
+                "name": n,
+                "kind": k,
+                "model": m,
+                "config": json.loads(c) if isinstance(c, str) else c,
+                "n_judgments": cnt,
+            }
+            for j, n, k, m, c, cnt in judges
+        ],
+        [{"aspect": a, "version": v} for a, v in rubrics],
+    )
+
+
+def _freeze(con, items: list[dict], manifest: dict, preset: str, name: str, selection_id) -> str:
+    """Store a set and its items in one transaction; the same content gives the same id."""
+    if not items:
+        raise ValueError(
+            "the curated set would be empty: no picks are left after overrides and filters "
+            f"({json.dumps(manifest.get('filters', {}))})"
+        )
+    digest = content_hash(items)
+    manifest = {**manifest, "content_hash": digest, "n_items": len(items)}
+    set_id = (
+        "cs-"
+        + hashlib.sha256(
+            json.dumps([digest, preset, selection_id], sort_keys=True).encode()
+        ).hexdigest()[:12]
+    )
+    if one(con, "SELECT 1 FROM curated_sets WHERE set_id = ?", [set_id]):
+        return set_id  # frozen already: same picks, same preset, same run
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "INSERT INTO curated_sets (set_id, name, preset, selection_id, manifest, content_hash, "
+            "n_items) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [set_id, name, preset, selection_id, json.dumps(manifest), digest, len(items)],
+        )
+        insert_arrow(
+            con,
+            "curated_items",
+            pa.table(
+                {
+                    "set_id": [set_id] * len(items),
+                    "example_id": [r["example_id"] for r in items],
+                    "candidate_id": [r["candidate_id"] for r in items],
+                    "prompt": [r["prompt"] for r in items],
+                    "completion": [r["completion"] for r in items],
+                }
+            ),
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return set_id
+
+
+def create_curated_set(con, spec: CurationSpec) -> str:
+    """Freeze the picks of ``spec.selection_id`` (overrides applied) into a curated set.
+
+    Returns the set id. Freezing the same picks again returns the same id and writes
+    nothing. Raises ``ValueError`` naming the filters when nothing would be left.
+
+    >>> set_id = create_curated_set(con, CurationSpec(selection_id="sel-1"))  # doctest: +SKIP
+    """
+    sel = one(
+        con, "SELECT preset, config FROM selections WHERE selection_id = ?", [spec.selection_id]
+    )
+    if sel is None:
+        raise ValueError(f"selection_id: no scoring run {spec.selection_id!r}")
+    table, applied = _picks_with_text(con, spec)
+    kept = _cut(table.to_pylist(), spec)
+    items = [
+        {
+            "example_id": r["example_id"],
+            "candidate_id": r["candidate_id"],
+            "prompt": user_message(r["instruction"], r["context"]),
+            "completion": r["completion"],
+            "kind": r["kind"],
+            "score": r["score"],
+        }
+        for r in kept
+    ]
+    sel_config = json.loads(sel[1]) if isinstance(sel[1], str) else sel[1]
+    judges, rubrics = _judges_and_rubrics(con, [r["candidate_id"] for r in items])
+    overrides_used = sorted({r["example_id"] for r in kept if r["how"] != "judge"})
+    manifest = {
+        "kind": "picks",
+        "selection": {"selection_id": spec.selection_id, "preset": sel[0], "config": sel_config},
+        "weights": (sel_config or {}).get("weights"),
+        "judges": judges,
+        "rubric_versions": rubrics,
+        "overrides": {
+            "events_applied": applied,
+            "examples_changed": overrides_used,
+            "by_outcome": _count([r["how"] for r in kept]),
+        },
+        "filters": spec.model_dump(exclude={"selection_id", "name"}),
+        "by_kind": _count([r["kind"] for r in kept]),
+        "by_source": _count([r["source"] for r in kept]),
+        "prompt_format": "reset_core.sampling.base.build_messages (same as sampling)",
+    }
+    name = spec.name or f"{spec.preset} of {spec.selection_id}"
+    return _freeze(con, items, manifest, spec.preset, name, spec.selection_id)
+
+
+def create_reference_set(
+    con,
+    *,
+    kinds: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    split: str = "seen",
+    target_size: int | None = None,
+    name: str = "",
+) -> str:
+    """Freeze examples with their reference answers as completions: the MTL training set.
+
+    Mixes instruction and context examples (filter with ``kinds``/``sources``);
+    examples without a reference are skipped. With ``target_size`` the cut keeps the
+    kind mix and is deterministic (ordered by example id).
+
+    >>> set_id = create_reference_set(con, target_size=500)  # doctest: +SKIP
+    """
+    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
+    if kinds:
+        where.append("kind IN (SELECT unnest(?))")
+        params.append(list(kinds))
+    if sources:
+        where.append("source IN (SELECT unnest(?))")
+        params.append(list(sources))
+    rows = [
+        {
+            "example_id": e,
+            "candidate_id": f"reference:{e}",
+            "kind": k,
+            "source": s,
+            "prompt": user_message(i, c),
+            "completion": r,
+            "score": None,
+        }
+        for e, k, s, i, c, r in con.execute(
+            "SELECT example_id, kind, source, instruction, context, reference FROM examples "
+            f"WHERE {' AND '.join(where)} ORDER BY example_id",
+            params,
+        ).fetchall()
+    ]
+    spec_like = CurationSpec(selection_id="", target_size=target_size, balance_kinds=True)
+    kept = _cut(rows, spec_like)
+    manifest = {
+        "kind": "references",
+        "selection": None,
+        "weights": None,
+        "judges": [],
+        "rubric_versions": [],
+        "overrides": None,
+        "filters": {
+            "kinds": list(kinds),
+            "sources": list(sources),
+            "split": split,
+            "target_size": target_size,
+        },
+        "by_kind": _count([r["kind"] for r in kept]),
+        "by_source": _count([r["source"] for r in kept]),
+        "prompt_format": "reset_core.sampling.base.build_messages (same as sampling)",
+    }
+    return _freeze(con, kept, manifest, "MTL", name or f"MTL references ({split})", None)
+
+
+def _count(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def list_sets(con):
+    """Curated sets, newest first (a pandas DataFrame)."""
+    return con.execute(
+        "SELECT set_id, name, preset, selection_id, n_items, content_hash, created_at "
+        "FROM curated_sets ORDER BY created_at DESC, set_id"
+    ).df()
+
+
+def manifest(con, set_id: str) -> dict:
+    """The stored manifest of a set."""
+    row = one(con, "SELECT manifest FROM curated_sets WHERE set_id = ?", [set_id])
+    if row is None:
+        raise KeyError(f"no curated set {set_id!r}")
+    return json.loads(row[0]) if isinstance(row[0], str) else row[0]
+
+
+def reference_counts(
+    con, *, kinds: Sequence[str] = (), sources: Sequence[str] = (), split: str = "seen"
+) -> dict[str, int]:
+    """Examples with a reference answer, by kind: what :func:`create_reference_set` can use."""
+    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
+    if kinds:
+        where.append("kind IN (SELECT unnest(?))")
+        params.append(list(kinds))
+    if sources:
+        where.append("source IN (SELECT unnest(?))")
+        params.append(list(sources))
+    return dict(
+        con.execute(
+            f"SELECT kind, count(*) FROM examples WHERE {' AND '.join(where)} GROUP BY kind "
+            "ORDER BY kind",
+            params,
+        ).fetchall()
+    )
+
+
+def list_selections(con):
+    """Scoring runs with their pick counts, newest first (a pandas DataFrame)."""
+    return con.execute(
+        "SELECT s.selection_id, s.preset, s.created_at, "
+        "(SELECT count(*) FROM selection_scores x WHERE x.selection_id = s.selection_id AND x.picked)"
+        " AS picks FROM selections s ORDER BY s.created_at DESC, s.selection_id"
+    ).df()

@@ -1,0 +1,137 @@
+"""Export curated sets as files TRL's ``SFTTrainer`` loads unchanged.
+
+Two forms, both conversational so that the model's own chat template is applied
+(the same template the candidates were sampled with):
+
+* ``messages``: ``{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}``
+  (TRL's conversational language-modeling form);
+* ``prompt_completion``: ``{"prompt": [{"role": "user", ...}], "completion":
+  [{"role": "assistant", ...}]}`` (TRL's conversational prompt-completion form;
+  TRL computes the loss on the completion only, as RESET trains).
+
+Three formats: ``jsonl``, ``parquet`` and ``hf`` (a ``datasets.save_to_disk``
+folder). Every export is written under a temporary name and renamed, with the
+set's manifest beside it (``<name>.manifest.json``), and never overwrites a file.
+
+>>> FORMS, FORMATS
+(('messages', 'prompt_completion'), ('jsonl', 'parquet', 'hf'))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reset_core.curation import manifest as set_manifest
+from reset_core.store import one
+
+FORMS = ("messages", "prompt_completion")
+FORMATS = ("jsonl", "parquet", "hf")
+_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}
+
+
+def items_table(con, set_id: str) -> pa.Table:
+    """The items of a set: ``example_id, candidate_id, prompt, completion``."""
+    if one(con, "SELECT 1 FROM curated_sets WHERE set_id = ?", [set_id]) is None:
+        raise KeyError(f"no curated set {set_id!r}")
+    return con.sql(
+        "SELECT example_id, candidate_id, prompt, completion FROM curated_items "
+        "WHERE set_id = ? ORDER BY example_id",
+        params=[set_id],
+    ).to_arrow_table()
+
+
+def to_form(items: pa.Table, form: str) -> pa.Table:
+    """Turn items (``prompt``/``completion`` text) into one TRL dataset form.
+
+    >>> t = pa.table({"example_id": ["e"], "prompt": ["Hi?"], "completion": ["Hello."]})
+    >>> to_form(t, "messages").column("messages")[0].as_py()[1]
+    {'role': 'assistant', 'content': 'Hello.'}
+    """
+    if form not in FORMS:
+        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    user = [[{"role": "user", "content": p}] for p in items.column("prompt").to_pylist()]
+    bot = [[{"role": "assistant", "content": c}] for c in items.column("completion").to_pylist()]
+    ids = items.column("example_id")
+    if form == "messages":
+        return pa.table(
+            {"example_id": ids, "messages": [u + b for u, b in zip(user, bot, strict=True)]}
+        )
+    return pa.table({"example_id": ids, "prompt": user, "completion": bot})
+
+
+def export_set(
+    con, set_id: str, out: str | Path, form: str = "messages", fmt: str = "jsonl"
+) -> Path:
+    """Write a curated set to ``out`` (file or folder, by format); return the path.
+
+    ``out`` may be a folder (an existing one, or a name without a suffix for jsonl and
+    parquet): the file is then named ``<set_id>-<form>.<ext>`` inside
+    it. An existing target is never overwritten (``FileExistsError``).
+
+    >>> export_set(con, "cs-1234", "exports/", form="prompt_completion", fmt="parquet")  # doctest: +SKIP
+    PosixPath('exports/cs-1234-prompt_completion.parquet')
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
+    table = to_form(items_table(con, set_id), form)
+    out = Path(out)
+    if out.is_dir() or (fmt != "hf" and not out.suffix):
+        out = out / f"{set_id}-{form}{_SUFFIX[fmt]}"
+    write_table(table, out, fmt)
+    man = {**set_manifest(con, set_id), "set_id": set_id, "form": form, "format": fmt}
+    _atomic_write_text(out.with_name(out.name + ".manifest.json"), json.dumps(man, indent=2))
+    return out
+
+
+def write_table(table: pa.Table, out: Path, fmt: str) -> None:
+    """Write ``table`` in ``fmt`` to ``out`` via a temporary name; refuse to overwrite."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; exports never overwrite, choose another name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in table.to_pylist():
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif fmt == "parquet":
+            pq.write_table(table, tmp)
+        else:
+            from datasets import Dataset
+
+            Dataset(table).save_to_disk(str(tmp))
+        os.rename(tmp, out)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def load_exported(path: str | Path):
+    """Load an export (any form and format) as a ``datasets.Dataset``.
+
+    >>> ds = load_exported("exports/cs-1234-messages.jsonl")  # doctest: +SKIP
+    """
+    from datasets import load_dataset, load_from_disk
+
+    path = Path(path)
+    if path.is_dir():
+        return load_from_disk(str(path))
+    kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(path.suffix)
+    if kind is None:
+        raise ValueError(f"{path}: expected .jsonl, .parquet or a datasets folder")
+    return load_dataset(kind, data_files=str(path), split="train")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
