@@ -58,14 +58,30 @@ count = int(
 
 # ----------------------------------------------------------------------------- model
 st.header("Model")
+trained = con.execute(
+    "SELECT model_id, name, path, adapter_path, stage FROM models "
+    "WHERE training_run_id IS NOT NULL ORDER BY created_at DESC"
+).fetchall()
 source = st.radio(
     "Model source",
-    ["Embedded SmolLM2", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
+    ["Embedded SmolLM2", "Trained model", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
     horizontal=True,
     key="sample_model_source",
+    help="Trained model: a checkpoint from the Train page (merged, or base + LoRA adapter).",
 )
 spec_kw: dict = {}
-if source == "Embedded SmolLM2":
+if source == "Trained model":
+    if not trained:
+        st.info("No trained models yet: train one on the Train page.")
+    else:
+        row = st.selectbox(
+            "Checkpoint",
+            trained,
+            format_func=lambda r: f"{r[1]} ({r[4]}{', LoRA adapter' if r[3] else ', merged'})",
+            key="sample_trained",
+        )
+        spec_kw = {"model": row[2], "adapter": row[3], "name": row[1]}
+elif source == "Embedded SmolLM2":
     try:
         spec_kw = {"model": str(default_model_path()), "name": "SmolLM2-135M-Instruct"}
     except ModelUnavailable as e:

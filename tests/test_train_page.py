@@ -32,7 +32,7 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     con = connect(db_path)
     fill_picks(con, n=12)
     add_event(con, "x1", "e000", "exclude")
-    ensure_model(con, str(tiny_model_dir), name="tiny")
+    base_id = ensure_model(con, str(tiny_model_dir), name="tiny")
     con.close()
 
     at = _app(db_path)
@@ -78,7 +78,7 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
 
     # Models tab: the new model's lineage shows its curated set and its parent.
     lin = _by_key(at.selectbox, "lin_model")
-    trained = next(o for o in lin.options if o.startswith("m-run-"))
+    trained = next(o for o in lin.options if o != base_id)
     lin.set_value(trained).run()
     text = " ".join(m.value for m in at.markdown)
     assert "reset" in text and "base" in text

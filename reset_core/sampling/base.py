@@ -44,6 +44,11 @@ class ModelSpec(BaseModel):
         "model name (openai)."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    adapter: str | None = Field(
+        None,
+        description="transformers: a LoRA adapter folder (e.g. from a Train run) applied on top "
+        "of the model.",
+    )
     name: str | None = Field(
         None, description="Display name; defaults to the model's folder or id."
     )
@@ -94,6 +99,8 @@ class ModelSpec(BaseModel):
     def model_id(self) -> str:
         """Stable id of the weights (not of the engine running them) for the ``models`` table."""
         ident = [self.model_ref, self.revision or ""]
+        if self.adapter:
+            ident.append(str(Path(self.adapter).expanduser().resolve()))
         if self.engine == "openai":
             ident = [(self.base_url or "").rstrip("/"), self.model]
         digest = hashlib.blake2b(json.dumps(ident).encode(), digest_size=16).hexdigest()

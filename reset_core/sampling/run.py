@@ -86,6 +86,15 @@ def check_model(spec: ModelSpec) -> None:
     Local paths must be model folders; hub ids must be in the local cache or known to
     the Hub; an endpoint must answer and serve the model; vLLM must be installed.
     """
+    if spec.adapter:
+        if spec.engine != "transformers":
+            raise SamplingRejected(
+                f"adapter: only the transformers engine applies a LoRA adapter here, not {spec.engine}"
+            )
+        if not (Path(spec.adapter).expanduser() / "adapter_config.json").exists():
+            raise SamplingRejected(
+                f"adapter {spec.adapter!r} is not a LoRA adapter folder: no adapter_config.json"
+            )
     if spec.engine == "openai":
         try:
             from reset_core.sampling.openai_backend import list_served_models

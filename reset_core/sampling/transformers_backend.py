@@ -140,6 +140,11 @@ class TransformersGenerator:
                 model = AutoModelForCausalLM.from_pretrained(
                     spec.model, revision=spec.revision, dtype=dtype
                 )
+            if spec.adapter:
+                from peft import PeftModel
+
+                # Merged once at load: generation then runs at the base model's speed.
+                model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
             model.to(self.device)
         except Exception as e:  # noqa: BLE001 - any load failure becomes one clear error
             raise ModelLoadError(

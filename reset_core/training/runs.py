@@ -14,7 +14,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -32,6 +31,13 @@ ENTRY = "reset_core.training.worker:train_job"
 STAGE_OF_PRESET = {"MTL": "mtl", "RESET": "reset", "RESET-S": "reset"}
 
 
+def model_id_for(path: str, adapter_path: str | None = None) -> str:
+    """The id sampling gives the same weights, so candidates and lineage share one row."""
+    from reset_core.sampling.base import ModelSpec
+
+    return ModelSpec(engine="transformers", model=str(path), adapter=adapter_path).model_id
+
+
 def ensure_model(
     con, path: str, adapter_path: str | None = None, name: str | None = None, stage: str = "base"
 ) -> str:
@@ -44,7 +50,7 @@ def ensure_model(
     )
     if row:
         return row[0]
-    model_id = "m-" + hashlib.sha256(f"{path}\x1f{adapter_path or ''}".encode()).hexdigest()[:12]
+    model_id = model_id_for(path, adapter_path)
     con.execute(
         "INSERT INTO models (model_id, name, path, adapter_path, stage) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING",
@@ -153,7 +159,7 @@ def register_model(con, job_id: str) -> str | None:
         if "merged" in outputs
         else (cfg["base_model"], outputs["adapter"])
     )
-    model_id = "m-" + run_id
+    model_id = model_id_for(path, adapter)
     metrics = {k: v for k, v in result.items() if k not in ("config", "outputs")}
     con.execute("BEGIN TRANSACTION")
     try:
