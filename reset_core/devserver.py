@@ -111,6 +111,10 @@ class OpenAICompatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in one write (see _json) and without Nagle: a
+            # second small write held back until the client's delayed ACK (~40 ms)
+            # would double every answer's latency.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
@@ -143,8 +147,9 @@ class OpenAICompatServer:
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                self._headers_buffer.append(b"\r\n")  # end_headers() without its flush
+                self._headers_buffer.append(data)
+                self.flush_headers()
 
         self._httpd = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
