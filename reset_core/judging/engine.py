@@ -232,12 +232,16 @@ class Engine:
             import httpx2
             import openai
 
+            # The aiohttp transport (openai's own ``aiohttp`` extra) costs about half
+            # the client CPU per request of the default httpx2 one, whose pool checks
+            # every open connection on each request: at concurrency 64 that CPU, not
+            # the endpoint, was what bounded throughput.
             self._clients[key] = openai.AsyncOpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key or "none",
                 max_retries=0,  # ours below: they honour Retry-After and record attempts
                 timeout=self.timeout_s,
-                http_client=openai.DefaultAsyncHttpxClient(
+                http_client=openai.DefaultAioHttpClient(
                     limits=httpx2.Limits(
                         max_connections=self.concurrency,
                         max_keepalive_connections=self.concurrency,
@@ -285,13 +289,16 @@ class Engine:
                         result = CallResult("ok", body=None, raw=text, error="non-JSON body")
                     else:
                         result = CallResult("ok", body=body, raw=text)
-                except openai.APITimeoutError as e:
-                    result = CallResult("timeout", error=f"no answer within {self.timeout_s}s: {e}")
-                except openai.APIConnectionError as e:
-                    cause = e.__cause__ or e
-                    result = CallResult(
-                        "connection_error", error=f"{type(cause).__name__}: {cause}"
-                    )
+                except openai.APIConnectionError as e:  # APITimeoutError included
+                    cause = _chain(e)[-1]
+                    if _is_timeout(e):
+                        result = CallResult(
+                            "timeout", error=f"no answer within {self.timeout_s}s: {e}"
+                        )
+                    else:
+                        result = CallResult(
+                            "connection_error", error=f"{type(cause).__name__}: {cause}"
+                        )
                 except openai.APIStatusError as e:
                     code = e.status_code
                     status = (
@@ -319,6 +326,32 @@ class Engine:
             int(usage.get("completion_tokens") or 0),
         )
         return result
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out = [e]
+    while (nxt := out[-1].__cause__ or out[-1].__context__) is not None and nxt not in out:
+        out.append(nxt)
+    return out
+
+
+def _is_timeout(e: BaseException) -> bool:
+    """A timeout, as opposed to a refused, reset or dropped connection.
+
+    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a server that
+    hung up included) to ``httpx2.ConnectTimeout``, so ``openai.APITimeoutError`` alone
+    does not tell; the aiohttp error underneath does.
+    """
+    import openai
+
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - the httpx2 transport names its errors right
+        aiohttp = None
+    for x in _chain(e):
+        if aiohttp is not None and isinstance(x, aiohttp.ClientError):
+            return isinstance(x, TimeoutError | aiohttp.ServerTimeoutError)
+    return isinstance(e, openai.APITimeoutError)
 
 
 def _safe_text(response: Any) -> str | None:
