@@ -30,7 +30,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from reset_core.judging.base import ASPECTS, JudgeItem, Judgment, stable_hash
-from reset_core.judging.engine import CallResult, Endpoint, Engine, JudgeCache, Ledger, env_endpoint
+from reset_core.judging.engine import (
+    CallResult,
+    Endpoint,
+    Engine,
+    JudgeCache,
+    Ledger,
+    env_endpoint,
+    event_loop_factory,
+)
 from reset_core.judging.rubrics import Rubric, default_rubric
 
 
@@ -372,7 +380,8 @@ class LLMJudge(_PromptJudge):
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         """Judge the items; items not sent because of the budget cap get no judgment."""
-        return asyncio.run(self.ajudge(items))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(self.ajudge(items))
 
     async def ajudge(self, items: list[JudgeItem]) -> list[Judgment]:
         reqs = self.requests(items)
