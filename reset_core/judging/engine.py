@@ -264,6 +264,7 @@ class Engine:
         """One logical call: budget check, then up to ``1 + max_retries`` HTTP attempts."""
         import httpx2
         import openai
+        import orjson
 
         if not self.ledger.reserve(worst_case_usd):
             return CallResult("budget", error="budget cap reached; request not sent")
@@ -279,12 +280,14 @@ class Engine:
                     # client.post with the payload as is: the same AsyncOpenAI request
                     # (auth, base URL, headers, errors) without re-validating a dict we
                     # built ourselves, which costs ~a third of the client's CPU per call.
+                    # orjson encodes and decodes it (openai's default Content-Type is
+                    # application/json): several times faster than the json module.
                     raw = await client.post(
-                        "/chat/completions", body=payload, cast_to=httpx2.Response
+                        "/chat/completions", content=orjson.dumps(payload), cast_to=httpx2.Response
                     )
                     text = raw.text
                     try:
-                        body = json.loads(text)
+                        body = orjson.loads(raw.content)
                     except ValueError:
                         result = CallResult("ok", body=None, raw=text, error="non-JSON body")
                     else:
