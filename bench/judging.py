@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -39,6 +40,15 @@ def _free_port() -> int:
 def _requests_at_server(base_url: str) -> int:
     with urllib.request.urlopen(base_url + "/stats", timeout=5) as r:
         return int(json.loads(r.read())["requests"])
+
+
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -91,8 +101,9 @@ def main() -> None:
 
         before = _requests_at_server(base)
         judge = LLMJudge(cfg, cache=cache)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, s0 = time.perf_counter(), time.process_time(), _cpu_s(server.pid)
         out = judge.judge(items)
+        s1 = _cpu_s(server.pid)
         cold_s = time.perf_counter() - t0
         client_cpu_ms = (time.process_time() - c0) / len(items) * 1000
         cold_requests = _requests_at_server(base) - before
@@ -108,6 +119,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
 
+    server_cpu_ms = None if s0 is None or s1 is None else (s1 - s0) / cold_requests * 1000
     ideal = args.concurrency / args.latency
     achieved = cold_requests / cold_s
     rows = [
@@ -131,6 +143,12 @@ def main() -> None:
         f"client CPU per request: {client_cpu_ms:.2f} ms -> at most {1000 / client_cpu_ms:.0f} "
         "requests/s on one free core (the engine is one asyncio loop)"
     )
+    if server_cpu_ms is not None:
+        need = ideal * (client_cpu_ms + server_cpu_ms) / 1000
+        print(
+            f"server CPU per request: {server_cpu_ms:.2f} ms; the ideal rate needs "
+            f"{need:.2f} cores for client + server, this machine has {os.cpu_count()}"
+        )
     print(
         f"fraction of ideal: {achieved / ideal:.2f} (target >= 0.8); rerun requests: {warm_requests} (target 0)"
     )
@@ -146,6 +164,10 @@ def main() -> None:
                 "cold_run_s": round(cold_s, 3),
                 "client_cpu_ms_per_request": round(client_cpu_ms, 3),
                 "cpu_bound_ceiling_requests_per_s": round(1000 / client_cpu_ms, 1),
+                "server_cpu_ms_per_request": (
+                    None if server_cpu_ms is None else round(server_cpu_ms, 3)
+                ),
+                "cores": os.cpu_count(),
                 "ok_judgments": ok,
                 "rerun_requests": warm_requests,
                 "rerun_s": round(warm_s, 3),
