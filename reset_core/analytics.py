@@ -42,6 +42,33 @@ TEXTS_PER_SETTING = 200
 ASPECTS = ("task", "instruction", "faithfulness")
 #: aspect -> column of analytics_candidates
 ASPECT_COLS = {"task": "s_task", "instruction": "s_instr", "faithfulness": "s_faith"}
+#: the rater name that stands for the reviewers' mean manual score
+HUMAN = "human"
+
+#: review events undone by a later ``undo`` event (their ids)
+UNDONE_SQL = """
+    SELECT json_extract_string(value, '$.event_id') FROM overrides
+    WHERE action = 'undo' AND json_extract_string(value, '$.event_id') IS NOT NULL
+"""
+#: each reviewer's latest manual score per candidate for one aspect (parameter: the
+#: aspect), undone events ignored, values outside [0, 1] skipped
+REVIEWER_SCORES_SQL = f"""
+    SELECT candidate_id, reviewer, score FROM (
+        SELECT candidate_id, reviewer,
+               TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score,
+               created_at, event_id
+        FROM overrides
+        WHERE action = 'score' AND candidate_id IS NOT NULL
+          AND json_extract_string(value, '$.aspect') = ?
+          AND event_id NOT IN ({UNDONE_SQL})
+        QUALIFY row_number() OVER (PARTITION BY candidate_id, reviewer
+                                   ORDER BY created_at DESC, event_id DESC) = 1
+    ) WHERE score BETWEEN 0 AND 1
+"""
+#: the mean manual score per candidate over reviewers for one aspect (parameter: aspect)
+HUMAN_SCORES_SQL = (
+    f"SELECT candidate_id, avg(score) AS score FROM ({REVIEWER_SCORES_SQL}) GROUP BY candidate_id"
+)
 
 _LATEST_SELECTION = (
     "(SELECT selection_id FROM selections ORDER BY created_at DESC, selection_id DESC LIMIT 1)"

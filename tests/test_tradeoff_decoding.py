@@ -115,12 +115,16 @@ def test_summaries_refresh_when_data_changes(filled):
 
 def test_review_links_round_trip(filled):
     q = review_links.region_query(setting=["s:hot"], split="seen")
-    total, rows = review_links.candidates_for(filled, review_links.parse(q))
-    assert total == 6 and {r["candidate_id"] for r in rows} == {
-        cid(e, "s:hot") for e in ("e1", "e2", "e3", "e4", "e5", "e6")
+    sel = review_links.parse(q)
+    assert review_links.counts(filled, sel) == {"candidates": 6, "examples": 6}
+    linked = review_links.linked_in(filled, sel, ["e1", "e2", "e9"])
+    assert linked == {"e1": [(cid("e1", "s:hot"), None)], "e2": [(cid("e2", "s:hot"), None)]}
+    q = review_links.region_query(candidates=[cid("e1", "s:cold"), cid("e1", "s:hot")])
+    assert review_links.counts(filled, review_links.parse(q)) == {"candidates": 2, "examples": 1}
+    assert review_links.counts(filled, review_links.parse({"kind": "context", "split": "x"})) == {
+        "candidates": 0,
+        "examples": 0,
     }
-    q = review_links.region_query(candidates=[cid("e1", "s:cold")])
-    assert review_links.candidates_for(filled, review_links.parse(q))[0] == 1
     assert review_links.parse({}) is None
     with pytest.raises(ValueError, match="disagree"):
         review_links.parse({"judge_a": "a", "judge_b": "b", "aspect": "task", "disagree": "x"})
