@@ -48,7 +48,6 @@ from reset_core.analytics import (
     ASPECTS,
     HUMAN,
     HUMAN_SCORES_SQL,
-    REVIEWER_SCORES_SQL,
     UNDONE_SQL,
     missing_summary,
     sample_buckets,
@@ -436,7 +435,9 @@ def human_scores(con, aspect: str) -> list[tuple[str, str, float]]:
     """
     _check_aspect(aspect)
     return con.execute(
-        f"SELECT * FROM ({REVIEWER_SCORES_SQL}) ORDER BY candidate_id, reviewer", [aspect]
+        "SELECT candidate_id, reviewer, score FROM analytics_manual WHERE aspect = ? "
+        "ORDER BY candidate_id, reviewer",
+        [aspect],
     ).fetchall()
 
 
@@ -447,7 +448,7 @@ def judge_vs_human(con, aspect: str, n_boot: int = N_BOOT) -> dict[str, dict[str
         WITH h AS ({HUMAN_SCORES_SQL})
         SELECT j.judge_id, list(j.score ORDER BY j.candidate_id),
                list(h.score ORDER BY j.candidate_id)
-        FROM analytics_judgments j JOIN h USING (candidate_id)
+        FROM analytics_reviewed j JOIN h USING (candidate_id)
         WHERE j.aspect = ? AND j.score IS NOT NULL
         GROUP BY j.judge_id ORDER BY j.judge_id
         """,
@@ -500,7 +501,7 @@ def judge_vs_human_picks(con, n_boot: int = N_BOOT) -> dict[tuple[str, str], Sta
                                        ORDER BY created_at DESC, event_id DESC) = 1
         ), live AS (SELECT * FROM ev WHERE action IN ('veto', 'force')),
         js AS (
-            SELECT example_id, candidate_id, judge_id, aspect, score FROM analytics_judgments
+            SELECT example_id, candidate_id, judge_id, aspect, score FROM analytics_reviewed
             WHERE score IS NOT NULL AND example_id IN (SELECT example_id FROM live)
         ), cmp AS (
             SELECT l.action, s.judge_id, s.aspect, s.score AS own,

@@ -117,17 +117,15 @@ def linked_sql(sel: dict) -> tuple[str, list]:
             judge = b if a == HUMAN else a
             sql = f"""
                 SELECT j.candidate_id, j.example_id, abs(j.score - h.score) AS gap
-                FROM analytics_judgments j JOIN ({HUMAN_SCORES_SQL}) h USING (candidate_id)
+                FROM analytics_reviewed j JOIN ({HUMAN_SCORES_SQL}) h USING (candidate_id)
                 WHERE j.aspect = ? AND j.judge_id = ? AND j.score IS NOT NULL
                   AND abs(j.score - h.score) >= ? - 1e-9"""
             return sql, [aspect, aspect, judge, sel["disagree"]]
+        # stored once per pair with judge_a < judge_b, largest gap first
         sql = """
-            SELECT x.candidate_id, x.example_id, abs(x.score - y.score) AS gap
-            FROM analytics_judgments x JOIN analytics_judgments y USING (candidate_id, aspect)
-            WHERE x.aspect = ? AND x.judge_id = ? AND y.judge_id = ?
-              AND x.score IS NOT NULL AND y.score IS NOT NULL
-              AND abs(x.score - y.score) >= ? - 1e-9"""
-        return sql, [aspect, a, b, sel["disagree"]]
+            SELECT candidate_id, example_id, gap FROM analytics_gaps
+            WHERE aspect = ? AND judge_a = ? AND judge_b = ? AND gap >= ? - 1e-9"""
+        return sql, [aspect, min(a, b), max(a, b), sel["disagree"]]
     clauses, params = [], []
     for key, col in (
         ("candidates", "candidate_id"),

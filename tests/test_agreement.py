@@ -225,9 +225,11 @@ def test_judge_vs_vetoes_and_forced_picks(filled):
     # force of e2's s:cold: judges scored s:hot higher: neither sides with alice.
     assert picks[("judge:a", "task")].value == 0.0 and picks[("judge:a", "task")].n == 2
     # judge B agrees once alice's veto has a better alternative in its eyes
+    # (judge B re-judged it: a new, later verdict supersedes the old one)
     filled.execute(
-        "UPDATE judgments SET score = 0.0 WHERE judge_id = 'judge:b' AND candidate_id = ? "
-        "AND aspect = 'task'",
+        "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, score, status, "
+        "created_at) VALUES ('j:rejudged', ?, 'judge:b', 'task', 0.0, 'ok', "
+        "now() + INTERVAL 1 SECOND)",
         [cid("e1", "s:hot")],
     )
     ensure_fresh(filled)

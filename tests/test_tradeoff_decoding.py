@@ -113,6 +113,25 @@ def test_summaries_refresh_when_data_changes(filled):
     assert analytics.missing_summary(filled)["by_judge"].keys() == {"judge:a"}
 
 
+def test_new_review_events_refresh_only_the_review_summaries(filled):
+    from reset_core import agreement
+
+    assert agreement.judge_vs_human(filled, "task")["judge:a"]["spearman"].n == 4
+    built = analytics.state(filled)["refreshed_at"]
+    filled.execute(
+        "INSERT INTO overrides (event_id, example_id, candidate_id, action, value, reviewer) "
+        """VALUES ('o:new', 'e6', ?, 'score', '{"aspect": "task", "score": 0.25}', 'dora')""",
+        [cid("e6", "s:cold")],
+    )
+    assert not analytics.is_fresh(filled)
+    analytics.ensure_fresh(filled)
+    assert analytics.is_fresh(filled)
+    assert analytics.state(filled)["refreshed_at"] == built, "the big summaries were kept"
+    assert agreement.judge_vs_human(filled, "task")["judge:a"]["spearman"].n == 5
+    link = review_links.parse(review_links.disagreement_query("human", "judge:a", "task", 0.5))
+    assert review_links.linked_in(filled, link, ["e6"]) == {"e6": [(cid("e6", "s:cold"), 0.5)]}
+
+
 def test_review_links_round_trip(filled):
     q = review_links.region_query(setting=["s:hot"], split="seen")
     sel = review_links.parse(q)
