@@ -96,7 +96,7 @@ def page_work(con) -> dict:
         ],
         "review_disagreements": [
             lambda: analytics.is_fresh(con),
-            *review_landing(con, review_links.disagreement_query(ja, jb, "task", 0.5)),
+            *review_landing(con, review_links.disagreement_query(ja, jb, "task", 0.25)),
         ],
         "review_region": [
             lambda: analytics.is_fresh(con),
