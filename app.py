@@ -16,7 +16,6 @@ PAGES = [
     st.Page("pages/agreement.py", title="Agreement"),
     st.Page("pages/tradeoff.py", title="Trade-off"),
     st.Page("pages/decoding.py", title="Decoding"),
-    st.Page("pages/candidates.py", title="Selected candidates"),
     st.Page("pages/train.py", title="Train"),
 ]
 

@@ -5,8 +5,10 @@ candidates, 5,000,000 judgments by two judges, one selection, 8,000 review event
 refreshes the analytics summaries once (timed: it runs once per data change, not per
 page view), then times, over ``--rounds`` rounds, everything each page computes with its
 default controls: the staleness check, the SQL, and the statistics with their bootstrap
-intervals. Side by side, the same per-setting and judge-pair aggregates computed
-straight from the raw ``judgments``/``candidates`` tables (the naive way) for a ratio.
+intervals. The two Review landings are what Review runs when the Agreement heatmap or
+a Trade-off region opens it (banner counts, queue counts, the first queue page). Side by
+side, the same per-setting and judge-pair aggregates computed straight from the raw
+``judgments``/``candidates`` tables (the naive way) for a ratio.
 
     python bench/analytics.py [--examples 200000] [--rounds 20] [--db /tmp/analytics_bench.duckdb]
                               [--reuse]
@@ -27,14 +29,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_db import build_bench_db  # noqa: E402
 
-from reset_core import agreement, analytics, decoding_analysis, judge_bias, tradeoff  # noqa: E402
-from reset_core.review_links import candidates_for, parse  # noqa: E402
+from reset_core import (  # noqa: E402
+    agreement,
+    analytics,
+    decoding_analysis,
+    judge_bias,
+    review_links,
+    tradeoff,
+)
+from reset_core.review_queue import (  # noqa: E402
+    QueueFilter,
+    queue_counts,
+    queue_page,
+    refresh_queue,
+)
 from reset_core.store import connect, one  # noqa: E402
 
 
 def p95(xs: list[float]) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
+
+
+SELECTION_ID = "sel:bench"  # the one selection bench_db.py builds
+
+
+def review_landing(con, params: dict) -> list:
+    """What Review runs when an analytics link opens it: banner counts, queue counts, page."""
+    link = review_links.parse(params)
+    f = QueueFilter(link=link)
+    return [
+        lambda: review_links.counts(con, link),
+        lambda: queue_counts(con, SELECTION_ID, f),
+        lambda: queue_page(con, SELECTION_ID, f, 0, 25),
+    ]
 
 
 def page_work(con) -> dict:
@@ -68,13 +96,11 @@ def page_work(con) -> dict:
         ],
         "review_disagreements": [
             lambda: analytics.is_fresh(con),
-            lambda: candidates_for(
-                con, parse({"judge_a": ja, "judge_b": jb, "aspect": "task", "disagree": "0.5"})
-            ),
+            *review_landing(con, review_links.disagreement_query(ja, jb, "task", 0.25)),
         ],
         "review_region": [
             lambda: analytics.is_fresh(con),
-            lambda: candidates_for(con, parse({"setting": "s:1", "split": "seen"})),
+            *review_landing(con, review_links.region_query(setting=["s:1"], split="seen")),
         ],
     }
 
@@ -112,6 +138,7 @@ def main() -> None:
     t = time.perf_counter()
     analytics.refresh(con)
     refresh_s = time.perf_counter() - t
+    refresh_queue(con, SELECTION_ID)  # the Review queue summary the landing pages read
 
     work = page_work(con)
     for fns in work.values():  # warm the caches once, as a running app would be

@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 from reset_core import agreement as ag
+from reset_core import review_links
 from reset_core.analytics import ASPECTS, ensure_fresh, missing_note
 
 st.title("Agreement")
@@ -41,7 +42,9 @@ raters, cells = ag.agreement_matrix(report, stat, human)
 
 
 def open_in_review(a: str, b: str) -> None:
-    st.switch_page("pages/candidates.py", query_params=ag.review_query(a, b, aspect, gap))
+    st.switch_page(
+        "pages/review.py", query_params=review_links.disagreement_query(a, b, aspect, gap)
+    )
 
 
 if len(raters) >= 2:

@@ -14,6 +14,8 @@ import streamlit as st
 
 import ui
 from reset_core import review as rv
+from reset_core import review_links
+from reset_core.analytics import ensure_fresh
 from reset_core.review_queue import (
     SORTS,
     QueueFilter,
@@ -22,6 +24,7 @@ from reset_core.review_queue import (
     queue_counts,
     queue_is_fresh,
     queue_page,
+    queue_position,
     refresh_queue,
     selections,
 )
@@ -152,13 +155,33 @@ def keep(*keys: str) -> None:
 
 def current_filter() -> QueueFilter:
     f = st.session_state.get("_keep_rv_filter")
-    return QueueFilter(**f) if f else QueueFilter()
+    return (QueueFilter(**f) if f else QueueFilter()).model_copy(update={"link": current_link()})
+
+
+def link_params() -> dict[str, str]:
+    return {k: st.query_params[k] for k in review_links.KEYS if k in st.query_params}
+
+
+def current_link() -> dict | None:
+    """The analytics link in the URL (None if none, or if it does not parse)."""
+    try:
+        return review_links.parse(link_params())
+    except ValueError:
+        return None
+
+
+def clear_link() -> None:
+    """Drop the analytics link: the queue and the example view show everything again."""
+    for key in review_links.KEYS:
+        st.query_params.pop(key, None)
 
 
 def go_next(example_id: str | None, step: int) -> None:
     """Callback for Previous/Next: move through the queue in its current order."""
     pos = st.session_state.get("rv_pos")
     f = current_filter()
+    if pos is None and example_id:  # opened by id or "next unreviewed": find its place
+        pos = queue_position(ui.cursor(), st.session_state["rv_selection"], f, example_id)
     if pos is None or pos + step < 0:
         f = f.model_copy(update={"reviewed": False})
         rows = queue_page(ui.cursor(), st.session_state["rv_selection"], f, 0, 2)
@@ -211,6 +234,25 @@ if not can_act:
 show_flash()
 
 example_id = st.query_params.get("example")
+
+# ----------------------------------------------------------------------------- analytics link
+# The Agreement heatmap and the Trade-off chart open their candidates here through
+# query parameters (contract: reset_core.review_links); they narrow the queue to the
+# examples holding those candidates and the example view to the candidates themselves.
+try:
+    link = review_links.parse(link_params())
+except ValueError as e:
+    link = None
+    st.error(f"Ignoring the link from the analytics pages: {e}")
+    st.button("Clear link", key="rv_clear_link", on_click=clear_link)
+if link:
+    with st.spinner("Updating the analytics summaries…"):
+        ensure_fresh(con)
+    link_text = review_links.describe(link, review_links.counts(con, link))
+    with st.container(border=True, key="rv_link"):
+        l1, l2 = st.columns([5, 1], vertical_alignment="center")
+        l1.markdown(f"**Filtered:** {escape_markdown(link_text)}.")
+        l2.button("Clear filter", key="rv_clear_link", on_click=clear_link)
 
 # ----------------------------------------------------------------------------- queue
 
@@ -278,6 +320,7 @@ def render_queue() -> None:
         reviewed=tri[st.session_state.rv_reviewed],
         search=st.session_state.rv_search,
         sort=st.session_state.rv_sort,
+        link=link,
     )
     st.session_state["_keep_rv_filter"] = f.model_dump()
     n = queue_counts(con, selection_id, f)
@@ -350,9 +393,14 @@ def judgments_list(judgments: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def render_candidate(ex: dict, c: dict, i: int, aspects: tuple[str, str]) -> None:
+def render_candidate(
+    ex: dict, c: dict, i: int, aspects: tuple[str, str], linked: dict[str, float | None]
+) -> None:
     cid = c["candidate_id"]
     badges = []
+    if cid in linked:
+        gap = linked[cid]
+        badges.append(":orange-badge[linked" + ("" if gap is None else f" · gap {gap:.2f}") + "]")
     if c["is_pick"]:
         badges.append(":green-badge[current pick]")
     if c["picked"]:
@@ -529,21 +577,35 @@ def render_example(example_id: str) -> None:
     keep("rv_layout")
     aspects = ("task", "instruction" if ex["kind"] == "instruction" else "faithfulness")
     cands = view.candidates
+    # With an analytics link, show the linked candidates (numbered as in the full list).
+    linked = {}
+    if link:
+        linked = dict(review_links.linked_in(con, link, [example_id]).get(example_id, []))
+    shown = list(enumerate(cands))
+    if linked:
+        show_all = st.toggle(
+            f"Show all {len(cands)} candidates (the filter links {len(linked)})",
+            key="rv_show_all",
+        )
+        if not show_all:
+            shown = [(i, c) for i, c in shown if c["candidate_id"] in linked]
+    elif link:
+        st.caption("None of this example's candidates is in the filter: showing them all.")
     if ex["kind"] == "context":
         st.caption("Highlighted: content words of the answer that the context never uses.")
     if not cands:
         st.info("No candidates for this example yet.")
     elif st.session_state.get("rv_layout") == "stacked":
-        for i, c in enumerate(cands):
+        for i, c in shown:
             with st.container(border=True, key=f"rv_cand_{i}"):
-                render_candidate(ex, c, i, aspects)
+                render_candidate(ex, c, i, aspects, linked)
     else:
-        per_row = min(len(cands), 3)
-        for start in range(0, len(cands), per_row):
+        per_row = min(len(shown), 3)
+        for start in range(0, len(shown), per_row):
             cols = st.columns(per_row)
-            for i in range(start, min(start + per_row, len(cands))):
-                with cols[i - start].container(border=True, key=f"rv_cand_{i}"):
-                    render_candidate(ex, cands[i], i, aspects)
+            for col, (i, c) in zip(cols, shown[start : start + per_row], strict=False):
+                with col.container(border=True, key=f"rv_cand_{i}"):
+                    render_candidate(ex, c, i, aspects, linked)
 
     ids = [c["candidate_id"] for c in cands]
     rank_key = f"rv_rank_{example_id}"

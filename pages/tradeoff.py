@@ -102,7 +102,7 @@ else:
             )
         if split != "all":
             q["split"] = split
-        st.switch_page("pages/candidates.py", query_params=q)
+        st.switch_page("pages/review.py", query_params=q)
     if level != "candidate":
         st.dataframe(pts, hide_index=True)
 

@@ -23,17 +23,8 @@ of about ``cap`` candidates per aspect (default :data:`AGREEMENT_SAMPLE`), read 
 bucket-ordered ``analytics_judgments`` summary; the report says how many it used of how
 many. Failed judgments are excluded and counted.
 
-Review links: a heatmap cell opens the candidates two raters disagree on in Review with
-the query parameters of :func:`review_query` (the contract with the Review page):
-
-``judge_a``, ``judge_b``
-    judge ids (``judge_b`` may be ``human``: the mean manual score);
-``aspect``
-    ``task`` | ``instruction`` | ``faithfulness``;
-``disagree``
-    minimum absolute score gap in [0, 1] (default 0.25).
-
-:func:`disagreements` returns exactly those candidates, largest gap first.
+Review links: a heatmap cell opens the candidates two raters disagree on in Review
+(``reset_core.review_links.disagreement_query``).
 
 >>> r = pair_stats([0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.75, 1.0], n_boot=50)
 >>> round(r["spearman"].value, 3), r["spearman"].n
@@ -52,13 +43,20 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-from reset_core.analytics import ASPECT_COLS, ASPECTS, missing_summary, sample_buckets
+from reset_core.analytics import (
+    ASPECT_COLS,
+    ASPECTS,
+    HUMAN,
+    HUMAN_SCORES_SQL,
+    UNDONE_SQL,
+    missing_summary,
+    sample_buckets,
+)
 from reset_core.store import one
 
 AGREEMENT_SAMPLE = 2000
 N_BOOT = 200
 N_BINS = 5
-HUMAN = "human"
 #: Krippendorff's coincidence matrices are values², so finer scores are rounded to this grid
 ALPHA_GRID = 0.05
 PAIR_STATS = ("kappa", "qwk", "spearman", "kendall")
@@ -430,12 +428,6 @@ def judge_agreement(
     return AspectAgreement(aspect, judges, pairs, alpha, len(ids), n_all, missing, notes)
 
 
-_UNDONE = """
-    SELECT json_extract_string(value, '$.event_id') FROM overrides
-    WHERE action = 'undo' AND json_extract_string(value, '$.event_id') IS NOT NULL
-"""
-
-
 def human_scores(con, aspect: str) -> list[tuple[str, str, float]]:
     """Each reviewer's latest manual score per candidate: (candidate, reviewer, score).
 
@@ -443,20 +435,8 @@ def human_scores(con, aspect: str) -> list[tuple[str, str, float]]:
     """
     _check_aspect(aspect)
     return con.execute(
-        f"""
-        SELECT candidate_id, reviewer, score FROM (
-            SELECT candidate_id, reviewer,
-                   TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score,
-                   created_at, event_id
-            FROM overrides
-            WHERE action = 'score' AND candidate_id IS NOT NULL
-              AND json_extract_string(value, '$.aspect') = ?
-              AND event_id NOT IN ({_UNDONE})
-            QUALIFY row_number() OVER (PARTITION BY candidate_id, reviewer
-                                       ORDER BY created_at DESC, event_id DESC) = 1
-        ) WHERE score BETWEEN 0 AND 1
-        ORDER BY candidate_id, reviewer
-        """,
+        "SELECT candidate_id, reviewer, score FROM analytics_manual WHERE aspect = ? "
+        "ORDER BY candidate_id, reviewer",
         [aspect],
     ).fetchall()
 
@@ -465,21 +445,10 @@ def judge_vs_human(con, aspect: str, n_boot: int = N_BOOT) -> dict[str, dict[str
     """Each judge against the mean manual score of the reviewers, per statistic."""
     rows = con.execute(
         f"""
-        WITH h AS (
-            SELECT candidate_id, avg(score) AS human FROM (
-                SELECT candidate_id, reviewer,
-                       TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score
-                FROM overrides
-                WHERE action = 'score' AND candidate_id IS NOT NULL
-                  AND json_extract_string(value, '$.aspect') = ?
-                  AND event_id NOT IN ({_UNDONE})
-                QUALIFY row_number() OVER (PARTITION BY candidate_id, reviewer
-                                           ORDER BY created_at DESC, event_id DESC) = 1
-            ) WHERE score BETWEEN 0 AND 1 GROUP BY candidate_id
-        )
+        WITH h AS ({HUMAN_SCORES_SQL})
         SELECT j.judge_id, list(j.score ORDER BY j.candidate_id),
-               list(h.human ORDER BY j.candidate_id)
-        FROM analytics_judgments j JOIN h USING (candidate_id)
+               list(h.score ORDER BY j.candidate_id)
+        FROM analytics_reviewed j JOIN h USING (candidate_id)
         WHERE j.aspect = ? AND j.score IS NOT NULL
         GROUP BY j.judge_id ORDER BY j.judge_id
         """,
@@ -527,12 +496,12 @@ def judge_vs_human_picks(con, n_boot: int = N_BOOT) -> dict[tuple[str, str], Sta
         WITH ev AS (
             SELECT example_id, candidate_id, action FROM overrides
             WHERE action IN ('veto', 'force', 'unveto', 'unforce') AND candidate_id IS NOT NULL
-              AND event_id NOT IN ({_UNDONE})
+              AND event_id NOT IN ({UNDONE_SQL})
             QUALIFY row_number() OVER (PARTITION BY example_id, candidate_id
                                        ORDER BY created_at DESC, event_id DESC) = 1
         ), live AS (SELECT * FROM ev WHERE action IN ('veto', 'force')),
         js AS (
-            SELECT example_id, candidate_id, judge_id, aspect, score FROM analytics_judgments
+            SELECT example_id, candidate_id, judge_id, aspect, score FROM analytics_reviewed
             WHERE score IS NOT NULL AND example_id IN (SELECT example_id FROM live)
         ), cmp AS (
             SELECT l.action, s.judge_id, s.aspect, s.score AS own,
@@ -572,80 +541,6 @@ def agreement_matrix(
             i, j = raters.index(judge), raters.index(HUMAN)
             cells[i][j] = cells[j][i] = s[stat]
     return raters, cells
-
-
-def review_query(judge_a: str, judge_b: str, aspect: str, disagree: float = 0.25) -> dict:
-    """Query parameters that open a rater pair's disagreements in Review.
-
-    >>> review_query("j1", "j2", "task", 0.5)
-    {'judge_a': 'j1', 'judge_b': 'j2', 'aspect': 'task', 'disagree': '0.5'}
-    """
-    _check_aspect(aspect)
-    return {"judge_a": judge_a, "judge_b": judge_b, "aspect": aspect, "disagree": f"{disagree:g}"}
-
-
-def disagreements(
-    con,
-    judge_a: str,
-    judge_b: str,
-    aspect: str,
-    disagree: float = 0.25,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[int, list[dict]]:
-    """Candidates where two raters' scores differ by at least ``disagree``, largest first.
-
-    ``judge_b == "human"`` compares with the mean manual score. Returns (total, page).
-    """
-    _check_aspect(aspect)
-    if not 0 <= disagree <= 1:
-        raise ValueError(f"disagree: must be in [0, 1], got {disagree}")
-    if judge_b == HUMAN or judge_a == HUMAN:
-        judge = judge_a if judge_b == HUMAN else judge_b
-        b_sql = f"""
-            SELECT candidate_id, avg(score) AS b FROM (
-                SELECT candidate_id, reviewer,
-                       TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score
-                FROM overrides WHERE action = 'score' AND candidate_id IS NOT NULL
-                  AND json_extract_string(value, '$.aspect') = $aspect
-                  AND event_id NOT IN ({_UNDONE})
-                QUALIFY row_number() OVER (PARTITION BY candidate_id, reviewer
-                                           ORDER BY created_at DESC, event_id DESC) = 1
-            ) WHERE score BETWEEN 0 AND 1 GROUP BY candidate_id"""
-        params = {"aspect": aspect, "a": judge, "gap": disagree}
-    else:
-        b_sql = """
-            SELECT candidate_id, score AS b FROM analytics_judgments
-            WHERE aspect = $aspect AND judge_id = $b AND score IS NOT NULL"""
-        params = {"aspect": aspect, "a": judge_a, "b": judge_b, "gap": disagree}
-    sql = f"""
-        WITH a AS (
-            SELECT candidate_id, example_id, score AS a FROM analytics_judgments
-            WHERE aspect = $aspect AND judge_id = $a AND score IS NOT NULL
-        ), b AS ({b_sql}),
-        d AS (SELECT candidate_id, example_id, a, b, abs(a - b) AS gap
-              FROM a JOIN b USING (candidate_id) WHERE abs(a - b) >= $gap - 1e-9)
-        SELECT d.*, count(*) OVER () AS total FROM d
-        ORDER BY gap DESC, candidate_id LIMIT {int(limit)} OFFSET {int(offset)}
-    """
-    rows = con.execute(sql, params).fetchall()
-    total = rows[0][-1] if rows else 0
-    page = [
-        {"candidate_id": r[0], "example_id": r[1], "score_a": r[2], "score_b": r[3], "gap": r[4]}
-        for r in rows
-    ]
-    if page:
-        ids = [p["candidate_id"] for p in page]
-        texts = dict(
-            con.execute(
-                "SELECT candidate_id, text FROM candidates WHERE candidate_id IN "
-                "(SELECT unnest(?))",
-                [ids],
-            ).fetchall()
-        )
-        for p in page:
-            p["text"] = texts.get(p["candidate_id"], "")
-    return total, page
 
 
 def _check_aspect(aspect: str) -> None:

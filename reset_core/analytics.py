@@ -2,20 +2,27 @@
 
 Joining 4–5 million judgments to a million candidates on every page view costs
 seconds; the pages have 300 ms. So :func:`refresh` derives small, narrow tables once
-per change of the underlying data (migration ``006_analytics``):
+per change of the underlying data (migrations ``006_analytics`` and
+``007_analytics_derived``):
 
 * ``analytics_judgments``: one row per (candidate, judge, aspect) with the latest valid
   score (a retry that succeeded supersedes the failure) and the failed rows excluded;
 * ``analytics_candidates``: one row per candidate with kind, split, model, setting,
   length, duplicate flag, pick in the latest selection and the mean score per aspect;
 * ``analytics_missing``: judgment rows per judge and aspect (valid / failed / n.a.);
-* ``analytics_texts``: an equal-size text sample per (setting, model) for distinct-n.
+* ``analytics_texts``: an equal-size text sample per (setting, model) for distinct-n,
+  and ``analytics_diversity``: distinct-1/2 per setting over it;
+* ``analytics_gaps``: every judge pair's score gap per candidate and aspect (Review's
+  disagreement filter);
+* ``analytics_manual`` and ``analytics_reviewed``: the reviewers' latest manual scores
+  and the judgment rows of the examples they acted on (judge-vs-human agreement).
 
-They are caches: nothing in them is not recomputable, and :func:`ensure_fresh`
-rebuilds them whenever the fingerprint (row counts, count of valid scores, latest
-judgment time, sum of scores, latest selection, DuckDB version) changes. Rows are stored in
-``bucket`` order (``hash(candidate_id) % 4096``), so the deterministic sample
-``bucket < k`` that the agreement and bias analyses use reads only the first row groups.
+They are caches: nothing in them is not recomputable. :func:`ensure_fresh` (one
+metadata query per page view) rebuilds them all when examples, candidates, judgments or
+selections gained or lost rows, and only the two review-event tables when review events
+were added. Rows are stored in ``bucket`` order (``hash(candidate_id) % 4096``), so the
+deterministic sample ``bucket < k`` that the agreement and bias analyses use reads only
+the first row groups.
 
 Failed judgments (``score IS NULL``, status other than ``not_applicable``) are never
 scores: every aggregate reports how many were missing and excluded.
@@ -39,35 +46,68 @@ from reset_core.store import one
 N_BUCKETS = 4096
 #: texts kept per (setting, model) for distinct-n: equal sizes keep settings comparable
 TEXTS_PER_SETTING = 200
+#: n of the distinct-n diversity figures stored at refresh
+DISTINCT_NS = (1, 2)
 ASPECTS = ("task", "instruction", "faithfulness")
 #: aspect -> column of analytics_candidates
 ASPECT_COLS = {"task": "s_task", "instruction": "s_instr", "faithfulness": "s_faith"}
+#: the rater name that stands for the reviewers' mean manual score
+HUMAN = "human"
+
+#: review events undone by a later ``undo`` event (their ids)
+UNDONE_SQL = """
+    SELECT json_extract_string(value, '$.event_id') FROM overrides
+    WHERE action = 'undo' AND json_extract_string(value, '$.event_id') IS NOT NULL
+"""
+#: the mean manual score per candidate over reviewers for one aspect (parameter: aspect)
+HUMAN_SCORES_SQL = (
+    "SELECT candidate_id, avg(score) AS score FROM analytics_manual WHERE aspect = ? "
+    "GROUP BY candidate_id"
+)
 
 _LATEST_SELECTION = (
     "(SELECT selection_id FROM selections ORDER BY created_at DESC, selection_id DESC LIMIT 1)"
 )
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """A cheap digest of everything the summaries derive from (a few ms at 1M rows)."""
-    row = one(
+def _versions(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str | None, str | None]:
+    """(summary version, reviewed version, and the versions the stored summaries have).
+
+    The app only appends to what the summaries derive from (judgments and candidates are
+    keyed and ingest never replaces a row; a scoring run adds a selection; review
+    actions, undo included, are new override events), so row counts are a complete
+    change counter, and DuckDB answers ``count(*)`` from table metadata: one query of
+    about a millisecond at any size, cheap enough for every page view. Writing to those
+    tables in place (an ``UPDATE``) is not something the app does; call :func:`refresh`
+    after doing it by hand.
+    """
+    # Three small queries: scalar subqueries mixing counts and lookups in one
+    # statement cost ~20 ms here, these ~3 ms together.
+    counts = one(
         con,
-        f"""
-        SELECT (SELECT count(*) FROM examples), (SELECT count(*) FROM candidates),
-               (SELECT count(*) FROM judgments), (SELECT count(score) FROM judgments),
-               (SELECT sum(score) FROM judgments),
-               (SELECT max(created_at) FROM judgments), (SELECT count(*) FROM selection_scores),
-               {_LATEST_SELECTION}
-        """,
+        "SELECT * FROM (SELECT count(*) FROM examples), (SELECT count(*) FROM candidates), "
+        "(SELECT count(*) FROM judgments), (SELECT count(*) FROM selections), "
+        "(SELECT count(*) FROM selection_scores), (SELECT count(*) FROM overrides)",
     )
-    return hashlib.sha1(repr((duckdb.__version__, *row)).encode()).hexdigest()[:20]
+    latest = one(con, _LATEST_SELECTION[1:-1])
+    stored = dict(con.execute("SELECT name, fingerprint FROM analytics_state").fetchall())
+    # DuckDB's version is in it because hash() (the sample buckets) may change with it.
+    key = (duckdb.__version__, *counts[:5], latest and latest[0])
+    summary = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    return summary, f"overrides:{counts[5]}", stored.get("summary"), stored.get("reviewed")
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """The version of everything the summaries derive from, except the review events."""
+    return _versions(con)[0]
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> dict:
     """Rebuild every analytics summary in one transaction; return its state row.
 
-    About 10 s at 1,000,000 candidates and 5,000,000 judgments on 2 cores; milliseconds
-    on the demo. Readers see either the old or the new summaries, never a mix.
+    Seconds at 1,000,000 candidates and 5,000,000 judgments on 2 cores (see
+    ``bench/analytics.py``); milliseconds on the demo. Readers see either the old or the
+    new summaries, never a mix.
     """
     t0 = time.perf_counter()
     fp = fingerprint(con)
@@ -78,6 +118,8 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
             "analytics_candidates",
             "analytics_missing",
             "analytics_texts",
+            "analytics_gaps",
+            "analytics_diversity",
         ):
             con.execute(f"DELETE FROM {table}")
         con.execute(
@@ -146,6 +188,25 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
                  ) a JOIN candidates c USING (candidate_id)
             """
         )
+        # Every judge pair's score gap per candidate and aspect, largest first, for
+        # Review's "where judge A and judge B disagree by at least x" filter.
+        con.execute(
+            """
+            INSERT INTO analytics_gaps
+            SELECT x.aspect, x.judge_id, y.judge_id, x.candidate_id, x.example_id,
+                   abs(x.score - y.score) AS gap
+            FROM analytics_judgments x
+            JOIN analytics_judgments y ON y.candidate_id = x.candidate_id
+                                      AND y.aspect = x.aspect AND x.judge_id < y.judge_id
+            WHERE x.score IS NOT NULL AND y.score IS NOT NULL
+            ORDER BY x.aspect, x.judge_id, y.judge_id, gap DESC
+            """
+        )
+        for n in DISTINCT_NS:
+            con.execute(
+                f"INSERT INTO analytics_diversity SELECT g, {n}, v FROM ({distinct_n_sql(n)})"
+            )
+        _refresh_reviewed(con)
         n = one(con, "SELECT count(*) FROM analytics_candidates")[0]
         seconds = time.perf_counter() - t0
         con.execute("DELETE FROM analytics_state WHERE name = 'summary'")
@@ -173,18 +234,95 @@ def state(con: duckdb.DuckDBPyConnection) -> dict | None:
     return dict(zip(("fingerprint", "refreshed_at", "seconds", "n_candidates"), row, strict=True))
 
 
+def distinct_n_sql(n: int) -> str:
+    """SQL of distinct n-grams / all n-grams per setting (columns ``g, v``) over the
+    ``analytics_texts`` sample: texts lower-cased and split on whitespace; texts shorter
+    than n add nothing.
+    """
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n}")
+    return f"""
+        WITH toks AS (
+            SELECT setting_id AS g, regexp_split_to_array(lower(trim(text)), '\\s+') AS w
+            FROM analytics_texts
+        ), grams AS (
+            SELECT g, unnest(list_transform(range(1, len(w) - {n} + 2),
+                                            lambda i: array_to_string(w[i:i + {n} - 1], ' '))) AS gram
+            FROM toks WHERE len(w) >= {n}
+        )
+        SELECT g, count(DISTINCT gram) / count(*) AS v FROM grams GROUP BY g
+    """
+
+
+def _refresh_reviewed(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild the review-event summaries (inside the caller's transaction).
+
+    ``analytics_manual``: each reviewer's latest manual score per candidate and aspect;
+    ``analytics_reviewed``: the judgment summary rows of every example or candidate a
+    review event names, all that judge-vs-human agreement needs.
+    """
+    con.execute("DELETE FROM analytics_manual")
+    con.execute("DELETE FROM analytics_reviewed")
+    con.execute(
+        f"""
+        INSERT INTO analytics_manual
+        SELECT candidate_id, example_id, reviewer, aspect, score FROM (
+            SELECT candidate_id, example_id, reviewer,
+                   json_extract_string(value, '$.aspect') AS aspect,
+                   TRY_CAST(json_extract(value, '$.score') AS DOUBLE) AS score
+            FROM overrides
+            WHERE action = 'score' AND candidate_id IS NOT NULL
+              AND event_id NOT IN ({UNDONE_SQL})
+            QUALIFY row_number() OVER (PARTITION BY candidate_id, reviewer, aspect
+                                       ORDER BY created_at DESC, event_id DESC) = 1
+        ) WHERE aspect IS NOT NULL AND score BETWEEN 0 AND 1
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO analytics_reviewed
+        SELECT candidate_id, example_id, judge_id, aspect, score, n_failed
+        FROM analytics_judgments
+        WHERE example_id IN (SELECT example_id FROM overrides)
+           OR candidate_id IN (SELECT candidate_id FROM overrides WHERE candidate_id IS NOT NULL)
+        """
+    )
+    con.execute("DELETE FROM analytics_state WHERE name = 'reviewed'")
+    con.execute(
+        "INSERT INTO analytics_state (name, fingerprint) VALUES ('reviewed', ?)",
+        [_versions(con)[1]],
+    )
+
+
+def refresh_reviewed(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild only the review-event summaries (after new review events), in a transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _refresh_reviewed(con)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
 def is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the summaries reflect the current data."""
-    st = state(con)
-    return st is not None and st["fingerprint"] == fingerprint(con)
+    """Whether the summaries reflect the current data (one metadata query)."""
+    summary, reviewed, stored_summary, stored_reviewed = _versions(con)
+    return summary == stored_summary and reviewed == stored_reviewed
 
 
 def ensure_fresh(con: duckdb.DuckDBPyConnection) -> dict:
-    """Refresh the summaries if the data changed since the last refresh; return the state."""
-    st = state(con)
-    if st is not None and st["fingerprint"] == fingerprint(con):
-        return st
-    return refresh(con)
+    """Refresh what changed since the last refresh; return the summary state.
+
+    New judgments, candidates, examples or selections rebuild everything; new review
+    events rebuild only the small review-event summaries.
+    """
+    summary, reviewed, stored_summary, stored_reviewed = _versions(con)
+    if summary != stored_summary:
+        return refresh(con)
+    if reviewed != stored_reviewed:
+        refresh_reviewed(con)
+    return state(con)
 
 
 def sample_buckets(n_total: int, cap: int) -> int:

@@ -8,35 +8,26 @@ all n-grams of an equal-size text sample per setting and model, so settings comp
 fairly). :func:`suggest_grid` proposes the next round's grid: settings that never win
 are dropped.
 
-All aggregation runs in SQL over the ``analytics_*`` summaries.
+All aggregation runs in SQL over the ``analytics_*`` summaries; distinct-1/2 are
+stored at refresh.
 """
 
 from __future__ import annotations
 
-from reset_core.analytics import TEXTS_PER_SETTING
+from reset_core.analytics import DISTINCT_NS, TEXTS_PER_SETTING, distinct_n_sql
 
 
-def distinct_n(con, n: int, group: str = "setting_id") -> dict[str, float]:
+def distinct_n(con, n: int) -> dict[str, float]:
     """Distinct n-grams / all n-grams per setting over the ``analytics_texts`` sample.
 
     Texts are lower-cased and split on whitespace; texts shorter than n add nothing.
+    n = 1 and 2 are computed once per refresh (``analytics_diversity``).
     """
-    if n < 1:
-        raise ValueError(f"n: must be >= 1, got {n}")
-    rows = con.execute(
-        f"""
-        WITH toks AS (
-            SELECT {group} AS g, regexp_split_to_array(lower(trim(text)), '\\s+') AS w
-            FROM analytics_texts
-        ), grams AS (
-            SELECT g, unnest(list_transform(range(1, len(w) - {n} + 2),
-                                            lambda i: array_to_string(w[i:i + {n} - 1], ' '))) AS gram
-            FROM toks WHERE len(w) >= {n}
-        )
-        SELECT g, count(DISTINCT gram) / count(*) FROM grams GROUP BY g
-        """
-    ).fetchall()
-    return {g: float(v) for g, v in rows}
+    if n in DISTINCT_NS:
+        sql = f"SELECT setting_id, value FROM analytics_diversity WHERE n = {int(n)}"
+    else:
+        sql = distinct_n_sql(n)
+    return {g: float(v) for g, v in con.execute(sql).fetchall()}
 
 
 def setting_report(con, split: str = "seen") -> list[dict]:

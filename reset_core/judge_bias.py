@@ -29,7 +29,10 @@ def length_bias(con, cap: int = BIAS_SAMPLE, n_boot: int = N_BOOT, seed: int = 0
     k = sample_buckets(n_all, cap)
     rows = con.execute(
         """
-        SELECT j.judge_id, j.aspect, list(j.score), list(c.n_words)
+        -- ordered lists: the bootstrap and the length deciles (stable sort, ties in
+        -- input order) must not depend on the physical row order of a refresh
+        SELECT j.judge_id, j.aspect, list(j.score ORDER BY j.candidate_id),
+               list(c.n_words ORDER BY j.candidate_id)
         FROM analytics_judgments j JOIN analytics_candidates c USING (candidate_id)
         WHERE j.bucket < ? AND c.bucket < ? AND j.score IS NOT NULL
         GROUP BY j.judge_id, j.aspect ORDER BY j.judge_id, j.aspect

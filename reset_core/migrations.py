@@ -376,6 +376,50 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "007_analytics_derived",
+        """
+        -- More analytics summaries, so no page view scans the 5M-row judgment summary
+        -- (reset_core.analytics.refresh; derived, recomputable, safe to drop).
+        -- Per judge pair (judge_a < judge_b) and aspect: the absolute score gap of every
+        -- candidate both scored, stored by gap (largest first) so "gap >= x" reads only
+        -- the leading row groups. Review's disagreement filter reads it.
+        CREATE TABLE analytics_gaps (
+            aspect       TEXT NOT NULL,
+            judge_a      TEXT NOT NULL,
+            judge_b      TEXT NOT NULL,
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            gap          DOUBLE NOT NULL
+        );
+        -- analytics_judgments rows of the examples reviewers acted on (any override
+        -- event): judge-vs-human agreement reads these few rows. Rebuilt on its own
+        -- when the overrides change (append-only, so their count is the version).
+        CREATE TABLE analytics_reviewed (
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            judge_id     TEXT NOT NULL,
+            aspect       TEXT NOT NULL,
+            score        DOUBLE,
+            n_failed     INTEGER NOT NULL
+        );
+        -- Each reviewer's latest manual score per candidate and aspect (undone events
+        -- and values outside [0, 1] dropped), rebuilt with analytics_reviewed.
+        CREATE TABLE analytics_manual (
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            reviewer     TEXT NOT NULL,
+            aspect       TEXT NOT NULL,
+            score        DOUBLE NOT NULL
+        );
+        -- distinct-n diversity per decoding setting over analytics_texts.
+        CREATE TABLE analytics_diversity (
+            setting_id TEXT NOT NULL,
+            n          INTEGER NOT NULL,
+            value      DOUBLE NOT NULL
+        );
+        """,
+    ),
 ]
 
 

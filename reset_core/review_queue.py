@@ -21,6 +21,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from reset_core import review_links
 from reset_core.review import ExampleState, _state_ctes, example_state
 from reset_core.store import one
 
@@ -63,6 +64,11 @@ class QueueFilter(BaseModel):
         None, description="True: only examples someone decided on; False: only the rest"
     )
     search: str = Field("", max_length=500, description="text in instruction, context or reference")
+    link: dict | None = Field(
+        None,
+        description="an analytics link (reset_core.review_links.parse): only examples holding "
+        "one of its candidates; needs fresh analytics summaries",
+    )
     sort: Literal[tuple(SORTS)] = Field("example id", description="queue order")  # type: ignore[valid-type]
 
 
@@ -174,6 +180,10 @@ def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
         clauses.append(("" if f.reviewed else "NOT ") + "coalesce(f.reviewed, false)")
     if f.overridden is not None:
         clauses.append(("" if f.overridden else "NOT ") + "(o.example_id IS NOT NULL)")
+    if f.link:
+        sql, link_params = review_links.linked_sql(f.link)
+        clauses.append(f"q.example_id IN (SELECT example_id FROM ({sql}))")
+        params += link_params
     search = f.search.strip().lower()
     if search:
         clauses.append("q.haystack LIKE ? ESCAPE '\\'")
@@ -220,7 +230,7 @@ def queue_page(
 
     Columns: ``example_id, kind, source, split, instruction`` (first 160 characters),
     ``n_candidates, pick_score, disagreement, n_failed, reviewed, overridden,
-    last_reviewer``.
+    last_reviewer``, and with a ``link`` filter ``linked`` (its candidates in the example).
     """
     if page < 0 or not 1 <= page_size <= 500:
         raise ValueError("page: must be >= 0; page_size: must be in [1, 500]")
@@ -241,7 +251,29 @@ def queue_page(
         ).fetchall()
     )
     df.insert(4, "instruction", df["example_id"].map(text))
+    if f.link:
+        linked = review_links.linked_in(con, f.link, df["example_id"].tolist())
+        df.insert(
+            5, "linked", df["example_id"].map(lambda e: ", ".join(c for c, _ in linked.get(e, [])))
+        )
     return df
+
+
+def queue_position(con, selection_id: str, f: QueueFilter, example_id: str) -> int | None:
+    """Where ``example_id`` sits in the filtered, sorted queue (0-based), None if not in it.
+
+    For Previous/Next after an example was opened by id or by "next unreviewed".
+    """
+    where, params = _where(selection_id, f)
+    row = one(
+        con,
+        _from().format(
+            cols=f"q.example_id, row_number() OVER (ORDER BY {SORTS[f.sort]}) - 1 AS pos"
+        )
+        + f" WHERE {where} QUALIFY q.example_id = ?",
+        [*params, example_id],
+    )
+    return None if row is None else row[1]
 
 
 def filter_options(con, selection_id: str) -> dict:

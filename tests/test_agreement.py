@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
 from reset_core import agreement as ag
+from reset_core import review_links
 from reset_core.analytics import ensure_fresh, missing_summary
 
 
@@ -224,28 +225,40 @@ def test_judge_vs_vetoes_and_forced_picks(filled):
     # force of e2's s:cold: judges scored s:hot higher: neither sides with alice.
     assert picks[("judge:a", "task")].value == 0.0 and picks[("judge:a", "task")].n == 2
     # judge B agrees once alice's veto has a better alternative in its eyes
+    # (judge B re-judged it: a new, later verdict supersedes the old one)
     filled.execute(
-        "UPDATE judgments SET score = 0.0 WHERE judge_id = 'judge:b' AND candidate_id = ? "
-        "AND aspect = 'task'",
+        "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, score, status, "
+        "created_at) VALUES ('j:rejudged', ?, 'judge:b', 'task', 0.0, 'ok', "
+        "now() + INTERVAL 1 SECOND)",
         [cid("e1", "s:hot")],
     )
     ensure_fresh(filled)
     assert ag.judge_vs_human_picks(filled)[("judge:b", "task")].value == 0.5
 
 
-def test_disagreements_list_exactly_the_pairs_beyond_the_gap(filled):
-    total, rows = ag.disagreements(filled, "judge:a", "judge:b", "task", 0.25)
-    assert total == 3
-    assert [r["candidate_id"] for r in rows] == [
-        cid("e3", "s:hot"),
-        cid("e2", "s:cold"),
-        cid("e4", "s:never"),
-    ]
-    assert ag.disagreements(filled, "judge:a", "judge:b", "task", 0.5)[0] == 1
-    total, rows = ag.disagreements(filled, "judge:a", "human", "task", 0.5)
-    assert [r["candidate_id"] for r in rows] == [cid("e4", "s:hot")]
+def test_disagreement_links_name_exactly_the_pairs_beyond_the_gap(filled):
+    def link(a, b, gap, aspect="task"):
+        return review_links.parse(review_links.disagreement_query(a, b, aspect, gap))
+
+    sel = link("judge:a", "judge:b", 0.25)
+    assert review_links.counts(filled, sel) == {"candidates": 3, "examples": 3}
+    # 0.75 - 0.5 is a gap of 0.25 up to rounding: it counts
+    assert review_links.linked_in(filled, sel, [f"e{i}" for i in range(1, 7)]) == {
+        "e2": [(cid("e2", "s:cold"), pytest.approx(0.25))],
+        "e3": [(cid("e3", "s:hot"), pytest.approx(0.5))],
+        "e4": [(cid("e4", "s:never"), pytest.approx(0.25))],
+    }
+    assert review_links.counts(filled, link("judge:b", "judge:a", 0.25))["candidates"] == 3
+    assert review_links.counts(filled, link("judge:a", "judge:b", 0.5))["candidates"] == 1
+    human = link("judge:a", "human", 0.5)
+    assert review_links.linked_in(filled, human, ["e1", "e2", "e3", "e4"]) == {
+        "e4": [(cid("e4", "s:hot"), pytest.approx(0.5))]
+    }
+    assert review_links.counts(filled, link("human", "judge:a", 0.5))["candidates"] == 1
     with pytest.raises(ValueError, match="aspect"):
-        ag.disagreements(filled, "judge:a", "judge:b", "style")
+        review_links.disagreement_query("judge:a", "judge:b", "style")
+    with pytest.raises(ValueError, match="disagree: must be in"):
+        review_links.parse({"judge_a": "a", "judge_b": "b", "aspect": "task", "disagree": "2"})
 
 
 def test_agreement_matrix_is_symmetric_with_human(filled):

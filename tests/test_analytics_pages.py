@@ -1,7 +1,7 @@
-"""AppTest for the Agreement, Trade-off, Decoding and Selected-candidates pages."""
+"""AppTest for the Agreement, Trade-off and Decoding pages, and their links into Review."""
 
 import pytest
-from analytics_data import cid, fill
+from analytics_data import SETTINGS, cid, fill
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -31,7 +31,7 @@ def _text(at):
     )
 
 
-@pytest.mark.parametrize("page", ["agreement", "tradeoff", "decoding", "candidates"])
+@pytest.mark.parametrize("page", ["agreement", "tradeoff", "decoding"])
 def test_pages_on_an_empty_database_explain_what_is_missing(app, page):
     app.switch_page(f"pages/{page}.py").run()
     assert not app.exception
@@ -51,9 +51,21 @@ def test_agreement_page_shows_numbers_and_opens_disagreements(filled_app):
     at.selectbox(key="ag_aspect").select("task").run()
     at.button(key="ag_open").click().run()
     assert not at.exception
-    assert "3 candidates where judge:a and judge:b differ by at least 0.25 on task" in _text(at)
-    ids = list(at.table[0].value["candidate_id"])
-    assert ids == [cid("e3", "s:hot"), cid("e2", "s:cold"), cid("e4", "s:never")]
+    # Review, filtered to the pair's disagreements
+    assert at.title[0].value == "Review"
+    assert dict(at.query_params) == {
+        "judge_a": "judge:a",
+        "judge_b": "judge:b",
+        "aspect": "task",
+        "disagree": "0.25",
+    }
+    assert (
+        "3 candidates (in 3 examples) where judge:a and judge:b disagree by at least 0.25 on task"
+        in _text(at).replace("\\", "")
+    )
+    queue = at.dataframe[0].value
+    assert list(queue["example_id"]) == ["e2", "e3", "e4"]
+    assert list(queue["linked"]) == [cid("e2", "s:cold"), cid("e3", "s:hot"), cid("e4", "s:never")]
 
 
 def test_agreement_page_with_one_judge_says_so(app):
@@ -89,13 +101,48 @@ def test_decoding_page_shows_settings_grid_and_bias(filled_app):
     assert len(at.dataframe[1].value) == 6
 
 
-def test_candidates_page_reads_the_query_param_contract(filled_app):
-    at = filled_app.switch_page("pages/candidates.py")
+def shown_candidates(at) -> list[str]:
+    """Candidate ids on the cards of the example view, in order."""
+    return [
+        m.value.split("**")[1].split(". ", 1)[1].replace("\\", "")
+        for m in at.markdown
+        if m.value.startswith("**") and ". c" in m.value.split("**")[1]
+    ]
+
+
+def test_review_reads_a_trade_off_link_and_shows_only_its_candidates(filled_app):
+    at = filled_app.switch_page("pages/review.py")
     at.query_params.update({"setting": "s:never", "split": "seen"})
     at.run()
     assert not at.exception
-    assert "6 selected candidates" in _text(at)
-    at.query_params.clear()
+    assert (
+        "6 candidates (in 6 examples) from the trade-off selection: setting s:never; split seen"
+        in (_text(at).replace("\\", ""))
+    )
+    queue = at.dataframe[0].value
+    assert list(queue["linked"]) == [cid(f"e{i}", "s:never") for i in range(1, 7)]
+    # The example view shows the linked candidate only, until "show all" is on.
+    at.query_params["example"] = "e2"
+    at.run()
+    assert not at.exception
+    assert shown_candidates(at) == [cid("e2", "s:never")]
+    at.toggle(key="rv_show_all").set_value(True).run()
+    assert sorted(shown_candidates(at)) == sorted(cid("e2", s) for s in SETTINGS)
+    # "Next unreviewed" walks the filtered queue (e1-e4 carry review events already).
+    at.button(key="rv_next_unrev").click().run()
+    assert at.query_params["example"] == "e5"
+    at.toggle(key="rv_show_all").set_value(False).run()
+    assert shown_candidates(at) == [cid("e5", "s:never")]
+    # Clearing the filter leaves the example open with every candidate.
+    at.button(key="rv_clear_link").click().run()
+    assert "setting" not in at.query_params and "Filtered" not in _text(at)
+    assert len(shown_candidates(at)) == 3
+
+
+def test_review_says_when_a_link_is_malformed(filled_app):
+    at = filled_app.switch_page("pages/review.py")
     at.query_params.update({"judge_a": "a", "judge_b": "b", "aspect": "style"})
     at.run()
+    assert not at.exception
     assert "aspect: must be one of" in at.error[0].value
+    assert len(at.dataframe[0].value) == 6, "the queue shows everything"

@@ -213,3 +213,11 @@ def test_queue_opens_example_and_next_walks_the_queue(db):
     at.button(key="rv_accept").click().run()
     at.button(key="rv_next_unrev").click().run()
     assert "Example ex-1" in [s.value for s in at.subheader]
+    # Opened by "next unreviewed" (no queue position yet): Next/Previous still walk the
+    # queue in order instead of bouncing back to the first unreviewed example.
+    at.button(key="rv_next").click().run()
+    assert at.query_params["example"] == "ex-2"
+    at.button(key="rv_next").click().run()
+    assert at.query_params["example"] == "ex-3"
+    at.button(key="rv_prev").click().run()
+    assert at.query_params["example"] == "ex-2"

@@ -113,14 +113,37 @@ def test_summaries_refresh_when_data_changes(filled):
     assert analytics.missing_summary(filled)["by_judge"].keys() == {"judge:a"}
 
 
+def test_new_review_events_refresh_only_the_review_summaries(filled):
+    from reset_core import agreement
+
+    assert agreement.judge_vs_human(filled, "task")["judge:a"]["spearman"].n == 4
+    built = analytics.state(filled)["refreshed_at"]
+    filled.execute(
+        "INSERT INTO overrides (event_id, example_id, candidate_id, action, value, reviewer) "
+        """VALUES ('o:new', 'e6', ?, 'score', '{"aspect": "task", "score": 0.25}', 'dora')""",
+        [cid("e6", "s:cold")],
+    )
+    assert not analytics.is_fresh(filled)
+    analytics.ensure_fresh(filled)
+    assert analytics.is_fresh(filled)
+    assert analytics.state(filled)["refreshed_at"] == built, "the big summaries were kept"
+    assert agreement.judge_vs_human(filled, "task")["judge:a"]["spearman"].n == 5
+    link = review_links.parse(review_links.disagreement_query("human", "judge:a", "task", 0.5))
+    assert review_links.linked_in(filled, link, ["e6"]) == {"e6": [(cid("e6", "s:cold"), 0.5)]}
+
+
 def test_review_links_round_trip(filled):
     q = review_links.region_query(setting=["s:hot"], split="seen")
-    total, rows = review_links.candidates_for(filled, review_links.parse(q))
-    assert total == 6 and {r["candidate_id"] for r in rows} == {
-        cid(e, "s:hot") for e in ("e1", "e2", "e3", "e4", "e5", "e6")
+    sel = review_links.parse(q)
+    assert review_links.counts(filled, sel) == {"candidates": 6, "examples": 6}
+    linked = review_links.linked_in(filled, sel, ["e1", "e2", "e9"])
+    assert linked == {"e1": [(cid("e1", "s:hot"), None)], "e2": [(cid("e2", "s:hot"), None)]}
+    q = review_links.region_query(candidates=[cid("e1", "s:cold"), cid("e1", "s:hot")])
+    assert review_links.counts(filled, review_links.parse(q)) == {"candidates": 2, "examples": 1}
+    assert review_links.counts(filled, review_links.parse({"kind": "context", "split": "x"})) == {
+        "candidates": 0,
+        "examples": 0,
     }
-    q = review_links.region_query(candidates=[cid("e1", "s:cold")])
-    assert review_links.candidates_for(filled, review_links.parse(q))[0] == 1
     assert review_links.parse({}) is None
     with pytest.raises(ValueError, match="disagree"):
         review_links.parse({"judge_a": "a", "judge_b": "b", "aspect": "task", "disagree": "x"})

@@ -268,10 +268,13 @@ def run_judge_job(ctx) -> None:
         ledger: Ledger | None = getattr(judge, "ledger", None)
         if ledger is not None:
             ledger.cost_usd = spent.get(judge.judge_id, 0.0)  # a resume counts what was spent
-        for start in range(0, mine.num_rows, batch):
+        # An in-process model judges a few items a second on a CPU: smaller shards so
+        # progress, cancel and resume work at that pace too.
+        step = min(batch, 16) if spec.get("type") == "local" else batch
+        for start in range(0, mine.num_rows, step):
             if ctx.cancelled():
                 return
-            items = items_from_table(mine.slice(start, batch))
+            items = items_from_table(mine.slice(start, step))
             judgments = judge.judge(items)
             ctx.write(judgments_table(judgments, job_id))
             if ledger is not None:
