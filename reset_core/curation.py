@@ -358,6 +358,18 @@ def create_curated_set(con, spec: CurationSpec) -> str:
     return _freeze(con, items, manifest, spec.preset, name, spec.selection_id)
 
 
+def _reference_filter(kinds, sources, split) -> tuple[list[str], list]:
+    """WHERE clauses for examples usable as MTL training data (they have a reference)."""
+    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
+    if kinds:
+        where.append("kind IN (SELECT unnest(?))")
+        params.append(list(kinds))
+    if sources:
+        where.append("source IN (SELECT unnest(?))")
+        params.append(list(sources))
+    return where, params
+
+
 def create_reference_set(
     con,
     *,
@@ -375,13 +387,7 @@ def create_reference_set(
 
     >>> set_id = create_reference_set(con, target_size=500)  # doctest: +SKIP
     """
-    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
-    if kinds:
-        where.append("kind IN (SELECT unnest(?))")
-        params.append(list(kinds))
-    if sources:
-        where.append("source IN (SELECT unnest(?))")
-        params.append(list(sources))
+    where, params = _reference_filter(kinds, sources, split)
     rows = [
         {
             "example_id": e,
@@ -447,13 +453,7 @@ def reference_counts(
     con, *, kinds: Sequence[str] = (), sources: Sequence[str] = (), split: str = "seen"
 ) -> dict[str, int]:
     """Examples with a reference answer, by kind: what :func:`create_reference_set` can use."""
-    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
-    if kinds:
-        where.append("kind IN (SELECT unnest(?))")
-        params.append(list(kinds))
-    if sources:
-        where.append("source IN (SELECT unnest(?))")
-        params.append(list(sources))
+    where, params = _reference_filter(kinds, sources, split)
     return dict(
         con.execute(
             f"SELECT kind, count(*) FROM examples WHERE {' AND '.join(where)} GROUP BY kind "
