@@ -3,7 +3,7 @@
 What it adds around one chat-completion call:
 
 - a per-endpoint concurrency limit (one semaphore per base URL, shared by every judge
-  on that endpoint), over ``openai.AsyncOpenAI`` with its own retries switched off;
+  on that endpoint), posting the OpenAI chat-completions wire format over aiohttp;
 - retries with exponential backoff and jitter that honour ``Retry-After`` /
   ``retry-after-ms``, for 429, 5xx, timeouts and connection resets; after the last
   attempt the failure is returned as data (a status), never raised;
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 RETRYABLE = ("http_429", "http_5xx", "timeout", "connection_error")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # what the openai client uses without one
 
 
 @dataclass
@@ -229,49 +230,49 @@ class Engine:
         self._sems: dict[str, asyncio.Semaphore] = {}
 
     def _client(self, ep: Endpoint):
+        """One aiohttp session (keep-alive pool of ``concurrency``) per endpoint and key.
+
+        The OpenAI chat-completions wire format is posted directly: at judging rates
+        the openai client's own per-request work (options, URL and header building,
+        its transport layer) was about half of this process's CPU per verdict, and CPU,
+        not the endpoint, bounded throughput. Everything the client did for us here,
+        auth header, JSON, status errors, we do below; retries were ours already.
+        """
         key = f"{ep.base_url}|{ep.api_key}"
         if key not in self._clients:
-            import httpx2
-            import openai
+            import aiohttp
 
-            # The aiohttp transport (openai's own ``aiohttp`` extra) costs about half
-            # the client CPU per request of the default httpx2 one, whose pool checks
-            # every open connection on each request: at concurrency 64 that CPU, not
-            # the endpoint, was what bounded throughput.
-            self._clients[key] = openai.AsyncOpenAI(
-                base_url=ep.base_url,
-                api_key=ep.api_key or "none",
-                max_retries=0,  # ours below: they honour Retry-After and record attempts
-                timeout=self.timeout_s,
-                http_client=openai.DefaultAioHttpClient(
-                    verify=_ssl_context(),
-                    limits=httpx2.Limits(
-                        max_connections=self.concurrency,
-                        max_keepalive_connections=self.concurrency,
-                    ),
-                    timeout=self.timeout_s,
-                ),
+            base = (ep.base_url or DEFAULT_BASE_URL).rstrip("/")
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=_ssl_context()),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers={
+                    "Authorization": f"Bearer {ep.api_key or 'none'}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
             )
+            self._clients[key] = (session, base + "/chat/completions")
             self._sems[str(ep.base_url)] = self._sems.get(str(ep.base_url)) or asyncio.Semaphore(
                 self.concurrency
             )
         return self._clients[key], self._sems[str(ep.base_url)]
 
     async def close(self) -> None:
-        for c in self._clients.values():
+        for session, _ in self._clients.values():
             with contextlib.suppress(Exception):
-                await c.close()
+                await session.close()
         self._clients.clear()
 
     async def complete(self, ep: Endpoint, payload: dict, worst_case_usd: float) -> CallResult:
         """One logical call: budget check, then up to ``1 + max_retries`` HTTP attempts."""
-        import httpx2
-        import openai
+        import aiohttp
         import orjson
 
         if not self.ledger.reserve(worst_case_usd):
             return CallResult("budget", error="budget cap reached; request not sent")
-        client, sem = self._client(ep)
+        (session, url), sem = self._client(ep)
+        body_bytes = orjson.dumps(payload)
         t0 = time.monotonic()
         result = CallResult("connection_error")
         history: list[str] = []
@@ -280,40 +281,35 @@ class Engine:
             async with sem:
                 self.ledger.requests += 1
                 try:
-                    # client.post with the payload as is: the same AsyncOpenAI request
-                    # (auth, base URL, headers, errors) without re-validating a dict we
-                    # built ourselves, which costs ~a third of the client's CPU per call.
-                    # orjson encodes and decodes it (openai's default Content-Type is
-                    # application/json): several times faster than the json module.
-                    raw = await client.post(
-                        "/chat/completions", content=orjson.dumps(payload), cast_to=httpx2.Response
-                    )
-                    text = raw.text
-                    try:
-                        body = orjson.loads(raw.content)
-                    except ValueError:
-                        result = CallResult("ok", body=None, raw=text, error="non-JSON body")
-                    else:
-                        result = CallResult("ok", body=body, raw=text)
-                except openai.APIConnectionError as e:  # APITimeoutError included
-                    cause = _chain(e)[-1]
-                    if _is_timeout(e):
-                        result = CallResult(
-                            "timeout", error=f"no answer within {self.timeout_s}s: {e}"
-                        )
-                    else:
-                        result = CallResult(
-                            "connection_error", error=f"{type(cause).__name__}: {cause}"
-                        )
-                except openai.APIStatusError as e:
-                    code = e.status_code
-                    status = (
-                        "http_429" if code == 429 else "http_5xx" if code >= 500 else "http_error"
-                    )
-                    result = CallResult(
-                        status, error=f"HTTP {code}: {e.message}", raw=_safe_text(e.response)
-                    )
-                    wait = retry_after_s(e.response.headers)
+                    async with session.post(url, data=body_bytes) as resp:
+                        content = await resp.read()
+                        text = content.decode("utf-8", errors="replace")
+                        if resp.status == 200:
+                            try:
+                                body = orjson.loads(content)
+                            except ValueError:
+                                result = CallResult(
+                                    "ok", body=None, raw=text, error="non-JSON body"
+                                )
+                            else:
+                                result = CallResult("ok", body=body, raw=text)
+                        else:
+                            code = resp.status
+                            status = (
+                                "http_429"
+                                if code == 429
+                                else "http_5xx"
+                                if code >= 500
+                                else "http_error"
+                            )
+                            result = CallResult(
+                                status, error=f"HTTP {code}: {_error_message(content)}", raw=text
+                            )
+                            wait = retry_after_s(resp.headers)
+                except TimeoutError:
+                    result = CallResult("timeout", error=f"no answer within {self.timeout_s}s")
+                except aiohttp.ClientError as e:  # refused, reset, dropped mid-answer
+                    result = CallResult("connection_error", error=f"{type(e).__name__}: {e}")
             result.attempts = attempt + 1
             if result.status not in RETRYABLE or attempt == self.max_retries:
                 if history and result.status != "ok":
@@ -358,30 +354,11 @@ def event_loop_factory():
     return uvloop.new_event_loop
 
 
-def _chain(e: BaseException) -> list[BaseException]:
-    out = [e]
-    while (nxt := out[-1].__cause__ or out[-1].__context__) is not None and nxt not in out:
-        out.append(nxt)
-    return out
-
-
-def _is_timeout(e: BaseException) -> bool:
-    """A timeout, as opposed to a refused, reset or dropped connection.
-
-    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a server that
-    hung up included) to ``httpx2.ConnectTimeout``, so ``openai.APITimeoutError`` alone
-    does not tell; the aiohttp error underneath does.
-    """
-    import openai
-
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - the httpx2 transport names its errors right
-        aiohttp = None
-    for x in _chain(e):
-        if aiohttp is not None and isinstance(x, aiohttp.ClientError):
-            return isinstance(x, TimeoutError | aiohttp.ServerTimeoutError)
-    return isinstance(e, openai.APITimeoutError)
+def _error_message(content: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body itself."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return str(json.loads(content)["error"]["message"])
+    return content.decode("utf-8", errors="replace")[:500]
 
 
 def _safe_text(response: Any) -> str | None:
