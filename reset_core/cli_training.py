@@ -46,8 +46,17 @@ def _cmd_curate(args: argparse.Namespace) -> int:
             )
         else:
             if not args.selection_id:
-                print("error: --selection is required (or --references)", file=sys.stderr)
-                return 2
+                from reset_core.scoring import latest_selection
+
+                args.selection_id = latest_selection(con)
+                if not args.selection_id:
+                    print(
+                        "error: no selection yet: run `reset-studio select` first "
+                        "(or use --references for the MTL set)",
+                        file=sys.stderr,
+                    )
+                    return 2
+                print(f"using the latest selection, {args.selection_id}")
             args.kinds, args.sources = args.kinds or [], args.sources or []
             spec = options_from_args(curation.CurationSpec, args)
             if args.preview:
@@ -169,7 +178,11 @@ def add_commands(sub) -> None:
     from reset_core.training.config import TrainConfig
 
     p = sub.add_parser("curate", help="freeze picks (or references, for MTL) into a curated set")
-    p.add_argument("--selection", dest="selection_id", help="the scoring run whose picks to freeze")
+    p.add_argument(
+        "--selection",
+        dest="selection_id",
+        help="the scoring run whose picks to freeze (default: the latest)",
+    )
     p.add_argument(
         "--references",
         action="store_true",

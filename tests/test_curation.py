@@ -133,3 +133,24 @@ def test_reference_set_for_mtl_mixes_kinds(con):
     assert con.execute("SELECT preset FROM curated_sets WHERE set_id = ?", [set_id]).fetchall() == [
         ("MTL",)
     ]
+
+
+def test_cli_curate_defaults_to_the_latest_selection(db_path, capsys):
+    from training_data import fill_picks
+
+    from reset_core.cli import main
+    from reset_core.store import connect
+
+    db = str(db_path)
+    con = connect(db)
+    con.close()
+    assert main(["--db", db, "curate"]) == 2
+    assert "no selection yet" in capsys.readouterr().err
+    con = connect(db)
+    fill_picks(con, n=6)
+    con.close()
+    assert main(["--db", db, "curate", "--name", "cli-set"]) == 0
+    out = capsys.readouterr().out
+    assert "using the latest selection, sel-1" in out
+    con = connect(db)
+    assert con.execute("SELECT name, n_items FROM curated_sets").fetchall() == [("cli-set", 6)]
