@@ -24,6 +24,18 @@ def con(db_path: Path):
     con.close()
 
 
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The whole app (router + pages) in AppTest, on a fresh database file (``app.db``)."""
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("RESET_STUDIO_DB", str(db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.db = db
+    return at
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Llama + tokenizer saved to disk, loadable by path like any model."""

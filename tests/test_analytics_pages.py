@@ -2,19 +2,8 @@
 
 import pytest
 from analytics_data import SETTINGS, cid, fill
-from conftest import ROOT
-from streamlit.testing.v1 import AppTest
 
 from reset_core.store import connect
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    db = tmp_path / "app.duckdb"
-    monkeypatch.setenv("RESET_STUDIO_DB", str(db))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.db = db
-    return at
 
 
 @pytest.fixture

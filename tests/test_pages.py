@@ -2,21 +2,10 @@
 
 import shutil
 
-import pytest
-from conftest import FIXTURES, ROOT
-from streamlit.testing.v1 import AppTest
+from conftest import FIXTURES
 
 from reset_core.demo import load_demo
 from reset_core.store import connect
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    db = tmp_path / "app.duckdb"
-    monkeypatch.setenv("RESET_STUDIO_DB", str(db))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.db = db
-    return at
 
 
 def _metrics(at):
