@@ -29,15 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_db import build_bench_db  # noqa: E402
 
-from reset_core import (  # noqa: E402
-    agreement,
-    analytics,
-    decoding_analysis,
-    judge_bias,
-    review_links,
-    tradeoff,
-)
-from reset_core.review_queue import (  # noqa: E402
+from reset_core.analytics import agreement, judge_bias, tradeoff  # noqa: E402
+from reset_core.analytics import decoding as decoding_analysis  # noqa: E402
+from reset_core.analytics import summaries as analytics  # noqa: E402
+from reset_core.review import links as review_links  # noqa: E402
+from reset_core.review.queue import (  # noqa: E402
     QueueFilter,
     queue_counts,
     queue_page,

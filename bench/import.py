@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from reset_core.ingest import ImportOptions, import_file
+from reset_core.ingest.importer import ImportOptions, import_file
 from reset_core.store import connect
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

@@ -7,7 +7,7 @@ rate at concurrency C is C / 0.05 requests/s (1,280/s at 64); we print the achie
 rate as a fraction of it. A second run with the warm cache should send nothing:
 its request count is taken at the server.
 
-The server runs in its own process (``python -m reset_core.devserver``), as a real
+The server runs in its own process (``python -m devtools.openai_standin``), as a real
 endpoint would: in-process it would share the GIL with the client it measures.
 
     python bench/judging.py                 # 2,000 judgments, concurrency 64
@@ -63,7 +63,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "reset_core.devserver",
+            "devtools.openai_standin",
             "--port",
             str(port),
             "--latency",

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bench.bench_db import build_bench_db  # noqa: E402
-from reset_core.review import effective_picks  # noqa: E402
-from reset_core.review_queue import (  # noqa: E402
+from reset_core.review.events import effective_picks  # noqa: E402
+from reset_core.review.queue import (  # noqa: E402
     QueueFilter,
     example_view,
     queue_counts,

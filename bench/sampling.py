@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reset_core.paths import DEMO_FILE  # noqa: E402
-from reset_core.sampling.base import GenerationRequest, ModelSpec, build_messages  # noqa: E402
+from reset_core.sampling.base import GenerationRequest, build_messages  # noqa: E402
+from reset_core.sampling.config import ModelSpec  # noqa: E402
 from reset_core.sampling.settings import default_grid  # noqa: E402
 from reset_core.sampling.transformers_backend import TransformersGenerator  # noqa: E402
 

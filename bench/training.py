@@ -4,7 +4,7 @@ Builds an MTL curated set from the demo examples (references as completions, bot
 kinds mixed), exports it in TRL's conversational prompt-completion form, then runs,
 interleaved over ``--rounds``:
 
-* ``ours``:  ``reset_core.training.runs.start_training`` as the app does: a worker
+* ``ours``:  ``reset_core.training.launch.start_training`` as the app does: a worker
   process, live metric shards every step, progress file, cancel checks, adapter
   written atomically, model registered;
 * ``plain``: a plain TRL script written below (``SFTTrainer`` + ``LoraConfig``, the
@@ -33,12 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from reset_core.curation import create_reference_set
-from reset_core.demo import load_demo
-from reset_core.export import export_set
+from reset_core.curation.export import export_set
+from reset_core.curation.sets import create_reference_set
+from reset_core.ingest.demo import load_demo
 from reset_core.store import connect
 from reset_core.training.config import TrainConfig
-from reset_core.training.runs import start_training, sync_training
+from reset_core.training.launch import start_training, sync_training
 
 PLAIN_SCRIPT = r"""
 import json, sys, time

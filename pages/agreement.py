@@ -5,9 +5,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from reset_core import agreement as ag
-from reset_core import review_links
-from reset_core.analytics import ASPECTS, ensure_fresh, missing_note
+from reset_core.analytics import agreement as ag
+from reset_core.analytics.summaries import ensure_fresh, missing_note
+from reset_core.aspects import ASPECTS
+from reset_core.review import links as review_links
 
 st.title("Agreement")
 con = ui.cursor()

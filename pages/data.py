@@ -8,7 +8,8 @@ import streamlit as st
 from pydantic import ValidationError
 
 import ui
-from reset_core.ingest import (
+from reset_core.errors import validation_message
+from reset_core.ingest.importer import (
     KINDS,
     PRESETS,
     SPLITS,
@@ -17,8 +18,13 @@ from reset_core.ingest import (
     import_file,
     read_examples,
 )
+from reset_core.ingest.queries import (
+    count_examples,
+    distinct_values,
+    example_breakdown,
+    examples_page,
+)
 from reset_core.options import help_text
-from reset_core.store import count_examples, distinct_values, example_breakdown, examples_page
 
 PAGE_SIZE = 25
 H = lambda name: help_text(ImportOptions, name)  # noqa: E731 - short alias for widget help
@@ -94,11 +100,7 @@ if path is not None:
             max_chars=int(max_chars),
         )
     except ValidationError as e:
-        st.error(
-            "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors()
-            )
-        )
+        st.error(validation_message(e))
 
 if path is not None and options is not None:
     try:

@@ -5,9 +5,9 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from reset_core.analytics import ensure_fresh, missing_note, missing_summary
-from reset_core.decoding_analysis import setting_report, suggest_grid
-from reset_core.judge_bias import length_bias
+from reset_core.analytics.decoding import setting_report, suggest_grid
+from reset_core.analytics.judge_bias import length_bias
+from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
 
 st.title("Decoding settings")
 con = ui.cursor()

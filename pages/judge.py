@@ -8,11 +8,9 @@ from pydantic import ValidationError
 
 import ui
 from reset_core import jobs
-from reset_core.judging.base import ASPECTS, STATUSES
-from reset_core.judging.llm_judge import LLMJudgeConfig
-from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
-from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
-from reset_core.judging.worker import (
+from reset_core.aspects import ASPECTS
+from reset_core.judging.base import STATUSES
+from reset_core.judging.launch import (
     cache_path,
     create_judge_job,
     estimate_job,
@@ -20,8 +18,13 @@ from reset_core.judging.worker import (
     plan_items,
     sync_judge_job,
 )
+from reset_core.judging.llm_judge import LLMJudgeConfig
+from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
+from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
 from reset_core.options import help_text
-from reset_core.scoring import SelectionConfig, latest_selection, preview_selection, save_selection
+from reset_core.scoring.config import SelectionConfig
+from reset_core.scoring.queries import latest_selection
+from reset_core.scoring.selection import preview_selection, save_selection
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731

@@ -1,7 +1,7 @@
 """Review: the queue of judge picks, one example's candidates side by side, and the actions.
 
-A thin view: the queries live in ``reset_core.review_queue``, the event model in
-``reset_core.review``. Every action is an append-only event recorded by a callback
+A thin view: the queries live in ``reset_core.review.queue``, the event model in
+``reset_core.review.events``. Every action is an append-only event recorded by a callback
 (so it sees the state the reviewer was shown) and then the page re-renders from the
 database. Model and dataset text is only ever shown escaped (never as HTML).
 """
@@ -13,10 +13,10 @@ import json
 import streamlit as st
 
 import ui
-from reset_core import review as rv
-from reset_core import review_links
-from reset_core.analytics import ensure_fresh
-from reset_core.review_queue import (
+from reset_core.analytics.summaries import ensure_fresh
+from reset_core.review import events as rv
+from reset_core.review import links as review_links
+from reset_core.review.queue import (
     SORTS,
     QueueFilter,
     example_view,
@@ -28,7 +28,7 @@ from reset_core.review_queue import (
     refresh_queue,
     selections,
 )
-from reset_core.review_text import escape_markdown, highlight_markdown, unsupported_spans
+from reset_core.review.text import escape_markdown, highlight_markdown, unsupported_spans
 
 PAGE_SIZE = 25
 ANY = "any"
@@ -237,7 +237,7 @@ example_id = st.query_params.get("example")
 
 # ----------------------------------------------------------------------------- analytics link
 # The Agreement heatmap and the Trade-off chart open their candidates here through
-# query parameters (contract: reset_core.review_links); they narrow the queue to the
+# query parameters (contract: reset_core.review.links); they narrow the queue to the
 # examples holding those candidates and the example view to the candidates themselves.
 try:
     link = review_links.parse(link_params())

@@ -5,21 +5,19 @@ import streamlit as st
 
 import ui
 from reset_core import jobs, paths
+from reset_core.ingest.queries import distinct_values
 from reset_core.models import ModelUnavailable, default_model_path
 from reset_core.options import help_text
-from reset_core.sampling.base import ModelSpec
-from reset_core.sampling.run import (
-    SampleSelection,
+from reset_core.sampling.config import ModelSpec, SampleSelection
+from reset_core.sampling.launch import (
     SamplingRejected,
-    job_candidates,
     plan_sampling,
     resume_sampling,
-    sampling_jobs,
     start_sampling,
     sync_sampling,
 )
+from reset_core.sampling.queries import job_candidates, sampling_jobs
 from reset_core.sampling.settings import DecodingSetting
-from reset_core.store import distinct_values
 
 GRID_FIELDS = ["temperature", "top_k", "top_p", "max_tokens", "seed", "n"]
 H = lambda name: help_text(DecodingSetting, name)  # noqa: E731 - short alias for widget help

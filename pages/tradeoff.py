@@ -6,8 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from reset_core import review_links, tradeoff
-from reset_core.analytics import ASPECTS, ensure_fresh, missing_note, missing_summary
+from reset_core.analytics import tradeoff
+from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
+from reset_core.aspects import ASPECTS
+from reset_core.review import links as review_links
 
 LEVEL_LABELS = {
     "setting": "per decoding setting",

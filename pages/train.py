@@ -12,21 +12,22 @@ import streamlit as st
 from pydantic import ValidationError
 
 import ui
-from reset_core import curation, jobs
-from reset_core.curation import CurationSpec
-from reset_core.export import FORMATS, FORMS, export_set
+from reset_core import jobs
+from reset_core.curation import queries as curation_queries
+from reset_core.curation import sets as curation
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.export import FORMATS, FORMS, export_set
+from reset_core.errors import validation_message
 from reset_core.models import ModelUnavailable, default_model_path
 from reset_core.options import help_text
-from reset_core.training import runs
+from reset_core.scoring import queries as scoring_queries
+from reset_core.training import launch as runs
+from reset_core.training import queries as training_queries
 from reset_core.training.config import TrainConfig
 
 #: Fields shown up front; the rest go under "More settings".
 MAIN_FIELDS = ("num_train_epochs", "max_steps", "learning_rate", "lora_r", "lora_alpha", "merge")
 NOT_WIDGETS = ("base_model", "adapter_path", "output_dir")
-
-
-def _errors(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'options'}: {x['msg']}" for x in e.errors())
 
 
 def _widget(name: str, key: str):
@@ -85,7 +86,7 @@ with tab_curate:
         r[0] for r in con.execute("SELECT DISTINCT source FROM examples ORDER BY 1").fetchall()
     ]
     if mode == "Picks of a scoring run":
-        sels = curation.list_selections(con)
+        sels = scoring_queries.list_selections(con)
         if sels.empty:
             st.info("No scoring runs yet: judge candidates and score them on the Judge page first.")
         else:
@@ -187,7 +188,9 @@ with tab_curate:
         rsources = r2.multiselect("Sources", examples_sources, key="ref_sources")
         rsplit = r3.selectbox("Split", ["seen", "test_seen", "test_unseen"], key="ref_split")
         rtarget = r4.number_input("Target size (0 = all)", 0, 10_000_000, 0, key="ref_target")
-        counts = curation.reference_counts(con, kinds=rkinds, sources=rsources, split=rsplit)
+        counts = curation_queries.reference_counts(
+            con, kinds=rkinds, sources=rsources, split=rsplit
+        )
         st.write(
             "Examples with a reference: "
             + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none")
@@ -210,7 +213,7 @@ with tab_curate:
         st.success(msg)
 
     st.subheader("Curated sets")
-    sets = curation.list_sets(con)
+    sets = curation_queries.list_sets(con)
     if sets.empty:
         st.info("No curated sets yet.")
     else:
@@ -237,11 +240,11 @@ with tab_curate:
                     f"Wrote {path} and its manifest; it loads unchanged in TRL's SFTTrainer."
                 )
         with st.expander("Manifest"):
-            st.json(curation.manifest(con, exp_set))
+            st.json(curation_queries.manifest(con, exp_set))
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
-    sets = curation.list_sets(con)
+    sets = curation_queries.list_sets(con)
     if sets.empty:
         st.info("Freeze a curated set first (Curate tab).")
     else:
@@ -254,7 +257,7 @@ with tab_train:
             ),
             key="tr_set",
         )
-        models = runs.trained_models(con)
+        models = training_queries.trained_models(con)
         choices: dict[str, tuple[str, str | None, str | None]] = {}
         with contextlib.suppress(ModelUnavailable):
             choices["embedded SmolLM2-135M-Instruct"] = (str(default_model_path()), None, None)
@@ -319,7 +322,7 @@ with tab_train:
                     base_model_id=model_id if (continue_adapter or not adapter) else None,
                 )
             except ValidationError as e:
-                st.error(_errors(e))
+                st.error(validation_message(e))
             except (ValueError, KeyError) as e:
                 st.error(str(e))
             else:
@@ -328,7 +331,7 @@ with tab_train:
 
 # ----------------------------------------------------------------------------- runs
 with tab_runs:
-    table = runs.runs(con)
+    table = training_queries.runs(con)
     if table.empty:
         st.info("No training runs yet.")
     else:
@@ -353,7 +356,7 @@ with tab_runs:
                 st.error(p["error"])
             if p.get("model_id"):
                 st.success(f"Model {p['model_id']} registered: selectable in Sample and Evaluate.")
-            m = runs.metrics_frame(cur, run_id)
+            m = training_queries.metrics_frame(cur, run_id)
             if not m.empty:
                 c = st.columns(3)
                 for col, y in zip(c, ("loss", "learning_rate", "tokens_per_s"), strict=True):
@@ -379,13 +382,13 @@ with tab_runs:
 
 # ----------------------------------------------------------------------------- models
 with tab_models:
-    models = runs.trained_models(con)
+    models = training_queries.trained_models(con)
     if models.empty:
         st.info("No models registered yet.")
     else:
         st.dataframe(models, hide_index=True, width="stretch")
         mid = st.selectbox("Lineage of", list(models["model_id"]), key="lin_model")
-        for i, node in enumerate(runs.lineage(con, mid)):
+        for i, node in enumerate(training_queries.lineage(con, mid)):
             head = f"{'↳ ' if i else ''}**{node.get('name')}** · {node.get('stage')} · `{node['model_id']}`"
             st.markdown(head)
             details = {

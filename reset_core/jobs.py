@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reset_core.atomic import atomic_path, write_json_atomic
 from reset_core.store import one
 
 ACTIVE = ("queued", "running")
@@ -51,13 +52,6 @@ class JobStopped(Exception):
     """
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON by temp file + rename so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -67,12 +61,10 @@ def read_json(path: Path) -> dict:
 
 def write_shard(shard_dir: Path, table: pa.Table, prefix: str = "shard") -> Path:
     """Write one Parquet shard atomically: a reader sees the whole file or nothing."""
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{prefix}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
-    tmp = shard_dir / (name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, shard_dir / name)
-    return shard_dir / name
+    path = shard_dir / f"{prefix}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.parquet"
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
 
 
 @dataclass

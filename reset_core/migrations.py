@@ -285,7 +285,7 @@ MIGRATIONS: list[Migration] = [
         -- Per-example facts the review queue filters and sorts on, derived from one
         -- selection (its scores, the candidates' settings, the judges' spread), so the
         -- queue never aggregates a million candidates per click. Rebuilt by
-        -- reset_core.review_queue.refresh_queue when its inputs change (see stamp);
+        -- reset_core.review.queue.refresh_queue when its inputs change (see stamp);
         -- the human side (overrides) is small and joined live.
         CREATE TABLE review_queue (
             selection_id TEXT NOT NULL,

@@ -48,7 +48,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def openai_server():
-    from reset_core.devserver import OpenAICompatServer
+    from devtools.openai_standin import OpenAICompatServer
 
     with OpenAICompatServer(timeout_fault_s=5.0) as srv:
         yield srv

@@ -9,9 +9,9 @@ from analytics_data import HUMAN_TASK, cid, fill
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-from reset_core import agreement as ag
-from reset_core import review_links
-from reset_core.analytics import ensure_fresh, missing_summary
+from reset_core.analytics import agreement as ag
+from reset_core.analytics.summaries import ensure_fresh, missing_summary
+from reset_core.review import links as review_links
 
 
 def test_pair_stats_match_hand_computed_values():

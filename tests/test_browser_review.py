@@ -8,7 +8,7 @@ from browser import chromium_page, streamlit_server
 from playwright.sync_api import expect
 from review_data import PAYLOAD, SELECTION, seed
 
-from reset_core.review import effective_picks, export_picks_jsonl, history
+from reset_core.review.events import effective_picks, export_picks_jsonl, history
 from reset_core.store import connect
 
 pytestmark = pytest.mark.browser

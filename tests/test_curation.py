@@ -1,12 +1,14 @@
-"""Curated sets: review overrides (reset_core.review rules) on top of picks, presets and target size, frozen snapshots, manifest."""
+"""Curated sets: review overrides (reset_core.review.events rules) on top of picks, presets and target size, frozen snapshots, manifest."""
 
 from __future__ import annotations
 
 import pytest
 from training_data import add_event, fill_picks
 
-from reset_core import curation
-from reset_core.curation import CurationSpec, apply_overrides, create_curated_set, preview
+from reset_core.curation import queries as curation_queries
+from reset_core.curation import sets as curation
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.sets import apply_overrides, create_curated_set, preview
 
 
 def picks(con, selection_id="sel-1") -> dict[str, tuple[str, str]]:
@@ -77,7 +79,7 @@ def test_freeze_is_a_snapshot_with_a_manifest(con):
     spec = CurationSpec(selection_id="sel-1", preset="RESET", name="first")
     set_id = create_curated_set(con, spec)
     assert create_curated_set(con, spec) == set_id  # same picks: same frozen set
-    man = curation.manifest(con, set_id)
+    man = curation_queries.manifest(con, set_id)
     assert man["n_items"] == 7
     assert man["selection"]["config"]["weights"] == {"w": 2.0}
     assert man["weights"] == {"w": 2.0}
@@ -98,7 +100,7 @@ def test_freeze_is_a_snapshot_with_a_manifest(con):
 
     # Later review does not change the frozen set; freezing again makes a new one.
     add_event(con, "f1", "e000", "force", "c000-2")
-    assert curation.manifest(con, set_id)["n_items"] == 7
+    assert curation_queries.manifest(con, set_id)["n_items"] == 7
     assert (
         dict(
             con.execute(
@@ -124,7 +126,7 @@ def test_empty_set_is_refused_and_nothing_written(con):
 def test_reference_set_for_mtl_mixes_kinds(con):
     fill_picks(con, n=10)
     set_id = curation.create_reference_set(con, target_size=6)
-    man = curation.manifest(con, set_id)
+    man = curation_queries.manifest(con, set_id)
     assert man["kind"] == "references" and man["by_kind"] == {"context": 3, "instruction": 3}
     rows = con.execute(
         "SELECT candidate_id, completion FROM curated_items WHERE set_id = ?", [set_id]

@@ -7,8 +7,9 @@ import json
 import pytest
 from training_data import fill_picks
 
-from reset_core import export
-from reset_core.curation import CurationSpec, create_curated_set
+from reset_core.curation import export
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.sets import create_curated_set
 
 
 @pytest.fixture

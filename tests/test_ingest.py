@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURES, table_snapshot
 
-from reset_core.ingest import ImportOptions, ImportRejected, import_file, read_examples
+from reset_core.ingest.importer import ImportOptions, ImportRejected, import_file, read_examples
 from reset_core.store import counts
 
 PRESET_CASES = [
@@ -303,7 +303,7 @@ def test_cli_import_and_db_info(tmp_path, capsys):
 
 
 def test_demo_set_loads_once(con):
-    from reset_core.demo import load_demo
+    from reset_core.ingest.demo import load_demo
 
     n = load_demo(con)
     assert 300 <= n <= 600
@@ -316,7 +316,7 @@ def test_demo_set_loads_once(con):
 
 def test_vectorised_and_row_paths_agree(tmp_path, monkeypatch):
     """Flat files are mapped in SQL; the result must equal the row-by-row reader's."""
-    from reset_core import ingest
+    from reset_core.ingest import importer as ingest
 
     rows = json.loads((FIXTURES / "alpaca.json").read_text())
     rows += [dict(r) for r in rows[:2]]  # duplicates

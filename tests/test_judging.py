@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from reset_core.devserver import FAULTS
-from reset_core.judging.base import ASPECTS, STATUSES, JudgeItem, Judgment
+from devtools.openai_standin import FAULTS
+from reset_core.aspects import ASPECTS
+from reset_core.judging.base import STATUSES, JudgeItem, Judgment
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge
 from reset_core.judging.metric_judges import METRIC_JUDGES
 
@@ -273,8 +274,9 @@ def _seed_db(con, n_per_kind: int = 3):
 
 def test_offline_job_scores_every_needed_aspect_and_resumes(con, db_path):
     from reset_core.jobs import run_worker
-    from reset_core.judging.worker import create_judge_job, offline_specs, sync_judge_job
-    from reset_core.scoring import SelectionConfig, save_selection
+    from reset_core.judging.launch import create_judge_job, offline_specs, sync_judge_job
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import save_selection
 
     n = _seed_db(con)
     job = create_judge_job(con, db_path, offline_specs(), batch_size=5)
@@ -305,7 +307,7 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
     import time
 
     from reset_core.jobs import launch
-    from reset_core.judging.worker import (
+    from reset_core.judging.launch import (
         create_judge_job,
         estimate_job,
         llm_spec,

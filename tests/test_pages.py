@@ -4,7 +4,7 @@ import shutil
 
 from conftest import FIXTURES
 
-from reset_core.demo import load_demo
+from reset_core.ingest.demo import load_demo
 from reset_core.store import connect
 
 

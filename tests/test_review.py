@@ -8,9 +8,16 @@ import threading
 import pytest
 from review_data import PAYLOAD, SELECTION, seed
 
-from reset_core import review
-from reset_core.review import ReviewError, effective_picks, example_state, history, record, undo
-from reset_core.review_text import escape_markdown, highlight_markdown, unsupported_spans
+from reset_core.review import events as review
+from reset_core.review.events import (
+    ReviewError,
+    effective_picks,
+    example_state,
+    history,
+    record,
+    undo,
+)
+from reset_core.review.text import escape_markdown, highlight_markdown, unsupported_spans
 
 
 @pytest.fixture
@@ -345,7 +352,7 @@ def test_unsupported_spans_highlight_after_escaping():
 
 def test_current_overrides_is_what_selection_joins(rcon):
     """scoring.override_state delegates here: lifted and replaced overrides drop out."""
-    from reset_core.scoring import override_state
+    from reset_core.scoring.selection import override_state
 
     record(rcon, "ex-0", "force", "alice", candidate_id="ex-0/c1")
     record(rcon, "ex-0", "force", "bob", candidate_id="ex-0/c2")  # replaces alice's force

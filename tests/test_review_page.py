@@ -5,7 +5,7 @@ from conftest import ROOT
 from review_data import SELECTION, seed
 from streamlit.testing.v1 import AppTest
 
-from reset_core.review import effective_picks, example_state, history
+from reset_core.review.events import effective_picks, example_state, history
 from reset_core.store import connect
 
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from reset_core.sampling import GENERATORS
-from reset_core.sampling.base import GenerationRequest, ModelSpec, build_messages
-from reset_core.sampling.run import SamplingRejected, check_model
+from reset_core.sampling.base import GenerationRequest, build_messages
+from reset_core.sampling.config import ModelSpec
+from reset_core.sampling.launch import SamplingRejected, check_model
 from reset_core.sampling.settings import DecodingSetting
-from reset_core.training.runs import model_id_for
+from reset_core.training.launch import model_id_for
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from reset_core.sampling import GENERATORS
-from reset_core.sampling.base import GenerationRequest, ModelSpec, build_messages
+from reset_core.sampling.base import GenerationRequest, build_messages
+from reset_core.sampling.config import ModelSpec
 from reset_core.sampling.openai_backend import PartialGeneration
 from reset_core.sampling.settings import DecodingSetting
 

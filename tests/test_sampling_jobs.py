@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from reset_core.paths import jobs_dir
-from reset_core.sampling.base import ModelSpec
-from reset_core.sampling.run import (
-    SampleSelection,
+from reset_core.sampling.config import ModelSpec, SampleSelection
+from reset_core.sampling.launch import (
     SamplingRejected,
     plan_sampling,
     resume_sampling,
@@ -31,7 +30,7 @@ STANDIN = Path(__file__).parent / "vllm_standin"
 
 @pytest.fixture
 def examples(con):
-    from reset_core.ingest import ImportOptions, import_file
+    from reset_core.ingest.importer import ImportOptions, import_file
 
     import_file(con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca"))
     return con

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from reset_core.scoring import (
+from reset_core.scoring.selection import (
     SelectionConfig,
     preview_selection,
     save_selection,

@@ -5,10 +5,11 @@ import json
 import pytest
 from analytics_data import cid, fill
 
-from reset_core import analytics, review_links
-from reset_core.decoding_analysis import distinct_n, setting_report, suggest_grid
-from reset_core.judge_bias import length_bias
-from reset_core.tradeoff import model_view, pareto_frontier, tradeoff_points
+from reset_core.analytics import summaries as analytics
+from reset_core.analytics.decoding import distinct_n, setting_report, suggest_grid
+from reset_core.analytics.judge_bias import length_bias
+from reset_core.analytics.tradeoff import model_view, pareto_frontier, tradeoff_points
+from reset_core.review import links as review_links
 
 
 def test_pareto_frontier_on_a_fixed_point_set():
@@ -114,7 +115,7 @@ def test_summaries_refresh_when_data_changes(filled):
 
 
 def test_new_review_events_refresh_only_the_review_summaries(filled):
-    from reset_core import agreement
+    from reset_core.analytics import agreement
 
     assert agreement.judge_vs_human(filled, "task")["judge:a"]["spearman"].n == 4
     built = analytics.state(filled)["refreshed_at"]

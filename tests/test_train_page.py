@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from training_data import add_event, fill_picks
 
 from reset_core.store import connect
-from reset_core.training.runs import ensure_model
+from reset_core.training.launch import ensure_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,11 @@ import pytest
 from training_data import fill_picks, wait_job
 
 from reset_core import jobs
-from reset_core.curation import CurationSpec, create_curated_set, create_reference_set
-from reset_core.export import export_set, load_exported
-from reset_core.training import runs
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.export import export_set, load_exported
+from reset_core.curation.sets import create_curated_set, create_reference_set
+from reset_core.training import launch as runs
+from reset_core.training import queries as training_queries
 from reset_core.training.config import TrainConfig
 from reset_core.training.trainer import TrainingError, load_trained
 from reset_core.training.worker import preflight_output
@@ -108,13 +110,13 @@ def test_export_then_train_then_adapter_changes_generation(trained, learnable_ti
     assert _greedy(merged, tok) == tuned_out
 
     # Live metrics were ingested, step by step, and the loss went down.
-    m = runs.metrics_frame(con, trained["run_id"])
+    m = training_queries.metrics_frame(con, trained["run_id"])
     assert list(m["step"]) == list(range(1, run["global_step"] + 1))
     assert m["loss"].iloc[-3:].mean() < m["loss"].iloc[:3].mean() - 0.5
     assert (m["tokens_per_s"].dropna() > 0).all() and m["learning_rate"].max() <= 2e-2
 
     # Lineage: trained model -> its base, with the curated set and config recorded.
-    chain = runs.lineage(con, model_id)
+    chain = training_queries.lineage(con, model_id)
     assert [c["stage"] for c in chain] == ["reset", "base"]
     assert chain[0]["curated_set"]["n_items"] == 24
     assert chain[0]["train_config"]["learning_rate"] == 2e-2

@@ -86,7 +86,7 @@ def add_event(con, event_id, example_id, action, candidate_id=None, value=None, 
 
 def wait_job(con, job_id: str, timeout: float = 240, until=("done", "failed", "cancelled")):
     """Poll a training job (ingesting metrics) until it reaches a final status."""
-    from reset_core.training.runs import sync_training
+    from reset_core.training.launch import sync_training
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,8 +21,6 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-ASPECTS = ("task", "instruction", "faithfulness")
-
 #: Every status a judgment can carry. Only ``ok`` has a score.
 STATUSES = {
     "ok": "the judge gave a score in range",

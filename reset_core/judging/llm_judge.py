@@ -29,7 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from reset_core.judging.base import ASPECTS, JudgeItem, Judgment, stable_hash
+from reset_core.aspects import ASPECTS
+from reset_core.judging.base import JudgeItem, Judgment, stable_hash
 from reset_core.judging.engine import (
     CallResult,
     Endpoint,

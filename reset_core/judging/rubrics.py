@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reset_core.judging.base import ASPECTS
+from reset_core.aspects import ASPECTS, check_aspect
 
 DEFAULT_RUBRICS: dict[str, str] = {
     "task": (
@@ -76,13 +76,8 @@ class Rubric:
 
 def default_rubric(aspect: str) -> Rubric:
     """Version 1 of an aspect's rubric (what a fresh database starts with)."""
-    _check_aspect(aspect)
+    check_aspect(aspect)
     return Rubric(aspect, 1, DEFAULT_RUBRICS[aspect], *DEFAULT_SCALE)
-
-
-def _check_aspect(aspect: str) -> None:
-    if aspect not in ASPECTS:
-        raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
 
 
 def ensure_default_rubrics(con) -> None:
@@ -98,7 +93,7 @@ def ensure_default_rubrics(con) -> None:
 
 def rubric_versions(con, aspect: str) -> list[Rubric]:
     """Every stored version of an aspect's rubric, newest first."""
-    _check_aspect(aspect)
+    check_aspect(aspect)
     ensure_default_rubrics(con)
     rows = con.execute(
         "SELECT aspect, version, text, scale_min, scale_max FROM rubrics WHERE aspect = ? "
@@ -127,7 +122,7 @@ def save_rubric(con, aspect: str, text: str, scale_min: float, scale_max: float)
 
     Raises ValueError naming the field when the text is empty or the scale is empty.
     """
-    _check_aspect(aspect)
+    check_aspect(aspect)
     if not text.strip():
         raise ValueError("rubric text: must not be empty")
     if not scale_max > scale_min:

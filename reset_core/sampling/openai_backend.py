@@ -27,12 +27,8 @@ import os
 import time
 from collections.abc import Sequence
 
-from reset_core.sampling.base import (
-    GenerationRequest,
-    GenerationResult,
-    ModelLoadError,
-    ModelSpec,
-)
+from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.config import ModelSpec
 
 
 class PartialGeneration(RuntimeError):

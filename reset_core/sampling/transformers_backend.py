@@ -30,12 +30,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reset_core.sampling.base import (
-    GenerationRequest,
-    GenerationResult,
-    ModelLoadError,
-    ModelSpec,
-)
+from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.config import ModelSpec
 
 
 class PerRowSampler:

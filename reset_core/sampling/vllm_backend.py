@@ -23,12 +23,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from reset_core.sampling.base import (
-    GenerationRequest,
-    GenerationResult,
-    ModelLoadError,
-    ModelSpec,
-)
+from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.config import ModelSpec
 
 
 def _import_vllm():

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from reset_core.jobs import JobContext
 from reset_core.sampling import GENERATORS
-from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelSpec
+from reset_core.sampling.base import GenerationRequest, GenerationResult
+from reset_core.sampling.config import ModelSpec
 from reset_core.sampling.openai_backend import PartialGeneration
 from reset_core.sampling.settings import DecodingSetting, candidate_id
 

@@ -6,6 +6,6 @@
   adapter continued with ``is_trainable=True``) and TRL's ``SFTTrainer``.
 * :mod:`reset_core.training.worker`: the worker-process entry: live metrics as
   shards, cancel, checkpoints and resume, atomic outputs, clear failures.
-* :mod:`reset_core.training.runs`: the app side: launch a run from a curated set,
+* :mod:`reset_core.training.launch`: the app side: launch a run from a curated set,
   follow it, register the finished model with its lineage.
 """

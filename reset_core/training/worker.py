@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from reset_core.jobs import JobContext, write_json_atomic
+from reset_core.atomic import write_json_atomic
+from reset_core.jobs import JobContext
 from reset_core.training.config import TrainConfig
 from reset_core.training.trainer import TrainingError, build_trainer
 
@@ -208,7 +209,7 @@ def dataset_from_table(table: pa.Table):
     if missing:
         raise TrainingError(
             f"the training data lacks column(s) {missing}; expected 'messages' or "
-            "'prompt' + 'completion' (see reset_core.export)"
+            "'prompt' + 'completion' (see reset_core.curation.export)"
         )
     return Dataset(table.select(cols))
 

@@ -62,6 +62,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from reset_core.aspects import ASPECTS
+from reset_core.scoring.queries import latest_selection
 from reset_core.store import one
 
 ACTIONS = (
@@ -77,7 +79,6 @@ ACTIONS = (
     "note",
     "undo",
 )
-ASPECTS = ("task", "instruction", "faithfulness")
 #: Each lifting action and the action it lifts (the SQL folds them into one flag).
 LIFTS = {"unveto": "veto", "unforce": "force", "include": "exclude"}
 _CANDIDATE_ACTIONS = ("veto", "unveto", "force", "unforce", "score")
@@ -307,15 +308,6 @@ def _picks_sql(sel_where: str, include_none: bool) -> str:
 # ----------------------------------------------------------------------------- reading
 
 
-def latest_selection_id(con) -> str | None:
-    """The newest selection (the one whose picks the review page shows by default)."""
-    row = one(
-        con,
-        "SELECT selection_id FROM selections ORDER BY created_at DESC, selection_id DESC LIMIT 1",
-    )
-    return row[0] if row else None
-
-
 def effective_picks(
     con,
     selection_id: str | None = None,
@@ -335,7 +327,7 @@ def effective_picks(
     >>> effective_picks(connect(":memory:"), "none").num_rows
     0
     """
-    selection_id = selection_id or latest_selection_id(con)
+    selection_id = selection_id or latest_selection(con)
     where, params = "WHERE selection_id = ?", [selection_id]
     if example_ids is not None:
         where += " AND example_id IN (SELECT unnest(?))"
@@ -493,7 +485,7 @@ def _resolve_picks(fold: dict, sel_rows: list[tuple]) -> tuple[list[str], str | 
 
 def _state(con, example_id: str, selection_id: str | None, events: list[Event]) -> ExampleState:
     fold = _fold(events)
-    selection_id = selection_id or latest_selection_id(con)
+    selection_id = selection_id or latest_selection(con)
     sel_rows = (
         con.execute(
             "SELECT candidate_id, score, rank, picked FROM selection_scores "
@@ -709,7 +701,7 @@ def export_picks_jsonl(con, path: str | Path, selection_id: str | None = None) -
     context when there is one) and ``completion`` (the candidate text). Curated sets
     with manifests are built by the curation stage from :func:`effective_picks`.
     """
-    selection_id = selection_id or latest_selection_id(con)
+    selection_id = selection_id or latest_selection(con)
     if selection_id is None:
         raise ReviewError("selection_id: there is no selection to export")
     path = Path(path)

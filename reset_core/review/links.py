@@ -15,7 +15,7 @@ Trade-off selection (a box or lasso region, :func:`region_query`)
     for selected aggregate points; ``split`` narrows either.
 
 :func:`linked_sql` is the one SQL definition of "the linked candidates"; it reads the
-analytics summaries (``reset_core.analytics``), which must be fresh.
+analytics summaries (``reset_core.analytics.summaries``), which must be fresh.
 
 >>> parse({"judge_a": "j1", "judge_b": "j2", "aspect": "task", "disagree": "0.5"})["disagree"]
 0.5
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reset_core.analytics import ASPECTS, HUMAN, HUMAN_SCORES_SQL
+from reset_core.analytics.summaries import HUMAN, HUMAN_SCORES_SQL
+from reset_core.aspects import ASPECTS
 from reset_core.store import one
 
 MAX_IDS = 500

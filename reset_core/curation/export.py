@@ -20,14 +20,13 @@ set's manifest beside it (``<name>.manifest.json``), and never overwrites a file
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reset_core.curation import manifest as set_manifest
+from reset_core.atomic import atomic_path, write_json_atomic
+from reset_core.curation.queries import manifest as set_manifest
 from reset_core.store import one
 
 FORMS = ("messages", "prompt_completion")
@@ -85,7 +84,7 @@ def export_set(
         out = out / f"{set_id}-{form}{_SUFFIX[fmt]}"
     write_table(table, out, fmt)
     man = {**set_manifest(con, set_id), "set_id": set_id, "form": form, "format": fmt}
-    _atomic_write_text(out.with_name(out.name + ".manifest.json"), json.dumps(man, indent=2))
+    write_json_atomic(out.with_name(out.name + ".manifest.json"), man, indent=2)
     return out
 
 
@@ -94,9 +93,7 @@ def write_table(table: pa.Table, out: Path, fmt: str) -> None:
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; exports never overwrite, choose another name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out, overwrite=False) as tmp:
         if fmt == "jsonl":
             with open(tmp, "w", encoding="utf-8") as f:
                 for row in table.to_pylist():
@@ -107,12 +104,6 @@ def write_table(table: pa.Table, out: Path, fmt: str) -> None:
             from datasets import Dataset
 
             Dataset(table).save_to_disk(str(tmp))
-        os.rename(tmp, out)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
 
 
 def load_exported(path: str | Path):
@@ -129,9 +120,3 @@ def load_exported(path: str | Path):
     if kind is None:
         raise ValueError(f"{path}: expected .jsonl, .parquet or a datasets folder")
     return load_dataset(kind, data_files=str(path), split="train")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -21,15 +21,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-
-def _errors(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
-    )
+from reset_core.errors import validation_message
 
 
 def _cmd_curate(args: argparse.Namespace) -> int:
-    from reset_core import curation
+    from reset_core.curation import config as curation_config
+    from reset_core.curation import queries as curation_queries
+    from reset_core.curation import sets as curation
     from reset_core.options import options_from_args
     from reset_core.store import connect
 
@@ -46,7 +44,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
             )
         else:
             if not args.selection_id:
-                from reset_core.scoring import latest_selection
+                from reset_core.scoring.queries import latest_selection
 
                 args.selection_id = latest_selection(con)
                 if not args.selection_id:
@@ -58,7 +56,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
                     return 2
                 print(f"using the latest selection, {args.selection_id}")
             args.kinds, args.sources = args.kinds or [], args.sources or []
-            spec = options_from_args(curation.CurationSpec, args)
+            spec = options_from_args(curation_config.CurationSpec, args)
             if args.preview:
                 p = curation.preview(con, spec)
                 p.pop("scores"), p.pop("score_by_kind")
@@ -66,18 +64,18 @@ def _cmd_curate(args: argparse.Namespace) -> int:
                 return 0
             set_id = curation.create_curated_set(con, spec)
     except ValidationError as e:
-        print(f"error: {_errors(e)}", file=sys.stderr)
+        print(f"error: {validation_message(e)}", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    man = curation.manifest(con, set_id)
+    man = curation_queries.manifest(con, set_id)
     print(f"curated set {set_id}: {man['n_items']} items, by kind {man['by_kind']}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from reset_core.export import export_set
+    from reset_core.curation.export import export_set
     from reset_core.store import connect
 
     con = connect(args.db)
@@ -92,7 +90,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _follow(con, job_id: str, run_id: str | None) -> int:
     from reset_core import jobs
-    from reset_core.training.runs import sync_training
+    from reset_core.training.launch import sync_training
 
     last = None
     try:
@@ -126,7 +124,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from reset_core.options import options_from_args
     from reset_core.store import connect, one
     from reset_core.training.config import TrainConfig
-    from reset_core.training.runs import start_training
+    from reset_core.training.launch import start_training
 
     con = connect(args.db)
     if args.resume:
@@ -150,11 +148,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         cfg = options_from_args(TrainConfig, args)
     except ValidationError as e:
-        print(f"error: {_errors(e)}", file=sys.stderr)
+        print(f"error: {validation_message(e)}", file=sys.stderr)
         return 2
     data = None
     if args.data:
-        from reset_core.export import load_exported
+        from reset_core.curation.export import load_exported
 
         data = load_exported(Path(args.data)).data.table
     try:
@@ -172,8 +170,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``curate``, ``export`` and ``train`` to the ``reset-studio`` subparsers."""
-    from reset_core.curation import CurationSpec
-    from reset_core.export import FORMATS, FORMS
+    from reset_core.curation.config import CurationSpec
+    from reset_core.curation.export import FORMATS, FORMS
     from reset_core.options import add_options
     from reset_core.training.config import TrainConfig
 

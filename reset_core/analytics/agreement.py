@@ -24,7 +24,7 @@ bucket-ordered ``analytics_judgments`` summary; the report says how many it used
 many. Failed judgments are excluded and counted.
 
 Review links: a heatmap cell opens the candidates two raters disagree on in Review
-(``reset_core.review_links.disagreement_query``).
+(``reset_core.review.links.disagreement_query``).
 
 >>> r = pair_stats([0.0, 0.25, 0.5, 1.0], [0.0, 0.25, 0.75, 1.0], n_boot=50)
 >>> round(r["spearman"].value, 3), r["spearman"].n
@@ -43,15 +43,14 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-from reset_core.analytics import (
-    ASPECT_COLS,
-    ASPECTS,
+from reset_core.analytics.summaries import (
     HUMAN,
     HUMAN_SCORES_SQL,
     UNDONE_SQL,
     missing_summary,
     sample_buckets,
 )
+from reset_core.aspects import ASPECT_COLS, check_aspect
 from reset_core.store import one
 
 AGREEMENT_SAMPLE = 2000
@@ -382,7 +381,7 @@ def paired_scores(
 
     Returns (candidate ids, matrix, number of candidates with this aspect before sampling).
     """
-    _check_aspect(aspect)
+    check_aspect(aspect)
     # candidates with a valid score for the aspect: a cheap count on the per-candidate summary
     n_all = one(con, f"SELECT count({ASPECT_COLS[aspect]}) FROM analytics_candidates")[0]
     if not judges or n_all == 0:
@@ -433,7 +432,7 @@ def human_scores(con, aspect: str) -> list[tuple[str, str, float]]:
 
     Undone events are ignored; scores outside [0, 1] are not scores and are skipped.
     """
-    _check_aspect(aspect)
+    check_aspect(aspect)
     return con.execute(
         "SELECT candidate_id, reviewer, score FROM analytics_manual WHERE aspect = ? "
         "ORDER BY candidate_id, reviewer",
@@ -541,8 +540,3 @@ def agreement_matrix(
             i, j = raters.index(judge), raters.index(HUMAN)
             cells[i][j] = cells[j][i] = s[stat]
     return raters, cells
-
-
-def _check_aspect(aspect: str) -> None:
-    if aspect not in ASPECTS:
-        raise ValueError(f"aspect: must be one of {list(ASPECTS)}, got {aspect!r}")

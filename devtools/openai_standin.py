@@ -274,7 +274,7 @@ class OpenAICompatServer:
 
 
 def main() -> None:
-    """``python -m reset_core.devserver --port 8000``: a stand-in endpoint for manual tries."""
+    """``python -m devtools.openai_standin --port 8000``: a stand-in endpoint for manual tries."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)

@@ -6,7 +6,7 @@ Computed over a deterministic hash sample of about ``cap`` candidates (bucket-or
 summaries, so the sample reads only the first row groups).
 
 >>> from reset_core.store import connect
->>> from reset_core.analytics import ensure_fresh
+>>> from reset_core.analytics.summaries import ensure_fresh
 >>> con = connect(":memory:"); _ = ensure_fresh(con)
 >>> length_bias(con)
 []
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reset_core.agreement import N_BOOT, Stat, _ci, spearman_replicates
-from reset_core.analytics import sample_buckets
+from reset_core.analytics.agreement import N_BOOT, Stat, _ci, spearman_replicates
+from reset_core.analytics.summaries import sample_buckets
 from reset_core.store import one
 
 BIAS_SAMPLE = 5000

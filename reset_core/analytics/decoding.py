@@ -14,7 +14,7 @@ stored at refresh.
 
 from __future__ import annotations
 
-from reset_core.analytics import DISTINCT_NS, TEXTS_PER_SETTING, distinct_n_sql
+from reset_core.analytics.summaries import DISTINCT_NS, TEXTS_PER_SETTING, distinct_n_sql
 
 
 def distinct_n(con, n: int) -> dict[str, float]:

@@ -19,16 +19,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from reset_core import jobs
-from reset_core.sampling.base import ModelLoadError, ModelSpec, build_messages
+from reset_core.ingest.queries import example_filter
+from reset_core.sampling.base import ModelLoadError, build_messages
+from reset_core.sampling.config import ModelSpec, SampleSelection
 from reset_core.sampling.settings import DecodingSetting, GridRejected, candidate_id, parse_grid
 from reset_core.sampling.worker import ENTRY, INPUT_SCHEMA
-from reset_core.store import _example_filter, ingest_shards, insert_arrow, one
+from reset_core.store import ingest_shards, insert_arrow, one
 
 KIND = "sample"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -36,31 +37,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 class SamplingRejected(ValueError):
     """Sampling cannot start as asked; the message names the problem (and the bound)."""
-
-
-class SampleSelection(BaseModel):
-    """Which examples to sample: filters, then at most ``count`` of the matches."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kinds: list[Literal["instruction", "context"]] = Field(
-        default_factory=list, description="Example kinds to include; empty = all."
-    )
-    sources: list[str] = Field(
-        default_factory=list, description="Sources (datasets) to include; empty = all."
-    )
-    splits: list[Literal["seen", "test_seen", "test_unseen"]] = Field(
-        default_factory=lambda: ["seen"],
-        description="Splits to include; RESET samples the 'seen' split.",
-    )
-    count: int = Field(
-        50, ge=1, le=10_000_000, description="At most this many examples, 1 to 10,000,000."
-    )
-    seed: int = Field(
-        0,
-        ge=0,
-        description="Which examples when more match than count: a fixed shuffle by this seed.",
-    )
 
 
 @dataclass
@@ -155,7 +131,7 @@ def _check_hub_id(repo_id: str, revision: str | None) -> None:
 
 def select_examples(con, selection: SampleSelection) -> list[tuple[str, str, str | None]]:
     """(example_id, instruction, context) of the selected examples, a stable shuffle."""
-    where, params = _example_filter(selection.kinds, selection.sources, selection.splits)
+    where, params = example_filter(selection.kinds, selection.sources, selection.splits)
     return con.execute(
         f"SELECT example_id, instruction, context FROM examples{where} "
         "ORDER BY md5(example_id || ':' || ?::VARCHAR), example_id LIMIT ?",
@@ -319,26 +295,3 @@ def resume_sampling(con, job_id: str) -> int:
     if progress.get("status") == "running":
         raise SamplingRejected(f"job {job_id} is still running")
     return jobs.launch(con, job_id)
-
-
-def sampling_jobs(con, limit: int = 20):
-    """The latest sampling jobs (DataFrame), newest first, with candidates ingested."""
-    return con.execute(
-        "SELECT j.job_id, j.status, j.n_done, j.n_total, j.error, j.created_at, j.finished_at, "
-        "j.config->>'$.model.model' AS model, j.config->>'$.model.engine' AS engine, "
-        "(SELECT count(*) FROM candidates c WHERE c.job_id = j.job_id) AS n_ingested "
-        "FROM jobs j WHERE j.kind = ? ORDER BY j.created_at DESC LIMIT ?",
-        [KIND, limit],
-    ).df()
-
-
-def job_candidates(con, job_id: str, limit: int = 50, offset: int = 0):
-    """A window of a job's candidates with their example and setting (DataFrame), newest first."""
-    return con.execute(
-        "SELECT c.candidate_id, e.instruction, c.text, d.temperature, d.top_k, d.top_p, "
-        "c.sample_index, c.seed, c.finish_reason, c.completion_tokens, c.engine, c.example_id "
-        "FROM candidates c JOIN examples e USING (example_id) "
-        "LEFT JOIN decoding_settings d USING (setting_id) "
-        "WHERE c.job_id = ? ORDER BY c.created_at DESC, c.candidate_id LIMIT ? OFFSET ?",
-        [job_id, limit, offset],
-    ).df()

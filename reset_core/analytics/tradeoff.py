@@ -15,7 +15,7 @@ candidate's mean valid score over judges):
 evaluation runs (``eval_runs.metrics`` keys ``instruction`` and ``faithfulness``) and
 from their judged answers on the test splits.
 
-All aggregation runs in SQL over ``analytics_candidates`` (see ``reset_core.analytics``).
+All aggregation runs in SQL over ``analytics_candidates`` (see ``reset_core.analytics.summaries``).
 
 >>> pareto_frontier([(0.2, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1)])
 [0, 1, 3]
@@ -27,7 +27,8 @@ import json
 
 import numpy as np
 
-from reset_core.analytics import ASPECT_COLS, sample_buckets
+from reset_core.analytics.summaries import sample_buckets
+from reset_core.aspects import ASPECT_COLS
 from reset_core.store import one
 
 LEVELS = ("candidate", "setting", "model", "setting_model", "kind")

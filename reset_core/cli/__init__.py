@@ -19,17 +19,18 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reset_core import paths
+from reset_core.errors import validation_message
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from reset_core.ingest import ImportOptions, ImportRejected, import_file
+    from reset_core.ingest.importer import ImportOptions, ImportRejected, import_file
     from reset_core.options import options_from_args
     from reset_core.store import connect
 
     try:
         opts = options_from_args(ImportOptions, args)
     except ValidationError as e:
-        print(f"error: {_validation_message(e)}", file=sys.stderr)
+        print(f"error: {validation_message(e)}", file=sys.stderr)
         return 2
     con = connect(args.db)
     try:
@@ -45,15 +46,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validation_message(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
-    )
-
-
 def _cmd_db_info(args: argparse.Namespace) -> int:
+    from reset_core.ingest.queries import example_breakdown
     from reset_core.migrations import current_version
-    from reset_core.store import connect, counts, example_breakdown
+    from reset_core.store import connect, counts
 
     con = connect(args.db)
     info = {
@@ -80,7 +76,7 @@ def _cmd_db_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_init(args: argparse.Namespace) -> int:
-    from reset_core.demo import load_demo
+    from reset_core.ingest.demo import load_demo
     from reset_core.store import connect
 
     con = connect(args.db)
@@ -104,8 +100,8 @@ def _cmd_model_prepare(args: argparse.Namespace) -> int:
 
 
 def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
+    from reset_core.judging.launch import llm_spec, offline_specs
     from reset_core.judging.llm_judge import LLMJudgeConfig
-    from reset_core.judging.worker import llm_spec, offline_specs
     from reset_core.options import options_from_args
 
     specs = offline_specs() if args.offline else []
@@ -121,7 +117,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     import time
 
     from reset_core.jobs import run_worker
-    from reset_core.judging.worker import (
+    from reset_core.judging.launch import (
         cache_path,
         create_judge_job,
         estimate_job,
@@ -136,7 +132,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         plan = {"aspects": args.aspects, "redo": args.redo, "limit": args.limit}
         items = plan_items(con, specs, **plan)
     except (ValidationError, ValueError) as e:
-        msg = _validation_message(e) if isinstance(e, ValidationError) else str(e)
+        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2
     est = estimate_job(specs, items, cache_path(args.db))
@@ -174,14 +170,15 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 def _cmd_select(args: argparse.Namespace) -> int:
     from reset_core.options import options_from_args
-    from reset_core.scoring import SelectionConfig, preview_selection, save_selection
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import preview_selection, save_selection
     from reset_core.store import connect
 
     con = connect(args.db)
     try:
         cfg = options_from_args(SelectionConfig, args)
     except ValidationError as e:
-        print(f"error: {_validation_message(e)}", file=sys.stderr)
+        print(f"error: {validation_message(e)}", file=sys.stderr)
         return 2
     res = (preview_selection if args.dry_run else save_selection)(con, cfg)
     print(
@@ -206,9 +203,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from reset_core import jobs
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
-    from reset_core.sampling.base import ModelSpec
-    from reset_core.sampling.run import (
-        SampleSelection,
+    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.launch import (
         SamplingRejected,
         plan_sampling,
         resume_sampling,
@@ -248,7 +244,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             job_id = start_sampling(con, plan, paths.jobs_dir(args.db), chunk_size=args.chunk_size)
             print(f"job {job_id} started")
     except (SamplingRejected, GridRejected, ModelUnavailable, ValidationError) as e:
-        msg = _validation_message(e) if isinstance(e, ValidationError) else str(e)
+        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2
     progress: dict = {}
@@ -279,7 +275,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reset_core.ingest import ImportOptions
+    from reset_core.ingest.importer import ImportOptions
     from reset_core.options import add_options
 
     parser = argparse.ArgumentParser(prog="reset-studio", description=__doc__.splitlines()[0])
@@ -313,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_model_prepare)
 
     from reset_core.judging.llm_judge import LLMJudgeConfig
-    from reset_core.scoring import SelectionConfig
+    from reset_core.scoring.config import SelectionConfig
 
     p = sub.add_parser("judge", help="judge the candidates (offline metric judges and/or an LLM)")
     p.add_argument("--offline", action="store_true", help="the metric judges (no API needed)")
@@ -335,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="preview without storing")
     add_options(p, SelectionConfig, exclude=("judges", "judge_by_aspect"))
     p.set_defaults(func=_cmd_select)
-    from reset_core.sampling.base import ModelSpec
+    from reset_core.sampling.config import ModelSpec
 
     p = sub.add_parser(
         "sample",
@@ -358,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_sample)
-    from reset_core.cli_training import add_commands as add_training_commands
+    from reset_core.cli.training import add_commands as add_training_commands
 
     add_training_commands(sub)
     return parser

@@ -33,7 +33,7 @@ STAGE_OF_PRESET = {"MTL": "mtl", "RESET": "reset", "RESET-S": "reset"}
 
 def model_id_for(path: str, adapter_path: str | None = None) -> str:
     """The id sampling gives the same weights, so candidates and lineage share one row."""
-    from reset_core.sampling.base import ModelSpec
+    from reset_core.sampling.config import ModelSpec
 
     return ModelSpec(engine="transformers", model=str(path), adapter=adapter_path).model_id
 
@@ -86,7 +86,7 @@ def start_training(
 
     >>> run_id, job_id = start_training(con, db, TrainConfig(base_model=path), set_id="cs-1")  # doctest: +SKIP
     """
-    from reset_core.export import items_table, to_form
+    from reset_core.curation.export import items_table, to_form
 
     if (set_id is None) == (data is None):
         raise ValueError("give exactly one of set_id (a curated set) or data (a table)")
@@ -188,77 +188,3 @@ def register_model(con, job_id: str) -> str | None:
         con.execute("ROLLBACK")
         raise
     return model_id
-
-
-def lineage(con, model_id: str) -> list[dict[str, Any]]:
-    """The chain from a model back to its root: each with its run, curated set and metrics.
-
-    >>> [m["stage"] for m in lineage(con, "m-run-1")]  # doctest: +SKIP
-    ['reset', 'mtl', 'base']
-    """
-    chain, seen = [], set()
-    current: str | None = model_id
-    while current and current not in seen:
-        seen.add(current)
-        row = one(
-            con,
-            "SELECT m.model_id, m.name, m.stage, m.path, m.adapter_path, m.parent_id, "
-            "m.curated_set_id, m.training_run_id, m.config, s.name, s.preset, s.n_items, "
-            "s.content_hash FROM models m LEFT JOIN curated_sets s ON s.set_id = m.curated_set_id "
-            "WHERE m.model_id = ?",
-            [current],
-        )
-        if row is None:
-            chain.append({"model_id": current, "missing": True})
-            break
-        config = json.loads(row[8]) if isinstance(row[8], str) else (row[8] or {})
-        chain.append(
-            {
-                "model_id": row[0],
-                "name": row[1],
-                "stage": row[2],
-                "path": row[3],
-                "adapter_path": row[4],
-                "parent_id": row[5],
-                "curated_set_id": row[6],
-                "training_run_id": row[7],
-                "curated_set": {
-                    "name": row[9],
-                    "preset": row[10],
-                    "n_items": row[11],
-                    "content_hash": row[12],
-                }
-                if row[6]
-                else None,
-                "train_config": config.get("train"),
-                "metrics": config.get("metrics"),
-            }
-        )
-        current = row[5]
-    return chain
-
-
-def runs(con):
-    """Training runs with their job status, newest first (a pandas DataFrame)."""
-    return con.execute(
-        "SELECT r.run_id, r.job_id, j.status, j.n_done AS steps_done, j.n_total AS steps_total, "
-        "r.curated_set_id, r.base_model_id, r.model_id, r.output_dir, j.error, r.created_at "
-        "FROM training_runs r LEFT JOIN jobs j USING (job_id) ORDER BY r.created_at DESC"
-    ).df()
-
-
-def metrics_frame(con, run_id: str):
-    """A run's logged metrics by step (a pandas DataFrame) for the live charts."""
-    return con.execute(
-        "SELECT step, loss, learning_rate, tokens_per_s, epoch FROM training_metrics "
-        "WHERE run_id = ? ORDER BY step",
-        [run_id],
-    ).df()
-
-
-def trained_models(con):
-    """Models a run can start from or sampling/evaluation can pick, newest first."""
-    return con.execute(
-        "SELECT model_id, name, stage, path, adapter_path, parent_id, curated_set_id, created_at "
-        "FROM models ORDER BY created_at DESC, model_id"
-    ).df()

@@ -41,6 +41,7 @@ import time
 
 import duckdb
 
+from reset_core.scoring.queries import LATEST_SELECTION_SQL
 from reset_core.store import one
 
 N_BUCKETS = 4096
@@ -48,9 +49,6 @@ N_BUCKETS = 4096
 TEXTS_PER_SETTING = 200
 #: n of the distinct-n diversity figures stored at refresh
 DISTINCT_NS = (1, 2)
-ASPECTS = ("task", "instruction", "faithfulness")
-#: aspect -> column of analytics_candidates
-ASPECT_COLS = {"task": "s_task", "instruction": "s_instr", "faithfulness": "s_faith"}
 #: the rater name that stands for the reviewers' mean manual score
 HUMAN = "human"
 
@@ -63,10 +61,6 @@ UNDONE_SQL = """
 HUMAN_SCORES_SQL = (
     "SELECT candidate_id, avg(score) AS score FROM analytics_manual WHERE aspect = ? "
     "GROUP BY candidate_id"
-)
-
-_LATEST_SELECTION = (
-    "(SELECT selection_id FROM selections ORDER BY created_at DESC, selection_id DESC LIMIT 1)"
 )
 
 
@@ -89,7 +83,7 @@ def _versions(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str | None, str
         "(SELECT count(*) FROM judgments), (SELECT count(*) FROM selections), "
         "(SELECT count(*) FROM selection_scores), (SELECT count(*) FROM overrides)",
     )
-    latest = one(con, _LATEST_SELECTION[1:-1])
+    latest = one(con, LATEST_SELECTION_SQL)
     stored = dict(con.execute("SELECT name, fingerprint FROM analytics_state").fetchall())
     # DuckDB's version is in it because hash() (the sample buckets) may change with it.
     key = (duckdb.__version__, *counts[:5], latest and latest[0])
@@ -151,7 +145,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
                 FROM per_aspect GROUP BY candidate_id
             ), picks AS (
                 SELECT candidate_id FROM selection_scores
-                WHERE picked AND selection_id = {_LATEST_SELECTION}
+                WHERE picked AND selection_id = ({LATEST_SELECTION_SQL})
             )
             SELECT (hash(c.candidate_id) % {N_BUCKETS})::SMALLINT AS bucket, c.candidate_id,
                    c.example_id, c.model_id, c.setting_id, e.kind, e.split,

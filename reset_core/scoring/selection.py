@@ -15,8 +15,8 @@ exclude drops the example; ``undo`` cancels an earlier event.
 
 Everything runs in SQL so it stays fast at a million candidates.
 
->>> SelectionConfig(preset="reset_s", weight=2.0).effective_threshold()
-2.25
+The configuration is :class:`reset_core.scoring.config.SelectionConfig`; the
+stored selections are read through :mod:`reset_core.scoring.queries`.
 """
 
 from __future__ import annotations
@@ -25,76 +25,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, Field, model_validator
 
-from reset_core.store import one
-
-ASPECT_COLS = {"task": "s_task", "instruction": "s_instr", "faithfulness": "s_faith"}
-
-
-class SelectionConfig(BaseModel):
-    """How candidates are scored and picked."""
-
-    preset: Literal["reset", "reset_s", "custom"] = Field(
-        "reset",
-        description="reset: top-1 per example; reset_s: top-1 only above the threshold and "
-        "where judges agree; custom: top-k, threshold and target size",
-    )
-    weight: float = Field(
-        2.0, ge=0, le=100, description="w in score = s_task + w·(I_instr·s_instr + I_faith·s_faith)"
-    )
-    combine: Literal["mean", "judge", "agree"] = Field(
-        "mean",
-        description="several judges per aspect: mean; judge = one named judge per aspect; "
-        "agree = mean only where they agree within delta (else not rankable)",
-    )
-    judges: list[str] | None = Field(None, description="judge ids to use (default: all)")
-    judge_by_aspect: dict[str, str] = Field(
-        default_factory=dict, description="combine=judge: aspect=judge_id for each aspect"
-    )
-    delta: float = Field(
-        0.2, ge=0, le=1, description="judges agree when their [0,1] scores differ by at most this"
-    )
-    threshold: float | None = Field(
-        None,
-        ge=0,
-        description="minimum RESET score of a pick (reset_s default: 0.75·(1+w))",
-    )
-    require_agreement: bool = Field(
-        False, description="custom: pick only where the judges agree (reset_s always does)"
-    )
-    top_k: int = Field(1, ge=1, le=1000, description="custom: picks per example")
-    target_size: int | None = Field(
-        None, ge=1, description="custom: keep at most this many picks, best scores first"
-    )
-    split: Literal["seen", "test_seen", "test_unseen"] = Field(
-        "seen", description="which examples to select for (RESET samples the seen split)"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> SelectionConfig:
-        if self.combine == "judge":
-            missing = [a for a in ASPECT_COLS if a not in self.judge_by_aspect]
-            if missing:
-                raise ValueError(f"judge_by_aspect: combine=judge needs a judge for {missing}")
-        unknown = set(self.judge_by_aspect) - set(ASPECT_COLS)
-        if unknown:
-            raise ValueError(f"judge_by_aspect: unknown aspects {sorted(unknown)}")
-        return self
-
-    def effective_threshold(self) -> float | None:
-        if self.threshold is not None:
-            return self.threshold
-        return 0.75 * (1 + self.weight) if self.preset == "reset_s" else None
-
-    def k(self) -> int:
-        return self.top_k if self.preset == "custom" else 1
-
-    def needs_agreement(self) -> bool:
-        return self.preset == "reset_s" or (self.preset == "custom" and self.require_agreement)
+from reset_core.scoring.config import SelectionConfig
+from reset_core.scoring.queries import latest_selection, stored_picks
 
 
 def override_state(con) -> pa.Table:
@@ -104,7 +39,7 @@ def override_state(con) -> pa.Table:
     so selection, exports and the review page agree on what an override means
     (undo, unveto/unforce/include, a later force replacing an earlier one).
     """
-    from reset_core.review import current_overrides
+    from reset_core.review.events import current_overrides
 
     return current_overrides(con)
 
@@ -267,23 +202,9 @@ def _picks(t: pa.Table) -> dict[str, frozenset]:
     return {e: frozenset(g["candidate_id"]) for e, g in d.groupby("example_id")}
 
 
-def stored_picks(con, selection_id: str) -> dict[str, frozenset]:
-    rows = con.execute(
-        "SELECT example_id, list(candidate_id) FROM selection_scores "
-        "WHERE selection_id = ? AND picked GROUP BY example_id",
-        [selection_id],
-    ).fetchall()
-    return {e: frozenset(c) for e, c in rows}
-
-
 def count_changed(old: dict[str, frozenset], new: dict[str, frozenset]) -> int:
     """Examples whose set of picks differs (gained, lost or swapped a pick)."""
     return sum(old.get(e, frozenset()) != new.get(e, frozenset()) for e in set(old) | set(new))
-
-
-def latest_selection(con) -> str | None:
-    row = one(con, "SELECT selection_id FROM selections ORDER BY created_at DESC LIMIT 1")
-    return row[0] if row else None
 
 
 def preview_selection(con, cfg: SelectionConfig, against: str | None = None) -> SelectionResult:

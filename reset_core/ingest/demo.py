@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reset_core.ingest import ImportOptions, import_file
+from reset_core.ingest.importer import ImportOptions, import_file
 from reset_core.paths import DEMO_FILE
 from reset_core.store import one
 

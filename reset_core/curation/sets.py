@@ -13,11 +13,8 @@ The MTL stage uses the same noun: :func:`create_reference_set` freezes examples 
 their reference answers as completions (a mixed import of instruction and context
 data), which is what the baseline is trained on before RESET starts.
 
->>> from reset_core.store import connect
->>> con = connect(":memory:")
->>> spec = CurationSpec(selection_id="sel-1", preset="RESET", target_size=1000)
->>> spec.preset
-'RESET'
+The spec and presets are in :mod:`reset_core.curation.config`, the reads in
+:mod:`reset_core.curation.queries`.
 """
 
 from __future__ import annotations
@@ -26,23 +23,12 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
 
+from reset_core.curation.config import RESET_S_FRACTION, CurationSpec
+from reset_core.curation.queries import reference_filter
 from reset_core.store import insert_arrow, one
-
-#: Presets. RESET keeps every pick (top-1 per seen example). RESET-S ("supercharged")
-#: keeps only the best-scored third of them: the paper's "less is more" result, a set
-#: about three times smaller and of higher quality. MTL is not a preset of picks but
-#: of references (see :func:`create_reference_set`).
-PRESETS: dict[str, str] = {
-    "RESET": "every pick (top-1 per seen example), best first, up to the target size",
-    "RESET-S": "only the best-scored third of the picks, up to the target size",
-    "MTL": "examples with their reference answers as completions (the multi-task baseline)",
-}
-RESET_S_FRACTION = 1 / 3
 
 
 def user_message(instruction: str, context: str | None) -> str:
@@ -54,38 +40,6 @@ def user_message(instruction: str, context: str | None) -> str:
     from reset_core.sampling.base import build_messages
 
     return build_messages(instruction, context)[0]["content"]
-
-
-class CurationSpec(BaseModel):
-    """How to cut a curated set from a scoring run."""
-
-    selection_id: str = Field(description="The scoring run (selection) whose picks to freeze.")
-    preset: Literal["RESET", "RESET-S"] = Field(
-        "RESET",
-        description="RESET keeps every pick; RESET-S keeps only the best-scored third "
-        "(a smaller, higher-quality set: the paper's 'less is more').",
-    )
-    target_size: int | None = Field(
-        None,
-        ge=1,
-        le=10_000_000,
-        description="At most this many items, best scores first. Empty = no cap.",
-    )
-    kinds: list[str] = Field(
-        default_factory=list, description="Only these example kinds (empty = all)."
-    )
-    sources: list[str] = Field(
-        default_factory=list, description="Only these example sources (empty = all)."
-    )
-    min_score: float | None = Field(
-        None, description="Drop picks whose RESET score is below this (empty = no threshold)."
-    )
-    balance_kinds: bool = Field(
-        True,
-        description="When the target size cuts the set, keep the instruction/context mix of "
-        "the picks instead of letting the higher-scoring kind crowd the other out.",
-    )
-    name: str = Field("", description="A label for the set (default: preset + selection).")
 
 
 # --------------------------------------------------------------------------- overrides
@@ -109,7 +63,7 @@ def apply_overrides(con, selection_id: str) -> pa.Table:
     >>> apply_overrides(connect(":memory:"), "none").num_rows
     0
     """
-    from reset_core.review import effective_picks
+    from reset_core.review.events import effective_picks
 
     picks = effective_picks(con, selection_id).select(
         ["example_id", "candidate_id", "score", "source"]
@@ -358,18 +312,6 @@ def create_curated_set(con, spec: CurationSpec) -> str:
     return _freeze(con, items, manifest, spec.preset, name, spec.selection_id)
 
 
-def _reference_filter(kinds, sources, split) -> tuple[list[str], list]:
-    """WHERE clauses for examples usable as MTL training data (they have a reference)."""
-    where, params = ["split = ?", "reference IS NOT NULL", "trim(reference) <> ''"], [split]
-    if kinds:
-        where.append("kind IN (SELECT unnest(?))")
-        params.append(list(kinds))
-    if sources:
-        where.append("source IN (SELECT unnest(?))")
-        params.append(list(sources))
-    return where, params
-
-
 def create_reference_set(
     con,
     *,
@@ -387,7 +329,7 @@ def create_reference_set(
 
     >>> set_id = create_reference_set(con, target_size=500)  # doctest: +SKIP
     """
-    where, params = _reference_filter(kinds, sources, split)
+    where, params = reference_filter(kinds, sources, split)
     rows = [
         {
             "example_id": e,
@@ -431,42 +373,3 @@ def _count(values: list[str]) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
-
-
-def list_sets(con):
-    """Curated sets, newest first (a pandas DataFrame)."""
-    return con.execute(
-        "SELECT set_id, name, preset, selection_id, n_items, content_hash, created_at "
-        "FROM curated_sets ORDER BY created_at DESC, set_id"
-    ).df()
-
-
-def manifest(con, set_id: str) -> dict:
-    """The stored manifest of a set."""
-    row = one(con, "SELECT manifest FROM curated_sets WHERE set_id = ?", [set_id])
-    if row is None:
-        raise KeyError(f"no curated set {set_id!r}")
-    return json.loads(row[0]) if isinstance(row[0], str) else row[0]
-
-
-def reference_counts(
-    con, *, kinds: Sequence[str] = (), sources: Sequence[str] = (), split: str = "seen"
-) -> dict[str, int]:
-    """Examples with a reference answer, by kind: what :func:`create_reference_set` can use."""
-    where, params = _reference_filter(kinds, sources, split)
-    return dict(
-        con.execute(
-            f"SELECT kind, count(*) FROM examples WHERE {' AND '.join(where)} GROUP BY kind "
-            "ORDER BY kind",
-            params,
-        ).fetchall()
-    )
-
-
-def list_selections(con):
-    """Scoring runs with their pick counts, newest first (a pandas DataFrame)."""
-    return con.execute(
-        "SELECT s.selection_id, s.preset, s.created_at, "
-        "(SELECT count(*) FROM selection_scores x WHERE x.selection_id = s.selection_id AND x.picked)"
-        " AS picks FROM selections s ORDER BY s.created_at DESC, s.selection_id"
-    ).df()

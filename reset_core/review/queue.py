@@ -21,8 +21,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from reset_core import review_links
-from reset_core.review import ExampleState, _state_ctes, example_state
+from reset_core.review import links as review_links
+from reset_core.review.events import ExampleState, _state_ctes, example_state
 from reset_core.store import one
 
 #: Sort options of the queue: label -> ORDER BY clause (ties broken by example id).
@@ -66,7 +66,7 @@ class QueueFilter(BaseModel):
     search: str = Field("", max_length=500, description="text in instruction, context or reference")
     link: dict | None = Field(
         None,
-        description="an analytics link (reset_core.review_links.parse): only examples holding "
+        description="an analytics link (reset_core.review.links.parse): only examples holding "
         "one of its candidates; needs fresh analytics summaries",
     )
     sort: Literal[tuple(SORTS)] = Field("example id", description="queue order")  # type: ignore[valid-type]
