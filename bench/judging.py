@@ -71,6 +71,7 @@ def main() -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parent.parent,  # devtools/ sits at the repo root
     )
     try:
         server.stdout.readline()  # "serving ..." once it listens

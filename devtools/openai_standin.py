@@ -24,8 +24,11 @@ Without a fault, a chat request that asks for JSON (``response_format``) gets
 on a 1-10 scale (``{"scores": [...]}`` when the schema asks for a ``scores`` array
 of ``minItems`` entries), and any other request gets a short deterministic text.
 
->>> with OpenAICompatServer(latency_s=0.0) as srv:  # doctest: +SKIP
-...     client = openai.OpenAI(base_url=srv.base_url, api_key="test")
+>>> import urllib.request
+>>> with OpenAICompatServer(latency_s=0.0) as srv:
+...     with urllib.request.urlopen(srv.base_url + "/models") as r:
+...         r.status
+200
 """
 
 from __future__ import annotations

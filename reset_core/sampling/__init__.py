@@ -1,11 +1,12 @@
-"""Sampling: candidates for every selected example under a grid of decoding settings.
+"""Sampling (RESET step 2): candidates for every selected example under a grid of settings.
 
+* ``config.py``     ModelSpec (which model, which engine) and SampleSelection (which examples)
 * ``settings.py``   the DecodingSetting value object and grids
-* ``base.py``       the Generator protocol, ModelSpec, requests and results
+* ``base.py``       the Generator protocol, requests and results
 * ``transformers_backend.py``, ``vllm_backend.py``, ``openai_backend.py``  the engines
-* ``worker.py``     the job entry a worker process runs (never opens the database)
-* ``run.py``        what the Sample page and ``reset-studio sample`` call: plan, validate,
-  start, sync and browse
+* ``worker.py``     the job a worker process runs (never opens the database)
+* ``launch.py``     app side: plan, validate, start, follow and resume a sampling job
+* ``queries.py``    what the Sample page and the CLI read: jobs and their candidates
 
 The engines import torch, vLLM and openai inside their methods, so importing this
 package stays light.

@@ -1,4 +1,4 @@
-"""Continued fine-tuning (RESET) and the MTL baseline, through TRL's SFT trainer + peft LoRA.
+"""Training (RESET step 6): continued fine-tuning and the MTL baseline, via TRL + peft LoRA.
 
 * :mod:`reset_core.training.config`: :class:`TrainConfig`, every hyperparameter with
   its help text (the Train page and ``reset-studio train`` both read it).
@@ -8,4 +8,5 @@
   shards, cancel, checkpoints and resume, atomic outputs, clear failures.
 * :mod:`reset_core.training.launch`: the app side: launch a run from a curated set,
   follow it, register the finished model with its lineage.
+* :mod:`reset_core.training.queries`: runs, live metrics, models and their lineage.
 """
