@@ -25,7 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from reset_core.ingest.importer import ImportOptions, import_file
+from reset_core.ingest.config import ImportOptions
+from reset_core.ingest.importer import import_file
 from reset_core.store import connect
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

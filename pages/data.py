@@ -8,16 +8,11 @@ import streamlit as st
 from pydantic import ValidationError
 
 import ui
+from reset_core.aspects import KINDS
 from reset_core.errors import validation_message
-from reset_core.ingest.importer import (
-    KINDS,
-    PRESETS,
-    SPLITS,
-    ImportOptions,
-    ImportRejected,
-    import_file,
-    read_examples,
-)
+from reset_core.ingest.config import SPLITS, ImportOptions, ImportRejected
+from reset_core.ingest.importer import import_file, read_examples
+from reset_core.ingest.presets import PRESETS
 from reset_core.ingest.queries import (
     count_examples,
     distinct_values,

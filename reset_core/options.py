@@ -4,7 +4,7 @@ A field's ``description`` is its help text everywhere; its type decides how a fl
 parses. ``dict`` fields take ``key=value`` pairs (``--mapping instruction=question``).
 
 >>> import argparse
->>> from reset_core.ingest.importer import ImportOptions
+>>> from reset_core.ingest.config import ImportOptions
 >>> p = argparse.ArgumentParser()
 >>> add_options(p, ImportOptions)
 >>> options_from_args(ImportOptions, p.parse_args(["--preset", "qa"])).preset

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURES, table_snapshot
 
-from reset_core.ingest.importer import ImportOptions, ImportRejected, import_file, read_examples
+from reset_core.ingest.config import ImportOptions, ImportRejected
+from reset_core.ingest.importer import import_file, read_examples
 from reset_core.store import counts
 
 PRESET_CASES = [

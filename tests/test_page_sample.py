@@ -14,7 +14,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture
 def page(con, db_path, monkeypatch):
-    from reset_core.ingest.importer import ImportOptions, import_file
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.ingest.importer import import_file
 
     import_file(con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca"))
     monkeypatch.syspath_prepend(str(ROOT))  # the page imports the app's `ui` module
@@ -48,7 +49,8 @@ def test_invalid_grid_value_names_the_bound(page):
 
 
 def test_empty_selection_is_refused(page, con):
-    from reset_core.ingest.importer import ImportOptions, import_file
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.ingest.importer import import_file
 
     import_file(con, FIXTURES / "nq_oracle.jsonl", ImportOptions(split="test_unseen"))
     at = page.run()

@@ -30,7 +30,8 @@ STANDIN = Path(__file__).parent / "vllm_standin"
 
 @pytest.fixture
 def examples(con):
-    from reset_core.ingest.importer import ImportOptions, import_file
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.ingest.importer import import_file
 
     import_file(con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca"))
     return con

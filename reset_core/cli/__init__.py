@@ -23,7 +23,8 @@ from reset_core.errors import validation_message
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from reset_core.ingest.importer import ImportOptions, ImportRejected, import_file
+    from reset_core.ingest.config import ImportOptions, ImportRejected
+    from reset_core.ingest.importer import import_file
     from reset_core.options import options_from_args
     from reset_core.store import connect
 
@@ -275,7 +276,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reset_core.ingest.importer import ImportOptions
+    from reset_core.ingest.config import ImportOptions
     from reset_core.options import add_options
 
     parser = argparse.ArgumentParser(prog="reset-studio", description=__doc__.splitlines()[0])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reset_core.ingest.importer import ImportOptions, import_file
+from reset_core.ingest.config import ImportOptions
+from reset_core.ingest.importer import import_file
 from reset_core.paths import DEMO_FILE
 from reset_core.store import one
 

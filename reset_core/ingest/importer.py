@@ -12,484 +12,27 @@ line (or record/row) and the field.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import duckdb
-import orjson
 import pyarrow as pa
-from pydantic import BaseModel, Field, field_validator, model_validator
 
+from reset_core.aspects import KINDS
+from reset_core.ingest.config import FIELDS, SPLITS, ImportOptions, ImportRejected, ImportResult
+from reset_core.ingest.presets import (
+    FLAT_PRESETS,
+    PRESET_COLUMNS,
+    PRESETS,
+    RowError,
+    detect_preset,
+    mapping_preset,
+)
+from reset_core.ingest.readers import read_csv, read_jsonl, read_parquet, reader_for
 from reset_core.store import one
-
-SPLITS = ("seen", "test_seen", "test_unseen")
-KINDS = ("instruction", "context")
-FIELDS = ("instruction", "context", "reference")
-#: What a column mapping may fill: the text fields plus per-row id, source, split, kind.
-MAPPING_TARGETS = (*FIELDS, "id", "source", "split", "kind")
-SUMMARIZE_INSTRUCTION = "Summarize the following article in a few sentences."
-
-
-class ImportRejected(ValueError):
-    """A file that cannot be imported; the message names file, location and field."""
-
-    def __init__(self, path: str | Path, where: str | None, field: str | None, problem: str):
-        self.path, self.where, self.field, self.problem = str(path), where, field, problem
-        parts = [str(path)]
-        if where:
-            parts.append(where)
-        if field:
-            parts.append(f"field '{field}'")
-        super().__init__(", ".join(parts) + ": " + problem)
-
-
-class _RowError(Exception):
-    """Raised by presets inside one row; the reader adds file and location."""
-
-    def __init__(self, field: str | None, problem: str):
-        super().__init__(problem)
-        self.field, self.problem = field, problem
-
-
-class ImportOptions(BaseModel):
-    """How to read one file into examples. Help texts drive the CLI and the Data page."""
-
-    preset: str | None = Field(
-        None,
-        description="File shape: alpaca, dolly, qa, nq, summarization, chat, self_instruct. "
-        "Leave empty to detect it from the columns, or give a column mapping instead.",
-    )
-    mapping: dict[str, str] = Field(
-        default_factory=dict,
-        description="Explicit column mapping, e.g. instruction=question, context=passage, "
-        "reference=answers[0], id=qid. Dotted paths and [i] indexes reach nested fields.",
-    )
-    kind: Literal["auto", "instruction", "context"] = Field(
-        "auto",
-        description="Example kind. auto: 'context' when a context is present, else 'instruction'.",
-    )
-    source: str | None = Field(
-        None, description="Source dataset name stored with each example (default: the file name)."
-    )
-    split: Literal["seen", "test_seen", "test_unseen"] = Field(
-        "seen",
-        description="Split for every row: seen (RESET sampling), test_seen or test_unseen "
-        "(evaluation). Ignored when split ratios are given.",
-    )
-    split_ratios: dict[str, float] | None = Field(
-        None,
-        description="Assign splits by ratio instead, e.g. seen=0.9,test_seen=0.1. Stable per "
-        "example: decided by a hash of its content and the seed, not by row order.",
-    )
-    seed: int = Field(0, description="Seed for the split-by-ratio assignment.")
-    max_chars: int = Field(
-        50_000, ge=1, description="Reject any instruction, context or reference longer than this."
-    )
-
-    @field_validator("mapping")
-    @classmethod
-    def _known_targets(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = set(v) - set(MAPPING_TARGETS)
-        if bad:
-            raise ValueError(
-                f"mapping targets {sorted(bad)} unknown; use {', '.join(MAPPING_TARGETS)}"
-            )
-        if v and "instruction" not in v:
-            raise ValueError("a column mapping must say which column is the instruction")
-        return v
-
-    @field_validator("split_ratios")
-    @classmethod
-    def _ratios(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is None:
-            return v
-        bad = set(v) - set(SPLITS)
-        if bad:
-            raise ValueError(f"unknown split(s) {sorted(bad)}; expected {list(SPLITS)}")
-        if any(r < 0 for r in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
-            raise ValueError(f"split ratios must be non-negative and sum to 1, got {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _preset_or_mapping(self) -> ImportOptions:
-        if self.preset is not None and self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; known presets: {', '.join(PRESETS)}")
-        return self
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    import_id: str
-    path: str
-    preset: str
-    n_rows: int
-    n_added: int
-    n_duplicates: int
-
-
-# --------------------------------------------------------------------------- presets
-# A preset turns one raw record into zero or more examples (dicts with instruction,
-# context, reference and optionally id). They raise _RowError naming the field.
-
-
-def _text(row: dict, key: str, required: bool = False) -> str | None:
-    if key not in row or row[key] is None:
-        if required:
-            raise _RowError(key, "missing required field")
-        return None
-    value = row[key]
-    if not isinstance(value, str):
-        raise _RowError(key, f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _first_answer(row: dict, key: str) -> str | None:
-    """QA answers come as a string, a list of strings, or SQuAD's {"text": [...]}."""
-    value = row.get(key)
-    if isinstance(value, dict):
-        value = value.get("text")
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        if not value:
-            return None
-        if all(isinstance(a, str) for a in value):
-            return value[0]
-    raise _RowError(key, f"expected text or a list of texts, got {type(value).__name__}")
-
-
-@dataclass(frozen=True)
-class _Flat:
-    """A preset whose fields are plain top-level text columns (SQL can map these too)."""
-
-    columns: dict[str, str]  # example field -> file column
-    required: tuple[str, ...]
-    instruction: str | None = None  # fixed request when the file has none
-
-    def __call__(self, row: dict) -> list[dict]:
-        ex = {f: _text(row, c, required=f in self.required) for f, c in self.columns.items()}
-        if self.instruction is not None:
-            ex["instruction"] = self.instruction
-        return [ex]
-
-
-_ALPACA = {"instruction": "instruction", "context": "input", "reference": "output"}
-_FLAT = {
-    "alpaca": _Flat(_ALPACA, ("instruction",)),
-    "dolly": _Flat({**_ALPACA, "context": "context", "reference": "response"}, ("instruction",)),
-    "summarization": _Flat(
-        {"context": "article", "reference": "highlights"}, ("context",), SUMMARIZE_INSTRUCTION
-    ),
-}
-
-
-def _preset_qa(row: dict) -> list[dict]:
-    return [
-        {
-            "instruction": _text(row, "question", required=True),
-            "context": _text(row, "context", required=True),
-            "reference": _first_answer(row, "answers"),
-        }
-    ]
-
-
-def _preset_nq(row: dict) -> list[dict]:
-    ctxs = row.get("ctxs")
-    if not isinstance(ctxs, list) or not ctxs:
-        raise _RowError("ctxs", "expected a non-empty list of passages")
-    if not all(isinstance(c, dict) for c in ctxs):
-        raise _RowError("ctxs", "expected passages as objects with title and text")
-    gold = next((c for c in ctxs if c.get("isgold")), ctxs[0])
-    text = _text(gold, "text", required=True)
-    title = gold.get("title")
-    context = f"{title}\n{text}" if isinstance(title, str) and title else text
-    return [
-        {
-            "instruction": _text(row, "question", required=True),
-            "context": context,
-            "reference": _first_answer(row, "answers"),
-        }
-    ]
-
-
-def _preset_chat(row: dict) -> list[dict]:
-    messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _RowError("messages", "expected a non-empty list of {role, content} messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
-            raise _RowError(f"messages[{i}]", "expected an object with a text 'content'")
-    # The last assistant turn is the reference; the user turn before it is the request.
-    reference = None
-    if messages[-1].get("role") == "assistant":
-        reference = messages[-1]["content"]
-        messages = messages[:-1]
-    users = [m["content"] for m in messages if m.get("role") == "user"]
-    if not users:
-        raise _RowError("messages", "no user message")
-    system = [m["content"] for m in messages if m.get("role") == "system"]
-    return [
-        {
-            "instruction": users[-1],
-            "context": "\n\n".join(system) if system else None,
-            "reference": reference,
-        }
-    ]
-
-
-def _preset_self_instruct(row: dict) -> list[dict]:
-    instruction = _text(row, "instruction", required=True)
-    instances = row.get("instances")
-    if not isinstance(instances, list) or not instances:
-        raise _RowError("instances", "expected a non-empty list of {input, output}")
-    base_id = row.get("id")
-    out = []
-    for i, inst in enumerate(instances):
-        if not isinstance(inst, dict):
-            raise _RowError(f"instances[{i}]", "expected an object with input and output")
-        try:
-            ex = {
-                "instruction": instruction,
-                "context": _text(inst, "input"),
-                "reference": _text(inst, "output"),
-            }
-        except _RowError as e:
-            raise _RowError(f"instances[{i}].{e.field}", e.problem) from None
-        if base_id is not None:
-            ex["id"] = f"{base_id}#{i}" if len(instances) > 1 else base_id
-        out.append(ex)
-    return out
-
-
-PRESETS: dict[str, Callable[[dict], list[dict]]] = {
-    **_FLAT,
-    "qa": _preset_qa,
-    "nq": _preset_nq,
-    "chat": _preset_chat,
-    "self_instruct": _preset_self_instruct,
-}
-
-#: Which file column each preset reads for each example field, so errors name the
-#: column the user sees in their file rather than our field name.
-PRESET_COLUMNS: dict[str, dict[str, str]] = {
-    **{name: flat.columns for name, flat in _FLAT.items()},
-    "qa": {"instruction": "question", "context": "context", "reference": "answers"},
-    "nq": {"instruction": "question", "context": "ctxs", "reference": "answers"},
-    "chat": {"instruction": "messages", "context": "messages", "reference": "messages"},
-    "self_instruct": {
-        "instruction": "instruction",
-        "context": "instances",
-        "reference": "instances",
-    },
-}
-
-#: Columns that identify a preset, checked in order, for auto-detection.
-_DETECT: list[tuple[str, set[str]]] = [
-    ("chat", {"messages"}),
-    ("self_instruct", {"instruction", "instances"}),
-    ("nq", {"question", "ctxs"}),
-    ("qa", {"question", "context"}),
-    ("summarization", {"article"}),
-    ("dolly", {"instruction", "response"}),
-    ("alpaca", {"instruction"}),
-]
-
-
-def detect_preset(columns: set[str]) -> str | None:
-    """The preset whose identifying columns the first record has, or None."""
-    for name, needed in _DETECT:
-        if needed <= columns:
-            return name
-    return None
-
-
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def _get_path(row: Any, path: str) -> Any:
-    """Follow ``a.b[0].c`` into nested records; a missing step raises KeyError."""
-    value = row
-    for name, index in _PATH_TOKEN.findall(path):
-        if name:
-            if not isinstance(value, dict) or name not in value:
-                raise KeyError(path)
-            value = value[name]
-        else:
-            if not isinstance(value, list) or int(index) >= len(value):
-                raise KeyError(path)
-            value = value[int(index)]
-    return value
-
-
-def _mapped(mapping: dict[str, str]) -> Callable[[dict], list[dict]]:
-    def convert(row: dict) -> list[dict]:
-        ex: dict[str, Any] = {}
-        for target, path in mapping.items():
-            try:
-                value = _get_path(row, path)
-            except KeyError:
-                if target == "instruction":
-                    raise _RowError(path, "missing required field") from None
-                value = None
-            if value is not None and not isinstance(value, str):
-                if target == "id" and isinstance(value, int):
-                    value = str(value)
-                else:
-                    raise _RowError(path, f"expected text, got {type(value).__name__}")
-            ex[target] = value
-        return [ex]
-
-    return convert
-
-
-# --------------------------------------------------------------------------- readers
-# Each reader yields (location, record) with a human location ("line 12", "row 3").
-
-
-def _decode_error(path: Path, data: bytes, err: UnicodeDecodeError) -> ImportRejected:
-    line = data.count(b"\n", 0, err.start) + 1
-    return ImportRejected(path, f"line {line}", None, f"not valid UTF-8 ({err.reason})")
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    data = path.read_bytes()
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as ue:
-                raise ImportRejected(
-                    path, f"line {lineno}", None, f"not valid UTF-8 ({ue.reason})"
-                ) from None
-            raise ImportRejected(path, f"line {lineno}", None, f"malformed JSON ({e})") from None
-        yield f"line {lineno}", record
-
-
-def _read_json(path: Path) -> Iterator[tuple[str, Any]]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise _decode_error(path, data, e) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ImportRejected(path, f"line {e.lineno}", None, f"malformed JSON ({e.msg})") from None
-    if isinstance(doc, dict):
-        # {"data": [...]} and similar single-key wrappers.
-        lists = [v for v in doc.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise ImportRejected(path, None, None, "expected a JSON array of records")
-        doc = lists[0]
-    if not isinstance(doc, list):
-        raise ImportRejected(path, None, None, "expected a JSON array of records")
-    for i, record in enumerate(doc, start=1):
-        yield f"record {i}", record
-
-
-def _read_csv(path: Path) -> Iterator[tuple[str, Any]]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise _decode_error(path, data, e) from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as e:
-        raise ImportRejected(path, "line 1", None, f"malformed CSV ({e})") from None
-    start = 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise ImportRejected(
-                path, f"line {reader.line_num}", None, f"malformed CSV ({e})"
-            ) from None
-        if not values:
-            start = reader.line_num
-            continue
-        if len(values) != len(header):
-            raise ImportRejected(
-                path,
-                f"line {start + 1}",
-                None,
-                f"malformed CSV (expected {len(header)} columns, got {len(values)})",
-            )
-        # Empty CSV cells mean "absent", as they would be in JSON.
-        yield (
-            f"line {start + 1}",
-            {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)},
-        )
-        start = reader.line_num
-
-
-def _read_parquet(path: Path) -> Iterator[tuple[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise ImportRejected(path, None, None, f"not a readable Parquet file ({e})") from None
-    for i, record in enumerate(table.to_pylist(), start=1):
-        yield f"row {i}", record
-
-
-def _read_hf_folder(path: Path) -> Iterator[tuple[str, Any]]:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as e:
-        raise ImportRejected(
-            path, None, None, f"not a Hugging Face datasets folder ({e})"
-        ) from None
-    parts = ds.items() if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
-    for name, part in parts:
-        for i, record in enumerate(part, start=1):
-            yield (f"split {name}, row {i}" if name else f"row {i}"), record
-
-
-def _reader(path: Path) -> Callable[[Path], Iterator[tuple[str, Any]]]:
-    if path.is_dir():
-        return _read_hf_folder
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    for ext, reader in (
-        (".jsonl", _read_jsonl),
-        (".ndjson", _read_jsonl),
-        (".json", _read_json),
-        (".csv", _read_csv),
-        (".parquet", _read_parquet),
-    ):
-        if suffixes.endswith(ext):
-            return reader
-    raise ImportRejected(
-        path,
-        None,
-        None,
-        "unsupported file type; expected .jsonl, .json, .csv, .parquet "
-        "or a Hugging Face datasets folder",
-    )
-
-
-# --------------------------------------------------------------------------- import
-
 
 # Both readers below produce the same "mapped" table (one row per example, in file
 # order: rownum, raw_id, instruction, context, reference, source_, split_, kind_);
@@ -583,7 +126,7 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
     path = Path(path)
     if not path.exists():
         raise ImportRejected(path, None, None, "no such file or folder")
-    reader = _reader(path)
+    reader = reader_for(path)
     source = options.source or (path.stem if path.is_file() else path.name)
     staging = duckdb.connect()
     try:
@@ -599,7 +142,7 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
     return ParsedFile(str(path), preset, table, n_rows, n_rows - table.num_rows)
 
 
-_SQL_READERS = {_read_jsonl: "read_json", _read_csv: "read_csv", _read_parquet: "read_parquet"}
+_SQL_READERS = {read_jsonl: "read_json", read_csv: "read_csv", read_parquet: "read_parquet"}
 
 
 def _q(name: str) -> str:
@@ -627,9 +170,9 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         columns, preset = dict(options.mapping), "mapping"
     else:
         preset = options.preset or detect_preset(set(types))
-        if preset not in _FLAT:
+        if preset not in FLAT_PRESETS:
             return None
-        columns = _FLAT[preset].columns
+        columns = FLAT_PRESETS[preset].columns
     text_targets = {t: c for t, c in columns.items() if t != "id"}
     if any(c in types and types[c] != "VARCHAR" for c in text_targets.values()):
         return None
@@ -647,7 +190,7 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         c = columns.get(target)
         return _q(c) if c in types else "NULL"
 
-    fixed = _FLAT[preset].instruction if preset in _FLAT else None
+    fixed = FLAT_PRESETS[preset].instruction if preset in FLAT_PRESETS else None
     instruction = "?" if fixed is not None else col("instruction")
     params = [fixed] if fixed is not None else []
     raw_id = (
@@ -668,7 +211,7 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         FROM raw""",
         params,
     )
-    required = _FLAT[preset].required if preset in _FLAT else ("instruction",)
+    required = FLAT_PRESETS[preset].required if preset in FLAT_PRESETS else ("instruction",)
     missing = " OR ".join(f"{f} IS NULL" for f in required)
     bad = one(
         staging,
@@ -690,7 +233,7 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
 
 def _map_rows(staging, path: Path, reader, options: ImportOptions) -> str:
     """Map and validate record by record; raise ImportRejected at the first bad one."""
-    convert = _mapped(options.mapping) if options.mapping else None
+    convert = mapping_preset(options.mapping) if options.mapping else None
     preset = options.preset or ("mapping" if convert else None)
     cols: dict[str, list] = {k: [] for k in _MAPPED_COLUMNS}
     ids: dict[str, str] = {}
@@ -712,7 +255,7 @@ def _map_rows(staging, path: Path, reader, options: ImportOptions) -> str:
             convert = PRESETS[preset]
         try:
             examples = convert(record)
-        except _RowError as e:
+        except RowError as e:
             raise ImportRejected(path, where, e.field, e.problem) from None
         columns = options.mapping or PRESET_COLUMNS.get(preset, {})
         for ex in examples:
