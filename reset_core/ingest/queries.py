@@ -62,6 +62,7 @@ def examples_page(
 
     The UI never loads the whole table; pair with :func:`count_examples` for paging.
 
+    >>> from reset_core.store import connect
     >>> examples_page(connect(":memory:"), kinds=["context"]).shape[0]
     0
     """
