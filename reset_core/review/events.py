@@ -584,8 +584,25 @@ def record(
     ``Recorded.concurrent`` so the caller can show who changed the example. The
     event is recorded either way: nothing a reviewer does is lost.
 
-    >>> # record(con, "e1", "force", "bob", candidate_id="b", reason="more complete")
-    >>> # record(con, "e1", "score", "bob", candidate_id="b", value={"aspect": "task", "score": 0.9})
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO examples (example_id, instruction, kind, source, split, "
+    ...                 "content_hash) VALUES ('e1', 'Say hi', 'instruction', 'demo', 'seen', 'h')")
+    >>> _ = con.execute("INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, "
+    ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm', 's', 0, 0, 'hi', 't'), "
+    ...     "('b', 'e1', 'm', 's', 1, 1, 'hello', 't')")
+    >>> _ = con.execute("INSERT INTO selections VALUES ('sel', 'reset', '{}', now())")
+    >>> _ = con.execute("INSERT INTO selection_scores (selection_id, candidate_id, example_id, "
+    ...     "score, rank, picked) VALUES ('sel', 'a', 'e1', 2.5, 1, true), ('sel', 'b', 'e1', 2, 2, false)")
+    >>> r = record(con, "e1", "force", "bob", candidate_id="b", reason="more complete")
+    >>> (r.previous.pick, r.previous.pick_source), (r.state.pick, r.state.pick_source)
+    (('a', 'judge'), ('b', 'force'))
+    >>> shown = r.state.version
+    >>> _ = record(con, "e1", "note", "ann", value={"text": "both are short"})
+    >>> r = record(con, "e1", "score", "bob", candidate_id="b",
+    ...            value={"aspect": "task", "score": 0.9}, seen=shown)
+    >>> r.state.scores, [e.describe() for e in r.concurrent]
+    ({'b': {'task': 0.9}}, ['note by ann'])
     """
     if action not in ACTIONS:
         raise ReviewError(f"action: {action!r} is not one of {ACTIONS}")
