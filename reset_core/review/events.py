@@ -57,7 +57,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -705,46 +704,3 @@ def undo(
         seen=seen,
         selection_id=selection_id,
     )
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def export_picks_jsonl(con, path: str | Path, selection_id: str | None = None) -> int:
-    """Write the effective picks as JSONL (one ``prompt``/``completion`` row each); return rows.
-
-    A minimal export for review round-trips: each row has ``example_id``,
-    ``candidate_id``, ``source`` (how it was picked), ``prompt`` (instruction, then the
-    context when there is one) and ``completion`` (the candidate text). Curated sets
-    with manifests are built by the curation stage from :func:`effective_picks`.
-    """
-    selection_id = selection_id or latest_selection(con)
-    if selection_id is None:
-        raise ReviewError("selection_id: there is no selection to export")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picks = effective_picks(con, selection_id)
-    con.register("_picks", picks)
-    try:
-        tmp = path.with_name(path.name + ".tmp")
-        con.execute(
-            f"""
-            COPY (
-                SELECT p.example_id, p.candidate_id, p.source,
-                       CASE WHEN e.context IS NULL OR e.context = '' THEN e.instruction
-                            ELSE e.instruction || chr(10) || chr(10) || e.context END AS prompt,
-                       c.text AS completion
-                FROM _picks p JOIN examples e USING (example_id)
-                JOIN candidates c ON c.candidate_id = p.candidate_id
-                ORDER BY p.example_id, p.candidate_id
-            ) TO '{_sql_str(tmp)}' (FORMAT json)
-            """
-        )
-    finally:
-        con.unregister("_picks")
-    tmp.replace(path)
-    return picks.num_rows
-
-
-def _sql_str(path: Path) -> str:
-    return str(path).replace("'", "''")
