@@ -39,7 +39,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reset_core.atomic import atomic_path, write_json_atomic
-from reset_core.store import one
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled", "stopped")
@@ -161,6 +160,8 @@ def run_worker(job_dir: str | Path) -> int:
 
 
 # --------------------------------------------------------------------------- app side
+# These functions take the app's connection. They import the store themselves: this
+# module is also the worker process's entry, which must not even load duckdb.
 
 
 def create_job(
@@ -186,6 +187,8 @@ def create_job(
 
 def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
+    from reset_core.store import one
+
     job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
     (job_dir / "cancel").unlink(missing_ok=True)
     # A relaunch must not be judged by the last attempt's "failed"/"cancelled" progress
@@ -215,6 +218,8 @@ def launch(con, job_id: str) -> int:
 
 def cancel(con, job_id: str) -> None:
     """Ask a worker to stop after its current batch; finished shards are kept."""
+    from reset_core.store import one
+
     work_dir, pid = one(con, "SELECT work_dir, pid FROM jobs WHERE job_id=?", [job_id])
     (Path(work_dir) / "cancel").touch()
     if pid and _alive(pid):
@@ -242,6 +247,8 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     own ``store.ingest_shards`` call). A worker that died without saying so (killed,
     out of memory) is marked failed; its finished shards stay ingested.
     """
+    from reset_core.store import one
+
     row = one(con, "SELECT work_dir, pid, status FROM jobs WHERE job_id=?", [job_id])
     if row is None:
         raise KeyError(f"no job {job_id!r}")

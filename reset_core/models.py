@@ -42,10 +42,8 @@ class ModelUnavailable(RuntimeError):
 def default_model_path(prepare: bool = False) -> Path:
     """Folder of the embedded default model, ready for ``from_pretrained``.
 
-    With ``prepare=True`` it is converted from the wheel when missing.
-
-    >>> default_model_path()  # doctest: +SKIP
-    PosixPath('.../data/models/smollm2-135m-instruct')
+    With ``prepare=True`` it is converted from the wheel when missing; without it, a
+    missing model raises :class:`ModelUnavailable` saying how to prepare it.
     """
     if (DEFAULT_MODEL_DIR / "config.json").exists():
         return DEFAULT_MODEL_DIR
@@ -125,7 +123,17 @@ def build_tiny_llama(out: str | Path | None = None, seed: int = 0, vocab_size: i
     Returns ``(model, tokenizer)``; with ``out`` both are also saved there so that
     worker processes can load them by path like any other model.
 
-    >>> model, tok = build_tiny_llama()  # doctest: +SKIP
+    >>> import tempfile
+    >>> from transformers import AutoModelForCausalLM
+    >>> model, tok = build_tiny_llama()
+    >>> model.config.num_hidden_layers, tok.eos_token
+    (2, '<|im_end|>')
+    >>> sum(p.numel() for p in model.parameters()) < 1_000_000
+    True
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     _ = build_tiny_llama(out)
+    ...     AutoModelForCausalLM.from_pretrained(out).config.hidden_size
+    32
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -9,6 +9,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Not test modules. Under --doctest-modules pytest would import them while collecting,
+# and the vLLM stand-in would then shadow the (absent) real vllm for the whole session.
+collect_ignore = ["vllm_standin", "fixtures"]
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -8,7 +8,10 @@ from browser import chromium_page, streamlit_server
 from playwright.sync_api import expect
 from review_data import PAYLOAD, SELECTION, seed
 
-from reset_core.review.events import effective_picks, export_picks_jsonl, history
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.export import export_set
+from reset_core.curation.sets import create_curated_set
+from reset_core.review.events import effective_picks, history
 from reset_core.store import connect
 
 pytestmark = pytest.mark.browser
@@ -90,9 +93,11 @@ def test_veto_force_rank_reload_and_payloads_stay_inert(tmp_path):
     assert [e.action for e in history(con, "ex-3")] == ["veto", "force", "rank"]
     picks = {r["example_id"]: r for r in effective_picks(con, SELECTION).to_pylist()}
     assert (picks["ex-3"]["candidate_id"], picks["ex-3"]["source"]) == ("ex-3/c2", "force")
-    out = tmp_path / "picks.jsonl"
-    export_picks_jsonl(con, out, SELECTION)
+    # What is curated and exported for training follows the review.
+    set_id = create_curated_set(con, CurationSpec(selection_id=SELECTION))
+    out = export_set(con, set_id, tmp_path, form="prompt_completion", fmt="jsonl")
     rows = {r["example_id"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert rows["ex-3"]["candidate_id"] == "ex-3/c2"
-    assert rows["ex-3"]["completion"] != PAYLOAD
-    assert rows["ex-0"]["candidate_id"] == "ex-0/c0"
+    text = dict(con.execute("SELECT candidate_id, text FROM candidates").fetchall())
+    assert rows["ex-3"]["completion"][0]["content"] == text["ex-3/c2"]
+    assert rows["ex-3"]["completion"][0]["content"] != PAYLOAD
+    assert rows["ex-0"]["completion"][0]["content"] == text["ex-0/c0"]

@@ -1,6 +1,7 @@
 import pytest
 
-from reset_core.models import build_tiny_llama, default_model_path
+from reset_core import models
+from reset_core.models import ModelUnavailable, build_tiny_llama, default_model_path
 
 
 def test_tiny_llama_builds_offline_and_generates(tmp_path):
@@ -27,6 +28,17 @@ def test_tiny_llama_is_deterministic_for_a_seed(tmp_path):
     m1, _ = build_tiny_llama(seed=3)
     m2, _ = build_tiny_llama(seed=3)
     assert all((a == b).all() for a, b in zip(m1.parameters(), m2.parameters(), strict=True))
+
+
+def test_default_model_path_is_the_prepared_folder_or_says_how_to_prepare_it(tmp_path, monkeypatch):
+    assert models.DEFAULT_MODEL_DIR.parts[-3:] == ("data", "models", "smollm2-135m-instruct")
+    folder = tmp_path / "smollm2-135m-instruct"
+    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", folder)
+    with pytest.raises(ModelUnavailable, match="make model"):
+        default_model_path()
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert default_model_path() == folder
 
 
 @pytest.mark.slow

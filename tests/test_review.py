@@ -8,6 +8,9 @@ import threading
 import pytest
 from review_data import PAYLOAD, SELECTION, seed
 
+from reset_core.curation.config import CurationSpec
+from reset_core.curation.export import export_set
+from reset_core.curation.sets import create_curated_set
 from reset_core.review import events as review
 from reset_core.review.events import (
     ReviewError,
@@ -319,20 +322,25 @@ def test_selection_with_two_picks_refills_a_vetoed_one(rcon):
 
 
 def test_export_reflects_overrides(rcon, tmp_path):
+    """Review overrides reach the exported file: curate a set from the selection, export it."""
     record(rcon, "ex-0", "veto", "alice", candidate_id="ex-0/c0")
     record(rcon, "ex-1", "force", "alice", candidate_id="ex-1/c2")
     record(rcon, "ex-2", "exclude", "alice")
-    out = tmp_path / "picks.jsonl"
-    n = review.export_picks_jsonl(rcon, out, SELECTION)
+    set_id = create_curated_set(rcon, CurationSpec(selection_id=SELECTION))
+    out = export_set(rcon, set_id, tmp_path, form="prompt_completion", fmt="jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert n == len(rows) == 5
-    got = {r["example_id"]: (r["candidate_id"], r["source"]) for r in rows}
-    assert got["ex-0"] == ("ex-0/c1", "next_best")
-    assert got["ex-1"] == ("ex-1/c2", "force")
-    assert "ex-2" not in got
+    assert len(rows) == 5
+    text = dict(rcon.execute("SELECT candidate_id, text FROM candidates").fetchall())
+    got = {r["example_id"]: r["completion"][0]["content"] for r in rows}
+    assert got["ex-0"] == text["ex-0/c1"]  # vetoed pick replaced by the next best
+    assert got["ex-1"] == text["ex-1/c2"]  # forced
+    assert "ex-2" not in got  # excluded
+    overrides = json.loads(out.with_name(out.name + ".manifest.json").read_text())["overrides"]
+    assert overrides["by_outcome"] == {"judge": 3, "next_best": 1, "force": 1}
+    assert overrides["examples_changed"] == ["ex-0", "ex-1"]
     ctx = next(r for r in rows if r["example_id"] == "ex-1")
-    assert ctx["prompt"].endswith("The glacier carries rocks and sand to the valley.")
-    assert ctx["completion"].startswith("The glacier carries rocks to Paris")
+    assert ctx["prompt"][0]["content"].endswith("The glacier carries rocks and sand to the valley.")
+    assert ctx["completion"][0]["content"].startswith("The glacier carries rocks to Paris")
 
 
 def test_markdown_escape_makes_payloads_literal():

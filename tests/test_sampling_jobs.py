@@ -168,6 +168,26 @@ def test_job_generates_records_and_ingests_every_candidate(examples, db_path, ti
     assert again.n_new == 0
 
 
+def test_a_job_folder_runs_in_this_process_with_run_worker(examples, db_path, tiny_model_dir):
+    """What a headless run or another machine does with a job folder: no database needed."""
+    from reset_core.jobs import run_worker
+
+    grid = [DecodingSetting(temperature=0.7, max_tokens=4, n=2)]
+    plan = plan_sampling(examples, SampleSelection(count=3), _tiny(tiny_model_dir), grid)
+    job_id = start_sampling(examples, plan, jobs_dir(db_path), launch=False)
+    work_dir = one(examples, "SELECT work_dir FROM jobs WHERE job_id=?", [job_id])[0]
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        assert run_worker(work_dir) == 0  # the worker's own SIGTERM handler: restored below
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    assert sorted(_shard_keys(examples, job_id)) == sorted(_expected_keys(plan))
+    progress = sync_sampling(examples, job_id)
+    assert progress["status"] == "done" and progress["n_done"] == 6, progress
+    stored = {r[0] for r in examples.execute("SELECT candidate_id FROM candidates").fetchall()}
+    assert stored == _expected_keys(plan)
+
+
 def test_resume_after_kill_9_leaves_no_missing_and_no_duplicate_keys(
     examples, db_path, tiny_model_dir
 ):

@@ -19,7 +19,7 @@ from reset_core.curation.sets import create_curated_set, create_reference_set
 from reset_core.training import launch as runs
 from reset_core.training import queries as training_queries
 from reset_core.training.config import TrainConfig
-from reset_core.training.trainer import TrainingError, load_trained
+from reset_core.training.trainer import TrainingError, attach_adapter, load_base, load_trained
 from reset_core.training.worker import preflight_output
 
 # High learning rate and several epochs: the tiny random model must visibly learn.
@@ -159,6 +159,39 @@ def _run_dir(con, run_id=None, job_id=None) -> str:
     return con.execute(f"SELECT output_dir FROM training_runs WHERE {col} = ?", [val]).fetchall()[
         0
     ][0]
+
+
+def test_attach_adapter_and_load_trained_apply_a_saved_adapter(tiny_model_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "adapter"
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora)
+    peft_model.save_pretrained(adapter)
+    base_path, ids = str(tiny_model_dir), torch.tensor([[1, 5, 9, 12]])
+
+    # For continued training: the adapter's weights load trainable.
+    model = attach_adapter(load_base(base_path), str(adapter))
+    assert isinstance(model, PeftModel)
+    lora_params = [p for n, p in model.named_parameters() if "lora_" in n]
+    assert lora_params and all(p.requires_grad for p in lora_params)
+
+    # For inference: base + adapter in eval mode, frozen, with the base's tokenizer.
+    tuned, tok = load_trained(base_path, str(adapter))
+    base, _ = load_trained(base_path)
+    assert isinstance(tuned, PeftModel) and not isinstance(base, PeftModel)
+    assert not tuned.training and not base.training
+    assert not any(p.requires_grad for n, p in tuned.named_parameters() if "lora_" in n)
+    assert tok.eos_token == "<|im_end|>"
+    with torch.no_grad():
+        assert not torch.allclose(tuned(ids).logits, base(ids).logits)
+
+    with pytest.raises(TrainingError, match="not a LoRA adapter folder"):
+        attach_adapter(load_base(base_path), str(tmp_path))
+    with pytest.raises(TrainingError, match="base_model: cannot load"):
+        load_base(str(tmp_path / "missing"))
 
 
 def test_mtl_stage_trains_on_references(con, db_path, tiny_model_dir):

@@ -73,8 +73,24 @@ def export_set(
     parquet): the file is then named ``<set_id>-<form>.<ext>`` inside
     it. An existing target is never overwritten (``FileExistsError``).
 
-    >>> export_set(con, "cs-1234", "exports/", form="prompt_completion", fmt="parquet")  # doctest: +SKIP
-    PosixPath('exports/cs-1234-prompt_completion.parquet')
+    >>> import tempfile
+    >>> from reset_core.curation.sets import create_reference_set
+    >>> from reset_core.ingest.demo import load_demo
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = load_demo(con)
+    >>> set_id = create_reference_set(con, target_size=10)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = export_set(con, set_id, tmp.name, form="prompt_completion", fmt="parquet")
+    >>> out.name == f"{set_id}-prompt_completion.parquet"
+    True
+    >>> sorted(p.name.removeprefix(set_id) for p in out.parent.iterdir())
+    ['-prompt_completion.parquet', '-prompt_completion.parquet.manifest.json']
+    >>> export_set(con, set_id, out, fmt="parquet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ... exists; exports never overwrite, choose another name
+    >>> tmp.cleanup()
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
@@ -109,7 +125,20 @@ def write_table(table: pa.Table, out: Path, fmt: str) -> None:
 def load_exported(path: str | Path):
     """Load an export (any form and format) as a ``datasets.Dataset``.
 
-    >>> ds = load_exported("exports/cs-1234-messages.jsonl")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from reset_core.curation.sets import create_reference_set
+    >>> from reset_core.ingest.demo import load_demo
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = load_demo(con)
+    >>> set_id = create_reference_set(con, target_size=10)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ds = load_exported(export_set(con, set_id, tmp.name))  # messages, jsonl
+    >>> ds.num_rows, ds.column_names
+    (10, ['example_id', 'messages'])
+    >>> [m["role"] for m in ds[0]["messages"]]
+    ['user', 'assistant']
+    >>> tmp.cleanup()
     """
     from datasets import load_dataset, load_from_disk
 

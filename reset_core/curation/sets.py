@@ -269,7 +269,28 @@ def create_curated_set(con, spec: CurationSpec) -> str:
     Returns the set id. Freezing the same picks again returns the same id and writes
     nothing. Raises ``ValueError`` naming the filters when nothing would be left.
 
-    >>> set_id = create_curated_set(con, CurationSpec(selection_id="sel-1"))  # doctest: +SKIP
+    >>> from reset_core.review.events import record
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO examples (example_id, instruction, kind, source, split, "
+    ...                 "content_hash) VALUES ('e1', 'Say hi', 'instruction', 'demo', 'seen', 'h')")
+    >>> _ = con.execute("INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, "
+    ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm', 's', 0, 0, 'Hi!', 't'), "
+    ...     "('b', 'e1', 'm', 's', 1, 1, 'Hello there.', 't')")
+    >>> _ = con.execute("INSERT INTO selections VALUES ('sel-1', 'reset', '{}', now())")
+    >>> _ = con.execute("INSERT INTO selection_scores (selection_id, candidate_id, example_id, "
+    ...     "score, rank, picked) VALUES ('sel-1', 'a', 'e1', 2.5, 1, true), "
+    ...     "('sel-1', 'b', 'e1', 2, 2, false)")
+    >>> set_id = create_curated_set(con, CurationSpec(selection_id="sel-1"))
+    >>> con.execute("SELECT candidate_id, prompt, completion FROM curated_items "
+    ...             "WHERE set_id = ?", [set_id]).fetchall()
+    [('a', 'Say hi', 'Hi!')]
+    >>> create_curated_set(con, CurationSpec(selection_id="sel-1")) == set_id
+    True
+    >>> _ = record(con, "e1", "veto", "ann", candidate_id="a", reason="too curt")
+    >>> vetoed = create_curated_set(con, CurationSpec(selection_id="sel-1"))
+    >>> con.execute("SELECT candidate_id FROM curated_items WHERE set_id = ?", [vetoed]).fetchall()
+    [('b',)]
     """
     sel = one(
         con, "SELECT preset, config FROM selections WHERE selection_id = ?", [spec.selection_id]
@@ -327,7 +348,16 @@ def create_reference_set(
     examples without a reference are skipped. With ``target_size`` the cut keeps the
     kind mix and is deterministic (ordered by example id).
 
-    >>> set_id = create_reference_set(con, target_size=500)  # doctest: +SKIP
+    >>> import json
+    >>> from reset_core.ingest.demo import load_demo
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = load_demo(con)
+    >>> set_id = create_reference_set(con, target_size=100)
+    >>> manifest = con.execute("SELECT manifest FROM curated_sets WHERE set_id = ?", [set_id])
+    >>> manifest = json.loads(manifest.fetchone()[0])
+    >>> manifest["n_items"], manifest["by_kind"]
+    (100, {'instruction': 50, 'context': 50})
     """
     where, params = reference_filter(kinds, sources, split)
     rows = [

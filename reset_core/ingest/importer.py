@@ -6,8 +6,23 @@ import is all or nothing: the whole file is read and validated before the databa
 is touched, and the rows go in one transaction. Every rejection names the file, the
 line (or record/row) and the field.
 
->>> opts = ImportOptions(preset="alpaca", source="demo")
->>> # import_file(con, "alpaca.json", opts) -> ImportResult(n_rows=..., n_added=...)
+>>> import json, tempfile
+>>> from pathlib import Path
+>>> from reset_core.store import connect
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = Path(tmp.name) / "alpaca.json"
+>>> _ = path.write_text(json.dumps([
+...     {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
+...     {"instruction": "Who wrote it?", "input": "Hamlet is by Shakespeare.", "output": "Shakespeare."},
+...     {"instruction": "Name a primary colour.", "input": "", "output": "Blue."},
+... ]))
+>>> con = connect(":memory:")
+>>> r = import_file(con, path, ImportOptions(preset="alpaca", source="demo"))
+>>> r.n_rows, r.n_added, r.n_duplicates
+(3, 2, 1)
+>>> con.execute("SELECT kind, context FROM examples ORDER BY kind").fetchall()
+[('context', 'Hamlet is by Shakespeare.'), ('instruction', None)]
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -361,13 +361,6 @@ def _error_message(content: bytes) -> str:
     return content.decode("utf-8", errors="replace")[:500]
 
 
-def _safe_text(response: Any) -> str | None:
-    try:
-        return response.text
-    except Exception:  # noqa: BLE001 - a body we cannot read is recorded as absent
-        return None
-
-
 def env_endpoint(
     base_url: str | None, base_url_env: str = "OPENAI_BASE_URL", api_key_env: str = "OPENAI_API_KEY"
 ) -> Endpoint:

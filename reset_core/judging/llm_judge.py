@@ -257,10 +257,6 @@ class _PromptJudge:
 
     _prefix = "llm"
 
-    @property
-    def rubric_ids(self) -> dict[str, str]:
-        return {a: r.rubric_id for a, r in self.rubrics.items()}
-
     def requests(self, items: list[JudgeItem]) -> list[Request]:
         """Group items into calls: one per item, or shuffled groups per example and aspect."""
         k = self.config.candidates_per_call

@@ -12,7 +12,7 @@ Each covers one aspect and says plainly what it measures and what it cannot:
   explicitly (word/sentence limits, yes/no, one word, bullets, JSON, commas).
 
 >>> from reset_core.judging.base import JudgeItem
->>> it = JudgeItem("e", "c", "faithfulness", "Who?", "Ada wrote code.", None, "context", "Ada wrote it")
+>>> it = JudgeItem("e", "c", "faithfulness", "Who?", "Ada wrote code.", None, "context", "Ada painted it")
 >>> round(KnowledgePrecisionJudge().judge([it])[0].score, 2)
 0.5
 """

@@ -107,16 +107,6 @@ def latest_rubric(con, aspect: str) -> Rubric:
     return rubric_versions(con, aspect)[0]
 
 
-def get_rubric(con, rubric_id: str) -> Rubric:
-    rows = con.execute(
-        "SELECT aspect, version, text, scale_min, scale_max FROM rubrics WHERE rubric_id = ?",
-        [rubric_id],
-    ).fetchall()
-    if not rows:
-        raise KeyError(f"no rubric {rubric_id!r}")
-    return Rubric(*rows[0])
-
-
 def save_rubric(con, aspect: str, text: str, scale_min: float, scale_max: float) -> Rubric:
     """Store an edited rubric as the next version; an unchanged text returns the latest.
 

@@ -57,7 +57,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -584,8 +583,25 @@ def record(
     ``Recorded.concurrent`` so the caller can show who changed the example. The
     event is recorded either way: nothing a reviewer does is lost.
 
-    >>> # record(con, "e1", "force", "bob", candidate_id="b", reason="more complete")
-    >>> # record(con, "e1", "score", "bob", candidate_id="b", value={"aspect": "task", "score": 0.9})
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO examples (example_id, instruction, kind, source, split, "
+    ...                 "content_hash) VALUES ('e1', 'Say hi', 'instruction', 'demo', 'seen', 'h')")
+    >>> _ = con.execute("INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, "
+    ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm', 's', 0, 0, 'hi', 't'), "
+    ...     "('b', 'e1', 'm', 's', 1, 1, 'hello', 't')")
+    >>> _ = con.execute("INSERT INTO selections VALUES ('sel', 'reset', '{}', now())")
+    >>> _ = con.execute("INSERT INTO selection_scores (selection_id, candidate_id, example_id, "
+    ...     "score, rank, picked) VALUES ('sel', 'a', 'e1', 2.5, 1, true), ('sel', 'b', 'e1', 2, 2, false)")
+    >>> r = record(con, "e1", "force", "bob", candidate_id="b", reason="more complete")
+    >>> (r.previous.pick, r.previous.pick_source), (r.state.pick, r.state.pick_source)
+    (('a', 'judge'), ('b', 'force'))
+    >>> shown = r.state.version
+    >>> _ = record(con, "e1", "note", "ann", value={"text": "both are short"})
+    >>> r = record(con, "e1", "score", "bob", candidate_id="b",
+    ...            value={"aspect": "task", "score": 0.9}, seen=shown)
+    >>> r.state.scores, [e.describe() for e in r.concurrent]
+    ({'b': {'task': 0.9}}, ['note by ann'])
     """
     if action not in ACTIONS:
         raise ReviewError(f"action: {action!r} is not one of {ACTIONS}")
@@ -688,46 +704,3 @@ def undo(
         seen=seen,
         selection_id=selection_id,
     )
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def export_picks_jsonl(con, path: str | Path, selection_id: str | None = None) -> int:
-    """Write the effective picks as JSONL (one ``prompt``/``completion`` row each); return rows.
-
-    A minimal export for review round-trips: each row has ``example_id``,
-    ``candidate_id``, ``source`` (how it was picked), ``prompt`` (instruction, then the
-    context when there is one) and ``completion`` (the candidate text). Curated sets
-    with manifests are built by the curation stage from :func:`effective_picks`.
-    """
-    selection_id = selection_id or latest_selection(con)
-    if selection_id is None:
-        raise ReviewError("selection_id: there is no selection to export")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picks = effective_picks(con, selection_id)
-    con.register("_picks", picks)
-    try:
-        tmp = path.with_name(path.name + ".tmp")
-        con.execute(
-            f"""
-            COPY (
-                SELECT p.example_id, p.candidate_id, p.source,
-                       CASE WHEN e.context IS NULL OR e.context = '' THEN e.instruction
-                            ELSE e.instruction || chr(10) || chr(10) || e.context END AS prompt,
-                       c.text AS completion
-                FROM _picks p JOIN examples e USING (example_id)
-                JOIN candidates c ON c.candidate_id = p.candidate_id
-                ORDER BY p.example_id, p.candidate_id
-            ) TO '{_sql_str(tmp)}' (FORMAT json)
-            """
-        )
-    finally:
-        con.unregister("_picks")
-    tmp.replace(path)
-    return picks.num_rows
-
-
-def _sql_str(path: Path) -> str:
-    return str(path).replace("'", "''")

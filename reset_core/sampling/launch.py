@@ -1,13 +1,27 @@
 """Plan, validate, start and follow sampling jobs: what the Sample page and the CLI both call.
 
+Here the job is written but not launched, so ``check=False`` skips loading the model.
+By default :func:`start_sampling` launches the worker; :func:`sync_sampling`, polled,
+then ingests its candidates as they come.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from reset_core.ingest.demo import load_demo
+>>> from reset_core.paths import jobs_dir
+>>> from reset_core.sampling.settings import default_grid
 >>> from reset_core.store import connect
->>> con = connect("data/reset_studio.duckdb")  # doctest: +SKIP
->>> plan = plan_sampling(con, SampleSelection(count=50),
-...                      ModelSpec(model=str(default_model_path())), default_grid())  # doctest: +SKIP
->>> plan.n_candidates  # doctest: +SKIP
-300
->>> job_id = start_sampling(con, plan, jobs_dir("data/reset_studio.duckdb"))  # doctest: +SKIP
->>> sync_sampling(con, job_id)["n_done"]  # doctest: +SKIP
+>>> tmp = tempfile.TemporaryDirectory()
+>>> db = Path(tmp.name) / "studio.duckdb"
+>>> con = connect(db)
+>>> _ = load_demo(con)
+>>> model = ModelSpec(model="data/models/smollm2-135m-instruct")
+>>> plan = plan_sampling(con, SampleSelection(count=50), model, default_grid(), check=False)
+>>> len(plan.example_ids), len(plan.grid), plan.n_candidates, plan.n_existing
+(50, 6, 300, 0)
+>>> job_id = start_sampling(con, plan, jobs_dir(db), launch=False)
+>>> sync_sampling(con, job_id)["status"]
+'queued'
+>>> con.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

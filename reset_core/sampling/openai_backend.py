@@ -16,8 +16,8 @@ candidate records the one it was made with. Servers treat seeds as best effort.
 A request that still fails after retries does not lose the others:
 :class:`PartialGeneration` carries the finished results and the errors.
 
->>> gen = OpenAIGenerator(ModelSpec(engine="openai", model="local-test",
-...                                 base_url="http://127.0.0.1:8000/v1"))  # doctest: +SKIP
+Built like every backend:
+``OpenAIGenerator(ModelSpec(engine="openai", model=..., base_url="http://127.0.0.1:8000/v1"))``.
 """
 
 from __future__ import annotations

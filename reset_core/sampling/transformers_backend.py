@@ -18,9 +18,20 @@ which greedy decoding then takes. So:
 Seeds: every candidate gets ``setting.candidate_seed(example_id, sample_index)``,
 recorded with it; rerunning one candidate alone gives the same text.
 
->>> gen = TransformersGenerator(ModelSpec(model="data/models/smollm2-135m-instruct"))  # doctest: +SKIP
->>> gen.generate([GenerationRequest("e1", [{"role": "user", "content": "Hi"}],
-...                                 DecodingSetting(max_tokens=8), (0,))])  # doctest: +SKIP
+Here on the tiny random test model (a real one loads by path: ``ModelSpec(model=...)``):
+
+>>> from reset_core.models import build_tiny_llama
+>>> from reset_core.sampling.base import build_messages
+>>> from reset_core.sampling.settings import DecodingSetting
+>>> model, tok = build_tiny_llama()
+>>> gen = TransformersGenerator(ModelSpec(model="tiny-llama", device="cpu"), model, tok)
+>>> hot = DecodingSetting(temperature=0.8, max_tokens=8, n=3)
+>>> first = gen.generate([GenerationRequest("e1", build_messages("Hi", None), hot, (0, 1, 2))])
+>>> [r.sample_index for r in first], len({r.seed for r in first})
+([0, 1, 2], 3)
+>>> [alone] = gen.generate([GenerationRequest("e1", build_messages("Hi", None), hot, (1,))])
+>>> (alone.seed, alone.text) == (first[1].seed, first[1].text)
+True
 """
 
 from __future__ import annotations

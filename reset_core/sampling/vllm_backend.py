@@ -15,7 +15,7 @@ API surface used (a stand-in in ``tests/vllm_standin`` implements exactly this):
 ``LLM.generate(prompts, sampling_params_list, use_tqdm=False)`` returning
 ``RequestOutput(prompt_token_ids, outputs=[CompletionOutput(index, text, token_ids, finish_reason)])``.
 
->>> gen = VLLMGenerator(ModelSpec(engine="vllm", model="Qwen/Qwen2.5-0.5B-Instruct"))  # doctest: +SKIP
+Built like every backend: ``VLLMGenerator(ModelSpec(engine="vllm", model=...))`` (GPU only).
 """
 
 from __future__ import annotations

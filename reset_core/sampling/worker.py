@@ -7,8 +7,9 @@ batches it checks for a cancel request. A model that fails to load, an out-of-me
 error or an engine crash ends the job as failed with that error; every shard
 finished before it stays, and relaunching the job redoes only the missing keys.
 
->>> from reset_core.jobs import run_worker
->>> run_worker("data/jobs/sample-...")  # doctest: +SKIP
+:func:`reset_core.jobs.launch` starts it as ``python -m reset_core.jobs <job dir>``;
+``reset_core.jobs.run_worker(job_dir)`` runs a job folder in any process that can load
+the model.
 """
 
 from __future__ import annotations

@@ -218,7 +218,26 @@ def preview_selection(con, cfg: SelectionConfig, against: str | None = None) -> 
 def save_selection(con, cfg: SelectionConfig, against: str | None = None) -> SelectionResult:
     """Score, rank and pick with ``cfg`` and store it in ``selections``/``selection_scores``.
 
-    >>> # save_selection(con, SelectionConfig(preset="reset")).n_picked
+    ``n_changed`` counts the examples whose picks differ from ``against`` (default:
+    the latest stored selection).
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO examples (example_id, instruction, kind, source, split, "
+    ...                 "content_hash) VALUES ('e1', 'Say hi', 'instruction', 'demo', 'seen', 'h')")
+    >>> _ = con.execute("INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, "
+    ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm', 's', 0, 0, 'Hi!', 't'), "
+    ...     "('b', 'e1', 'm', 's', 1, 1, 'Bye.', 't')")
+    >>> _ = con.execute("INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, score, "
+    ...     "status) VALUES ('j1', 'a', 'judge', 'task', 0.6, 'ok'), "
+    ...     "('j2', 'a', 'judge', 'instruction', 0.9, 'ok'), ('j3', 'b', 'judge', 'task', 0.8, 'ok'), "
+    ...     "('j4', 'b', 'judge', 'instruction', 0.3, 'ok')")
+    >>> r = save_selection(con, SelectionConfig(preset="reset"))
+    >>> r.n_candidates, r.n_picked, stored_picks(con, r.selection_id), r.n_changed
+    (2, 1, {'e1': frozenset({'a'})}, None)
+    >>> task_only = save_selection(con, SelectionConfig(weight=0))
+    >>> stored_picks(con, task_only.selection_id), task_only.n_changed
+    ({'e1': frozenset({'b'})}, 1)
     """
     against = against or latest_selection(con)
     t = score_candidates(con, cfg)

@@ -84,7 +84,20 @@ def start_training(
     ``data`` is a table in one of the export forms (for ``reset-studio train --data``).
     Refuses an empty set before anything is written.
 
-    >>> run_id, job_id = start_training(con, db, TrainConfig(base_model=path), set_id="cs-1")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from reset_core.store import connect
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = Path(tmp.name) / "studio.duckdb"
+    >>> con = connect(db)
+    >>> data = pa.table({"prompt": ["Say hi."], "completion": ["Hi!"]})
+    >>> cfg = TrainConfig(base_model="data/models/smollm2-135m-instruct")
+    >>> run_id, job_id = start_training(con, db, cfg, data=data, launch=False)
+    >>> con.execute("SELECT kind, status FROM jobs WHERE job_id = ?", [job_id]).fetchall()
+    [('train', 'queued')]
+    >>> (Path(tmp.name) / "jobs" / job_id / "input.parquet").exists()
+    True
+    >>> con.close(); tmp.cleanup()
     """
     from reset_core.curation.export import items_table, to_form
 

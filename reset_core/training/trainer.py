@@ -105,10 +105,7 @@ def load_base(path: str):
 
 
 def attach_adapter(model, adapter_path: str, trainable: bool = True):
-    """Load an existing LoRA adapter onto ``model``; a clear error when it does not fit.
-
-    >>> model = attach_adapter(load_base("base/"), "runs/a/adapter")  # doctest: +SKIP
-    """
+    """Load an existing LoRA adapter onto ``model``; a clear error when it does not fit."""
     from peft import PeftModel
 
     if not (Path(adapter_path) / "adapter_config.json").exists():
@@ -154,8 +151,6 @@ def load_trained(path: str, adapter_path: str | None = None):
 
     This is what sampling and evaluation call for a row of the ``models`` table
     (``path``, ``adapter_path``).
-
-    >>> model, tok = load_trained("base/", "runs/r1/adapter")  # doctest: +SKIP
     """
     model = load_base(path)
     if adapter_path:
