@@ -45,3 +45,10 @@ def test_reset_core_imports_without_ui_or_gpu_stack():
 def test_no_executemany_in_library():
     hits = [str(p) for p in (ROOT / "reset_core").rglob("*.py") if "executemany(" in p.read_text()]
     assert hits == []
+
+
+def test_views_hold_no_sql():
+    """Pages, the router and ui.py call named queries of a stage; they never run SQL."""
+    views = [*sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py", ROOT / "ui.py"]
+    assert [p.name for p in views if "duckdb" in _imports(p)] == []
+    assert [p.name for p in views if ".execute(" in p.read_text() or ".sql(" in p.read_text()] == []
