@@ -1,7 +1,6 @@
 """Judge: configure judges, estimate the cost, launch, browse verdicts, score and pick."""
 
 import json
-from pathlib import Path
 
 import streamlit as st
 from pydantic import ValidationError
@@ -20,10 +19,17 @@ from reset_core.judging.launch import (
 )
 from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
+from reset_core.judging.queries import (
+    judge_ids,
+    judgment_statuses,
+    judgment_summary,
+    judgments_with_status,
+)
 from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
 from reset_core.options import help_text
+from reset_core.sampling.queries import count_candidates
 from reset_core.scoring.config import SelectionConfig
-from reset_core.scoring.queries import latest_selection
+from reset_core.scoring.queries import latest_selection, selection_rows
 from reset_core.scoring.selection import preview_selection, save_selection
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
@@ -31,7 +37,7 @@ S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
 
 st.title("Judge")
 con = ui.cursor()
-n_cand = con.execute("SELECT count(*) FROM candidates").fetchall()[0][0]
+n_cand = count_candidates(con)
 if n_cand == 0:
     st.info("No candidates yet: sample some on the Sample page first.")
 
@@ -136,16 +142,12 @@ if specs and n_cand:
 elif not specs:
     st.warning("Choose at least one judge.")
 
-job_rows = con.execute(
-    "SELECT job_id, status FROM jobs WHERE kind = 'judge' ORDER BY created_at DESC LIMIT 5"
-).fetchall()
-for job_id, status in job_rows:
+for job_id, status in jobs.recent_jobs(con, "judge", limit=5):
     if status in jobs.ACTIVE:
         prog = sync_judge_job(con, job_id)
         status = prog["status"]
     else:
-        work_dir = con.execute("SELECT work_dir FROM jobs WHERE job_id=?", [job_id]).fetchall()
-        prog = jobs.read_json(Path(work_dir[0][0]) / "progress.json")
+        prog = jobs.read_json(jobs.work_dir(con, job_id) / "progress.json")
     c1, c2, c3 = st.columns([3, 1, 1])
     c1.progress(
         min(1.0, prog.get("n_done", 0) / max(prog.get("n_total") or 1, 1)),
@@ -164,37 +166,20 @@ for job_id, status in job_rows:
 
 # ----------------------------------------------------------------------------- judgments
 st.header("3 · Judgments")
-summary = con.execute(
-    "SELECT judge_id, aspect, count(*) AS n, count(score) AS scored, "
-    "count(*) - count(score) AS failed, round(avg(score), 3) AS mean_score, "
-    "round(sum(cost_usd), 4) AS cost_usd, count(*) FILTER (WHERE cached) AS cached "
-    "FROM judgments GROUP BY ALL ORDER BY failed DESC, judge_id, aspect"
-).df()
+summary = judgment_summary(con)
 if summary.empty:
     st.caption("No judgments yet.")
 else:
     st.dataframe(summary, hide_index=True, width="stretch")
-    statuses = [
-        r[0]
-        for r in con.execute(
-            "SELECT status FROM judgments GROUP BY status ORDER BY status = 'ok', count(*) DESC"
-        ).fetchall()
-    ]
     pick = st.selectbox(
         "Show",
-        statuses,
+        judgment_statuses(con),
         key="judgment_status",
         format_func=lambda s: f"{s}: {STATUSES.get(s, '')}",
         help="Failures first: each keeps its error and the raw answer.",
     )
     st.dataframe(
-        con.execute(
-            "SELECT j.judge_id, j.aspect, j.score, j.raw_score, j.status, j.error, j.raw_output, "
-            "j.rationale, j.attempts, c.text AS candidate FROM judgments j "
-            "JOIN candidates c USING (candidate_id) WHERE j.status = ? "
-            "ORDER BY j.created_at DESC LIMIT 100",
-            [pick],
-        ).df(),
+        judgments_with_status(con, pick, limit=100),
         hide_index=True,
         width="stretch",
     )
@@ -211,14 +196,12 @@ weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
 combine = c3.selectbox(
     "Combine judges", ["mean", "agree", "judge"], key="combine", help=S("combine")
 )
-judge_ids = [
-    r[0] for r in con.execute("SELECT DISTINCT judge_id FROM judgments ORDER BY 1").fetchall()
-]
 by_aspect = {}
 if combine == "judge":
+    judges = judge_ids(con)
     cols = st.columns(3)
     for col, a in zip(cols, ASPECTS, strict=True):
-        by_aspect[a] = col.selectbox(f"Judge for {a}", judge_ids, key=f"judge_for_{a}")
+        by_aspect[a] = col.selectbox(f"Judge for {a}", judges, key=f"judge_for_{a}")
 c1, c2, c3, c4 = st.columns(4)
 delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=S("delta"))
 threshold = c2.number_input("Threshold (0 = preset default)", 0.0, value=0.0, help=S("threshold"))
@@ -267,16 +250,7 @@ if sel:
     st.subheader(f"Saved selection {sel}")
     only_picks = st.checkbox("Picks only", value=True, key="only_picks")
     st.dataframe(
-        con.execute(
-            "SELECT s.example_id, e.kind, s.rank, s.picked, round(s.score, 3) AS score, "
-            "round(s.s_task, 3) AS s_task, round(s.s_instr, 3) AS s_instr, "
-            "round(s.s_faith, 3) AS s_faith, s.agree, s.missing, s.override, "
-            "e.instruction, c.text AS candidate FROM selection_scores s "
-            "JOIN candidates c USING (candidate_id) JOIN examples e ON e.example_id = s.example_id "
-            f"WHERE s.selection_id = ? {'AND s.picked' if only_picks else ''} "
-            "ORDER BY s.example_id, s.rank NULLS LAST LIMIT 200",
-            [sel],
-        ).df(),
+        selection_rows(con, sel, picks_only=only_picks, limit=200),
         hide_index=True,
         width="stretch",
     )

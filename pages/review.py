@@ -258,7 +258,15 @@ if link:
 
 
 def render_queue() -> None:
-    opts = filter_options(con, selection_id)
+    """The queue: filters, where the reviewing stands, and one page of examples."""
+    f = queue_filter(filter_options(con, selection_id))
+    n = queue_counts(con, selection_id, f)
+    queue_summary(n)
+    queue_table(f, n["matching"])
+
+
+def queue_filter(opts: dict) -> QueueFilter:
+    """The filter and sort widgets (kept while an example is open) as a QueueFilter."""
     c1, c2, c3, c4 = st.columns(4)
     c1.multiselect("Kind", opts["kind"], key=persisted("rv_kinds", []))
     c2.multiselect("Source", opts["source"], key=persisted("rv_sources", []))
@@ -323,7 +331,11 @@ def render_queue() -> None:
         link=link,
     )
     st.session_state["_keep_rv_filter"] = f.model_dump()
-    n = queue_counts(con, selection_id, f)
+    return f
+
+
+def queue_summary(n: dict[str, int]) -> None:
+    """Matching / left / reviewed counts, "Review next unreviewed" and open-by-id."""
     m1, m2, m3 = st.columns(3)
     m1.metric("Matching examples", f"{n['matching']:,}")
     m2.metric("Left to review", f"{n['left']:,}", help="Matching examples nobody decided on yet.")
@@ -347,7 +359,11 @@ def render_queue() -> None:
     if b3.button("Open", key="rv_open") and goto.strip():
         open_example(goto.strip())
         st.rerun()
-    n_pages = max(1, -(-n["matching"] // PAGE_SIZE))
+
+
+def queue_table(f: QueueFilter, n_matching: int) -> None:
+    """One page of the matching examples; selecting a row opens that example."""
+    n_pages = max(1, -(-n_matching // PAGE_SIZE))
     page = int(st.number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="rv_page")) - 1
     df = queue_page(con, selection_id, f, page, PAGE_SIZE)
     event = st.dataframe(
@@ -396,6 +412,15 @@ def judgments_list(judgments: list[dict]) -> str:
 def render_candidate(
     ex: dict, c: dict, i: int, aspects: tuple[str, str], linked: dict[str, float | None]
 ) -> None:
+    """One candidate card: header, text, verdicts, then its buttons."""
+    candidate_header(c, i, linked)
+    candidate_text(ex, c, i)
+    candidate_verdicts(c)
+    candidate_actions(ex["example_id"], c, i, aspects)
+
+
+def candidate_header(c: dict, i: int, linked: dict[str, float | None]) -> None:
+    """Number, id and state badges (linked, pick, forced, vetoed, rank), then how it was made."""
     cid = c["candidate_id"]
     badges = []
     if cid in linked:
@@ -418,6 +443,10 @@ def render_candidate(
         f"top_p {c['top_p']}, top_k {c['top_k']}, max_tokens {c['max_tokens']} · "
         f"sample {c['sample_index']}, seed {c['seed']} · {escape_markdown(c['model_id'])}"
     )
+
+
+def candidate_text(ex: dict, c: dict, i: int) -> None:
+    """The answer, escaped; for a context example, words the context never uses highlighted."""
     with st.container(border=True, key=f"rv_text_{i}"):
         if ex["kind"] == "context" and ex["context"]:
             st.markdown(
@@ -426,6 +455,10 @@ def render_candidate(
             )
         else:
             md(c["text"])
+
+
+def candidate_verdicts(c: dict) -> None:
+    """Its RESET score and rank, every judge's verdict, and the reviewer's own scores."""
     score = "not rankable" if c["score"] is None else f"{c['score']:.3f} (rank {c['rank']})"
     st.markdown(f"**RESET score** {score}")
     st.markdown(judgments_list(c["judgments"]))
@@ -433,7 +466,11 @@ def render_candidate(
         st.caption(
             "Your scores: " + ", ".join(f"{a} {s:.2f}" for a, s in c["manual_scores"].items())
         )
-    ex_id = ex["example_id"]
+
+
+def candidate_actions(ex_id: str, c: dict, i: int, aspects: tuple[str, str]) -> None:
+    """Force, Veto / Un-veto, and the Scores popover for this candidate."""
+    cid = c["candidate_id"]
     b1, b2, b3 = st.columns(3)
     b1.button(
         "Force",
@@ -481,12 +518,26 @@ def render_candidate(
 
 
 def render_example(example_id: str) -> None:
+    """One example: navigation, its prompt and state, actions, the candidates, history."""
     view = example_view(con, example_id, selection_id)
     if view is None:
         st.error(f"No example {example_id!r}.")
         st.button("← Queue", key="rv_back", on_click=open_example, args=(None,))
         return
     ex, state = view.example, view.state
+    example_nav(example_id)
+    example_header(ex, state)
+    example_prompt(ex)
+    example_actions(example_id, state)
+    candidate_cards(ex, view.candidates)
+    ranking_and_note(example_id, view.candidates, state)
+    example_history(example_id)
+    # What this reviewer was shown: the next action reports anything newer.
+    st.session_state.setdefault("rv_seen", {})[example_id] = state.version
+
+
+def example_nav(example_id: str) -> None:
+    """Back to the queue, Previous, Next, Next unreviewed (with keyboard shortcuts)."""
     n1, n2, n3, n4 = st.columns([1, 1, 1, 1.3])
     n1.button("← Queue", key="rv_back", on_click=open_example, args=(None,), shortcut="B")
     n2.button("Previous", key="rv_prev", on_click=go_next, args=(example_id, -1), shortcut="K")
@@ -498,6 +549,10 @@ def render_example(example_id: str) -> None:
         args=(example_id,),
         shortcut="N",
     )
+
+
+def example_header(ex: dict, state) -> None:
+    """The example's id and kind, its current pick (and where it comes from), last change."""
     st.subheader(f"Example {ex['example_id']}")
     st.caption(f"{ex['kind']} · {ex['source']} · {ex['split']} · selection {selection_id}")
     pick = state.pick or "none"
@@ -509,6 +564,9 @@ def render_example(example_id: str) -> None:
         line += f" · last change: {escape_markdown(who(state.last_event))}"
     st.markdown(line)
 
+
+def example_prompt(ex: dict) -> None:
+    """Instruction, context and reference answer, escaped."""
     st.markdown("**Instruction**")
     with st.container(border=True, key="rv_instruction"):
         md(ex["instruction"])
@@ -519,7 +577,10 @@ def render_example(example_id: str) -> None:
         with st.expander("Reference answer", expanded=False):
             md(ex["reference"])
 
-    # Example-level actions: the common ones carry keyboard shortcuts.
+
+def example_actions(example_id: str, state) -> None:
+    """Example-level actions: reason, Accept, Veto pick, Exclude/Include, Undo."""
+    # The common ones carry keyboard shortcuts.
     st.text_input(
         "Reason (optional, saved with your next action)",
         key=f"rv_reason_{example_id}",
@@ -571,26 +632,15 @@ def render_example(example_id: str) -> None:
         disabled=not can_act or state.undoable is None,
     )
 
+
+def candidate_cards(ex: dict, cands: list[dict]) -> None:
+    """The candidates as cards, side by side (3 a row) or stacked."""
     st.segmented_control(
         "Layout", ["side by side", "stacked"], key=persisted("rv_layout", "side by side")
     )
     keep("rv_layout")
     aspects = ("task", "instruction" if ex["kind"] == "instruction" else "faithfulness")
-    cands = view.candidates
-    # With an analytics link, show the linked candidates (numbered as in the full list).
-    linked = {}
-    if link:
-        linked = dict(review_links.linked_in(con, link, [example_id]).get(example_id, []))
-    shown = list(enumerate(cands))
-    if linked:
-        show_all = st.toggle(
-            f"Show all {len(cands)} candidates (the filter links {len(linked)})",
-            key="rv_show_all",
-        )
-        if not show_all:
-            shown = [(i, c) for i, c in shown if c["candidate_id"] in linked]
-    elif link:
-        st.caption("None of this example's candidates is in the filter: showing them all.")
+    shown, linked = linked_candidates(ex["example_id"], cands)
     if ex["kind"] == "context":
         st.caption("Highlighted: content words of the answer that the context never uses.")
     if not cands:
@@ -607,6 +657,32 @@ def render_example(example_id: str) -> None:
                 with col.container(border=True, key=f"rv_cand_{i}"):
                     render_candidate(ex, c, i, aspects, linked)
 
+
+def linked_candidates(
+    example_id: str, cands: list[dict]
+) -> tuple[list[tuple[int, dict]], dict[str, float | None]]:
+    """Which candidates to show, numbered as in the full list, and the analytics-linked ones.
+
+    With an analytics link, only the linked candidates (unless "Show all" is on).
+    """
+    linked = {}
+    if link:
+        linked = dict(review_links.linked_in(con, link, [example_id]).get(example_id, []))
+    shown = list(enumerate(cands))
+    if linked:
+        show_all = st.toggle(
+            f"Show all {len(cands)} candidates (the filter links {len(linked)})",
+            key="rv_show_all",
+        )
+        if not show_all:
+            shown = [(i, c) for i, c in shown if c["candidate_id"] in linked]
+    elif link:
+        st.caption("None of this example's candidates is in the filter: showing them all.")
+    return shown, linked
+
+
+def ranking_and_note(example_id: str, cands: list[dict], state) -> None:
+    """The reviewer's own ranking of the candidates, and a free-text note."""
     ids = [c["candidate_id"] for c in cands]
     rank_key = f"rv_rank_{example_id}"
     if rank_key not in st.session_state:
@@ -640,6 +716,9 @@ def render_example(example_id: str) -> None:
         disabled=not can_act,
     )
 
+
+def example_history(example_id: str) -> None:
+    """Every review event on this example, newest first, undone ones marked."""
     events = rv.history(con, example_id)
     with st.expander(f"History ({len(events)} events)", expanded=False):
         if not events:
@@ -662,8 +741,6 @@ def render_example(example_id: str) -> None:
             )
         if events:
             st.markdown("\n".join(lines))
-    # What this reviewer was shown: the next action reports anything newer.
-    st.session_state.setdefault("rv_seen", {})[example_id] = state.version
 
 
 if example_id:

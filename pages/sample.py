@@ -18,6 +18,7 @@ from reset_core.sampling.launch import (
 )
 from reset_core.sampling.queries import job_candidates, sampling_jobs
 from reset_core.sampling.settings import DecodingSetting
+from reset_core.training.queries import trained_checkpoints
 
 GRID_FIELDS = ["temperature", "top_k", "top_p", "max_tokens", "seed", "n"]
 H = lambda name: help_text(DecodingSetting, name)  # noqa: E731 - short alias for widget help
@@ -56,10 +57,7 @@ count = int(
 
 # ----------------------------------------------------------------------------- model
 st.header("Model")
-trained = con.execute(
-    "SELECT model_id, name, path, adapter_path, stage FROM models "
-    "WHERE training_run_id IS NOT NULL ORDER BY created_at DESC"
-).fetchall()
+trained = trained_checkpoints(con)
 source = st.radio(
     "Model source",
     ["Embedded SmolLM2", "Trained model", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
@@ -198,17 +196,13 @@ if st.button("Start sampling", type="primary", disabled=plan is None, key="sampl
 
 # ----------------------------------------------------------------------------- jobs
 st.header("Jobs")
-active = con.execute(
-    "SELECT count(*) FROM jobs WHERE kind='sample' AND status IN ('queued','running')"
-).fetchall()[0][0]
+active = len(jobs.active_job_ids(con, "sample"))
 
 
 @st.fragment(run_every=2.0 if active else None)
 def job_view() -> None:
     cur = ui.cursor()
-    for (job_id,) in cur.execute(
-        "SELECT job_id FROM jobs WHERE kind='sample' AND status IN ('queued','running')"
-    ).fetchall():
+    for job_id in jobs.active_job_ids(cur, "sample"):
         p = sync_sampling(cur, job_id)
         done, total = p.get("n_done", 0), p.get("n_total") or 0
         rate, eta = p.get("rate_per_s") or 0.0, p.get("eta_s")

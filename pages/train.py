@@ -18,6 +18,7 @@ from reset_core.curation import sets as curation
 from reset_core.curation.config import CurationSpec
 from reset_core.curation.export import FORMATS, FORMS, export_set
 from reset_core.errors import validation_message
+from reset_core.ingest.queries import distinct_values
 from reset_core.models import ModelUnavailable, default_model_path
 from reset_core.options import help_text
 from reset_core.scoring import queries as scoring_queries
@@ -58,6 +59,397 @@ def _widget(name: str, key: str):
     return st.text_input(label, value=str(default), help=helptext, key=key)
 
 
+# ----------------------------------------------------------------------------- curate
+
+
+def curate_tab(con, db: str) -> None:
+    """Freeze a curated set (from picks or from references), then list and export sets."""
+    mode = st.radio(
+        "Curate from",
+        ["Picks of a scoring run", "References (MTL baseline)"],
+        horizontal=True,
+        key="cur_mode",
+        help="RESET trains on the judges' picks; the MTL baseline on the examples' references.",
+    )
+    examples_kinds = distinct_values(con, "kind")
+    examples_sources = distinct_values(con, "source")
+    if mode == "Picks of a scoring run":
+        curate_from_picks(con, examples_kinds, examples_sources)
+    else:
+        curate_from_references(con, examples_kinds, examples_sources)
+    if msg := st.session_state.pop("cur_msg", None):
+        st.success(msg)
+    curated_sets(con, db)
+
+
+def curate_from_picks(con, examples_kinds: list[str], examples_sources: list[str]) -> None:
+    """A scoring run's picks with reviewers' overrides: the filters, a preview, Freeze."""
+    sels = scoring_queries.list_selections(con)
+    if sels.empty:
+        st.info("No scoring runs yet: judge candidates and score them on the Judge page first.")
+        return
+    spec = picks_spec(sels, examples_kinds, examples_sources)
+    pv = curation.preview(con, spec)
+    curation_preview(pv)
+    if st.button(
+        "Freeze curated set", type="primary", key="cur_freeze", disabled=pv["n_items"] == 0
+    ):
+        try:
+            set_id = curation.create_curated_set(con, spec)
+        except ValueError as e:
+            st.error(str(e))
+        else:
+            st.session_state["cur_msg"] = f"Froze curated set {set_id} ({pv['n_items']} items)."
+            st.rerun()
+
+
+def picks_spec(sels, examples_kinds: list[str], examples_sources: list[str]) -> CurationSpec:
+    """The curation widgets (scoring run, preset, size, filters, name) as a spec."""
+    c1, c2, c3 = st.columns(3)
+    sel = c1.selectbox(
+        "Scoring run",
+        list(sels["selection_id"]),
+        format_func=lambda s: f"{s} ({int(sels.set_index('selection_id').loc[s, 'picks'])} picks)",
+        help=help_text(CurationSpec, "selection_id"),
+        key="cur_sel",
+    )
+    preset = c2.radio(
+        "Preset",
+        ["RESET", "RESET-S"],
+        help=help_text(CurationSpec, "preset"),
+        key="cur_preset",
+    )
+    target = c3.number_input(
+        "Target size (0 = no cap)",
+        0,
+        10_000_000,
+        0,
+        help=help_text(CurationSpec, "target_size"),
+        key="cur_target",
+    )
+    f1, f2, f3, f4 = st.columns(4)
+    kinds = f1.multiselect(
+        "Kinds", examples_kinds, help=help_text(CurationSpec, "kinds"), key="cur_kinds"
+    )
+    sources = f2.multiselect(
+        "Sources",
+        examples_sources,
+        help=help_text(CurationSpec, "sources"),
+        key="cur_sources",
+    )
+    use_min = f3.checkbox(
+        "Minimum score", key="cur_use_min", help=help_text(CurationSpec, "min_score")
+    )
+    min_score = f3.number_input(
+        "min score", value=0.0, format="%g", key="cur_min", disabled=not use_min
+    )
+    balance = f4.checkbox(
+        "Keep the kind mix",
+        True,
+        help=help_text(CurationSpec, "balance_kinds"),
+        key="cur_balance",
+    )
+    name = st.text_input("Name", key="cur_name", help=help_text(CurationSpec, "name"))
+    return CurationSpec(
+        selection_id=sel,
+        preset=preset,
+        target_size=int(target) or None,
+        kinds=kinds,
+        sources=sources,
+        min_score=min_score if use_min else None,
+        balance_kinds=balance,
+        name=name,
+    )
+
+
+def curation_preview(pv: dict) -> None:
+    """What a curated set would hold: counts, its mix by kind/source/override, its scores."""
+    m = st.columns(4)
+    m[0].metric("Judge picks", f"{pv['n_judge_picks']:,}")
+    m[1].metric("After overrides and filters", f"{pv['n_after_overrides_and_filters']:,}")
+    m[2].metric("In the set", f"{pv['n_items']:,}")
+    m[3].metric("Override events applied", f"{pv['n_override_events']:,}")
+    if pv["n_without_score"]:
+        st.caption(f"{pv['n_without_score']} forced picks have no score (not rankable).")
+    g1, g2, g3 = st.columns(3)
+    for col, key in ((g1, "by_kind"), (g2, "by_source"), (g3, "by_override")):
+        d = pv[key]
+        fig = px.bar(x=list(d), y=list(d.values()), labels={"x": key[3:], "y": "items"})
+        fig.update_layout(
+            height=240, margin=dict(l=10, r=10, t=30, b=10), title=key.replace("_", " ")
+        )
+        col.plotly_chart(fig, key=f"cur_chart_{key}")
+    if pv["scores"]:
+        data = [{"kind": k, "score": s} for k, v in pv["score_by_kind"].items() for s in v]
+        fig = px.histogram(data, x="score", color="kind", nbins=30, barmode="overlay")
+        fig.update_layout(
+            height=260, margin=dict(l=10, r=10, t=30, b=10), title="RESET scores kept"
+        )
+        st.plotly_chart(fig, key="cur_hist")
+
+
+def curate_from_references(con, examples_kinds: list[str], examples_sources: list[str]) -> None:
+    """The MTL baseline's set: examples with a reference, filtered; Freeze."""
+    r1, r2, r3, r4 = st.columns(4)
+    rkinds = r1.multiselect("Kinds", examples_kinds, default=examples_kinds, key="ref_kinds")
+    rsources = r2.multiselect("Sources", examples_sources, key="ref_sources")
+    rsplit = r3.selectbox("Split", ["seen", "test_seen", "test_unseen"], key="ref_split")
+    rtarget = r4.number_input("Target size (0 = all)", 0, 10_000_000, 0, key="ref_target")
+    counts = curation_queries.reference_counts(con, kinds=rkinds, sources=rsources, split=rsplit)
+    st.write(
+        "Examples with a reference: "
+        + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none")
+    )
+    if st.button("Freeze MTL set", type="primary", key="ref_freeze", disabled=not counts):
+        try:
+            set_id = curation.create_reference_set(
+                con,
+                kinds=rkinds,
+                sources=rsources,
+                split=rsplit,
+                target_size=int(rtarget) or None,
+            )
+        except ValueError as e:
+            st.error(str(e))
+        else:
+            st.session_state["cur_msg"] = f"Froze MTL set {set_id}."
+            st.rerun()
+
+
+def curated_sets(con, db: str) -> None:
+    """The frozen sets, and exporting one for TRL (with its manifest)."""
+    st.subheader("Curated sets")
+    sets = curation_queries.list_sets(con)
+    if sets.empty:
+        st.info("No curated sets yet.")
+        return
+    st.dataframe(sets, hide_index=True, width="stretch")
+    e1, e2, e3, e4 = st.columns([2, 1, 1, 2])
+    exp_set = e1.selectbox("Set", list(sets["set_id"]), key="exp_set")
+    form = e2.selectbox(
+        "Form",
+        FORMS,
+        key="exp_form",
+        help="chat messages, or prompt/completion (loss on the completion)",
+    )
+    fmt = e3.selectbox("Format", FORMATS, key="exp_fmt", help="hf = a datasets.save_to_disk folder")
+    out_dir = e4.text_input("Folder", str(Path(db).resolve().parent / "exports"), key="exp_out")
+    if st.button("Export", key="exp_go"):
+        try:
+            path = export_set(con, exp_set, Path(out_dir), form=form, fmt=fmt)
+        except (FileExistsError, ValueError, OSError) as e:
+            st.error(str(e))
+        else:
+            st.success(f"Wrote {path} and its manifest; it loads unchanged in TRL's SFTTrainer.")
+    with st.expander("Manifest"):
+        st.json(curation_queries.manifest(con, exp_set))
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train_tab(con, db: str) -> None:
+    """Launch a run: a curated set, the model to start from, the settings, Start."""
+    sets = curation_queries.list_sets(con)
+    if sets.empty:
+        st.info("Freeze a curated set first (Curate tab).")
+        return
+    set_id = st.selectbox(
+        "Curated set",
+        list(sets["set_id"]),
+        format_func=lambda s: (
+            f"{s} · {sets.set_index('set_id').loc[s, 'preset']} · "
+            f"{int(sets.set_index('set_id').loc[s, 'n_items'])} items"
+        ),
+        key="tr_set",
+    )
+    base, adapter, model_id, continue_adapter = start_model(con)
+    values, out = train_settings()
+    st.caption(
+        "On CPU, SmolLM2 trains at a few hundred tokens/s: use max steps for a short demo run."
+    )
+    name = st.text_input("Run name", key="tr_name", placeholder=f"{set_id}")
+    if st.button("Start training", type="primary", key="tr_go", disabled=not base):
+        try:
+            cfg = TrainConfig(
+                base_model=base,
+                adapter_path=adapter if continue_adapter else None,
+                output_dir=out or None,
+                **values,
+            )
+            run_id, job_id = runs.start_training(
+                con,
+                db,
+                cfg,
+                set_id=set_id,
+                name=name or set_id,
+                base_model_id=model_id if (continue_adapter or not adapter) else None,
+            )
+        except ValidationError as e:
+            st.error(validation_message(e))
+        except (ValueError, KeyError) as e:
+            st.error(str(e))
+        else:
+            st.session_state["tr_watch"] = run_id
+            st.success(f"Started run {run_id} (job {job_id}); follow it in the Runs tab.")
+
+
+def start_model(con) -> tuple[str, str | None, str | None, bool]:
+    """Which model to start from: ``(base, adapter, model_id, continue_adapter)``."""
+    models = training_queries.trained_models(con)
+    choices: dict[str, tuple[str, str | None, str | None]] = {}
+    with contextlib.suppress(ModelUnavailable):
+        choices["embedded SmolLM2-135M-Instruct"] = (str(default_model_path()), None, None)
+    for r in models.itertuples():
+        label = f"{r.name} ({r.stage}, {r.model_id})"
+        choices[label] = (r.path, r.adapter_path, r.model_id)
+    choices["another path or hub id"] = ("", None, None)
+    pick = st.selectbox(
+        "Start from",
+        list(choices),
+        key="tr_model",
+        help="The MTL checkpoint for RESET, or a base model for the MTL stage. A model "
+        "with an adapter can be continued (base + adapter, is_trainable=True).",
+    )
+    base, adapter, model_id = choices[pick]
+    if pick == "another path or hub id":
+        base = st.text_input(
+            "Model path or hub id", key="tr_path", help=help_text(TrainConfig, "base_model")
+        )
+    continue_adapter = False
+    if adapter:
+        continue_adapter = st.checkbox(
+            f"Continue its adapter ({adapter})",
+            True,
+            key="tr_continue",
+            help=help_text(TrainConfig, "adapter_path"),
+        )
+    return base, adapter, model_id, continue_adapter
+
+
+def train_settings() -> tuple[dict, str]:
+    """The TrainConfig fields as widgets (main ones up front): ``(values, output folder)``."""
+    values = {}
+    cols = st.columns(len(MAIN_FIELDS))
+    for col, name in zip(cols, MAIN_FIELDS, strict=True):
+        with col:
+            values[name] = _widget(name, f"tr_{name}")
+    with st.expander("More settings"):
+        rest = [n for n in TrainConfig.model_fields if n not in MAIN_FIELDS + NOT_WIDGETS]
+        grid = st.columns(3)
+        for i, name in enumerate(rest):
+            with grid[i % 3]:
+                values[name] = _widget(name, f"tr_{name}")
+        out = st.text_input(
+            "Output folder (empty = new folder beside the database)",
+            key="tr_out",
+            help=help_text(TrainConfig, "output_dir"),
+        )
+    return values, out
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def runs_tab(con) -> None:
+    """Pick a run (the one just started by default), follow it live, list all runs."""
+    table = training_queries.runs(con)
+    if table.empty:
+        st.info("No training runs yet.")
+        return
+    ids = list(table["run_id"])
+    watch = st.session_state.get("tr_watch")
+    run_id = st.selectbox(
+        "Run", ids, index=ids.index(watch) if watch in ids else 0, key="runs_pick"
+    )
+    job_id = table.set_index("run_id").loc[run_id, "job_id"]
+    status = table.set_index("run_id").loc[run_id, "status"]
+    # Polls every 2 s while the run is active; only this part reruns.
+    st.fragment(run_every=2 if status in jobs.ACTIVE else None)(live_run)(run_id, job_id, status)
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+def live_run(run_id: str, job_id: str, status: str) -> None:
+    """A run's progress, live loss/learning-rate/throughput charts, Cancel and Resume.
+
+    ``status`` is the run's status when the page last ran in full: once the run ends,
+    the whole page reruns to refresh the table and stop polling.
+    """
+    cur = ui.cursor()
+    p = runs.sync_training(cur, job_id)
+    total, done = p.get("n_total") or 0, p.get("n_done") or 0
+    st.progress(
+        min(done / total, 1.0) if total else 0.0,
+        text=f"{p.get('status')}: step {done}/{total or '?'}",
+    )
+    if p.get("error"):
+        st.error(p["error"])
+    if p.get("model_id"):
+        st.success(f"Model {p['model_id']} registered: selectable in Sample and Evaluate.")
+    m = training_queries.metrics_frame(cur, run_id)
+    if not m.empty:
+        c = st.columns(3)
+        for col, y in zip(c, ("loss", "learning_rate", "tokens_per_s"), strict=True):
+            fig = px.line(m, x="step", y=y)
+            fig.update_layout(
+                height=240, margin=dict(l=10, r=10, t=30, b=10), title=y.replace("_", " ")
+            )
+            col.plotly_chart(fig, key=f"run_{y}")
+    b1, b2 = st.columns(2)
+    if p.get("status") in jobs.ACTIVE and b1.button("Cancel", key="run_cancel"):
+        jobs.cancel(cur, job_id)
+        st.rerun()
+    if p.get("status") in ("failed", "cancelled") and b2.button(
+        "Resume from last checkpoint", key="run_resume"
+    ):
+        jobs.launch(cur, job_id)
+        st.rerun()
+    if p.get("status") not in jobs.ACTIVE and status in jobs.ACTIVE:
+        st.rerun()  # the run ended: refresh the table and stop polling
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def models_tab(con) -> None:
+    """The registered models, and the lineage of one back to its root."""
+    models = training_queries.trained_models(con)
+    if models.empty:
+        st.info("No models registered yet.")
+        return
+    st.dataframe(models, hide_index=True, width="stretch")
+    mid = st.selectbox("Lineage of", list(models["model_id"]), key="lin_model")
+    for i, node in enumerate(training_queries.lineage(con, mid)):
+        lineage_node(i, node)
+
+
+def lineage_node(i: int, node: dict) -> None:
+    """One model of a lineage: its name, stage and id, then its details as JSON."""
+    head = f"{'↳ ' if i else ''}**{node.get('name')}** · {node.get('stage')} · `{node['model_id']}`"
+    st.markdown(head)
+    details = {
+        "path": node.get("path"),
+        "adapter": node.get("adapter_path"),
+        "curated set": node.get("curated_set_id"),
+        "set": node.get("curated_set"),
+        "training run": node.get("training_run_id"),
+    }
+    if node.get("metrics"):
+        mt = node["metrics"]
+        details["metrics"] = {
+            k: mt.get(k)
+            for k in ("global_step", "train_loss", "first_loss", "last_loss", "tokens_per_s")
+        }
+    if node.get("train_config"):
+        details["config"] = node["train_config"]
+    st.code(
+        json.dumps({k: v for k, v in details.items() if v}, indent=2, default=str),
+        language="json",
+    )
+
+
+# ----------------------------------------------------------------------------- page
+
 st.title("Train")
 st.caption(
     "Freeze the picks into a curated set, export it for TRL, and continue fine-tuning with a "
@@ -69,350 +461,11 @@ db = ui.db_path()
 tab_curate, tab_train, tab_runs, tab_models = st.tabs(
     ["Curate", "Train", "Runs", "Models and lineage"]
 )
-
-# ----------------------------------------------------------------------------- curate
 with tab_curate:
-    mode = st.radio(
-        "Curate from",
-        ["Picks of a scoring run", "References (MTL baseline)"],
-        horizontal=True,
-        key="cur_mode",
-        help="RESET trains on the judges' picks; the MTL baseline on the examples' references.",
-    )
-    examples_kinds = [
-        r[0] for r in con.execute("SELECT DISTINCT kind FROM examples ORDER BY 1").fetchall()
-    ]
-    examples_sources = [
-        r[0] for r in con.execute("SELECT DISTINCT source FROM examples ORDER BY 1").fetchall()
-    ]
-    if mode == "Picks of a scoring run":
-        sels = scoring_queries.list_selections(con)
-        if sels.empty:
-            st.info("No scoring runs yet: judge candidates and score them on the Judge page first.")
-        else:
-            c1, c2, c3 = st.columns(3)
-            sel = c1.selectbox(
-                "Scoring run",
-                list(sels["selection_id"]),
-                format_func=lambda s: (
-                    f"{s} ({int(sels.set_index('selection_id').loc[s, 'picks'])} picks)"
-                ),
-                help=help_text(CurationSpec, "selection_id"),
-                key="cur_sel",
-            )
-            preset = c2.radio(
-                "Preset",
-                ["RESET", "RESET-S"],
-                help=help_text(CurationSpec, "preset"),
-                key="cur_preset",
-            )
-            target = c3.number_input(
-                "Target size (0 = no cap)",
-                0,
-                10_000_000,
-                0,
-                help=help_text(CurationSpec, "target_size"),
-                key="cur_target",
-            )
-            f1, f2, f3, f4 = st.columns(4)
-            kinds = f1.multiselect(
-                "Kinds", examples_kinds, help=help_text(CurationSpec, "kinds"), key="cur_kinds"
-            )
-            sources = f2.multiselect(
-                "Sources",
-                examples_sources,
-                help=help_text(CurationSpec, "sources"),
-                key="cur_sources",
-            )
-            use_min = f3.checkbox(
-                "Minimum score", key="cur_use_min", help=help_text(CurationSpec, "min_score")
-            )
-            min_score = f3.number_input(
-                "min score", value=0.0, format="%g", key="cur_min", disabled=not use_min
-            )
-            balance = f4.checkbox(
-                "Keep the kind mix",
-                True,
-                help=help_text(CurationSpec, "balance_kinds"),
-                key="cur_balance",
-            )
-            name = st.text_input("Name", key="cur_name", help=help_text(CurationSpec, "name"))
-            spec = CurationSpec(
-                selection_id=sel,
-                preset=preset,
-                target_size=int(target) or None,
-                kinds=kinds,
-                sources=sources,
-                min_score=min_score if use_min else None,
-                balance_kinds=balance,
-                name=name,
-            )
-            pv = curation.preview(con, spec)
-            m = st.columns(4)
-            m[0].metric("Judge picks", f"{pv['n_judge_picks']:,}")
-            m[1].metric("After overrides and filters", f"{pv['n_after_overrides_and_filters']:,}")
-            m[2].metric("In the set", f"{pv['n_items']:,}")
-            m[3].metric("Override events applied", f"{pv['n_override_events']:,}")
-            if pv["n_without_score"]:
-                st.caption(f"{pv['n_without_score']} forced picks have no score (not rankable).")
-            g1, g2, g3 = st.columns(3)
-            for col, key in ((g1, "by_kind"), (g2, "by_source"), (g3, "by_override")):
-                d = pv[key]
-                fig = px.bar(x=list(d), y=list(d.values()), labels={"x": key[3:], "y": "items"})
-                fig.update_layout(
-                    height=240, margin=dict(l=10, r=10, t=30, b=10), title=key.replace("_", " ")
-                )
-                col.plotly_chart(fig, key=f"cur_chart_{key}")
-            if pv["scores"]:
-                data = [{"kind": k, "score": s} for k, v in pv["score_by_kind"].items() for s in v]
-                fig = px.histogram(data, x="score", color="kind", nbins=30, barmode="overlay")
-                fig.update_layout(
-                    height=260, margin=dict(l=10, r=10, t=30, b=10), title="RESET scores kept"
-                )
-                st.plotly_chart(fig, key="cur_hist")
-            if st.button(
-                "Freeze curated set", type="primary", key="cur_freeze", disabled=pv["n_items"] == 0
-            ):
-                try:
-                    set_id = curation.create_curated_set(con, spec)
-                except ValueError as e:
-                    st.error(str(e))
-                else:
-                    st.session_state["cur_msg"] = (
-                        f"Froze curated set {set_id} ({pv['n_items']} items)."
-                    )
-                    st.rerun()
-    else:
-        r1, r2, r3, r4 = st.columns(4)
-        rkinds = r1.multiselect("Kinds", examples_kinds, default=examples_kinds, key="ref_kinds")
-        rsources = r2.multiselect("Sources", examples_sources, key="ref_sources")
-        rsplit = r3.selectbox("Split", ["seen", "test_seen", "test_unseen"], key="ref_split")
-        rtarget = r4.number_input("Target size (0 = all)", 0, 10_000_000, 0, key="ref_target")
-        counts = curation_queries.reference_counts(
-            con, kinds=rkinds, sources=rsources, split=rsplit
-        )
-        st.write(
-            "Examples with a reference: "
-            + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none")
-        )
-        if st.button("Freeze MTL set", type="primary", key="ref_freeze", disabled=not counts):
-            try:
-                set_id = curation.create_reference_set(
-                    con,
-                    kinds=rkinds,
-                    sources=rsources,
-                    split=rsplit,
-                    target_size=int(rtarget) or None,
-                )
-            except ValueError as e:
-                st.error(str(e))
-            else:
-                st.session_state["cur_msg"] = f"Froze MTL set {set_id}."
-                st.rerun()
-    if msg := st.session_state.pop("cur_msg", None):
-        st.success(msg)
-
-    st.subheader("Curated sets")
-    sets = curation_queries.list_sets(con)
-    if sets.empty:
-        st.info("No curated sets yet.")
-    else:
-        st.dataframe(sets, hide_index=True, width="stretch")
-        e1, e2, e3, e4 = st.columns([2, 1, 1, 2])
-        exp_set = e1.selectbox("Set", list(sets["set_id"]), key="exp_set")
-        form = e2.selectbox(
-            "Form",
-            FORMS,
-            key="exp_form",
-            help="chat messages, or prompt/completion (loss on the completion)",
-        )
-        fmt = e3.selectbox(
-            "Format", FORMATS, key="exp_fmt", help="hf = a datasets.save_to_disk folder"
-        )
-        out_dir = e4.text_input("Folder", str(Path(db).resolve().parent / "exports"), key="exp_out")
-        if st.button("Export", key="exp_go"):
-            try:
-                path = export_set(con, exp_set, Path(out_dir), form=form, fmt=fmt)
-            except (FileExistsError, ValueError, OSError) as e:
-                st.error(str(e))
-            else:
-                st.success(
-                    f"Wrote {path} and its manifest; it loads unchanged in TRL's SFTTrainer."
-                )
-        with st.expander("Manifest"):
-            st.json(curation_queries.manifest(con, exp_set))
-
-# ----------------------------------------------------------------------------- train
+    curate_tab(con, db)
 with tab_train:
-    sets = curation_queries.list_sets(con)
-    if sets.empty:
-        st.info("Freeze a curated set first (Curate tab).")
-    else:
-        set_id = st.selectbox(
-            "Curated set",
-            list(sets["set_id"]),
-            format_func=lambda s: (
-                f"{s} · {sets.set_index('set_id').loc[s, 'preset']} · "
-                f"{int(sets.set_index('set_id').loc[s, 'n_items'])} items"
-            ),
-            key="tr_set",
-        )
-        models = training_queries.trained_models(con)
-        choices: dict[str, tuple[str, str | None, str | None]] = {}
-        with contextlib.suppress(ModelUnavailable):
-            choices["embedded SmolLM2-135M-Instruct"] = (str(default_model_path()), None, None)
-        for r in models.itertuples():
-            label = f"{r.name} ({r.stage}, {r.model_id})"
-            choices[label] = (r.path, r.adapter_path, r.model_id)
-        choices["another path or hub id"] = ("", None, None)
-        pick = st.selectbox(
-            "Start from",
-            list(choices),
-            key="tr_model",
-            help="The MTL checkpoint for RESET, or a base model for the MTL stage. A model "
-            "with an adapter can be continued (base + adapter, is_trainable=True).",
-        )
-        base, adapter, model_id = choices[pick]
-        if pick == "another path or hub id":
-            base = st.text_input(
-                "Model path or hub id", key="tr_path", help=help_text(TrainConfig, "base_model")
-            )
-        continue_adapter = False
-        if adapter:
-            continue_adapter = st.checkbox(
-                f"Continue its adapter ({adapter})",
-                True,
-                key="tr_continue",
-                help=help_text(TrainConfig, "adapter_path"),
-            )
-        values = {}
-        cols = st.columns(len(MAIN_FIELDS))
-        for col, name in zip(cols, MAIN_FIELDS, strict=True):
-            with col:
-                values[name] = _widget(name, f"tr_{name}")
-        with st.expander("More settings"):
-            rest = [n for n in TrainConfig.model_fields if n not in MAIN_FIELDS + NOT_WIDGETS]
-            grid = st.columns(3)
-            for i, name in enumerate(rest):
-                with grid[i % 3]:
-                    values[name] = _widget(name, f"tr_{name}")
-            out = st.text_input(
-                "Output folder (empty = new folder beside the database)",
-                key="tr_out",
-                help=help_text(TrainConfig, "output_dir"),
-            )
-        st.caption(
-            "On CPU, SmolLM2 trains at a few hundred tokens/s: use max steps for a short demo run."
-        )
-        name = st.text_input("Run name", key="tr_name", placeholder=f"{set_id}")
-        if st.button("Start training", type="primary", key="tr_go", disabled=not base):
-            try:
-                cfg = TrainConfig(
-                    base_model=base,
-                    adapter_path=adapter if continue_adapter else None,
-                    output_dir=out or None,
-                    **values,
-                )
-                run_id, job_id = runs.start_training(
-                    con,
-                    db,
-                    cfg,
-                    set_id=set_id,
-                    name=name or set_id,
-                    base_model_id=model_id if (continue_adapter or not adapter) else None,
-                )
-            except ValidationError as e:
-                st.error(validation_message(e))
-            except (ValueError, KeyError) as e:
-                st.error(str(e))
-            else:
-                st.session_state["tr_watch"] = run_id
-                st.success(f"Started run {run_id} (job {job_id}); follow it in the Runs tab.")
-
-# ----------------------------------------------------------------------------- runs
+    train_tab(con, db)
 with tab_runs:
-    table = training_queries.runs(con)
-    if table.empty:
-        st.info("No training runs yet.")
-    else:
-        ids = list(table["run_id"])
-        watch = st.session_state.get("tr_watch")
-        run_id = st.selectbox(
-            "Run", ids, index=ids.index(watch) if watch in ids else 0, key="runs_pick"
-        )
-        job_id = table.set_index("run_id").loc[run_id, "job_id"]
-        status = table.set_index("run_id").loc[run_id, "status"]
-
-        @st.fragment(run_every=2 if status in jobs.ACTIVE else None)
-        def live(run_id: str = run_id, job_id: str = job_id) -> None:
-            cur = ui.cursor()
-            p = runs.sync_training(cur, job_id)
-            total, done = p.get("n_total") or 0, p.get("n_done") or 0
-            st.progress(
-                min(done / total, 1.0) if total else 0.0,
-                text=f"{p.get('status')}: step {done}/{total or '?'}",
-            )
-            if p.get("error"):
-                st.error(p["error"])
-            if p.get("model_id"):
-                st.success(f"Model {p['model_id']} registered: selectable in Sample and Evaluate.")
-            m = training_queries.metrics_frame(cur, run_id)
-            if not m.empty:
-                c = st.columns(3)
-                for col, y in zip(c, ("loss", "learning_rate", "tokens_per_s"), strict=True):
-                    fig = px.line(m, x="step", y=y)
-                    fig.update_layout(
-                        height=240, margin=dict(l=10, r=10, t=30, b=10), title=y.replace("_", " ")
-                    )
-                    col.plotly_chart(fig, key=f"run_{y}")
-            b1, b2 = st.columns(2)
-            if p.get("status") in jobs.ACTIVE and b1.button("Cancel", key="run_cancel"):
-                jobs.cancel(cur, job_id)
-                st.rerun()
-            if p.get("status") in ("failed", "cancelled") and b2.button(
-                "Resume from last checkpoint", key="run_resume"
-            ):
-                jobs.launch(cur, job_id)
-                st.rerun()
-            if p.get("status") not in jobs.ACTIVE and status in jobs.ACTIVE:
-                st.rerun()  # the run ended: refresh the table and stop polling
-
-        live()
-        st.dataframe(table, hide_index=True, width="stretch")
-
-# ----------------------------------------------------------------------------- models
+    runs_tab(con)
 with tab_models:
-    models = training_queries.trained_models(con)
-    if models.empty:
-        st.info("No models registered yet.")
-    else:
-        st.dataframe(models, hide_index=True, width="stretch")
-        mid = st.selectbox("Lineage of", list(models["model_id"]), key="lin_model")
-        for i, node in enumerate(training_queries.lineage(con, mid)):
-            head = f"{'↳ ' if i else ''}**{node.get('name')}** · {node.get('stage')} · `{node['model_id']}`"
-            st.markdown(head)
-            details = {
-                "path": node.get("path"),
-                "adapter": node.get("adapter_path"),
-                "curated set": node.get("curated_set_id"),
-                "set": node.get("curated_set"),
-                "training run": node.get("training_run_id"),
-            }
-            if node.get("metrics"):
-                mt = node["metrics"]
-                details["metrics"] = {
-                    k: mt.get(k)
-                    for k in (
-                        "global_step",
-                        "train_loss",
-                        "first_loss",
-                        "last_loss",
-                        "tokens_per_s",
-                    )
-                }
-            if node.get("train_config"):
-                details["config"] = node["train_config"]
-            st.code(
-                json.dumps({k: v for k, v in details.items() if v}, indent=2, default=str),
-                language="json",
-            )
+    models_tab(con)

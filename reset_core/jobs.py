@@ -283,5 +283,75 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     return progress
 
 
+# --------------------------------------------------------------------------- reading
+
+
+def recent_jobs(con, kind: str, limit: int = 5) -> list[tuple[str, str]]:
+    """The latest ``limit`` jobs of a kind as ``(job_id, status)``, newest first.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO jobs (job_id, kind, status, config, work_dir, created_at) VALUES "
+    ...     "('judge-1', 'judge', 'done', '{}', '/tmp/judge-1', '2024-01-01'), "
+    ...     "('judge-2', 'judge', 'running', '{}', '/tmp/judge-2', '2024-01-02'), "
+    ...     "('sample-1', 'sample', 'done', '{}', '/tmp/sample-1', '2024-01-03')"
+    ... )
+    >>> recent_jobs(con, "judge")
+    [('judge-2', 'running'), ('judge-1', 'done')]
+    >>> recent_jobs(con, "judge", limit=1)
+    [('judge-2', 'running')]
+    """
+    return con.execute(
+        "SELECT job_id, status FROM jobs WHERE kind = ? ORDER BY created_at DESC LIMIT ?",
+        [kind, limit],
+    ).fetchall()
+
+
+def active_job_ids(con, kind: str) -> list[str]:
+    """Ids of a kind's jobs still queued or running (as last synced), in table order.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO jobs (job_id, kind, status, config, work_dir) VALUES "
+    ...     "('sample-1', 'sample', 'done', '{}', '/tmp/s1'), "
+    ...     "('sample-2', 'sample', 'queued', '{}', '/tmp/s2'), "
+    ...     "('judge-1', 'judge', 'running', '{}', '/tmp/j1')"
+    ... )
+    >>> active_job_ids(con, "sample")
+    ['sample-2']
+    """
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT job_id FROM jobs WHERE kind = ? AND status IN (SELECT unnest(?))",
+            [kind, list(ACTIVE)],
+        ).fetchall()
+    ]
+
+
+def work_dir(con, job_id: str) -> Path:
+    """A job's folder (its inputs, shards, progress file and log).
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO jobs (job_id, kind, status, config, work_dir) "
+    ...     "VALUES ('judge-1', 'judge', 'done', '{}', '/tmp/jobs/judge-1')"
+    ... )
+    >>> work_dir(con, "judge-1").name
+    'judge-1'
+    >>> work_dir(con, "judge-0")
+    Traceback (most recent call last):
+    ...
+    KeyError: "no job 'judge-0'"
+    """
+    row = one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])
+    if row is None:
+        raise KeyError(f"no job {job_id!r}")
+    return Path(row[0])
+
+
 if __name__ == "__main__":
     sys.exit(run_worker(sys.argv[1]))

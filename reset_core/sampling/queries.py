@@ -8,6 +8,17 @@
 from __future__ import annotations
 
 from reset_core.sampling.launch import KIND
+from reset_core.store import one
+
+
+def count_candidates(con) -> int:
+    """How many candidates are stored (from every model and job): what there is to judge.
+
+    >>> from reset_core.store import connect
+    >>> count_candidates(connect(":memory:"))
+    0
+    """
+    return one(con, "SELECT count(*) FROM candidates")[0]
 
 
 def sampling_jobs(con, limit: int = 20):

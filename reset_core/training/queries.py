@@ -86,3 +86,25 @@ def trained_models(con):
         "SELECT model_id, name, stage, path, adapter_path, parent_id, curated_set_id, created_at "
         "FROM models ORDER BY created_at DESC, model_id"
     ).df()
+
+
+def trained_checkpoints(con) -> list[tuple[str, str, str, str | None, str]]:
+    """Models a training run made (not registered bases), newest first, for sampling.
+
+    Each is ``(model_id, name, path, adapter_path, stage)``; ``adapter_path`` is None
+    for a merged checkpoint.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO models (model_id, name, path, stage, training_run_id) VALUES "
+    ...     "('m:base', 'tiny', '/models/tiny', 'base', NULL), "
+    ...     "('m:mtl', 'tiny-mtl', '/runs/r1/merged', 'mtl', 'r1')"
+    ... )
+    >>> trained_checkpoints(con)
+    [('m:mtl', 'tiny-mtl', '/runs/r1/merged', None, 'mtl')]
+    """
+    return con.execute(
+        "SELECT model_id, name, path, adapter_path, stage FROM models "
+        "WHERE training_run_id IS NOT NULL ORDER BY created_at DESC"
+    ).fetchall()

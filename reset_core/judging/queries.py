@@ -1,0 +1,100 @@
+"""What the Judge page and the CLI read about verdicts: summaries, failures, judge ids.
+
+A failed verdict is a row with a NULL score (its error and raw answer kept), so every
+summary here counts the failures beside the scores rather than hiding them.
+
+>>> from reset_core.store import connect
+>>> con = connect(":memory:")
+>>> judgment_summary(con).empty, judgment_statuses(con), judge_ids(con)
+(True, [], [])
+"""
+
+from __future__ import annotations
+
+#: Columns of :func:`judgment_summary`, in order.
+SUMMARY_COLUMNS = (
+    "judge_id",
+    "aspect",
+    "n",
+    "scored",
+    "failed",
+    "mean_score",
+    "cost_usd",
+    "cached",
+)
+
+
+def judgment_summary(con):
+    """Per judge and aspect: verdicts, scored, failed, mean score, cost, cached (DataFrame).
+
+    Rows with failures come first (most failed first), then by judge and aspect.
+
+    >>> from reset_core.store import connect
+    >>> tuple(judgment_summary(connect(":memory:")).columns) == SUMMARY_COLUMNS
+    True
+    """
+    return con.execute(
+        "SELECT judge_id, aspect, count(*) AS n, count(score) AS scored, "
+        "count(*) - count(score) AS failed, round(avg(score), 3) AS mean_score, "
+        "round(sum(cost_usd), 4) AS cost_usd, count(*) FILTER (WHERE cached) AS cached "
+        "FROM judgments GROUP BY ALL ORDER BY failed DESC, judge_id, aspect"
+    ).df()
+
+
+def judgment_statuses(con) -> list[str]:
+    """The verdict statuses present, failures first (the most frequent first), ``ok`` last.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, status) VALUES "
+    ...     "('j1', 'c1', 'len', 'task', 'ok'), ('j2', 'c2', 'len', 'task', 'ok'), "
+    ...     "('j3', 'c3', 'len', 'task', 'ok'), ('j4', 'c1', 'llm', 'task', 'timeout'), "
+    ...     "('j5', 'c2', 'llm', 'task', 'parse_error'), ('j6', 'c3', 'llm', 'task', 'parse_error')"
+    ... )
+    >>> judgment_statuses(con)
+    ['parse_error', 'timeout', 'ok']
+    """
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT status FROM judgments GROUP BY status ORDER BY status = 'ok', count(*) DESC"
+        ).fetchall()
+    ]
+
+
+def judgments_with_status(con, status: str, limit: int = 100):
+    """The newest ``limit`` verdicts with a status, with their error, raw answer and candidate.
+
+    A pandas DataFrame: judge_id, aspect, score, raw_score, status, error, raw_output,
+    rationale, attempts, candidate (the candidate's text).
+
+    >>> from reset_core.store import connect
+    >>> list(judgments_with_status(connect(":memory:"), "timeout").columns)[-3:]
+    ['rationale', 'attempts', 'candidate']
+    """
+    return con.execute(
+        "SELECT j.judge_id, j.aspect, j.score, j.raw_score, j.status, j.error, j.raw_output, "
+        "j.rationale, j.attempts, c.text AS candidate FROM judgments j "
+        "JOIN candidates c USING (candidate_id) WHERE j.status = ? "
+        "ORDER BY j.created_at DESC LIMIT ?",
+        [status, limit],
+    ).df()
+
+
+def judge_ids(con) -> list[str]:
+    """Every judge that has given a verdict (failed ones included), sorted.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, status) VALUES "
+    ...     "('j1', 'c1', 'overlap', 'task', 'ok'), ('j2', 'c1', 'length', 'task', 'ok'), "
+    ...     "('j3', 'c2', 'overlap', 'task', 'timeout')"
+    ... )
+    >>> judge_ids(con)
+    ['length', 'overlap']
+    """
+    return [
+        r[0] for r in con.execute("SELECT DISTINCT judge_id FROM judgments ORDER BY 1").fetchall()
+    ]
