@@ -347,6 +347,8 @@ def work_dir(con, job_id: str) -> Path:
     ...
     KeyError: "no job 'judge-0'"
     """
+    from reset_core.store import one
+
     row = one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])
     if row is None:
         raise KeyError(f"no job {job_id!r}")
