@@ -88,7 +88,9 @@ def add_options(
         flag = "--" + name.replace("_", "-")
         ann = _without_none(info.annotation)
         origin = typing.get_origin(ann)
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": info.description}
+        # argparse formats help with %-style: "20% slower" must reach it as "20%% slower".
+        help_ = (info.description or "").replace("%", "%%") or None
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_}
         if ann is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif ann is dict or origin is dict:

@@ -25,6 +25,7 @@ class Opts(BaseModel):
     level: int = 3
     scale: float = 0.5
     name: str = "x"
+    slow: bool = Field(False, description="about 20% slower")
 
 
 def _parser(**kwargs) -> argparse.ArgumentParser:
@@ -106,6 +107,10 @@ def test_help_is_the_field_description():
     p = _parser()
     (count,) = [a for a in p._actions if a.dest == "count"]
     assert count.help == help_text(Opts, "count") == "at most this many"
+
+
+def test_a_percent_sign_in_a_description_reads_as_written():
+    assert "about 20% slower" in " ".join(_parser().format_help().split())
 
 
 def test_comma_list():
