@@ -276,5 +276,39 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     return progress
 
 
+# ---- headless
+
+
+def work_dir(con, job_id: str) -> Path:
+    """A job's folder, as written by :func:`create_job`.
+
+    >>> from reset_core.store import connect
+    >>> work_dir(connect(":memory:"), "judge-x")
+    Traceback (most recent call last):
+    KeyError: "no job 'judge-x'"
+    """
+    row = one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])
+    if row is None:
+        raise KeyError(f"no job {job_id!r}")
+    return Path(row[0])
+
+
+def run_here(con, job_id: str) -> int:
+    """Mark a job running and run its worker in this process; return the worker's exit code.
+
+    The headless path (the CLI): the same worker :func:`launch` starts, without a child
+    process. Ingest its shards afterwards with the stage's sync, as for a launched job::
+
+        job_id = create_judge_job(con, db_path, specs, items=items)
+        run_here(con, job_id)
+        sync_judge_job(con, job_id)
+    """
+    job_dir = work_dir(con, job_id)
+    con.execute(
+        "UPDATE jobs SET status='running', started_at=current_timestamp WHERE job_id=?", [job_id]
+    )
+    return run_worker(job_dir)
+
+
 if __name__ == "__main__":
     sys.exit(run_worker(sys.argv[1]))

@@ -86,3 +86,14 @@ def trained_models(con):
         "SELECT model_id, name, stage, path, adapter_path, parent_id, curated_set_id, created_at "
         "FROM models ORDER BY created_at DESC, model_id"
     ).df()
+
+
+def run_for_job(con, job_id: str) -> str | None:
+    """The training run a job trains, or None when no training job has that id.
+
+    >>> from reset_core.store import connect
+    >>> run_for_job(connect(":memory:"), "train-20250101-120000-abc123") is None
+    True
+    """
+    row = one(con, "SELECT run_id FROM training_runs WHERE job_id = ?", [job_id])
+    return row[0] if row else None
