@@ -355,5 +355,25 @@ def work_dir(con, job_id: str) -> Path:
     return Path(row[0])
 
 
+# --------------------------------------------------------------------------- headless
+
+
+def run_here(con, job_id: str) -> int:
+    """Mark a job running and run its worker in this process; return the worker's exit code.
+
+    The headless path (the CLI): the same worker :func:`launch` starts, without a child
+    process. Ingest its shards afterwards with the stage's sync, as for a launched job::
+
+        job_id = create_judge_job(con, db_path, specs, items=items)
+        run_here(con, job_id)
+        sync_judge_job(con, job_id)
+    """
+    job_dir = work_dir(con, job_id)
+    con.execute(
+        "UPDATE jobs SET status='running', started_at=current_timestamp WHERE job_id=?", [job_id]
+    )
+    return run_worker(job_dir)
+
+
 if __name__ == "__main__":
     sys.exit(run_worker(sys.argv[1]))

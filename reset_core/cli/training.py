@@ -1,20 +1,19 @@
-"""``reset-studio curate | export | train``: the CLI side of curation and training.
+"""``reset-studio train``: a LoRA adapter on a curated set or an exported file, as a worker job.
 
-The same library calls as the Train page; ``train`` runs the same worker process
-and follows it (Ctrl-C cancels the job, keeping its last checkpoint)::
+The same library calls as the Train page; the flags are
+:class:`~reset_core.training.config.TrainConfig`. The command runs the same worker
+process as the page and follows it (Ctrl-C cancels the job, keeping its last
+checkpoint; ``--resume`` relaunches it)::
 
-    reset-studio curate --selection sel-1 --preset RESET-S --target-size 3000
-    reset-studio curate --references --kinds instruction context      # MTL set
-    reset-studio export cs-0123abcd --form prompt_completion --format parquet --out exports/
     reset-studio train --set cs-0123abcd --max-steps 20
     reset-studio train --data exports/cs-0123abcd-messages.jsonl --base-model my/model
+    reset-studio train --set cs-0123abcd --no-wait
     reset-studio train --resume train-20250101-120000-abc123
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,70 +21,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reset_core.errors import validation_message
-
-
-def _cmd_curate(args: argparse.Namespace) -> int:
-    from reset_core.curation import config as curation_config
-    from reset_core.curation import queries as curation_queries
-    from reset_core.curation import sets as curation
-    from reset_core.options import options_from_args
-    from reset_core.store import connect
-
-    con = connect(args.db)
-    try:
-        if args.references:
-            set_id = curation.create_reference_set(
-                con,
-                kinds=args.kinds or (),
-                sources=args.sources or (),
-                split=args.split,
-                target_size=args.target_size,
-                name=args.name or "",
-            )
-        else:
-            if not args.selection_id:
-                from reset_core.scoring.queries import latest_selection
-
-                args.selection_id = latest_selection(con)
-                if not args.selection_id:
-                    print(
-                        "error: no selection yet: run `reset-studio select` first "
-                        "(or use --references for the MTL set)",
-                        file=sys.stderr,
-                    )
-                    return 2
-                print(f"using the latest selection, {args.selection_id}")
-            args.kinds, args.sources = args.kinds or [], args.sources or []
-            spec = options_from_args(curation_config.CurationSpec, args)
-            if args.preview:
-                p = curation.preview(con, spec)
-                p.pop("scores"), p.pop("score_by_kind")
-                print(json.dumps(p, indent=2))
-                return 0
-            set_id = curation.create_curated_set(con, spec)
-    except ValidationError as e:
-        print(f"error: {validation_message(e)}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    man = curation_queries.manifest(con, set_id)
-    print(f"curated set {set_id}: {man['n_items']} items, by kind {man['by_kind']}")
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from reset_core.curation.export import export_set
-    from reset_core.store import connect
-
-    con = connect(args.db)
-    try:
-        out = export_set(con, args.set_id, args.out, form=args.form, fmt=args.format)
-    except (KeyError, ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {out} (manifest beside it)")
-    return 0
 
 
 def _follow(con, job_id: str, run_id: str | None) -> int:
@@ -122,18 +57,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from reset_core import jobs
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
-    from reset_core.store import connect, one
+    from reset_core.store import connect
     from reset_core.training.config import TrainConfig
     from reset_core.training.launch import start_training
+    from reset_core.training.queries import run_for_job
 
     con = connect(args.db)
     if args.resume:
-        row = one(con, "SELECT run_id FROM training_runs WHERE job_id = ?", [args.resume])
-        if row is None:
+        run_id = run_for_job(con, args.resume)
+        if run_id is None:
             print(f"error: no training job {args.resume!r}", file=sys.stderr)
             return 1
         jobs.launch(con, args.resume)
-        return _follow(con, args.resume, row[0])
+        return _follow(con, args.resume, run_id)
     if (args.set_id is None) == (args.data is None):
         print(
             "error: give one of --set SET_ID or --data FILE (or --resume JOB_ID)", file=sys.stderr
@@ -169,42 +105,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``curate``, ``export`` and ``train`` to the ``reset-studio`` subparsers."""
-    from reset_core.curation.config import CurationSpec
-    from reset_core.curation.export import FORMATS, FORMS
+    """Add ``train`` to the ``reset-studio`` subparsers."""
     from reset_core.options import add_options
     from reset_core.training.config import TrainConfig
-
-    p = sub.add_parser("curate", help="freeze picks (or references, for MTL) into a curated set")
-    p.add_argument(
-        "--selection",
-        dest="selection_id",
-        help="the scoring run whose picks to freeze (default: the latest)",
-    )
-    p.add_argument(
-        "--references",
-        action="store_true",
-        help="freeze examples with their references as completions (the MTL training set)",
-    )
-    p.add_argument("--kinds", nargs="*", help=CurationSpec.model_fields["kinds"].description)
-    p.add_argument("--sources", nargs="*", help=CurationSpec.model_fields["sources"].description)
-    p.add_argument("--split", default="seen", help="split to take references from (--references)")
-    p.add_argument(
-        "--preview", action="store_true", help="print what would be frozen; write nothing"
-    )
-    add_options(p, CurationSpec, exclude=("selection_id", "kinds", "sources"))
-    p.set_defaults(func=_cmd_curate)
-
-    p = sub.add_parser(
-        "export", help="write a curated set as TRL-ready JSONL, Parquet or datasets folder"
-    )
-    p.add_argument("set_id")
-    p.add_argument(
-        "--form", choices=FORMS, default="messages", help="chat messages or prompt/completion"
-    )
-    p.add_argument("--format", choices=FORMATS, default="jsonl", help="file format")
-    p.add_argument("--out", default="exports", help="file or folder (default: exports/)")
-    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", help="train a LoRA adapter on a curated set (a worker job)")
     p.add_argument("--set", dest="set_id", help="curated set id")

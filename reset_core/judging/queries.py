@@ -7,9 +7,13 @@ summary here counts the failures beside the scores rather than hiding them.
 >>> con = connect(":memory:")
 >>> judgment_summary(con).empty, judgment_statuses(con), judge_ids(con)
 (True, [], [])
+>>> job_judgment_counts(con, "judge-x")
+(0, 0)
 """
 
 from __future__ import annotations
+
+from reset_core.store import one
 
 #: Columns of :func:`judgment_summary`, in order.
 SUMMARY_COLUMNS = (
@@ -98,3 +102,17 @@ def judge_ids(con) -> list[str]:
     return [
         r[0] for r in con.execute("SELECT DISTINCT judge_id FROM judgments ORDER BY 1").fetchall()
     ]
+
+
+def job_judgment_counts(con, job_id: str) -> tuple[int, int]:
+    """How many judgments a judge job stored, and how many of them have a score.
+
+    The difference is the failed verdicts (a NULL score with its error kept)::
+
+        n, n_scored = job_judgment_counts(con, job_id)
+        print(f"{n} judgments, {n_scored} scored, {n - n_scored} without a score")
+    """
+    n, n_scored = one(
+        con, "SELECT count(*), count(score) FROM judgments WHERE job_id = ?", [job_id]
+    )
+    return n, n_scored

@@ -108,3 +108,14 @@ def trained_checkpoints(con) -> list[tuple[str, str, str, str | None, str]]:
         "SELECT model_id, name, path, adapter_path, stage FROM models "
         "WHERE training_run_id IS NOT NULL ORDER BY created_at DESC"
     ).fetchall()
+
+
+def run_for_job(con, job_id: str) -> str | None:
+    """The training run a job trains, or None when no training job has that id.
+
+    >>> from reset_core.store import connect
+    >>> run_for_job(connect(":memory:"), "train-20250101-120000-abc123") is None
+    True
+    """
+    row = one(con, "SELECT run_id FROM training_runs WHERE job_id = ?", [job_id])
+    return row[0] if row else None

@@ -1,0 +1,107 @@
+"""``reset-studio judge``: verdicts on the candidates, the worker run in this process.
+
+Offline metric judges need no API; the LLM judge's flags are
+:class:`~reset_core.judging.llm_judge.LLMJudgeConfig`, as on the Judge page. The cost
+estimate is printed first; ``--dry-run`` stops there::
+
+    reset-studio judge --offline                                        # metric judges
+    OPENAI_API_KEY=... reset-studio judge --llm --model gpt-4o --dry-run  # cost estimate
+    reset-studio judge --llm --base-url http://127.0.0.1:8000/v1 --model m --budget-usd 5
+    reset-studio judge --offline --aspects all --redo --limit 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pydantic import ValidationError
+
+from reset_core.errors import validation_message
+
+
+def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
+    from reset_core.judging.launch import llm_spec, offline_specs
+    from reset_core.judging.llm_judge import LLMJudgeConfig
+    from reset_core.options import options_from_args
+
+    specs = offline_specs() if args.offline else []
+    if args.llm or args.local:
+        cfg = options_from_args(LLMJudgeConfig, args)
+        specs.append(llm_spec(con, cfg, local=args.local))
+    if not specs:
+        raise ValueError("choose judges: --offline, --llm and/or --local")
+    return specs
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    import time
+
+    from reset_core import jobs
+    from reset_core.judging.launch import (
+        cache_path,
+        create_judge_job,
+        estimate_job,
+        plan_items,
+        sync_judge_job,
+    )
+    from reset_core.judging.queries import job_judgment_counts
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    try:
+        specs = _judge_specs(args, con)
+        plan = {"aspects": args.aspects, "redo": args.redo, "limit": args.limit}
+        items = plan_items(con, specs, **plan)
+    except (ValidationError, ValueError) as e:
+        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    est = estimate_job(specs, items, cache_path(args.db))
+    for judge_id, e in est.items():
+        print(
+            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
+            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
+            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
+        )
+    if args.dry_run or items.num_rows == 0:
+        if items.num_rows == 0:
+            print("nothing to judge: every candidate already has a verdict from these judges")
+        return 0
+    job_id = create_judge_job(con, args.db, specs, items=items, **plan)
+    t0 = time.monotonic()
+    jobs.run_here(con, job_id)  # headless: the same worker, in this process
+    prog = sync_judge_job(con, job_id)
+    n, n_scored = job_judgment_counts(con, job_id)
+    print(
+        f"job {job_id}: {prog['status']} in {time.monotonic() - t0:.1f}s; "
+        f"{n} judgments, {n_scored} scored, {n - n_scored} without a score"
+    )
+    if prog.get("ledger"):
+        print(json.dumps(prog["ledger"], indent=2))
+    if prog.get("error"):
+        print(f"note: {prog['error']}", file=sys.stderr)
+    return 0 if prog["status"] in ("done", "stopped") else 1
+
+
+def add_commands(sub) -> None:
+    """Add ``judge`` to the ``reset-studio`` subparsers."""
+    from reset_core.judging.llm_judge import LLMJudgeConfig
+    from reset_core.options import add_options
+
+    p = sub.add_parser("judge", help="judge the candidates (offline metric judges and/or an LLM)")
+    p.add_argument("--offline", action="store_true", help="the metric judges (no API needed)")
+    p.add_argument("--llm", action="store_true", help="an LLM judge over an OpenAI-compatible API")
+    p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
+    p.add_argument(
+        "--aspects",
+        choices=["needed", "all"],
+        default="needed",
+        help="needed: only what the RESET formula uses per example kind",
+    )
+    p.add_argument("--redo", action="store_true", help="judge again what already has a verdict")
+    p.add_argument("--limit", type=int, help="judge at most this many items")
+    p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
+    add_options(p, LLMJudgeConfig)
+    p.set_defaults(func=_cmd_judge)

@@ -1,0 +1,137 @@
+"""``reset-studio sample``: candidates over a decoding grid, the worker in the foreground.
+
+The model flags are :class:`~reset_core.sampling.config.ModelSpec`, as on the Sample
+page; the selection flags are comma lists. The command starts (or resumes) the same
+worker job as the page, follows it and ingests its shards; Ctrl-C cancels the job
+after its current batch, and ``--resume`` redoes only missing candidates::
+
+    reset-studio sample --kinds instruction --count 50 --max-tokens 64   # embedded model
+    reset-studio sample --engine openai --model my-model --base-url http://127.0.0.1:8000/v1
+    reset-studio sample --grid grid.jsonl --splits seen,test_seen
+    reset-studio sample --resume sample-20250101-120000-abc123
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from reset_core import paths
+from reset_core.errors import validation_message
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    """Sample in the foreground: start (or resume) a job's worker, follow it, ingest its shards."""
+    import time
+
+    from reset_core import jobs
+    from reset_core.models import ModelUnavailable, default_model_path
+    from reset_core.options import options_from_args
+    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.launch import (
+        SamplingRejected,
+        plan_sampling,
+        resume_sampling,
+        start_sampling,
+        sync_sampling,
+    )
+    from reset_core.sampling.settings import GridRejected, default_grid, load_grid_file
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    try:
+        if args.resume:
+            job_id = args.resume
+            resume_sampling(con, job_id)
+            print(f"resuming {job_id}: only missing candidates are generated")
+        else:
+            if args.model is None and args.engine in (None, "transformers"):
+                args.model = str(default_model_path())
+            spec = options_from_args(ModelSpec, args)
+            selection = SampleSelection(
+                kinds=args.kinds,
+                sources=args.sources,
+                splits=args.splits,
+                count=args.count,
+                seed=args.selection_seed,
+            )
+            if args.grid:
+                grid = load_grid_file(args.grid)
+            else:
+                grid = default_grid(max_tokens=args.max_tokens, n=args.samples)
+            plan = plan_sampling(con, selection, spec, grid)
+            print(
+                f"{len(plan.example_ids)} examples x {len(plan.grid)} settings: "
+                f"{plan.n_candidates} candidates, {plan.n_existing} already stored, "
+                f"{plan.n_new} to generate with {spec.engine} {spec.display_name}"
+            )
+            job_id = start_sampling(con, plan, paths.jobs_dir(args.db), chunk_size=args.chunk_size)
+            print(f"job {job_id} started")
+    except (SamplingRejected, GridRejected, ModelUnavailable, ValidationError) as e:
+        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    progress: dict = {}
+    try:
+        while True:
+            progress = sync_sampling(con, job_id)
+            rate, eta = progress.get("rate_per_s") or 0.0, progress.get("eta_s")
+            print(
+                f"\r{progress.get('n_done', 0)}/{progress.get('n_total', '?')} candidates, "
+                f"{rate:.2f}/s, ETA {'?' if eta is None else f'{eta:.0f} s'}   ",
+                end="",
+                flush=True,
+            )
+            if progress["status"] not in jobs.ACTIVE:
+                break
+            time.sleep(args.poll_s)
+    except KeyboardInterrupt:
+        print("\ncancelling: the worker stops after its current batch", file=sys.stderr)
+        jobs.cancel(con, job_id)
+        while (progress := sync_sampling(con, job_id))["status"] in jobs.ACTIVE:
+            time.sleep(0.5)
+    print()
+    print(
+        f"job {job_id} {progress['status']}"
+        + (f": {progress['error']}" if progress.get("error") else "")
+    )
+    return 0 if progress["status"] == "done" else 1
+
+
+def add_commands(sub) -> None:
+    """Add ``sample`` to the ``reset-studio`` subparsers."""
+    from reset_core.options import add_options, comma_list
+    from reset_core.sampling.config import ModelSpec
+
+    p = sub.add_parser(
+        "sample",
+        help="generate candidates over a decoding grid (runs the worker in the foreground)",
+    )
+    add_options(p, ModelSpec)
+    # The SampleSelection fields, written out: named and explained for the command line
+    # (one comma list per flag, --selection-seed beside the engine's flags).
+    p.add_argument(
+        "--kinds",
+        type=comma_list,
+        default="",
+        help="comma-separated kinds (instruction,context); empty = all",
+    )
+    p.add_argument(
+        "--sources", type=comma_list, default="", help="comma-separated sources; empty = all"
+    )
+    p.add_argument(
+        "--splits", type=comma_list, default="seen", help="comma-separated splits (default: seen)"
+    )
+    p.add_argument("--count", type=int, default=50, help="at most this many examples (default 50)")
+    p.add_argument("--selection-seed", type=int, default=0, help="which examples when more match")
+    p.add_argument(
+        "--grid", help="JSON list or JSONL of decoding settings (default: the default grid)"
+    )
+    p.add_argument("--max-tokens", type=int, default=128, help="default grid: max_tokens (128)")
+    p.add_argument("--samples", type=int, default=1, help="default grid: samples per setting (1)")
+    p.add_argument("--chunk-size", type=int, help="candidates per shard (default: per engine)")
+    p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
+    p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_sample)
