@@ -187,9 +187,7 @@ def create_job(
 
 def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
-    from reset_core.store import one
-
-    job_dir = Path(one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])[0])
+    job_dir = work_dir(con, job_id)
     (job_dir / "cancel").unlink(missing_ok=True)
     # A relaunch must not be judged by the last attempt's "failed"/"cancelled" progress
     # before the new worker has written its own.

@@ -45,8 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``reset-studio`` command; return its exit status.
 
-    >>> main(["--db", "/tmp/t.duckdb", "db", "init"])  # doctest: +SKIP
-    database ready at /tmp/t.duckdb
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> db = Path(tempfile.mkdtemp()) / "t.duckdb"
+    >>> main(["--db", str(db), "db", "init"])  # doctest: +ELLIPSIS
+    database ready at .../t.duckdb
     0
     """
     from reset_core.store import DatabaseBusy
