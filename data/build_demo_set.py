@@ -8,6 +8,21 @@ license) are never bundled.
 Splits: Dolly and NQ are "seen" tasks, split 85/15 into seen/test_seen by a seeded
 hash; Self-Instruct and AdversarialQA are held out entirely as test_unseen tasks.
 
+Examples that refer to text they do not carry are dropped. Dolly's open-ended rows
+have no context, yet some ask about "the paragraph below", "the following passage",
+"a reference text", "this text" or "the following films" (a list never given), which
+no model can answer and no judge can score fairly. An example is dropped when it has
+no context and its instruction (see :func:`refers_to_missing_text`)
+  * points to a document ("paragraph(s)/passage/text/article/excerpt/document/summary/
+    story/bio" after "this/these/given/following/provided/above/attached", or before
+    "below/above/provided", "from/in/given/using/on the <document>", "reference text",
+    or opens with "Given this/these") and does not carry at least 40 characters of it
+    after a colon or a line break; or
+  * points to items ("the following", "the below", "these", "those") and nothing
+    follows the reference after a colon, question mark, full stop or line break.
+The drop happens after sampling, so every other example keeps its id and content;
+the script prints each dropped id with the phrase that condemned it.
+
     python data/build_demo_set.py [--shared ../shared/data] [--seed 0]
 """
 
@@ -27,6 +42,49 @@ HERE = Path(__file__).resolve().parent
 def _split(key: str, seed: int, test_share: float = 0.15) -> str:
     u = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
     return "test_seen" if u < test_share else "seen"
+
+
+_DOC = (
+    r"(?:paragraphs?|passages?|texts?|articles?|excerpts?|documents?|summary|story|bio(?:graphy)?)"
+)
+_POINTS_TO_TEXT = re.compile(
+    rf"\b(?:this|these|given|following|provided|above|attached)\s+(?:\w+\s+)?{_DOC}\b"
+    rf"|\b{_DOC}\s+(?:below|above|provided)\b"
+    r"|\breference text\b"
+    rf"|\b(?:from|in|given|using|on) the {_DOC}\b"
+    r"|^\s*given (?:this|these)\b",
+    re.I,
+)
+_POINTS_TO_ITEMS = re.compile(r"\b(?:the following|the below|these|those)\b", re.I)
+#: Characters of a document (or of a list) the instruction must carry after its reference.
+_MIN_DOC_CHARS, _MIN_ITEMS_CHARS = 40, 3
+
+
+def refers_to_missing_text(instruction: str, context: str | None) -> str | None:
+    """The phrase by which an example refers to text it lacks, or None when it is whole.
+
+    >>> refers_to_missing_text("Extract names of all weapons mentioned in the paragraph below:", None)
+    'in the paragraph'
+    >>> refers_to_missing_text("Which of the following films came out in the 40s?", None)
+    'the following'
+    >>> refers_to_missing_text("Classify each of the following as odd or even: 1, 4, 5", None) is None
+    True
+    >>> refers_to_missing_text("Read the following paragraph.\\n\\n" + "Whales are mammals. " * 3, None) is None
+    True
+    >>> refers_to_missing_text("Summarize the text below.", "Some context.") is None
+    True
+    """
+    if context and context.strip():
+        return None
+    m = _POINTS_TO_TEXT.search(instruction)
+    if m:
+        body = re.search(r"[:\n]\s*(\S.*)", instruction[m.end() :], re.S)
+        return None if body and len(body[1]) >= _MIN_DOC_CHARS else m[0]
+    m = _POINTS_TO_ITEMS.search(instruction)
+    if m:
+        body = re.search(r"[:?.\n]\s*(\S.*)", instruction[m.end() :], re.S)
+        return None if body and len(body[1]) >= _MIN_ITEMS_CHARS else m[0]
+    return None
 
 
 def dolly_open(shared: Path, n: int, rng: random.Random) -> list[dict]:
@@ -161,6 +219,9 @@ def main() -> None:
         + self_instruct(args.shared, 80, rng)
         + adversarial_qa(args.shared, 20, rng)
     )
+    phrases = [refers_to_missing_text(r["instruction"], r["context"]) for r in rows]
+    dropped = [(r, p) for r, p in zip(rows, phrases, strict=True) if p]
+    rows = [r for r, p in zip(rows, phrases, strict=True) if not p]
     for r in rows:
         r.setdefault("split", _split(f"{r['source']}:{r['id']}", args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +231,9 @@ def main() -> None:
     by = {}
     for r in rows:
         by[(r["source"], r["split"])] = by.get((r["source"], r["split"]), 0) + 1
+    print(f"dropped {len(dropped)} examples that refer to text they do not carry:")
+    for r, phrase in dropped:
+        print(f"  {r['source']}:{r['id']:<10} {phrase!r}")
     print(f"wrote {len(rows)} examples to {args.out}")
     for k, v in sorted(by.items()):
         print(f"  {k[0]:<18} {k[1]:<12} {v}")
