@@ -17,8 +17,8 @@ from reset_core.sampling.launch import (
     sync_sampling,
 )
 from reset_core.sampling.queries import job_candidates, sampling_jobs
-from reset_core.sampling.settings import DecodingSetting
-from reset_core.training.queries import trained_checkpoints
+from reset_core.sampling.settings import DecodingSetting, setting_label
+from reset_core.training.queries import model_labels, trained_checkpoints
 
 GRID_FIELDS = ["temperature", "top_k", "top_p", "max_tokens", "seed", "n"]
 H = lambda name: help_text(DecodingSetting, name)  # noqa: E731 - short alias for widget help
@@ -70,13 +70,15 @@ if source == "Trained model":
     if not trained:
         st.info("No trained models yet: train one on the Train page.")
     else:
+        labels = model_labels(con)
         row = st.selectbox(
             "Checkpoint",
             trained,
-            format_func=lambda r: f"{r[1]} ({r[4]}{', LoRA adapter' if r[3] else ', merged'})",
+            format_func=lambda r: labels.get(r[0], r[1]),
             key="sample_trained",
+            help="Newest first, by name and lineage (base, LoRA adapter or merged, stage).",
         )
-        spec_kw = {"model": row[2], "adapter": row[3], "name": row[1]}
+        spec_kw = {"model": row[2], "adapter": row[3], "name": labels.get(row[0], row[1])}
 elif source == "Embedded SmolLM2":
     try:
         spec_kw = {"model": str(default_model_path()), "name": "SmolLM2-135M-Instruct"}
@@ -163,7 +165,13 @@ try:
         )
         grid_rows = edited.to_dict("records")
     else:
-        st.dataframe(pd.DataFrame(grid_rows, columns=GRID_FIELDS), hide_index=True)
+        preview = pd.DataFrame(grid_rows, columns=GRID_FIELDS)
+        preview.insert(
+            0,
+            "setting",
+            [setting_label(r["temperature"], r["top_k"], r["top_p"], r["n"]) for r in grid_rows],
+        )
+        st.dataframe(preview, hide_index=True)
     if not spec_kw.get("model"):
         raise SamplingRejected("model: choose a model folder, hub id or served model name")
     spec = ModelSpec(**spec_kw)
@@ -236,7 +244,18 @@ def job_view() -> None:
             except SamplingRejected as e:
                 st.error(str(e))
     page = int(st.number_input("Page", min_value=0, value=0, key="sample_page"))
-    st.dataframe(job_candidates(cur, job_id, limit=25, offset=page * 25), hide_index=True)
+    st.dataframe(
+        job_candidates(cur, job_id, limit=25, offset=page * 25),
+        hide_index=True,
+        column_config={
+            "setting": st.column_config.TextColumn(
+                "setting", help="Temperature and top-k (top-p and n when not 1)."
+            ),
+            "sample": st.column_config.NumberColumn("sample", help="Sample index", width="small"),
+            "text": st.column_config.TextColumn("text", width="large"),
+            "instruction": st.column_config.TextColumn("instruction", width="medium"),
+        },
+    )
 
 
 job_view()

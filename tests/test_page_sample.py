@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from visible import visible_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -104,5 +106,19 @@ def test_launch_watch_and_browse_a_job(page, con, tiny_model_dir):
     assert not at.exception
     browse = at.dataframe[-1].value
     assert len(browse) == 18 and set(browse["instruction"]) and browse["text"].notna().all()
+    # Grouped by example, then setting, then sample; the setting by its values, first.
+    assert list(browse.columns[:3]) == ["setting", "example_id", "sample"]
+    assert list(browse["example_id"]) == sorted(browse["example_id"])
+    assert list(browse["setting"][:6]) == [
+        "T 0.1 · top-k 20",
+        "T 0.1 · top-k all",
+        "T 0.5 · top-k 20",
+        "T 0.5 · top-k all",
+        "T 1 · top-k 20",
+        "T 1 · top-k all",
+    ]
+    jobs_table = at.dataframe[-2].value
+    assert list(jobs_table["model"]) == [tiny_model_dir.name]  # its name, not its path
+    assert not re.search(r"\bs:[0-9a-f]{16}\b", visible_text(at))
     # The same plan again: everything is stored, nothing to generate.
     assert _metric(at, "To generate") == "0"

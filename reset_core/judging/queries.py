@@ -71,16 +71,21 @@ def judgments_with_status(con, status: str, limit: int = 100):
     """The newest ``limit`` verdicts with a status, with their error, raw answer and candidate.
 
     A pandas DataFrame: judge_id, aspect, score, raw_score, status, error, raw_output,
-    rationale, attempts, candidate (the candidate's text).
+    rationale, attempts, example_id, setting (the candidate's decoding setting by its
+    values), candidate (the candidate's text).
 
     >>> from reset_core.store import connect
     >>> list(judgments_with_status(connect(":memory:"), "timeout").columns)[-3:]
-    ['rationale', 'attempts', 'candidate']
+    ['example_id', 'setting', 'candidate']
     """
+    from reset_core.sampling.settings import setting_label_sql
+
     return con.execute(
         "SELECT j.judge_id, j.aspect, j.score, j.raw_score, j.status, j.error, j.raw_output, "
-        "j.rationale, j.attempts, c.text AS candidate FROM judgments j "
-        "JOIN candidates c USING (candidate_id) WHERE j.status = ? "
+        f"j.rationale, j.attempts, c.example_id, "
+        f"coalesce({setting_label_sql('d')}, c.setting_id) AS setting, c.text AS candidate "
+        "FROM judgments j JOIN candidates c USING (candidate_id) "
+        "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id WHERE j.status = ? "
         "ORDER BY j.created_at DESC LIMIT ?",
         [status, limit],
     ).df()

@@ -1,5 +1,8 @@
 """What the Sample page and the CLI read about sampling: jobs and the candidates they made.
 
+Settings and models are shown by their values and names (``T 0.5 · top-k 20``,
+``SmolLM2-135M-Instruct + LoRA (RESET round 1)``), never by their hash ids.
+
 >>> from reset_core.store import connect
 >>> len(sampling_jobs(connect(":memory:")))
 0
@@ -8,7 +11,9 @@
 from __future__ import annotations
 
 from reset_core.sampling.launch import KIND
+from reset_core.sampling.settings import setting_label_sql, setting_order_sql
 from reset_core.store import one
+from reset_core.training.queries import model_labels
 
 
 def count_candidates(con) -> int:
@@ -21,24 +26,54 @@ def count_candidates(con) -> int:
     return one(con, "SELECT count(*) FROM candidates")[0]
 
 
+def setting_labels(con) -> dict[str, str]:
+    """Every stored decoding setting's label by id (``T 0.5 · top-k 20``).
+
+    >>> from reset_core.store import connect
+    >>> setting_labels(connect(":memory:"))
+    {}
+    """
+    return dict(
+        con.execute(
+            f"SELECT setting_id, {setting_label_sql('d')} FROM decoding_settings d"
+        ).fetchall()
+    )
+
+
 def sampling_jobs(con, limit: int = 20):
-    """The latest sampling jobs (DataFrame), newest first, with candidates ingested."""
-    return con.execute(
+    """The latest sampling jobs (DataFrame), newest first, with candidates ingested.
+
+    ``model`` is the display label of the model the job sampled (a trained model by
+    its name and lineage, not the path of its base).
+    """
+    df = con.execute(
         "SELECT j.job_id, j.status, j.n_done, j.n_total, j.error, j.created_at, j.finished_at, "
-        "j.config->>'$.model.model' AS model, j.config->>'$.model.engine' AS engine, "
+        "j.config->>'$.model_id' AS model_id, j.config->>'$.model.model' AS model, "
+        "j.config->>'$.model.engine' AS engine, "
         "(SELECT count(*) FROM candidates c WHERE c.job_id = j.job_id) AS n_ingested "
         "FROM jobs j WHERE j.kind = ? ORDER BY j.created_at DESC LIMIT ?",
         [KIND, limit],
     ).df()
+    labels = model_labels(con)
+    df["model"] = [labels.get(m, path) for m, path in zip(df["model_id"], df["model"], strict=True)]
+    return df.drop(columns="model_id")
 
 
 def job_candidates(con, job_id: str, limit: int = 50, offset: int = 0):
-    """A window of a job's candidates with their example and setting (DataFrame), newest first."""
+    """A window of a job's candidates (DataFrame), grouped by example.
+
+    Ordered by example, then setting (temperature, top-k with unrestricted last, top-p),
+    then sample index;
+    the setting's label comes first, the long texts after the short columns, the
+    candidate id last.
+    """
     return con.execute(
-        "SELECT c.candidate_id, e.instruction, c.text, d.temperature, d.top_k, d.top_p, "
-        "c.sample_index, c.seed, c.finish_reason, c.completion_tokens, c.engine, c.example_id "
+        f"SELECT coalesce({setting_label_sql('d')}, c.setting_id) AS setting, c.example_id, "
+        "c.sample_index AS sample, c.text, e.instruction, c.finish_reason, "
+        "c.completion_tokens, c.seed, c.engine, c.candidate_id "
         "FROM candidates c JOIN examples e USING (example_id) "
         "LEFT JOIN decoding_settings d USING (setting_id) "
-        "WHERE c.job_id = ? ORDER BY c.created_at DESC, c.candidate_id LIMIT ? OFFSET ?",
+        f"WHERE c.job_id = ? ORDER BY c.example_id, {setting_order_sql('d')}, "
+        "c.setting_id, c.sample_index LIMIT ? OFFSET ?",
         [job_id, limit, offset],
     ).df()

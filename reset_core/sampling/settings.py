@@ -6,9 +6,14 @@ setting is the same row in ``decoding_settings`` whoever created it, and candida
 ids (example, model, setting, sample index) are stable across reruns: that is what
 makes resuming a job and re-ingesting its shards idempotent.
 
+People read a setting by its values, never by its id: :func:`setting_label` (and its
+SQL twin :func:`setting_label_sql`, for queries) is the one rule for that text.
+
 >>> s = DecodingSetting(temperature=0.7, top_k=50)
 >>> s.setting_id == DecodingSetting(temperature=0.7, top_k=50).setting_id
 True
+>>> s.label()
+'T 0.7 · top-k 50'
 >>> len(default_grid())
 6
 >>> DecodingSetting(temperature=3)  # doctest: +ELLIPSIS
@@ -83,9 +88,8 @@ class DecodingSetting(BaseModel):
         return "s:" + _hash(self.model_dump(mode="json"))[:16]
 
     def label(self) -> str:
-        """Short text for tables: ``T=0.7 k=50 p=1.0 max=256 n=2``."""
-        k = "all" if self.top_k == -1 else str(self.top_k)
-        return f"T={self.temperature:g} k={k} p={self.top_p:g} max={self.max_tokens} n={self.n}"
+        """How people read this setting: ``T 0.7 · top-k 50`` (see :func:`setting_label`)."""
+        return setting_label(self.temperature, self.top_k, self.top_p, self.n)
 
     # Seeds hash the whole setting (its base seed included), not the base seed alone:
     # two settings of a grid must not share random streams, or a low and a slightly
@@ -97,6 +101,61 @@ class DecodingSetting(BaseModel):
     def candidate_seed(self, example_id: str, sample_index: int) -> int:
         """The seed of one candidate, for engines that seed every sample on its own."""
         return _seed(self.setting_id, example_id, sample_index)
+
+
+def setting_label(temperature: float, top_k: int, top_p: float = 1.0, n: int = 1) -> str:
+    """A decoding setting as people read it: ``T 0.5 · top-k 20``, never its ``s:`` id.
+
+    Temperature and top-k always (``top-k all`` when unrestricted); top-p and n only
+    when they differ from their defaults (1 and 1). max_tokens and seed are left out:
+    they rarely vary inside a grid, and the full setting sits beside the label where
+    a page shows one (hover, help).
+
+    >>> setting_label(0.5, 20)
+    'T 0.5 · top-k 20'
+    >>> setting_label(1.0, -1, top_p=0.9, n=4)
+    'T 1 · top-k all · top-p 0.9 · n 4'
+    """
+    k = "all" if top_k == -1 else str(top_k)
+    text = f"T {temperature:g} · top-k {k}"
+    if top_p != 1:
+        text += f" · top-p {top_p:g}"
+    if n != 1:
+        text += f" · n {n}"
+    return text
+
+
+def setting_label_sql(alias: str = "d") -> str:
+    """The SQL twin of :func:`setting_label` over a ``decoding_settings`` row ``alias``.
+
+    NULL when the row is missing (a LEFT JOIN that found nothing), so callers can
+    ``coalesce`` to the id. A test checks both give the same text.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> s = DecodingSetting(temperature=1.0, top_k=-1, top_p=0.9, n=4)
+    >>> _ = con.execute("INSERT INTO decoding_settings VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ...     [s.setting_id, s.temperature, s.top_k, s.top_p, s.max_tokens, s.seed, s.n])
+    >>> con.execute(f"SELECT {setting_label_sql('d')} FROM decoding_settings d").fetchone()[0]
+    'T 1 · top-k all · top-p 0.9 · n 4'
+    """
+    a = alias
+    return (
+        f"('T ' || printf('%g', {a}.temperature) || ' · top-k ' || "
+        f"CASE WHEN {a}.top_k = -1 THEN 'all' ELSE {a}.top_k::VARCHAR END || "
+        f"CASE WHEN {a}.top_p <> 1 THEN ' · top-p ' || printf('%g', {a}.top_p) ELSE '' END || "
+        f"CASE WHEN {a}.n <> 1 THEN ' · n ' || {a}.n::VARCHAR ELSE '' END)"
+    )
+
+
+def setting_order_sql(alias: str = "d") -> str:
+    """ORDER BY terms listing settings as people scan them: cooler first, then top-k
+    from the most restrictive to unrestricted (``-1`` last), then top-p and n."""
+    a = alias
+    return (
+        f"{a}.temperature, CASE WHEN {a}.top_k = -1 THEN 2147483647 ELSE {a}.top_k END, "
+        f"{a}.top_p, {a}.n"
+    )
 
 
 def _hash(value: Any) -> str:
@@ -128,7 +187,7 @@ def default_grid(
     """Low to high temperature crossed with a restrictive and an unrestricted top-k.
 
     >>> [s.label() for s in default_grid(temperatures=(0.1,), top_ks=(20, -1), max_tokens=64)]
-    ['T=0.1 k=20 p=1 max=64 n=1', 'T=0.1 k=all p=1 max=64 n=1']
+    ['T 0.1 · top-k 20', 'T 0.1 · top-k all']
     """
     return [
         DecodingSetting(temperature=t, top_k=k, top_p=1.0, max_tokens=max_tokens, seed=seed, n=n)

@@ -46,20 +46,25 @@ def list_selections(con):
 def selection_rows(con, selection_id: str, picks_only: bool = True, limit: int = 200):
     """A window of a stored selection: per candidate its scores, rank and pick (DataFrame).
 
-    Columns: example_id, kind, rank, picked, score, s_task, s_instr, s_faith (rounded
-    to 3 places), agree, missing, override, instruction, candidate (its text); by
-    example, then rank (not rankable last). ``picks_only`` keeps the picked rows.
+    Columns: example_id, setting (the candidate's decoding setting by its values),
+    kind, rank, picked, score, s_task, s_instr, s_faith (rounded to 3 places), agree,
+    missing, override, instruction, candidate (its text); by example, then rank (not
+    rankable last). ``picks_only`` keeps the picked rows.
 
     >>> from reset_core.store import connect
     >>> selection_rows(connect(":memory:"), "sel-unknown").shape
-    (0, 13)
+    (0, 14)
     """
+    from reset_core.sampling.settings import setting_label_sql
+
     return con.execute(
-        "SELECT s.example_id, e.kind, s.rank, s.picked, round(s.score, 3) AS score, "
+        f"SELECT s.example_id, coalesce({setting_label_sql('d')}, c.setting_id) AS setting, "
+        "e.kind, s.rank, s.picked, round(s.score, 3) AS score, "
         "round(s.s_task, 3) AS s_task, round(s.s_instr, 3) AS s_instr, "
         "round(s.s_faith, 3) AS s_faith, s.agree, s.missing, s.override, "
         "e.instruction, c.text AS candidate FROM selection_scores s "
         "JOIN candidates c USING (candidate_id) JOIN examples e ON e.example_id = s.example_id "
+        "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id "
         f"WHERE s.selection_id = ? {'AND s.picked' if picks_only else ''} "
         "ORDER BY s.example_id, s.rank NULLS LAST LIMIT ?",
         [selection_id, limit],
