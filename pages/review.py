@@ -8,8 +8,6 @@ database. Model and dataset text is only ever shown escaped (never as HTML).
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 import ui
@@ -29,6 +27,8 @@ from reset_core.review.queue import (
     selections,
 )
 from reset_core.review.text import escape_markdown, highlight_markdown, unsupported_spans
+from reset_core.sampling.queries import setting_labels
+from reset_core.training.queries import model_labels
 
 PAGE_SIZE = 25
 ANY = "any"
@@ -56,8 +56,9 @@ def md(text: str | None) -> None:
     st.markdown(escape_markdown(text or "") or "*(empty)*")
 
 
-def who(e: rv.Event) -> str:
-    return f"{e.describe()} at {e.created_at:%Y-%m-%d %H:%M:%S} UTC"
+def who(e: rv.Event, events=(), names=None) -> str:
+    """ "alice vetoed candidate (…) of ex at 2026-01-01 12:00:00 UTC": who, what, when."""
+    return f"{e.reviewer} {rv.describe_event(e, events, names)} at {e.created_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def act(
@@ -119,18 +120,23 @@ def act(
     except rv.ReviewError as e:
         flash("error", f"Not recorded: {e}")
         return
+    cur = ui.cursor()
+    names = rv.candidate_names(cur, example_id)
+    events = rv.history(cur, example_id)
     if r.concurrent:
         flash(
             "warning",
             "Changed by someone else since you opened this example: "
-            + "; ".join(who(e) for e in r.concurrent)
+            + "; ".join(who(e, events, names) for e in r.concurrent)
             + ". Your action was recorded after theirs; below is the latest state.",
         )
     st.session_state[reason_key] = ""
     if action == "note":
         st.session_state[value_key] = ""
-    pick = r.state.pick or "none"
-    flash("success", f"Recorded: {r.event.describe()}. Current pick: {pick}.")
+    pick = names.get(r.state.pick, r.state.pick) if r.state.pick else "none"
+    flash(
+        "success", f"Recorded: {rv.describe_event(r.event, events, names)}. Current pick: {pick}."
+    )
 
 
 def open_example(example_id: str | None, pos: int | None = None) -> None:
@@ -248,7 +254,9 @@ except ValueError as e:
 if link:
     with st.spinner("Updating the analytics summaries…"):
         ensure_fresh(con)
-    link_text = review_links.describe(link, review_links.counts(con, link))
+    link_text = review_links.describe(
+        link, review_links.counts(con, link), {**setting_labels(con), **model_labels(con)}
+    )
     with st.container(border=True, key="rv_link"):
         l1, l2 = st.columns([5, 1], vertical_alignment="center")
         l1.markdown(f"**Filtered:** {escape_markdown(link_text)}.")
@@ -275,6 +283,7 @@ def queue_filter(opts: dict) -> QueueFilter:
         "Decoding setting",
         opts["settings"],
         key=persisted("rv_settings", []),
+        format_func=lambda s: opts["setting_labels"].get(s, s),
         help="Examples with at least one candidate under any of these settings.",
     )
     c1, c2, c3, c4 = st.columns(4)
@@ -374,8 +383,25 @@ def queue_table(f: QueueFilter, n_matching: int) -> None:
         selection_mode="single-row",
         key="rv_table",
         column_config={
+            "example_id": st.column_config.TextColumn("example", width="small"),
+            "setting": st.column_config.TextColumn(
+                "pick setting",
+                width="small",
+                help="Decoding setting of the current pick (reviewers' overrides applied).",
+            ),
+            "reviewed": st.column_config.CheckboxColumn("reviewed", width="small"),
+            "overridden": st.column_config.CheckboxColumn(
+                "overridden",
+                width="small",
+                help="A veto, forced pick, exclusion, ranking or manual score is in force.",
+            ),
             "pick_score": st.column_config.NumberColumn("pick score", format="%.3f"),
             "disagreement": st.column_config.NumberColumn(format="%.2f"),
+            "instruction": st.column_config.TextColumn(
+                "instruction",
+                width="large",
+                help="First 160 characters; open the row to read it all.",
+            ),
         },
     )
     rows = event.selection.rows if event and event.selection else []
@@ -436,12 +462,14 @@ def candidate_header(c: dict, i: int, linked: dict[str, float | None]) -> None:
         badges.append(":red-badge[vetoed]")
     if c["manual_rank"]:
         badges.append(f":orange-badge[your rank {c['manual_rank']}]")
-    st.markdown(f"**{i + 1}. {escape_markdown(cid)}** " + " ".join(badges))
-    temp = "?" if c["temperature"] is None else f"{c['temperature']:g}"
+    st.markdown(
+        f"**{i + 1}. {escape_markdown(c['name'])}** " + " ".join(badges),
+        help=f"candidate {cid} · setting {c['setting_id']}",
+    )
     st.caption(
-        f"setting {escape_markdown(c['setting_id'] or '?')}: temperature {temp}, "
-        f"top_p {c['top_p']}, top_k {c['top_k']}, max_tokens {c['max_tokens']} · "
-        f"sample {c['sample_index']}, seed {c['seed']} · {escape_markdown(c['model_id'])}"
+        f"max_tokens {c['max_tokens'] if c['max_tokens'] is not None else '?'} · "
+        f"seed {c['seed']} · {c['completion_tokens'] or 0} tokens · "
+        f"{escape_markdown(c['model'])}"
     )
 
 
@@ -525,13 +553,15 @@ def render_example(example_id: str) -> None:
         st.button("← Queue", key="rv_back", on_click=open_example, args=(None,))
         return
     ex, state = view.example, view.state
+    names = {c["candidate_id"]: c["name"] for c in view.candidates}
+    events = rv.history(con, example_id)
     example_nav(example_id)
-    example_header(ex, state)
+    example_header(ex, state, names, events)
     example_prompt(ex)
-    example_actions(example_id, state)
+    example_actions(example_id, state, names, events)
     candidate_cards(ex, view.candidates)
     ranking_and_note(example_id, view.candidates, state)
-    example_history(example_id)
+    example_history(events, names)
     # What this reviewer was shown: the next action reports anything newer.
     st.session_state.setdefault("rv_seen", {})[example_id] = state.version
 
@@ -551,17 +581,18 @@ def example_nav(example_id: str) -> None:
     )
 
 
-def example_header(ex: dict, state) -> None:
+def example_header(ex: dict, state, names: dict, events: list) -> None:
     """The example's id and kind, its current pick (and where it comes from), last change."""
     st.subheader(f"Example {ex['example_id']}")
     st.caption(f"{ex['kind']} · {ex['source']} · {ex['split']} · selection {selection_id}")
-    pick = state.pick or "none"
+    pick = names.get(state.pick, state.pick) if state.pick else "none"
+    judge_pick = names.get(state.judge_pick, state.judge_pick) if state.judge_pick else "none"
     line = f"**Current pick:** {escape_markdown(pick)} ({state.pick_source or 'not in selection'})"
-    line += f" · judge pick: {escape_markdown(state.judge_pick or 'none')}"
+    line += f" · judge pick: {escape_markdown(judge_pick)}"
     if state.excluded:
         line += " · :red-badge[excluded from curation]"
     if state.last_event:
-        line += f" · last change: {escape_markdown(who(state.last_event))}"
+        line += f" · last change: {escape_markdown(who(state.last_event, events, names))}"
     st.markdown(line)
 
 
@@ -578,7 +609,7 @@ def example_prompt(ex: dict) -> None:
             md(ex["reference"])
 
 
-def example_actions(example_id: str, state) -> None:
+def example_actions(example_id: str, state, names: dict, events: list) -> None:
     """Example-level actions: reason, Accept, Veto pick, Exclude/Include, Undo."""
     # The common ones carry keyboard shortcuts.
     st.text_input(
@@ -615,9 +646,10 @@ def example_actions(example_id: str, state) -> None:
         disabled=not can_act,
         help="Excluded examples leave curation and exports.",
     )
-    undo_label = "Undo"
+    undo_label, undo_help = "Undo", "Nothing to undo on this example."
     if state.undoable:
-        undo_label = f"Undo {state.undoable.describe()}"
+        undo_label = f"Undo the {rv.event_noun(state.undoable)}"
+        undo_help = f"Undo: {who(state.undoable, events, names)}."
     a4.button(
         undo_label,
         key="rv_undo",
@@ -630,6 +662,7 @@ def example_actions(example_id: str, state) -> None:
         ),
         shortcut="U",
         disabled=not can_act or state.undoable is None,
+        help=undo_help,
     )
 
 
@@ -684,6 +717,7 @@ def linked_candidates(
 def ranking_and_note(example_id: str, cands: list[dict], state) -> None:
     """The reviewer's own ranking of the candidates, and a free-text note."""
     ids = [c["candidate_id"] for c in cands]
+    names = {c["candidate_id"]: c["name"] for c in cands}
     rank_key = f"rv_rank_{example_id}"
     if rank_key not in st.session_state:
         st.session_state[rank_key] = [c for c in state.ranking if c in ids]
@@ -694,7 +728,7 @@ def ranking_and_note(example_id: str, cands: list[dict], state) -> None:
             "Your ranking, best first (pick candidates in order)",
             ids,
             key=rank_key,
-            format_func=lambda c: f"{ids.index(c) + 1}. {c}",
+            format_func=lambda c: f"{ids.index(c) + 1}. {names[c]}",
             disabled=not can_act,
         )
         r2.form_submit_button(
@@ -717,30 +751,27 @@ def ranking_and_note(example_id: str, cands: list[dict], state) -> None:
     )
 
 
-def example_history(example_id: str) -> None:
-    """Every review event on this example, newest first, undone ones marked."""
-    events = rv.history(con, example_id)
+def example_history(events: list, names: dict) -> None:
+    """Every review event on this example, newest first, each as what it did; undone ones marked."""
+    by_id = {e.event_id: e for e in events}
     with st.expander(f"History ({len(events)} events)", expanded=False):
         if not events:
             st.caption("No review events yet.")
-        lines = [
-            "| time (UTC) | who | action | value | reason | undone by |",
-            "|---|---|---|---|---|---|",
-        ]
+            return
+        lines = ["| time (UTC) | who | what | reason | undone |", "|---|---|---|---|---|"]
         for e in reversed(events):
+            undone = by_id.get(e.undone_by)
             cells = [
                 f"{e.created_at:%Y-%m-%d %H:%M:%S}",
                 e.reviewer,
-                e.describe(),
-                json.dumps(e.value, ensure_ascii=False),
+                rv.describe_event(e, events, names),
                 e.reason or "",
-                e.undone_by or "",
+                f"by {undone.reviewer} at {undone.created_at:%H:%M:%S}" if undone else "",
             ]
             lines.append(
                 "| " + " | ".join(escape_markdown(" ".join(x.split())) for x in cells) + " |"
             )
-        if events:
-            st.markdown("\n".join(lines))
+        st.markdown("\n".join(lines))
 
 
 if example_id:

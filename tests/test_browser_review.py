@@ -17,6 +17,12 @@ from reset_core.store import connect
 pytestmark = pytest.mark.browser
 
 T = 30_000
+#: ex-3's candidates as the page names them: by decoding setting and sample.
+C0, C1, C2 = (
+    "T 0 · top-k all, sample 0",
+    "T 1 · top-k 50 · top-p 0.9, sample 1",
+    "T 1 · top-k 50 · top-p 0.9, sample 2",
+)
 
 
 def recorded(page, text):
@@ -62,30 +68,33 @@ def test_veto_force_rank_reload_and_payloads_stay_inert(tmp_path):
         # Veto the judge pick with its keyboard shortcut (V).
         page.evaluate("document.activeElement && document.activeElement.blur()")
         page.keyboard.press("v")
-        recorded(page, "Recorded: veto ex-3/c0 by alice. Current pick: ex-3/c1.")
+        recorded(page, f"Recorded: vetoed candidate ({C0}) of ex-3. Current pick: {C1}.")
         # Force the third candidate.
         page.locator(".st-key-rv_force_2 button").first.click()
-        recorded(page, "Recorded: force ex-3/c2 by alice. Current pick: ex-3/c2.")
+        recorded(
+            page, f"Recorded: forced candidate ({C2}) as the pick of ex-3. Current pick: {C2}."
+        )
         # Rank: second, first, third.
         rank = page.locator(".st-key-rv_rank_ex-3")
-        for option in ("2. ex-3/c1", "1. ex-3/c0", "3. ex-3/c2"):
+        for option in (f"2. {C1}", f"1. {C0}", f"3. {C2}"):
             rank.locator("input").click()
             page.get_by_role("option", name=option).click()
             page.keyboard.press("Escape")
             expect(rank).to_contain_text(option, timeout=T)
         page.get_by_role("button", name="Save ranking").click()
-        recorded(page, "Recorded: rank by alice.")
+        recorded(page, "Recorded: ranked 3 candidates of ex-3.")
 
         page.reload()
         page.get_by_text("Example ex-3").wait_for(timeout=T)
-        page.get_by_text("Current pick: ex-3/c2 (force)").wait_for(timeout=T)
+        page.get_by_text(f"Current pick: {C2} (force)").wait_for(timeout=T)
         page.get_by_text("History (3 events)").wait_for(timeout=T)
         card0 = page.locator(".st-key-rv_cand_0")
         assert "vetoed" in card0.inner_text() and "your rank 2" in card0.inner_text()
         assert "your rank 1" in page.locator(".st-key-rv_cand_1").inner_text()
         assert "forced" in page.locator(".st-key-rv_cand_2").inner_text()
         page.get_by_text("History (3 events)").click()
-        page.get_by_text("force ex-3/c2 by alice").first.wait_for(timeout=T)
+        page.get_by_text(f"forced candidate ({C2}) as the pick of ex-3").first.wait_for(timeout=T)
+        assert "ev-" not in page.inner_text("body")  # events read as what they did
         assert page.evaluate("window.__xss") is None
 
     # The server is gone (one writer at a time); the database holds the events.

@@ -4,6 +4,7 @@ import pytest
 from conftest import ROOT
 from review_data import SELECTION, seed
 from streamlit.testing.v1 import AppTest
+from visible import visible_text
 
 from reset_core.review.events import effective_picks, example_state, history
 from reset_core.store import connect
@@ -91,7 +92,9 @@ def test_accept_marks_reviewed_and_counts_drop(db):
     at = review_app(example="ex-0")
     at.button(key="rv_accept").click().run()
     assert not at.exception
-    assert "Recorded: accept ex-0/c0 by alice. Current pick: ex-0/c0." in messages(at)
+    # Candidates read as what made them (setting and sample), not as ids.
+    c0 = "T 0 · top-k all, sample 0"
+    assert f"Recorded: accepted the pick ({c0}) of ex-0. Current pick: {c0}." in messages(at)
     st = state(db, "ex-0")
     assert st.reviewed and not st.overridden
     at.button(key="rv_back").click().run()
@@ -105,7 +108,7 @@ def test_veto_pick_with_reason_moves_the_pick(db):
     at.text_input(key="rv_reason_ex-0").input("off topic").run()
     at.button(key="rv_veto_pick").click().run()
     assert not at.exception
-    assert "Current pick: ex-0/c1." in messages(at)[0]
+    assert "Current pick: T 1 · top-k 50 · top-p 0.9, sample 1." in messages(at)[0]
     assert picks(db)["ex-0"] == "ex-0/c1"
     h = history(connect(db), "ex-0")
     assert (h[0].action, h[0].reviewer, h[0].reason) == ("veto", "alice", "off topic")
@@ -171,7 +174,11 @@ def test_undo_reverts_the_latest_action_and_shows_it_in_history(db):
     at.button(key="rv_veto_pick").click().run()
     at.button(key="rv_force_2").click().run()
     assert picks(db)["ex-0"] == "ex-0/c2"
-    assert at.button(key="rv_undo").label == "Undo force ex-0/c2 by alice"
+    undo = at.button(key="rv_undo")
+    assert undo.label == "Undo the forced pick"
+    assert "alice forced candidate (T 1 · top-k 50 · top-p 0.9, sample 2) as the pick of ex-0" in (
+        undo.help
+    )
     at.button(key="rv_undo").click().run()
     assert picks(db)["ex-0"] == "ex-0/c1"
     at.button(key="rv_undo").click().run()
@@ -179,8 +186,11 @@ def test_undo_reverts_the_latest_action_and_shows_it_in_history(db):
     assert at.button(key="rv_undo").disabled
     hist = next(e for e in at.expander if e.label.startswith("History"))
     assert hist.label == "History (4 events)"
-    text = hist.markdown[0].value
-    assert "undo" in text and "force ex\\-0\\/c2 by alice" in text
+    text = hist.markdown[0].value.replace("\\", "")
+    assert "undid the forced pick on ex-0" in text and "undid the veto on ex-0" in text
+    assert "forced candidate (T 1 · top-k 50 · top-p 0.9, sample 2) as the pick of ex-0" in text
+    assert "by alice at" in text  # who undid it, not the undo's event id
+    assert "ev-" not in visible_text(at)
 
 
 def test_two_sessions_on_one_example_lose_nothing_and_see_who_changed_it(db):
@@ -189,7 +199,10 @@ def test_two_sessions_on_one_example_lose_nothing_and_see_who_changed_it(db):
     bob.button(key="rv_veto_pick").click().run()  # bob acts on what he sees
     alice.button(key="rv_force_2").click().run()  # alice acts on the state she saw
     warn = messages(alice, "warning")
-    assert any("Changed by someone else" in w and "veto ex-0/c0 by bob" in w for w in warn)
+    assert any(
+        "Changed by someone else" in w and "bob vetoed candidate (T 0 · top-k all, sample 0)" in w
+        for w in warn
+    )
     # Alice's undo targets her own latest event, the one she was shown.
     alice.button(key="rv_undo").click().run()
     h = history(connect(db), "ex-0")

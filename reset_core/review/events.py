@@ -55,6 +55,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,14 +112,126 @@ class Event:
     created_at: datetime
     undone_by: str | None = None  # event_id of the undo that cancelled it, if any
 
-    def describe(self) -> str:
-        """A short human line: ``"veto c12 by alice"``."""
-        target = f" {self.candidate_id}" if self.candidate_id else ""
-        if self.action == "undo":
-            target = f" {self.value.get('event_id')}"
-        elif self.action == "score":
-            target += f" {self.value.get('aspect')}={self.value.get('score')}"
-        return f"{self.action}{target} by {self.reviewer}"
+
+#: What undoing an action takes back, as a noun: "undid the veto on …".
+_NOUNS = {
+    "accept": "acceptance",
+    "veto": "veto",
+    "unveto": "lifted veto",
+    "force": "forced pick",
+    "unforce": "lifted forced pick",
+    "exclude": "exclusion",
+    "include": "re-inclusion",
+    "rank": "ranking",
+    "note": "note",
+}
+_NOTE_CHARS = 80
+
+
+def event_noun(event: Event) -> str:
+    """What an event is, as a noun: ``veto``, ``task score``, ``note`` (for "Undo the …")."""
+    if event.action == "score":
+        return f"{event.value.get('aspect')} score"
+    return _NOUNS.get(event.action, event.action)
+
+
+def describe_event(
+    event: Event,
+    events: Sequence[Event] = (),
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """What an event did, as a person would say it (without who or when).
+
+    ``events``: the example's history, to name what an undo took back; ``names``:
+    readable candidate names by id (:func:`candidate_names`), else ids are shown.
+    The one place an event becomes text: Review's messages, buttons and history use it.
+    Event ids never appear.
+
+    >>> from datetime import datetime
+    >>> def ev(action, cid=None, **value):
+    ...     return Event(f"ev-{action}", "dolly:open-7", cid, action, value, None, "ann", None,
+    ...                  datetime(2026, 1, 1))
+    >>> names = {"c:1": "T 0.5 · top-k 20, sample 0"}
+    >>> veto = ev("veto", "c:1")
+    >>> describe_event(veto, names=names)
+    'vetoed candidate (T 0.5 · top-k 20, sample 0) of dolly:open-7'
+    >>> describe_event(ev("undo", event_id="ev-veto"), [veto])
+    'undid the veto on dolly:open-7'
+    >>> describe_event(ev("force", "c:2"))
+    'forced candidate c:2 as the pick of dolly:open-7'
+    >>> describe_event(ev("score", "c:1", aspect="task", score=0.8), names=names)
+    'scored candidate (T 0.5 · top-k 20, sample 0) of dolly:open-7: task 0.8'
+    >>> describe_event(ev("note", text="Rhyme is off."))
+    'noted on dolly:open-7: “Rhyme is off.”'
+    """
+    ex = event.example_id
+    c = event.candidate_id
+    cand = f"({names[c]})" if names and c in names else (c or "")
+    a, v = event.action, event.value
+    if a == "accept":
+        return f"accepted the pick {cand} of {ex}" if c else f"accepted that {ex} has no pick"
+    if a == "veto":
+        return f"vetoed candidate {cand} of {ex}"
+    if a == "unveto":
+        return f"lifted the veto on candidate {cand} of {ex}"
+    if a == "force":
+        return f"forced candidate {cand} as the pick of {ex}"
+    if a == "unforce":
+        return f"lifted the forced pick {cand} of {ex}"
+    if a == "exclude":
+        return f"excluded {ex} from curation"
+    if a == "include":
+        return f"included {ex} in curation again"
+    if a == "rank":
+        n = len(v.get("ranking") or [])
+        return (
+            f"ranked {n} candidate{'s' * (n != 1)} of {ex}" if n else f"cleared the ranking of {ex}"
+        )
+    if a == "score":
+        aspect, score = v.get("aspect"), v.get("score")
+        if score is None:
+            return f"cleared the {aspect} score of candidate {cand} of {ex}"
+        return f"scored candidate {cand} of {ex}: {aspect} {score:g}"
+    if a == "note":
+        text = " ".join(str(v.get("text", "")).split())
+        if len(text) > _NOTE_CHARS:
+            text = text[: _NOTE_CHARS - 1] + "…"
+        return f"noted on {ex}: “{text}”"
+    if a == "undo":
+        target = next((e for e in events if e.event_id == v.get("event_id")), None)
+        if target is None:
+            return f"undid an earlier action on {ex}"
+        return f"undid the {event_noun(target)} on {ex}"
+    return f"{a} on {ex}"
+
+
+def candidate_names(con, example_id: str | Sequence[str]) -> dict[str, str]:
+    """Each candidate of an example (or examples) by what made it: ``T 0.5 · top-k 20, sample 0``.
+
+    The model's label leads when an example has candidates from more than one model.
+
+    >>> from reset_core.store import connect
+    >>> candidate_names(connect(":memory:"), "e1")
+    {}
+    """
+    from reset_core.sampling.settings import setting_label_sql
+    from reset_core.training.queries import model_labels
+
+    ids = [example_id] if isinstance(example_id, str) else list(example_id)
+    rows = con.execute(
+        f"SELECT c.candidate_id, c.example_id, c.model_id, "
+        f"coalesce({setting_label_sql('d')}, c.setting_id), c.sample_index FROM candidates c "
+        "LEFT JOIN decoding_settings d USING (setting_id) WHERE c.example_id IN (SELECT unnest(?))",
+        [ids],
+    ).fetchall()
+    models_of: dict[str, set] = {}
+    for _, ex, model, _, _ in rows:
+        models_of.setdefault(ex, set()).add(model)
+    labels = model_labels(con) if any(len(m) > 1 for m in models_of.values()) else {}
+    return {
+        cid: (f"{labels.get(m, m)} · " if len(models_of[ex]) > 1 else "") + f"{setting}, sample {i}"
+        for cid, ex, m, setting, i in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -351,6 +464,41 @@ def current_overrides(con) -> pa.Table:
         ORDER BY ALL
         """
     ).to_arrow_table()
+
+
+#: Kinds of override in force, in the order pages list them: (one, several).
+OVERRIDE_KINDS = {
+    "veto": ("veto", "vetoes"),
+    "force": ("forced pick", "forced picks"),
+    "exclude": ("exclusion", "exclusions"),
+    "rank": ("ranking", "rankings"),
+}
+
+
+def live_override_counts(con, selection_id: str) -> dict[str, int]:
+    """Overrides in force on a selection's examples, by kind: what changes its picks.
+
+    ``veto`` counts vetoed candidates, ``force`` forced picks, ``exclude`` excluded
+    examples and ``rank`` reviewers' rankings. Notes, accepts and manual scores do not
+    override a pick, and undone or lifted events are no longer in force: none counts.
+
+    >>> from reset_core.store import connect
+    >>> live_override_counts(connect(":memory:"), "sel")
+    {'veto': 0, 'force': 0, 'exclude': 0, 'rank': 0}
+    """
+    scope = "example_id IN (SELECT example_id FROM selection_scores WHERE selection_id = ?)"
+    rows = con.execute(
+        f"""
+        WITH {_state_ctes()}
+        SELECT 'veto', count(*) FROM cand_veto WHERE vetoed AND {scope}
+        UNION ALL SELECT 'force', count(*) FROM forced WHERE {scope}
+        UNION ALL SELECT 'exclude', count(*) FROM excluded WHERE excluded AND {scope}
+        UNION ALL SELECT 'rank', count(*) FROM ranking WHERE len(ranking) > 0 AND {scope}
+        """,
+        [selection_id] * 4,
+    ).fetchall()
+    counts = dict(rows)
+    return {k: int(counts.get(k, 0)) for k in OVERRIDE_KINDS}
 
 
 def manual_scores(con, example_ids: list[str] | None = None) -> pa.Table:
@@ -600,8 +748,8 @@ def record(
     >>> _ = record(con, "e1", "note", "ann", value={"text": "both are short"})
     >>> r = record(con, "e1", "score", "bob", candidate_id="b",
     ...            value={"aspect": "task", "score": 0.9}, seen=shown)
-    >>> r.state.scores, [e.describe() for e in r.concurrent]
-    ({'b': {'task': 0.9}}, ['note by ann'])
+    >>> r.state.scores, [(e.reviewer, describe_event(e)) for e in r.concurrent]
+    ({'b': {'task': 0.9}}, [('ann', 'noted on e1: “both are short”')])
     """
     if action not in ACTIONS:
         raise ReviewError(f"action: {action!r} is not one of {ACTIONS}")

@@ -170,13 +170,19 @@ def linked_in(con, sel: dict, example_ids: list[str]) -> dict[str, list[tuple[st
     return out
 
 
-def describe(sel: dict, n: dict[str, int]) -> str:
+def describe(sel: dict, n: dict[str, int], names: Mapping[str, str] | None = None) -> str:
     """One line saying what a link filters to, for the Review banner.
+
+    ``names``: labels for setting and model ids (``T 0.5 · top-k 20``, a model's
+    name), so the banner reads as values rather than ids.
 
     >>> describe(parse({"judge_a": "a", "judge_b": "b", "aspect": "task", "disagree": ".3"}),
     ...          {"candidates": 3, "examples": 2})
     '3 candidates (in 2 examples) where a and b disagree by at least 0.3 on task'
+    >>> describe(parse({"setting": "s:1"}), {"candidates": 1, "examples": 1}, {"s:1": "T 1 · top-k all"})
+    '1 candidate (in 1 example) from the trade-off selection: setting T 1 · top-k all'
     """
+    names = names or {}
     head = f"{n['candidates']:,} candidate{'s' * (n['candidates'] != 1)} (in {n['examples']:,} example{'s' * (n['examples'] != 1)})"
     if sel["form"] == "disagreement":
         return (
@@ -188,7 +194,7 @@ def describe(sel: dict, n: dict[str, int]) -> str:
         parts.append(f"{len(sel['candidates']):,} selected on the trade-off chart")
     for key, label in (("setting", "setting"), ("model", "model"), ("kind", "kind")):
         if sel.get(key):
-            parts.append(f"{label} {', '.join(sel[key])}")
+            parts.append(f"{label} {', '.join(names.get(v, v) for v in sel[key])}")
     if sel.get("split"):
         parts.append(f"split {sel['split']}")
     return f"{head} from the trade-off selection: " + "; ".join(parts)

@@ -22,8 +22,16 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from reset_core.review import links as review_links
-from reset_core.review.events import ExampleState, _state_ctes, example_state
+from reset_core.review.events import (
+    ExampleState,
+    _state_ctes,
+    candidate_names,
+    effective_picks,
+    example_state,
+)
+from reset_core.sampling.settings import setting_label_sql, setting_order_sql
 from reset_core.store import one
+from reset_core.training.queries import model_labels
 
 #: Sort options of the queue: label -> ORDER BY clause (ties broken by example id).
 SORTS: dict[str, str] = {
@@ -228,35 +236,57 @@ def queue_page(
 ) -> pd.DataFrame:
     """One page of the queue, filtered, sorted and windowed in SQL.
 
-    Columns: ``example_id, kind, source, split, instruction`` (first 160 characters),
-    ``n_candidates, pick_score, disagreement, n_failed, reviewed, overridden,
-    last_reviewer``, and with a ``link`` filter ``linked`` (its candidates in the example).
+    Columns, the short ones a reviewer scans first: ``example_id``, ``setting`` (the
+    decoding setting of the current pick, overrides applied, by its values), ``reviewed``,
+    ``overridden``, ``pick_score``, ``kind, source, split, n_candidates, disagreement,
+    n_failed, last_reviewer``, then ``instruction`` (first 160 characters) and with a
+    ``link`` filter ``linked`` (its candidates in the example, by setting and sample).
     """
     if page < 0 or not 1 <= page_size <= 500:
         raise ValueError("page: must be >= 0; page_size: must be in [1, 500]")
     where, params = _where(selection_id, f)
-    cols = """q.example_id, q.kind, q.source, q.split, q.n_candidates, q.pick_score,
-              q.disagreement, q.n_failed, coalesce(f.reviewed, false) AS reviewed,
-              o.example_id IS NOT NULL AS overridden, f.last_reviewer"""
+    cols = """q.example_id, coalesce(f.reviewed, false) AS reviewed,
+              o.example_id IS NOT NULL AS overridden, q.pick_score, q.kind, q.source, q.split,
+              q.n_candidates, q.disagreement, q.n_failed, f.last_reviewer"""
     df = con.execute(
         _from().format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
         [*params, page_size, page * page_size],
     ).df()
-    # Only the page's rows fetch their (long) instruction text.
+    ids = df["example_id"].tolist()
+    # Only the page's rows fetch their (long) instruction text and their pick's setting.
     text = dict(
         con.execute(
             "SELECT example_id, left(instruction, 160) FROM examples "
             "WHERE example_id IN (SELECT unnest(?))",
-            [df["example_id"].tolist()],
+            [ids],
         ).fetchall()
     )
-    df.insert(4, "instruction", df["example_id"].map(text))
+    df.insert(1, "setting", df["example_id"].map(_pick_settings(con, selection_id, ids)))
+    df["instruction"] = df["example_id"].map(text)
     if f.link:
-        linked = review_links.linked_in(con, f.link, df["example_id"].tolist())
-        df.insert(
-            5, "linked", df["example_id"].map(lambda e: ", ".join(c for c, _ in linked.get(e, [])))
+        linked = review_links.linked_in(con, f.link, ids)
+        names = candidate_names(con, ids) if linked else {}
+        df["linked"] = df["example_id"].map(
+            lambda e: "; ".join(names.get(c, c) for c, _ in linked.get(e, []))
         )
     return df
+
+
+def _pick_settings(con, selection_id: str, example_ids: list[str]) -> dict[str, str]:
+    """The setting label of each example's current pick (reviewers' overrides applied)."""
+    if not example_ids:
+        return {}
+    picks = effective_picks(con, selection_id, example_ids=example_ids)
+    con.register("_picks", picks.select(["example_id", "candidate_id"]))
+    try:
+        rows = con.execute(
+            f"SELECT p.example_id, string_agg(coalesce({setting_label_sql('d')}, c.setting_id), "
+            "' | ' ORDER BY p.candidate_id) FROM _picks p JOIN candidates c USING (candidate_id) "
+            "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id GROUP BY p.example_id"
+        ).fetchall()
+    finally:
+        con.unregister("_picks")
+    return dict(rows)
 
 
 def queue_position(con, selection_id: str, f: QueueFilter, example_id: str) -> int | None:
@@ -277,7 +307,8 @@ def queue_position(con, selection_id: str, f: QueueFilter, example_id: str) -> i
 
 
 def filter_options(con, selection_id: str) -> dict:
-    """Values for the filter widgets: kinds, sources, splits, settings, score bounds."""
+    """Values for the filter widgets: kinds, sources, splits, settings (ids, and their
+    labels in ``setting_labels``), score bounds."""
     out = {}
     for col in ("kind", "source", "split"):
         out[col] = [
@@ -287,12 +318,12 @@ def filter_options(con, selection_id: str) -> dict:
                 [selection_id],
             ).fetchall()
         ]
-    out["settings"] = [
-        r[0]
-        for r in con.execute(
-            "SELECT setting_id FROM decoding_settings ORDER BY temperature, top_p, setting_id"
-        ).fetchall()
-    ]
+    rows = con.execute(
+        f"SELECT setting_id, {setting_label_sql('d')} FROM decoding_settings d "
+        f"ORDER BY {setting_order_sql('d')}, setting_id"
+    ).fetchall()
+    out["settings"] = [r[0] for r in rows]
+    out["setting_labels"] = dict(rows)  # what the widget shows for each id
     lo, hi = one(
         con,
         "SELECT min(pick_score), max(pick_score) FROM review_queue WHERE selection_id = ?",
@@ -319,6 +350,8 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
     """One example with its candidates, every judge's verdicts and the review state.
 
     Candidates come best first (selection rank, then sample index); each carries
+    ``setting`` (its label), ``name`` (setting and sample, see
+    :func:`reset_core.review.events.candidate_names`), ``model`` (the model's label),
     ``judgments`` (judge, aspect, score, status, rationale), ``vetoed``, ``forced``,
     ``is_pick``, ``manual_rank`` and ``manual_scores``. None if the example is unknown.
     """
@@ -337,12 +370,13 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
         )
     )
     rows = con.execute(
-        """
+        f"""
         WITH s AS (SELECT candidate_id, score, rank, picked FROM selection_scores
                    WHERE example_id = ? AND selection_id = ?)
         SELECT c.candidate_id, c.text, c.model_id, c.setting_id, c.sample_index, c.seed,
                c.finish_reason, c.completion_tokens, c.engine,
                d.temperature, d.top_k, d.top_p, d.max_tokens,
+               coalesce({setting_label_sql("d")}, c.setting_id) AS setting,
                s.score, s.rank, coalesce(s.picked, false) AS picked
         FROM candidates c
         LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id
@@ -366,11 +400,17 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
         "top_k",
         "top_p",
         "max_tokens",
+        "setting",
         "score",
         "rank",
         "picked",
     ]
     candidates = [dict(zip(names, r, strict=True)) for r in rows]
+    readable = candidate_names(con, example_id)
+    models = model_labels(con) if candidates else {}
+    for c in candidates:
+        c["name"] = readable.get(c["candidate_id"], c["candidate_id"])
+        c["model"] = models.get(c["model_id"], c["model_id"])
     ids = [c["candidate_id"] for c in candidates]
     verdicts: dict[str, list[dict]] = {i: [] for i in ids}
     if ids:
