@@ -19,12 +19,15 @@ from reset_core.curation.config import CurationSpec
 from reset_core.curation.export import FORMATS, FORMS, export_set
 from reset_core.errors import validation_message
 from reset_core.ingest.queries import distinct_values
-from reset_core.models import ModelUnavailable, default_model_path
+from reset_core.models import DEFAULT_MODEL_NAME, ModelUnavailable, default_model_path
 from reset_core.options import help_text
+from reset_core.review.events import OVERRIDE_KINDS
+from reset_core.review.text import escape_markdown
 from reset_core.scoring import queries as scoring_queries
 from reset_core.training import launch as runs
 from reset_core.training import queries as training_queries
 from reset_core.training.config import TrainConfig
+from reset_core.training.queries import base_model_name
 
 #: Fields shown up front; the rest go under "More settings".
 MAIN_FIELDS = ("num_train_epochs", "max_steps", "learning_rate", "lora_r", "lora_alpha", "merge")
@@ -168,7 +171,20 @@ def curation_preview(pv: dict) -> None:
     m[0].metric("Judge picks", f"{pv['n_judge_picks']:,}")
     m[1].metric("After overrides and filters", f"{pv['n_after_overrides_and_filters']:,}")
     m[2].metric("In the set", f"{pv['n_items']:,}")
-    m[3].metric("Override events applied", f"{pv['n_override_events']:,}")
+    live = pv["live_overrides"]
+    m[3].metric(
+        "Live overrides",
+        f"{sum(live.values()):,}",
+        help="Reviewers' vetoes, forced picks, exclusions and rankings in force on this "
+        "scoring run's examples. Notes, accepts, manual scores and undone or lifted "
+        "actions are not counted.",
+    )
+    if any(live.values()):
+        st.caption(
+            "In force: "
+            + ", ".join(f"{n:,} {OVERRIDE_KINDS[k][n != 1]}" for k, n in live.items() if n)
+            + f" ({pv['n_override_events']:,} review events in all, notes and undos included)."
+        )
     if pv["n_without_score"]:
         st.caption(f"{pv['n_without_score']} forced picks have no score (not rankable).")
     g1, g2, g3 = st.columns(3)
@@ -265,10 +281,17 @@ def train_tab(con, db: str) -> None:
     )
     base, adapter, model_id, continue_adapter = start_model(con)
     values, out = train_settings()
-    st.caption(
-        "On CPU, SmolLM2 trains at a few hundred tokens/s: use max steps for a short demo run."
+    st.caption(throughput_note(con))
+    parent = model_id if (continue_adapter or not adapter) else None
+    default_name = training_queries.next_model_label(
+        con, parent, set_id, merged=bool(values.get("merge")), base_name=base_display_name(base)
     )
-    name = st.text_input("Run name", key="tr_name", placeholder=f"{set_id}")
+    name = st.text_input(
+        "Model name",
+        key="tr_name",
+        placeholder=default_name,
+        help="Names the run and the model it makes; empty: what it is, as shown.",
+    )
     if st.button("Start training", type="primary", key="tr_go", disabled=not base):
         try:
             cfg = TrainConfig(
@@ -282,7 +305,7 @@ def train_tab(con, db: str) -> None:
                 db,
                 cfg,
                 set_id=set_id,
-                name=name or set_id,
+                name=name.strip(),
                 base_model_id=model_id if (continue_adapter or not adapter) else None,
             )
         except ValidationError as e:
@@ -294,14 +317,48 @@ def train_tab(con, db: str) -> None:
             st.success(f"Started run {run_id} (job {job_id}); follow it in the Runs tab.")
 
 
+def throughput_note(con) -> str:
+    """What training speed to expect: the figure the latest run measured, never a guess."""
+    t = training_queries.measured_throughput(con)
+    if t is None:
+        return (
+            "Throughput is measured and charted in the Runs tab once a run starts; on CPU, "
+            "use max steps for a short demo run."
+        )
+    speed = (
+        f"{t['min']:,.0f}"
+        if round(t["min"]) == round(t["max"])
+        else (f"{t['min']:,.0f}–{t['max']:,.0f}")
+    )
+    return (
+        f"The latest run here measured {speed} tokens/s over {t['n_steps']:,} logged steps; "
+        "use max steps for a short demo run on CPU."
+    )
+
+
+def base_display_name(base: str) -> str:
+    """The base model as its label names it (the embedded model by its name)."""
+    with contextlib.suppress(ModelUnavailable):
+        if base and Path(base).resolve() == default_model_path().resolve():
+            return DEFAULT_MODEL_NAME
+    return base_model_name(base) if base else "base model"
+
+
 def start_model(con) -> tuple[str, str | None, str | None, bool]:
     """Which model to start from: ``(base, adapter, model_id, continue_adapter)``."""
     models = training_queries.trained_models(con)
+    labels = training_queries.model_labels(con)
     choices: dict[str, tuple[str, str | None, str | None]] = {}
     with contextlib.suppress(ModelUnavailable):
-        choices["embedded SmolLM2-135M-Instruct"] = (str(default_model_path()), None, None)
+        embedded = str(default_model_path())
+        if not any(
+            r.path == embedded and not r.adapter_path for r in models.itertuples()
+        ):  # registered: listed below under its label
+            choices[f"{DEFAULT_MODEL_NAME} (embedded)"] = (embedded, None, None)
     for r in models.itertuples():
-        label = f"{r.name} ({r.stage}, {r.model_id})"
+        label = labels.get(r.model_id, r.name)
+        if label in choices:  # two rows with one label: tell them apart by their id
+            label = f"{label} [{r.model_id}]"
         choices[label] = (r.path, r.adapter_path, r.model_id)
     choices["another path or hub id"] = ("", None, None)
     pick = st.selectbox(
@@ -385,7 +442,8 @@ def live_run(run_id: str, job_id: str, status: str) -> None:
     if p.get("error"):
         st.error(p["error"])
     if p.get("model_id"):
-        st.success(f"Model {p['model_id']} registered: selectable in Sample and Evaluate.")
+        label = training_queries.model_label(cur, p["model_id"])
+        st.success(f"Model {label} registered: selectable in Sample and Evaluate.")
     m = training_queries.metrics_frame(cur, run_id)
     if not m.empty:
         c = st.columns(3)
@@ -412,21 +470,41 @@ def live_run(run_id: str, job_id: str, status: str) -> None:
 
 
 def models_tab(con) -> None:
-    """The registered models, and the lineage of one back to its root."""
+    """The registered models by name and lineage, and the lineage of one back to its root."""
     models = training_queries.trained_models(con)
     if models.empty:
         st.info("No models registered yet.")
         return
-    st.dataframe(models, hide_index=True, width="stretch")
-    mid = st.selectbox("Lineage of", list(models["model_id"]), key="lin_model")
+    labels = training_queries.model_labels(con)
+    models.insert(0, "model", [labels.get(m, m) for m in models["model_id"]])
+    models.insert(2, "parent", [labels.get(m, m) if m else None for m in models["parent_id"]])
+    st.dataframe(
+        models.drop(columns=["name", "parent_id"]),
+        hide_index=True,
+        width="stretch",
+        column_config={"model": st.column_config.TextColumn("model", width="large")},
+    )
+    ids = list(models["model_id"])
+    # The model just trained by default: the watched run's, else the newest trained one.
+    trained = [m for m, run in zip(ids, models["training_run_id"], strict=True) if run]
+    watched = training_queries.runs(con).set_index("run_id")["model_id"].to_dict()
+    default = watched.get(st.session_state.get("tr_watch")) or (trained[0] if trained else ids[0])
+    shown = st.session_state.get("lin_model")
+    if shown not in ids or shown == st.session_state.get("_lin_default"):
+        st.session_state["lin_model"] = default  # follow new models unless the user chose
+    st.session_state["_lin_default"] = default
+    mid = st.selectbox("Lineage of", ids, format_func=lambda m: labels.get(m, m), key="lin_model")
     for i, node in enumerate(training_queries.lineage(con, mid)):
-        lineage_node(i, node)
+        lineage_node(i, node, labels)
 
 
-def lineage_node(i: int, node: dict) -> None:
-    """One model of a lineage: its name, stage and id, then its details as JSON."""
-    head = f"{'↳ ' if i else ''}**{node.get('name')}** · {node.get('stage')} · `{node['model_id']}`"
-    st.markdown(head)
+def lineage_node(i: int, node: dict, labels: dict[str, str]) -> None:
+    """One model of a lineage: its label and stage (id in the tooltip), then its details."""
+    label = labels.get(node["model_id"], node.get("name") or node["model_id"])
+    head = (
+        f"{'↳ ' if i else ''}**{escape_markdown(label)}** · {node.get('stage') or 'not registered'}"
+    )
+    st.markdown(head, help=f"model id {node['model_id']}")
     details = {
         "path": node.get("path"),
         "adapter": node.get("adapter_path"),

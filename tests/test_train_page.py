@@ -32,6 +32,10 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     con = connect(db_path)
     fill_picks(con, n=12)
     add_event(con, "x1", "e000", "exclude")
+    # A note, and a veto that was undone: review events, but no override in force.
+    add_event(con, "n1", "e001", "note", value={"text": "fine"})
+    add_event(con, "v1", "e002", "veto", "c002-0")
+    add_event(con, "u1", "e002", "undo", value={"event_id": "v1"})
     base_id = ensure_model(con, str(tiny_model_dir), name="tiny")
     con.close()
 
@@ -40,6 +44,8 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     # Preview: 12 judge picks, one excluded by a reviewer.
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Judge picks"] == "12" and metrics["In the set"] == "11"
+    assert metrics["Live overrides"] == "1"  # the exclusion; not the note, veto or undo
+    assert any("In force: 1 exclusion (4 review events" in c.value for c in at.caption)
     _by_key(at.radio, "cur_preset").set_value("RESET-S").run()
     assert {m.label: m.value for m in at.metric}["In the set"] == "4"
     _by_key(at.button, "cur_freeze").click().run()
@@ -55,6 +61,9 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
 
     # Train: the tiny model, two steps; every hyperparameter has its help text.
     assert all(w.help for w in at.number_input if w.key and w.key.startswith("tr_"))
+    # No guessed speed before a run has measured one.
+    assert not any("a few hundred tokens/s" in c.value for c in at.caption)
+    assert any("Throughput is measured" in c.value for c in at.caption)
     _by_key(at.selectbox, "tr_model").set_value(
         next(o for o in _by_key(at.selectbox, "tr_model").options if "tiny" in o)
     )
@@ -76,10 +85,22 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     # Curate tab: 3 bar charts + score histogram; Runs tab: loss, learning rate, tokens/s.
     assert len(at.get("plotly_chart")) >= 7
 
-    # Models tab: the new model's lineage shows its curated set and its parent.
+    # The speed quoted now is the one the run measured.
+    assert any(
+        "The latest run here measured" in c.value and "tokens/s" in c.value for c in at.caption
+    )
+    # The model is named for what it is, not after its curated set's id.
+    con = connect(db_path)
+    name, model_id = con.execute(
+        "SELECT name, model_id FROM models WHERE training_run_id IS NOT NULL"
+    ).fetchone()
+    con.close()
+    assert name == "tiny + LoRA (RESET-S round 1)"
+    # Models tab: "Lineage of" opens on the model just trained, by its label; its lineage
+    # shows its curated set and its parent.
     lin = _by_key(at.selectbox, "lin_model")
-    trained = next(o for o in lin.options if o != base_id)
-    lin.set_value(trained).run()
-    text = " ".join(m.value for m in at.markdown)
-    assert "reset" in text and "base" in text
+    assert lin.value == model_id and lin.value != base_id
+    assert "tiny + LoRA (RESET-S round 1)" in lin.options
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "tiny + LoRA (RESET-S round 1)** · reset" in text and "**tiny** · base" in text
     assert any("curated set" in c.value and "global_step" in c.value for c in at.code)

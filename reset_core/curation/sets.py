@@ -146,9 +146,12 @@ def preview(con, spec: CurationSpec) -> dict:
     """What freezing ``spec`` would give, without writing anything.
 
     Returns counts (picks before and after overrides and the cut), counts by kind
-    and by source, override outcomes, and the scores of the kept items for a
-    histogram.
+    and by source, override outcomes, the overrides in force by kind
+    (``live_overrides``, see :func:`reset_core.review.events.live_override_counts`),
+    and the scores of the kept items for a histogram.
     """
+    from reset_core.review.events import live_override_counts
+
     table, applied = _picks_with_text(con, spec)
     rows = table.to_pylist()
     kept = _cut(rows, spec)
@@ -172,7 +175,8 @@ def preview(con, spec: CurationSpec) -> dict:
         "by_kind": count("kind"),
         "by_source": count("source"),
         "by_override": count("how"),
-        "n_override_events": len(applied),
+        "n_override_events": len(applied),  # every review event, for the audit trail
+        "live_overrides": live_override_counts(con, spec.selection_id),
         "n_without_score": len(kept) - len(scores),
         "scores": scores,
         "score_by_kind": {

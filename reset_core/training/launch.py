@@ -23,9 +23,11 @@ from typing import Any
 import pyarrow as pa
 
 from reset_core import jobs
-from reset_core.paths import jobs_dir
+from reset_core.models import DEFAULT_MODEL_NAME
+from reset_core.paths import DEFAULT_MODEL_DIR, jobs_dir
 from reset_core.store import ingest_shards, one
 from reset_core.training.config import TrainConfig
+from reset_core.training.queries import next_model_label
 
 ENTRY = "reset_core.training.worker:train_job"
 STAGE_OF_PRESET = {"MTL": "mtl", "RESET": "reset", "RESET-S": "reset"}
@@ -51,10 +53,13 @@ def ensure_model(
     if row:
         return row[0]
     model_id = model_id_for(path, adapter_path)
+    if name is None:
+        embedded = Path(path).resolve() == DEFAULT_MODEL_DIR.resolve() and not adapter_path
+        name = DEFAULT_MODEL_NAME if embedded else Path(adapter_path or path).name
     con.execute(
         "INSERT INTO models (model_id, name, path, adapter_path, stage) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING",
-        [model_id, name or Path(adapter_path or path).name, path, adapter_path, stage],
+        [model_id, name, path, adapter_path, stage],
     )
     return model_id
 
@@ -108,13 +113,18 @@ def start_training(
         if data.num_rows == 0:
             raise ValueError(f"curated set {set_id!r} is empty: there is nothing to train on")
     run_id = "run-" + uuid.uuid4().hex[:10]
-    name = name or (f"{set_id}" if set_id else "run")
+    if cfg.output_dir and Path(cfg.output_dir).exists():
+        raise ValueError(
+            f"output_dir: {cfg.output_dir} already exists; outputs are never overwritten"
+        )
+    if base_model_id is None:
+        base_model_id = ensure_model(con, cfg.base_model, cfg.adapter_path)
+    # By default the run, and the model it makes, are named for what they are.
+    name = name or next_model_label(con, base_model_id, set_id, merged=cfg.merge)
     output_dir = Path(cfg.output_dir or trained_dir(db_path) / f"{_slug(name)}-{run_id}")
     if output_dir.exists():
         raise ValueError(f"output_dir: {output_dir} already exists; outputs are never overwritten")
     output_dir = output_dir.resolve()
-    if base_model_id is None:
-        base_model_id = ensure_model(con, cfg.base_model, cfg.adapter_path)
     config = {
         "run_id": run_id,
         "name": name,
