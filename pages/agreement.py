@@ -20,35 +20,48 @@ st.caption(
 
 c1, c2, c3 = st.columns(3)
 aspect = c1.selectbox("Aspect", ASPECTS, key="ag_aspect")
-stat = c2.selectbox(
-    "Heatmap statistic", ag.PAIR_STATS, format_func=ag.STAT_LABELS.get, index=1, key="ag_stat"
-)
-gap = c3.slider(
-    "Disagreement gap to review",
-    0.05,
-    1.0,
-    0.25,
-    0.05,
-    key="ag_gap",
-    help="A heatmap cell opens the candidates whose two scores differ by at least this much.",
-)
-
 report = ag.judge_agreement(con, aspect)
-st.caption(missing_note(report.missing))
-for note in report.notes:
-    st.info(note)
-
 human = ag.judge_vs_human(con, aspect)
-raters, cells = ag.agreement_matrix(report, stat, human)
+st.caption(missing_note(report.missing))
+two_judges = len(report.judges) >= 2
+# The heatmap needs two raters (judges, or a judge and the reviewers' scores): its
+# controls appear only with it.
+heatmap = len(report.judges) + (1 if human else 0) >= 2
+for note in report.notes:
+    if two_judges:  # with fewer judges, the empty state below says it once
+        st.info(note)
+if not two_judges:
+    with st.container(border=True, key="ag_empty"):
+        head = report.notes[0] if report.notes else "Judge-vs-judge agreement needs two judges."
+        st.info(
+            f"{head} Run a second judge on the Judge page (an LLM judge beside the offline "
+            f"metric judges, or another model), then judge the same candidates again."
+            + ("" if heatmap else " Manual scores in Review are compared with the judges here too.")
+        )
+        st.page_link("pages/judge.py", label="Open the Judge page", icon=":material/gavel:")
 
 
-def open_in_review(a: str, b: str) -> None:
+def open_in_review(a: str, b: str, gap: float) -> None:
     st.switch_page(
         "pages/review.py", query_params=review_links.disagreement_query(a, b, aspect, gap)
     )
 
 
-if len(raters) >= 2:
+gap = 0.25
+if heatmap:
+    stat = c2.selectbox(
+        "Heatmap statistic", ag.PAIR_STATS, format_func=ag.STAT_LABELS.get, index=1, key="ag_stat"
+    )
+    gap = c3.slider(
+        "Disagreement gap to review",
+        0.05,
+        1.0,
+        0.25,
+        0.05,
+        key="ag_gap",
+        help="A heatmap cell opens the candidates whose two scores differ by at least this much.",
+    )
+    raters, cells = ag.agreement_matrix(report, stat, human)
     xs, ys, zs, texts = [], [], [], []
     for i, a in enumerate(raters):
         for j, b in enumerate(raters):
@@ -91,11 +104,11 @@ if len(raters) >= 2:
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     if points:
         a, b = points[0]["customdata"]
-        open_in_review(a, b)
+        open_in_review(a, b, gap)
 
 # ----------------------------------------------------------------------------- tables
-st.subheader("Judge vs judge")
-if report.pairs:
+if two_judges:
+    st.subheader("Judge vs judge")
     rows = [
         {"judge A": a, "judge B": b, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
         for (a, b), s in report.pairs.items()
@@ -104,42 +117,52 @@ if report.pairs:
     pair_labels = [f"{a} vs {b}" for a, b in report.pairs]
     choice = st.selectbox("Pair", pair_labels, key="ag_pair")
     if st.button("Open disagreements in Review", key="ag_open"):
-        open_in_review(*list(report.pairs)[pair_labels.index(choice)])
-else:
-    st.info("Judge-vs-judge agreement needs two judges with scores for this aspect.")
-m1, m2 = st.columns(2)
-for col, (name, s) in zip((m1, m2), report.alpha.items(), strict=True):
-    col.metric(ag.STAT_LABELS[name], "n/a" if s.value is None else f"{s.value:.3f}")
-    col.caption(s.label())
+        open_in_review(*list(report.pairs)[pair_labels.index(choice)], gap)
+    m1, m2 = st.columns(2)
+    for col, (name, s) in zip((m1, m2), report.alpha.items(), strict=True):
+        col.metric(ag.STAT_LABELS[name], "n/a" if s.value is None else f"{s.value:.3f}")
+        col.caption(s.label())
 
-st.subheader("Judge vs human")
-if human:
+st.subheader("Judges and reviewers")
+hh = ag.human_vs_human(con, aspect)
+if not hh["reviewers"]:
+    st.info(
+        f"No manual {aspect} scores yet: score candidates in Review (a candidate's Scores "
+        "button) to compare the judges with people, and people with each other."
+    )
+else:
+    st.markdown("**Judge vs human**")
     rows = [
         {"judge": j, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
         for j, s in human.items()
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-else:
-    st.info(f"No manual {aspect} scores yet: score candidates in Review to compare.")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.caption(f"No judge has a valid {aspect} score on the candidates people scored.")
+    st.markdown("**Human vs human**")
+    if hh["note"]:
+        st.caption(hh["note"])
+    else:
+        rows = [
+            {
+                "reviewer A": a,
+                "reviewer B": b,
+                **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()},
+            }
+            for (a, b), s in hh["pairs"].items()
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.caption(" · ".join(f"{ag.STAT_LABELS[k]}: {v.label()}" for k, v in hh["alpha"].items()))
+
 picks = ag.judge_vs_human_picks(con)
 rows = [
     {"judge": j, "aspect": a, "sides with vetoes/forced picks": s.label()}
     for (j, a), s in picks.items()
     if a == aspect
 ]
+st.markdown("**Judges against vetoes and forced picks**")
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 else:
-    st.caption("No vetoes or forced picks to compare with yet.")
-
-st.subheader("Human vs human")
-hh = ag.human_vs_human(con, aspect)
-if hh["note"]:
-    st.info(hh["note"])
-else:
-    rows = [
-        {"reviewer A": a, "reviewer B": b, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
-        for (a, b), s in hh["pairs"].items()
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.caption(" · ".join(f"{ag.STAT_LABELS[k]}: {v.label()}" for k, v in hh["alpha"].items()))
+    st.caption("No vetoes or forced picks on judged candidates yet: veto or force picks in Review.")

@@ -8,6 +8,7 @@ import ui
 from reset_core.analytics.decoding import setting_report, suggest_grid
 from reset_core.analytics.judge_bias import length_bias
 from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
+from reset_core.review.text import escape_markdown
 
 st.title("Decoding settings")
 con = ui.cursor()
@@ -22,10 +23,7 @@ if not report:
 
 df = pd.DataFrame(report)
 cols = [
-    "setting_id",
-    "temperature",
-    "top_k",
-    "top_p",
+    "setting",
     "n",
     "n_picks",
     "pick_share",
@@ -37,37 +35,70 @@ cols = [
     "distinct_2",
     "dup_rate",
     "mean_words",
+    "temperature",
+    "top_k",
+    "top_p",
+    "max_tokens",
 ]
-st.dataframe(df[cols], hide_index=True, key="dec_table")
+st.dataframe(
+    df[cols],
+    hide_index=True,
+    key="dec_table",
+    column_config={
+        "setting": st.column_config.TextColumn(
+            "setting", help="Temperature and top-k (top-p and n when not 1)."
+        ),
+        "n": st.column_config.NumberColumn("candidates"),
+        "pick_share": st.column_config.NumberColumn("share of picks", format="%.2f"),
+    },
+)
 st.caption(
     "Means are over valid scores; n_failed judgments were missing and excluded. distinct-n "
     f"uses up to {report[0]['text_sample']} texts per setting and model."
 )
-df["setting"] = df.apply(
-    lambda r: (
-        f"T={r['temperature']} k={r['top_k']} p={r['top_p']}"
-        if r["temperature"] == r["temperature"] and r["temperature"] is not None
-        else r["setting_id"]
-    ),
-    axis=1,
-)
+# One bar per setting, labelled by its values; the id is in the hover.
+hover = {"setting_id": True}
 c1, c2 = st.columns(2)
-c1.plotly_chart(px.bar(df, x="setting", y="pick_share", title="Share of picks"), key="dec_share")
-long = df.melt(id_vars="setting", value_vars=["task", "instruction", "faithfulness"])
+c1.plotly_chart(
+    px.bar(df, x="setting", y="pick_share", hover_data=hover, title="Share of picks"),
+    key="dec_share",
+)
+long = df.melt(
+    id_vars=["setting", "setting_id"], value_vars=["task", "instruction", "faithfulness"]
+)
 c2.plotly_chart(
-    px.bar(long, x="setting", y="value", color="variable", barmode="group", title="Mean scores"),
+    px.bar(
+        long,
+        x="setting",
+        y="value",
+        color="variable",
+        barmode="group",
+        hover_data=hover,
+        title="Mean scores",
+    ),
     key="dec_scores",
 )
 
 st.subheader("Suggested grid for the next round")
 grid = suggest_grid(report)
+label_of = {r["setting_id"]: r["setting"] for r in report}
+
+
+def _settings_line(title: str, ids: list[str]) -> None:
+    """A line of settings by their values; their ids in the tooltip."""
+    st.markdown(
+        f"{title}: " + ", ".join(escape_markdown(label_of.get(i, i)) for i in ids),
+        help="Setting ids: " + ", ".join(ids),
+    )
+
+
 st.write(grid["note"])
 if grid["drop"]:
-    st.write("Drop: " + ", ".join(grid["drop"]))
+    _settings_line("Drop", grid["drop"])
 if grid["rare"]:
-    st.write("Rarely win: " + ", ".join(grid["rare"]))
+    _settings_line("Rarely win", grid["rare"])
 if grid["keep"]:
-    st.write("Keep (by share of picks): " + ", ".join(grid["keep"]))
+    _settings_line("Keep (by share of picks)", grid["keep"])
 
 st.subheader("Judge length bias")
 bias = length_bias(con)

@@ -190,6 +190,10 @@ st.caption(
     "score = s_task + w·(I_instr·s_instr + I_faith·s_faith); I_instr = 1 for open-ended, "
     "I_faith = 1 for context examples."
 )
+if summary.empty:
+    # Nothing to rank before the first verdict: no counts that only say "not judged yet".
+    st.info("Scores and picks appear here once candidates are judged: launch judging above.")
+    st.stop()
 c1, c2, c3 = st.columns(3)
 preset = c1.selectbox("Preset", ["reset", "reset_s", "custom"], key="preset", help=S("preset"))
 weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
@@ -228,8 +232,9 @@ m[0].metric("Picks", f"{prev.n_picked:,}")
 m[1].metric("Examples with a pick", f"{prev.n_examples_with_pick:,} / {prev.n_examples:,}")
 m[2].metric(
     "Not rankable",
-    f"{prev.n_unrankable:,}",
-    help="candidates missing a valid verdict for an aspect their kind needs",
+    f"{prev.n_unrankable:,} / {prev.n_candidates:,}",
+    help=f"Candidates of the {cfg.split} split missing a valid verdict for an aspect their "
+    "kind needs (task, and instruction or faithfulness): never picked.",
 )
 m[3].metric(
     "Picks changed",
@@ -237,9 +242,14 @@ m[3].metric(
     help=f"examples whose pick differs from the saved selection {prev.compared_to}",
 )
 if prev.n_unrankable:
+    why = "not judged yet, or the judge failed" + (
+        f", or the judges differ by more than δ = {cfg.delta:g}" if combine == "agree" else ""
+    )
     st.warning(
-        f"{prev.n_unrankable:,} candidates are not rankable: a needed aspect has no valid "
-        "verdict (failed or not judged). They are never picked."
+        f"{prev.n_unrankable:,} of the {prev.n_candidates:,} candidates in the {cfg.split} split "
+        "cannot be ranked: an aspect their kind needs (task, and instruction for open-ended or "
+        f"faithfulness for context examples) has no valid verdict ({why}). They are never "
+        "picked until judged."
     )
 if st.button("Save selection", type="primary", key="save_selection"):
     res = save_selection(con, cfg)

@@ -11,6 +11,8 @@ from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_s
 from reset_core.aspects import ASPECTS
 from reset_core.review import links as review_links
 
+#: The label column shown for each id column (the id itself stays in the hover).
+LABEL_OF = {"setting_id": "setting", "model_id": "model"}
 LEVEL_LABELS = {
     "setting": "per decoding setting",
     "setting_model": "per setting and model",
@@ -54,6 +56,8 @@ if usable.empty:
     )
 else:
     front = pts.loc[res["frontier"]].sort_values("x")
+    # Labels live in the legend and the hover, never drawn on the markers (they overlapped);
+    # the ids are one hover away.
     if level == "candidate":
         usable = usable.assign(pick=usable["picked"].map({True: "pick", False: "candidate"}))
         fig = px.scatter(
@@ -62,7 +66,14 @@ else:
             y="y",
             color="pick",
             symbol="pick",
-            hover_data=["candidate_id", "setting_id", "model_id", "kind"],
+            hover_data={
+                "setting": True,
+                "model": True,
+                "kind": True,
+                "candidate_id": True,
+                "setting_id": True,
+                "pick": False,
+            },
             custom_data=["candidate_id"],
             opacity=0.6,
         )
@@ -70,17 +81,22 @@ else:
         st.caption(f"{res['n_on_frontier']:,} candidates lie on the Pareto frontier.")
     else:
         group = [c for c in ("setting_id", "model_id", "kind") if c in usable.columns]
-        usable = usable.assign(label=usable[group].astype(str).agg(" · ".join, axis=1))
+        shown = [LABEL_OF.get(c, c) for c in group]
         fig = px.scatter(
             usable,
             x="x",
             y="y",
             size="n",
-            color="n_picks",
-            hover_data=[*group, "n", "n_x", "n_y", "n_picks", "n_failed"],
+            color=shown[0],
+            symbol=shown[1] if len(shown) > 1 else None,
+            hover_data={
+                **{c: True for c in shown},
+                **{c: True for c in group if c not in shown},
+                **{c: True for c in ("n", "n_x", "n_y", "n_picks", "n_failed")},
+            },
             custom_data=group,
-            text="label",
         )
+        fig.update_layout(legend_title_text=" · ".join(shown))
         fxy = front[["x", "y"]]
     fig.add_trace(
         go.Scatter(
@@ -106,13 +122,24 @@ else:
             q["split"] = split
         st.switch_page("pages/review.py", query_params=q)
     if level != "candidate":
-        st.dataframe(pts, hide_index=True)
+        ids = [c for c in ("setting_id", "model_id") if c in pts.columns]
+        labels = [c for c in ("setting", "model", "kind") if c in pts.columns]
+        table = pts[labels + [c for c in pts.columns if c not in labels + ids]]
+        st.dataframe(table, hide_index=True, key="to_table")
 
 st.subheader("Models on the same axes")
 mv = pd.DataFrame(tradeoff.model_view(con, x, y))
 if mv.empty:
     st.info("No evaluation runs or judged test answers yet: evaluate base, MTL and RESET models.")
 else:
-    fig = px.scatter(mv, x="x", y="y", color="stage", symbol="source", text="name")
+    fig = px.scatter(
+        mv,
+        x="x",
+        y="y",
+        color="name",
+        symbol="source",
+        hover_data={"stage": True, "n": True, "model_id": True},
+        labels={"name": "model"},
+    )
     fig.update_layout(xaxis_title=x, yaxis_title=y)
     st.plotly_chart(fig, key="to_models")

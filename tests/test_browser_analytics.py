@@ -13,7 +13,7 @@ plotly tracks the point under the pointer), then clicks at that spot.
 import re
 
 import pytest
-from analytics_data import cid, fill
+from analytics_data import fill
 from browser import chromium_page, streamlit_server
 from playwright.sync_api import expect
 
@@ -22,6 +22,12 @@ from reset_core.store import connect
 pytestmark = pytest.mark.browser
 
 T = 30_000
+#: The fixture's settings as the pages name them (the ids stay in links and tooltips).
+LABEL = {
+    "s:cold": "T 0.2 · top-k all",
+    "s:hot": "T 1.2 · top-k all",
+    "s:never": "T 1.5 · top-k all",
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +81,11 @@ def test_click_heatmap_cell_opens_the_disagreeing_candidates_in_review(app):
 
     # Walk the filtered queue: each example shows only its disagreeing candidate.
     page.locator(".st-key-rv_next_unreviewed button").click()
-    expect_example(page, "e2", cid("e2", "s:cold"), "0.25")
+    expect_example(page, "e2", f"{LABEL['s:cold']}, sample 0", "0.25")
     page.locator(".st-key-rv_next button").click()
-    expect_example(page, "e3", cid("e3", "s:hot"), "0.50")
+    expect_example(page, "e3", f"{LABEL['s:hot']}, sample 0", "0.50")
     page.locator(".st-key-rv_next button").click()
-    expect_example(page, "e4", cid("e4", "s:never"), "0.25")
+    expect_example(page, "e4", f"{LABEL['s:never']}, sample 0", "0.25")
 
     # Clearing the filter keeps the example and shows all its candidates.
     banner.locator(".st-key-rv_clear_link button").click()
@@ -91,9 +97,11 @@ def test_box_select_on_trade_off_opens_those_candidates_in_review(app):
     url, page = app
     page.goto(url + "/tradeoff")
     chart = page.locator(".js-plotly-plot").first
-    # Per decoding setting: three points; s:never is the lowest on both axes.
-    points = chart.locator(".scatterlayer .trace").first.locator("path.point")
+    # Per decoding setting: three points (one legend entry each, no text drawn on them);
+    # s:never is the lowest on both axes.
+    points = chart.locator(".scatterlayer .trace path.point")
     expect(points).to_have_count(3, timeout=T)
+    expect(chart.locator(".scatterlayer .textpoint")).to_have_count(0)
     x, y = min((center(points.nth(i)) for i in range(3)), key=lambda p: p[0])
     chart.hover()
     chart.locator(".modebar-btn[data-title='Box Select']").click()
@@ -104,10 +112,11 @@ def test_box_select_on_trade_off_opens_those_candidates_in_review(app):
 
     expect(page).to_have_url(re.compile(r"/review\?.*setting=s%3Anever"), timeout=T)
     expect(page.locator(".st-key-rv_link")).to_contain_text(
-        "6 candidates (in 6 examples) from the trade-off selection: setting s:never; split seen",
+        "6 candidates (in 6 examples) from the trade-off selection: "
+        f"setting {LABEL['s:never']}; split seen",
         timeout=T,
     )
     page.locator(".st-key-rv_next_unreviewed button").click()
     expect(page.get_by_text("Example e1", exact=True)).to_be_visible(timeout=T)
     expect(shown_cards(page)).to_have_count(1, timeout=T)
-    expect(shown_cards(page)).to_contain_text(cid("e1", "s:never"), timeout=T)
+    expect(shown_cards(page)).to_contain_text(f"{LABEL['s:never']}, sample 0", timeout=T)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def page(db_path, con):
     _seed_db(con)
+    con.execute("INSERT INTO decoding_settings VALUES ('s', 0.5, 20, 1.0, 64, 0, 1)")
     con.close()  # the page owns the database now (one writer)
 
     def make():
@@ -26,10 +27,18 @@ def page(db_path, con):
     return make
 
 
-def test_offline_judging_from_the_page_gives_picks(page):
+def _unrankable_warnings(at) -> list[str]:
+    return [w.value for w in at.warning if "cannot be ranked" in w.value]
+
+
+def test_offline_judging_from_the_page_gives_picks(page, db_path):
     at = page().run()
     assert not at.exception
     assert "24 items to judge" in " ".join(c.value for c in at.caption)
+    # Nothing judged yet: no ranking counts, no "not rankable" warning, one pointer.
+    assert not _unrankable_warnings(at)
+    assert "Not rankable" not in [m.label for m in at.metric]
+    assert any("once candidates are judged" in i.value for i in at.info)
     at.button(key="launch").click().run()
     assert not at.exception
     deadline = time.time() + 90
@@ -47,6 +56,25 @@ def test_offline_judging_from_the_page_gives_picks(page):
     picks = at.dataframe[-1].value
     assert len(picks) == 6 and picks["picked"].all()
     assert all(picks["candidate"] == "Paris.")
+    assert list(picks.columns[:2]) == ["example_id", "setting"]
+    assert set(picks["setting"]) == {"T 0.5 · top-k 20"}  # the setting by its values
+    # Every candidate judged: nothing to warn about.
+    assert not _unrankable_warnings(at)
+    assert {m.label: m.value for m in at.metric}["Not rankable"] == "0 / 12"
+    # A new candidate nobody judged yet: the warning says exactly what it counts.
+    from reset_core.store import connect
+
+    con = connect(db_path)
+    con.execute(
+        "INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, sample_index, "
+        "seed, text, engine) VALUES ('i0-9', 'i0', 'm', 's', 9, 0, 'Paris!', 'test')"
+    )
+    con.close()
+    at.run()
+    (warning,) = _unrankable_warnings(at)
+    assert warning.startswith("1 of the 13 candidates in the seen split cannot be ranked")
+    assert "not judged yet, or the judge failed" in warning
+    assert {m.label: m.value for m in at.metric}["Not rankable"] == "1 / 13"
     # re-ranking with w = 0 reports how many picks changed against the saved selection
     at.slider(key="weight").set_value(0.0).run()
     assert not at.exception

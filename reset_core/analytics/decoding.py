@@ -15,6 +15,7 @@ stored at refresh.
 from __future__ import annotations
 
 from reset_core.analytics.summaries import DISTINCT_NS, TEXTS_PER_SETTING, distinct_n_sql
+from reset_core.sampling.settings import setting_label_sql, setting_order_sql
 
 
 def distinct_n(con, n: int) -> dict[str, float]:
@@ -31,7 +32,11 @@ def distinct_n(con, n: int) -> dict[str, float]:
 
 
 def setting_report(con, split: str = "seen") -> list[dict]:
-    """One row per decoding setting with the figures listed in the module docstring."""
+    """One row per decoding setting with the figures listed in the module docstring.
+
+    Each row carries ``setting``, the label people read (``T 0.5 · top-k 20``), beside
+    its ``setting_id``.
+    """
     rows = con.execute(
         """
         WITH s AS (
@@ -44,10 +49,11 @@ def setting_report(con, split: str = "seen") -> list[dict]:
             FROM analytics_candidates WHERE split = ? GROUP BY setting_id
         )
         SELECT s.*, s.n_picks / nullif(sum(s.n_picks) OVER (), 0) AS pick_share,
-               d.temperature, d.top_k, d.top_p, d.max_tokens
+               d.temperature, d.top_k, d.top_p, d.max_tokens, d.n AS n_per_example,
+               coalesce({label}, s.setting_id) AS setting
         FROM s LEFT JOIN decoding_settings d USING (setting_id)
-        ORDER BY d.temperature NULLS LAST, d.top_k, d.top_p, s.setting_id
-        """,
+        ORDER BY d.temperature IS NULL, {order}, s.setting_id
+        """.replace("{label}", setting_label_sql("d")).replace("{order}", setting_order_sql("d")),
         [split],
     )
     cols = [c[0] for c in rows.description]

@@ -97,7 +97,8 @@ def tradeoff_points(
 
     Returns ``{"points": [dict], "frontier": [index], "n_candidates", "n_with_both",
     "n_failed", "sampled"}``; each point has ``x``, ``y`` and its group columns (or the
-    candidate's ids and ``picked``).
+    candidate's ids and ``picked``), plus ``setting`` and ``model``, the labels people
+    read, wherever it has a ``setting_id`` or ``model_id``.
     """
     if level not in LEVELS:
         raise ValueError(f"level: must be one of {list(LEVELS)}, got {level!r}")
@@ -154,8 +155,23 @@ def tradeoff_points(
         usable = [i for i, p in enumerate(points) if p["x"] is not None and p["y"] is not None]
         front = pareto_frontier([(points[i]["x"], points[i]["y"]) for i in usable])
         out["frontier"] = [usable[i] for i in front]
-    out["points"] = points
+    out["points"] = _labelled(con, points)
     return out
+
+
+def _labelled(con, points: list[dict]) -> list[dict]:
+    """Add each point's setting and model labels (``T 0.5 · top-k 20``, a model's name)."""
+    from reset_core.sampling.queries import setting_labels
+    from reset_core.training.queries import model_labels
+
+    settings = setting_labels(con) if any("setting_id" in p for p in points) else {}
+    models = model_labels(con) if any("model_id" in p for p in points) else {}
+    for p in points:
+        if "setting_id" in p:
+            p["setting"] = settings.get(p["setting_id"], p["setting_id"])
+        if "model_id" in p:
+            p["model"] = models.get(p["model_id"], p["model_id"])
+    return points
 
 
 def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dict]:
@@ -165,7 +181,10 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
     ``metrics[y]`` of the model's latest evaluation run; ``source="test answers"`` is the
     mean judged score of the model's candidates on the test splits.
     """
+    from reset_core.training.queries import model_labels
+
     xc, yc = _cols(x, y)
+    labels = model_labels(con)
     out = []
     for model_id, name, stage, metrics, split in con.execute(
         """
@@ -181,7 +200,7 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
             out.append(
                 {
                     "model_id": model_id,
-                    "name": name,
+                    "name": labels.get(model_id, name),
                     "stage": stage,
                     "source": f"eval_run ({split})",
                     "x": float(m[x]),
@@ -201,7 +220,7 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
         out.append(
             {
                 "model_id": row[0],
-                "name": row[1],
+                "name": labels.get(row[0], row[1]),
                 "stage": row[2],
                 "source": "test answers",
                 "x": row[3],
