@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from reset_core.store import counts
+from reset_core.store import COUNT_HELP, counts
 
 # The loop in order: (label in store.counts, what to do next, page that does it).
 NEXT_STEPS = [
@@ -29,7 +29,7 @@ con = ui.cursor()
 n = counts(con)
 cols = st.columns(len(n))
 for col, (label, value) in zip(cols, n.items(), strict=True):
-    col.metric(label.capitalize(), f"{value:,}")
+    col.metric(label.capitalize(), f"{value:,}", help=COUNT_HELP.get(label))
 
 root = Path(__file__).resolve().parent.parent
 todo = next(((label, text, page) for label, text, page in NEXT_STEPS if n[label] == 0), None)

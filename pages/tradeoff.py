@@ -130,7 +130,10 @@ else:
 st.subheader("Models on the same axes")
 mv = pd.DataFrame(tradeoff.model_view(con, x, y))
 if mv.empty:
-    st.info("No evaluation runs or judged test answers yet: evaluate base, MTL and RESET models.")
+    st.info(
+        "No judged answers on the test splits yet: sample the test_seen and test_unseen "
+        "examples with each model (base, MTL, RESET) and judge them to place the models here."
+    )
 else:
     fig = px.scatter(
         mv,

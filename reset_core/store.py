@@ -177,10 +177,32 @@ def _shard_files(paths: str | Path | Iterable[str | Path]) -> list[str]:
     return [str(Path(f).resolve()) for f in found if str(f).endswith(".parquet")]
 
 
+#: What each of :func:`counts` counts, in words (the home page's metric help).
+COUNT_HELP = {
+    "examples": "Examples in the database, every split.",
+    "candidates": "Generated answers, from every model and sampling job.",
+    "judgments": "Verdicts: one per candidate, judge and aspect, failed ones included.",
+    "picks": "Candidates picked by the latest scoring run (before reviewers' overrides).",
+    "curated sets": "Frozen training sets.",
+    "training runs": "Training runs started, whatever their status.",
+    "evaluations": "Evaluation runs.",
+}
+
+
 def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """How far the loop has got: rows per stage (picks = picked candidates)."""
+    """How far the loop has got: rows per stage (see :data:`COUNT_HELP`).
+
+    Picks are those of the latest scoring run only: saving several runs must not
+    multiply them.
+    """
+    from reset_core.scoring.queries import LATEST_SELECTION_SQL
+
     out = {}
     for label, table in LOOP_TABLES:
-        where = " WHERE picked" if table == "selection_scores" else ""
+        where = (
+            f" WHERE picked AND selection_id = ({LATEST_SELECTION_SQL})"
+            if table == "selection_scores"
+            else ""
+        )
         out[label] = one(con, f"SELECT count(*) FROM {table}{where}")[0]
     return out

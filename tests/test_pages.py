@@ -82,3 +82,25 @@ def test_data_page_rejects_unknown_mapping_fields(app, tmp_path):
     assert any("preset **mapping**" in m.value for m in app.markdown)
     app.button(key="import_button").click().run()
     assert _metrics(app)["Examples"] == "1"
+
+
+def test_home_counts_the_latest_runs_picks_and_says_what_each_count_is(app):
+    import review_data
+
+    con = connect(app.db)
+    review_data.seed(con)  # one scoring run: one pick per example, 6 examples
+    con.execute(
+        "INSERT INTO selections (selection_id, preset, config, created_at) "
+        "VALUES ('sel-2', 'reset', '{}', now() + INTERVAL 1 MINUTE)"
+    )
+    con.execute(
+        "INSERT INTO selection_scores (selection_id, candidate_id, example_id, score, rank, "
+        "picked) SELECT 'sel-2', candidate_id, example_id, score, rank, picked "
+        "FROM selection_scores WHERE selection_id = ?",
+        [review_data.SELECTION],
+    )
+    con.close()
+    app.run()
+    assert not app.exception
+    assert _metrics(app)["Picks"] == "6"  # a second scoring run does not double them
+    assert all(m.help for m in app.metric)

@@ -114,6 +114,19 @@ def test_veto_pick_with_reason_moves_the_pick(db):
     assert (h[0].action, h[0].reviewer, h[0].reason) == ("veto", "alice", "off topic")
     assert h[0].previous["pick"] == "ex-0/c0"
     assert at.text_input(key="rv_reason_ex-0").value == ""  # cleared for the next action
+    # Back in the queue: what a reviewer scans sits first, the pick's setting by its values
+    # (the new pick's, after the veto), long text last.
+    at.button(key="rv_back").click().run()
+    table = at.dataframe[0].value
+    assert list(table.columns[:4]) == ["example_id", "setting", "reviewed", "overridden"]
+    assert table.columns[-1] == "instruction"
+    row = table.set_index("example_id").loc["ex-0"]
+    assert (row["setting"], row["reviewed"], row["overridden"]) == (
+        "T 1 · top-k 50 · top-p 0.9",
+        True,
+        True,
+    )
+    assert table.set_index("example_id").loc["ex-2", "setting"] == "T 0 · top-k all"
 
 
 def test_force_then_unveto_by_candidate_buttons(db):

@@ -47,7 +47,10 @@ def _follow(con, job_id: str, run_id: str | None) -> int:
             time.sleep(1)
         return 130
     if p["status"] == "done":
-        print(f"done: model {p.get('model_id')} (run {run_id}, job {job_id})")
+        from reset_core.training.queries import model_label
+
+        label = model_label(con, p.get("model_id"))
+        print(f"done: model {label} ({p.get('model_id')}; run {run_id}, job {job_id})")
         return 0
     print(f"{p['status']}: {p.get('error') or ''}", file=sys.stderr)
     return 1
@@ -115,7 +118,11 @@ def add_commands(sub) -> None:
         "--data", help="or an exported file/folder (any form reset-studio export writes)"
     )
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch an interrupted training job")
-    p.add_argument("--name", help="a label for the run and its model")
+    p.add_argument(
+        "--name",
+        help="a name for the run and its model (default: what it is, e.g. "
+        "'SmolLM2-135M-Instruct + LoRA (RESET round 1)')",
+    )
     p.add_argument("--no-wait", action="store_true", help="launch and return")
     add_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)

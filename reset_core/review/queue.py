@@ -26,7 +26,6 @@ from reset_core.review.events import (
     ExampleState,
     _state_ctes,
     candidate_names,
-    effective_picks,
     example_state,
 )
 from reset_core.sampling.settings import setting_label_sql, setting_order_sql
@@ -247,7 +246,7 @@ def queue_page(
     where, params = _where(selection_id, f)
     cols = """q.example_id, coalesce(f.reviewed, false) AS reviewed,
               o.example_id IS NOT NULL AS overridden, q.pick_score, q.kind, q.source, q.split,
-              q.n_candidates, q.disagreement, q.n_failed, f.last_reviewer"""
+              q.n_candidates, q.disagreement, q.n_failed, f.last_reviewer, q.judge_pick"""
     df = con.execute(
         _from().format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
         [*params, page_size, page * page_size],
@@ -261,7 +260,10 @@ def queue_page(
             [ids],
         ).fetchall()
     )
-    df.insert(1, "setting", df["example_id"].map(_pick_settings(con, selection_id, ids)))
+    picks = dict(zip(ids, df.pop("judge_pick"), strict=True))
+    for e in df.loc[df["overridden"], "example_id"]:  # only these can differ from the judges
+        picks[e] = example_state(con, e, selection_id).pick
+    df.insert(1, "setting", df["example_id"].map(_setting_labels_of(con, picks)))
     df["instruction"] = df["example_id"].map(text)
     if f.link:
         linked = review_links.linked_in(con, f.link, ids)
@@ -272,21 +274,20 @@ def queue_page(
     return df
 
 
-def _pick_settings(con, selection_id: str, example_ids: list[str]) -> dict[str, str]:
-    """The setting label of each example's current pick (reviewers' overrides applied)."""
-    if not example_ids:
+def _setting_labels_of(con, picks: dict[str, str | None]) -> dict[str, str]:
+    """Each example's pick (``example -> candidate``) by its setting's label."""
+    cids = [c for c in picks.values() if c]
+    if not cids:
         return {}
-    picks = effective_picks(con, selection_id, example_ids=example_ids)
-    con.register("_picks", picks.select(["example_id", "candidate_id"]))
-    try:
-        rows = con.execute(
-            f"SELECT p.example_id, string_agg(coalesce({setting_label_sql('d')}, c.setting_id), "
-            "' | ' ORDER BY p.candidate_id) FROM _picks p JOIN candidates c USING (candidate_id) "
-            "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id GROUP BY p.example_id"
+    labels = dict(
+        con.execute(
+            f"SELECT c.candidate_id, coalesce({setting_label_sql('d')}, c.setting_id) "
+            "FROM candidates c LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id "
+            "WHERE c.candidate_id IN (SELECT unnest(?))",
+            [cids],
         ).fetchall()
-    finally:
-        con.unregister("_picks")
-    return dict(rows)
+    )
+    return {e: labels[c] for e, c in picks.items() if c in labels}
 
 
 def queue_position(con, selection_id: str, f: QueueFilter, example_id: str) -> int | None:
