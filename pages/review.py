@@ -383,10 +383,10 @@ def queue_table(f: QueueFilter, n_matching: int) -> None:
         selection_mode="single-row",
         key="rv_table",
         column_config={
-            "example_id": st.column_config.TextColumn("example", width="small"),
+            "example_id": st.column_config.TextColumn("example", width="medium"),
             "setting": st.column_config.TextColumn(
                 "pick setting",
-                width="small",
+                width="medium",
                 help="Decoding setting of the current pick (reviewers' overrides applied).",
             ),
             "reviewed": st.column_config.CheckboxColumn("reviewed", width="small"),

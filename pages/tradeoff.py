@@ -10,6 +10,7 @@ from reset_core.analytics import tradeoff
 from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
 from reset_core.aspects import ASPECTS
 from reset_core.review import links as review_links
+from reset_core.sampling.queries import setting_labels
 
 #: The label column shown for each id column (the id itself stays in the hover).
 LABEL_OF = {"setting_id": "setting", "model_id": "model"}
@@ -20,6 +21,15 @@ LEVEL_LABELS = {
     "kind": "per example kind",
     "candidate": "per candidate (sample)",
 }
+
+
+def in_setting_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in setting order (cooler first, restrictive top-k first) when they have one."""
+    if "setting" not in df.columns:
+        return df
+    rank = {label: i for i, label in enumerate(setting_labels(con).values())}
+    return df.sort_values("setting", key=lambda s: s.map(rank), kind="stable")
+
 
 st.title("Trade-off")
 con = ui.cursor()
@@ -82,6 +92,7 @@ else:
     else:
         group = [c for c in ("setting_id", "model_id", "kind") if c in usable.columns]
         shown = [LABEL_OF.get(c, c) for c in group]
+        usable = in_setting_order(usable)  # the legend lists settings cool to hot
         fig = px.scatter(
             usable,
             x="x",
@@ -124,7 +135,8 @@ else:
     if level != "candidate":
         ids = [c for c in ("setting_id", "model_id") if c in pts.columns]
         labels = [c for c in ("setting", "model", "kind") if c in pts.columns]
-        table = pts[labels + [c for c in pts.columns if c not in labels + ids]]
+        table = in_setting_order(pts)
+        table = table[labels + [c for c in table.columns if c not in labels + ids]]
         st.dataframe(table, hide_index=True, key="to_table")
 
 st.subheader("Models on the same axes")

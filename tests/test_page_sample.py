@@ -122,3 +122,22 @@ def test_launch_watch_and_browse_a_job(page, con, tiny_model_dir):
     assert not re.search(r"\bs:[0-9a-f]{16}\b", visible_text(at))
     # The same plan again: everything is stored, nothing to generate.
     assert _metric(at, "To generate") == "0"
+
+
+def test_trained_models_are_picked_by_name_and_lineage(page, con):
+    con.execute(
+        "INSERT INTO curated_sets (set_id, name, preset, selection_id, n_items, manifest, "
+        "content_hash) VALUES ('cur-9f2', 'picks', 'RESET', 'sel-1', 5, '{}', 'h')"
+    )
+    con.execute(
+        "INSERT INTO models (model_id, name, path, adapter_path, stage, parent_id, "
+        "curated_set_id, training_run_id) VALUES "
+        "('m:base', 'SmolLM2-135M-Instruct', '/m/smol', NULL, 'base', NULL, NULL, NULL), "
+        "('m:r1', 'cur-9f2', '/m/smol', '/t/r1/adapter', 'reset', 'm:base', 'cur-9f2', 'run-1')"
+    )
+    at = page.run()
+    at.radio(key="sample_model_source").set_value("Trained model").run()
+    assert not at.exception
+    picker = at.selectbox(key="sample_trained")
+    # Not the curated set id it was once named after, nor a path.
+    assert picker.options == ["SmolLM2-135M-Instruct + LoRA (RESET round 1)"]

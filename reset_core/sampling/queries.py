@@ -27,7 +27,7 @@ def count_candidates(con) -> int:
 
 
 def setting_labels(con) -> dict[str, str]:
-    """Every stored decoding setting's label by id (``T 0.5 · top-k 20``).
+    """Every stored decoding setting's label by id (``T 0.5 · top-k 20``), in setting order.
 
     >>> from reset_core.store import connect
     >>> setting_labels(connect(":memory:"))
@@ -35,7 +35,8 @@ def setting_labels(con) -> dict[str, str]:
     """
     return dict(
         con.execute(
-            f"SELECT setting_id, {setting_label_sql('d')} FROM decoding_settings d"
+            f"SELECT setting_id, {setting_label_sql('d')} FROM decoding_settings d "
+            f"ORDER BY {setting_order_sql('d')}, setting_id"
         ).fetchall()
     )
 
