@@ -129,7 +129,13 @@ _NOTE_CHARS = 80
 
 
 def event_noun(event: Event) -> str:
-    """What an event is, as a noun: ``veto``, ``task score``, ``note`` (for "Undo the …")."""
+    """What an event is, as a noun: ``veto``, ``task score``, ``note`` (for "Undo the …").
+
+    >>> e = Event("ev-1", "e1", "c1", "score", {"aspect": "task", "score": 0.5}, None, "ann",
+    ...           None, datetime(2026, 1, 1))
+    >>> event_noun(e), event_noun(Event(**{**e.__dict__, "action": "force"}))
+    ('task score', 'forced pick')
+    """
     if event.action == "score":
         return f"{event.value.get('aspect')} score"
     return _NOUNS.get(event.action, event.action)

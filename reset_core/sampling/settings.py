@@ -150,7 +150,16 @@ def setting_label_sql(alias: str = "d") -> str:
 
 def setting_order_sql(alias: str = "d") -> str:
     """ORDER BY terms listing settings as people scan them: cooler first, then top-k
-    from the most restrictive to unrestricted (``-1`` last), then top-p and n."""
+    from the most restrictive to unrestricted (``-1`` last), then top-p and n.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO decoding_settings VALUES ('a', 0.5, -1, 1, 64, 0, 1), "
+    ...                 "('b', 0.5, 20, 1, 64, 0, 1), ('c', 0.1, -1, 1, 64, 0, 1)")
+    >>> sql = f"SELECT {setting_label_sql('d')} FROM decoding_settings d ORDER BY {setting_order_sql('d')}"
+    >>> [r[0] for r in con.execute(sql).fetchall()]
+    ['T 0.1 · top-k all', 'T 0.5 · top-k 20', 'T 0.5 · top-k all']
+    """
     a = alias
     return (
         f"{a}.temperature, CASE WHEN {a}.top_k = -1 THEN 2147483647 ELSE {a}.top_k END, "
