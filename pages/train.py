@@ -265,11 +265,10 @@ def train_tab(con, db: str) -> None:
     )
     base, adapter, model_id, continue_adapter = start_model(con)
     values, out = train_settings()
-    st.caption(
-        "On CPU, SmolLM2 trains at a few hundred tokens/s: use max steps for a short demo run."
-    )
+    st.caption("On a CPU, set max steps for a short demo run; the estimate below says how long.")
     name = st.text_input("Run name", key="tr_name", placeholder=f"{set_id}")
-    if st.button("Start training", type="primary", key="tr_go", disabled=not base):
+    cfg = None
+    if base:
         try:
             cfg = TrainConfig(
                 base_model=base,
@@ -277,6 +276,12 @@ def train_tab(con, db: str) -> None:
                 output_dir=out or None,
                 **values,
             )
+        except ValidationError as e:
+            st.error(validation_message(e))
+    n_items = int(sets.set_index("set_id").loc[set_id, "n_items"])
+    estimate = runs.estimate_training(con, cfg, n_items) if cfg else None
+    if ui.launch_button("Start training", estimate, key="tr_go", disabled=cfg is None):
+        try:
             run_id, job_id = runs.start_training(
                 con,
                 db,
@@ -285,8 +290,6 @@ def train_tab(con, db: str) -> None:
                 name=name or set_id,
                 base_model_id=model_id if (continue_adapter or not adapter) else None,
             )
-        except ValidationError as e:
-            st.error(validation_message(e))
         except (ValueError, KeyError) as e:
             st.error(str(e))
         else:
