@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from reset_core import paths, store
+from reset_core.jobs import about
 
 
 def _route_through_app() -> None:
@@ -68,3 +69,34 @@ def sidebar() -> None:
             placeholder="your name",
             help="Recorded with every review action you take.",
         )
+
+
+def launch_button(label: str, estimate, key: str, disabled: bool = False) -> bool:
+    """A stage's launch button under its size and estimated duration; True to launch now.
+
+    ``estimate`` is the stage's :class:`reset_core.jobs.LaunchEstimate` (None: nothing
+    to estimate yet). A launch estimated above ``jobs.CONFIRM_ABOVE_S`` asks first: its
+    button starts nothing but offers "Yes, start a ~12 min job" (key ``{key}_confirm``),
+    which launches. The question belongs to that duration: once a changed plan moves
+    the estimate by a minute or more, it is withdrawn.
+    """
+    if estimate is not None:
+        st.info(str(estimate))
+    asking = f"_{key}_asking"
+    duration = round(estimate.seconds / 60) if estimate is not None else None
+    if st.button(label, type="primary", key=key, disabled=disabled):
+        if estimate is None or not estimate.needs_confirmation:
+            st.session_state.pop(asking, None)
+            return True
+        st.session_state[asking] = duration
+    if disabled or st.session_state.get(asking) != duration:
+        st.session_state.pop(asking, None)
+        return False
+    question = st.empty()
+    with question.container():
+        st.warning(f"This job should take {about(estimate.seconds)}. Start it?")
+        confirmed = st.button(estimate.confirm_label, key=f"{key}_confirm")
+    if confirmed:
+        question.empty()  # answered: the page goes on to say the job started
+        st.session_state.pop(asking, None)
+    return confirmed

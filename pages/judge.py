@@ -13,6 +13,7 @@ from reset_core.judging.launch import (
     cache_path,
     create_judge_job,
     estimate_job,
+    estimate_judging,
     llm_spec,
     plan_items,
     sync_judge_job,
@@ -135,7 +136,12 @@ if specs and n_cand:
         f"(worst case ${sum(v['cost_usd_max'] for v in est.values()):.4f}). Estimates count "
         "prompt tokens approximately; cached verdicts cost nothing."
     )
-    if st.button("Launch judging", type="primary", key="launch", disabled=items.num_rows == 0):
+    if ui.launch_button(
+        "Launch judging",
+        estimate_judging(con, specs, items),
+        key="launch",
+        disabled=items.num_rows == 0,
+    ):
         job_id = create_judge_job(con, ui.db_path(), specs, items=items, aspects=aspects)
         jobs.launch(con, job_id)
         st.session_state["judge_job"] = job_id

@@ -11,13 +11,20 @@ from reset_core.options import help_text
 from reset_core.sampling.config import ModelSpec, SampleSelection
 from reset_core.sampling.launch import (
     SamplingRejected,
+    estimate_sampling,
     plan_sampling,
     resume_sampling,
     start_sampling,
     sync_sampling,
 )
 from reset_core.sampling.queries import job_candidates, sampling_jobs
-from reset_core.sampling.settings import DecodingSetting, setting_label
+from reset_core.sampling.settings import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURES,
+    DEFAULT_TOP_KS,
+    DecodingSetting,
+    setting_label,
+)
 from reset_core.training.queries import model_labels, trained_checkpoints
 
 GRID_FIELDS = ["temperature", "top_k", "top_p", "max_tokens", "seed", "n"]
@@ -52,7 +59,14 @@ splits = c3.multiselect(
     help=S("splits"),
 )
 count = int(
-    c4.number_input("Count", min_value=1, value=50, step=10, key="sample_count", help=S("count"))
+    c4.number_input(
+        "Count",
+        min_value=1,
+        value=SampleSelection.model_fields["count"].default,
+        step=10,
+        key="sample_count",
+        help=S("count"),
+    )
 )
 
 # ----------------------------------------------------------------------------- model
@@ -131,12 +145,17 @@ st.caption(
 )
 g1, g2, g3, g4, g5, g6 = st.columns(6)
 temps_text = g1.text_input(
-    "Temperatures", "0.1, 0.5, 1.0", key="grid_temperatures", help=H("temperature")
+    "Temperatures",
+    ", ".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
+    key="grid_temperatures",
+    help=H("temperature"),
 )
-topk_text = g2.text_input("Top-k values", "20, -1", key="grid_top_ks", help=H("top_k"))
+topk_text = g2.text_input(
+    "Top-k values", ", ".join(map(str, DEFAULT_TOP_KS)), key="grid_top_ks", help=H("top_k")
+)
 top_p = g3.number_input("top_p", value=1.0, step=0.05, key="grid_top_p", help=H("top_p"))
 max_tokens = g4.number_input(
-    "max_tokens", value=128, step=16, key="grid_max_tokens", help=H("max_tokens")
+    "max_tokens", value=DEFAULT_MAX_TOKENS, step=16, key="grid_max_tokens", help=H("max_tokens")
 )
 n = g5.number_input("n (samples)", value=1, step=1, key="grid_n", help=H("n"))
 seed = g6.number_input("seed", value=0, step=1, key="grid_seed", help=H("seed"))
@@ -193,7 +212,8 @@ else:
         help="Candidates already stored for this model are not made again.",
     )
 
-if st.button("Start sampling", type="primary", disabled=plan is None, key="sample_start"):
+estimate = estimate_sampling(con, plan) if plan is not None else None
+if ui.launch_button("Start sampling", estimate, key="sample_start", disabled=plan is None):
     try:
         checked = plan_sampling(con, plan.selection, plan.model, plan.grid, check=True)
         job_id = start_sampling(con, checked, paths.jobs_dir(ui.db_path()))

@@ -292,7 +292,8 @@ def train_tab(con, db: str) -> None:
         placeholder=default_name,
         help="Names the run and the model it makes; empty: what it is, as shown.",
     )
-    if st.button("Start training", type="primary", key="tr_go", disabled=not base):
+    cfg = None
+    if base:
         try:
             cfg = TrainConfig(
                 base_model=base,
@@ -300,6 +301,12 @@ def train_tab(con, db: str) -> None:
                 output_dir=out or None,
                 **values,
             )
+        except ValidationError as e:
+            st.error(validation_message(e))
+    n_items = int(sets.set_index("set_id").loc[set_id, "n_items"])
+    estimate = runs.estimate_training(con, cfg, n_items) if cfg else None
+    if ui.launch_button("Start training", estimate, key="tr_go", disabled=cfg is None):
+        try:
             run_id, job_id = runs.start_training(
                 con,
                 db,
@@ -308,8 +315,6 @@ def train_tab(con, db: str) -> None:
                 name=name.strip(),
                 base_model_id=model_id if (continue_adapter or not adapter) else None,
             )
-        except ValidationError as e:
-            st.error(validation_message(e))
         except (ValueError, KeyError) as e:
             st.error(str(e))
         else:

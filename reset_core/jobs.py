@@ -76,6 +76,10 @@ class JobContext:
     n_done: int = 0
     _started: float = field(default_factory=time.monotonic)
     _done_at_start: int = 0
+    #: Wall-clock times (epoch s) the worker began and its work began (after imports and
+    #: model loading): with the final rate they are what launch estimates are measured on.
+    worker_started_at: float = field(default_factory=time.time)
+    work_started_at: float | None = None
     #: Extra stage-specific figures (e.g. a cost ledger) carried in every progress report.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -105,6 +109,7 @@ class JobContext:
     def start(self, n_total: int, n_done: int = 0) -> None:
         self.n_total, self.n_done, self._done_at_start = n_total, n_done, n_done
         self._started = time.monotonic()
+        self.work_started_at = time.time()
         self._report("running")
 
     def advance(self, n: int) -> None:
@@ -131,6 +136,8 @@ class JobContext:
                 "error": error,
                 "pid": os.getpid(),
                 "updated_at": time.time(),
+                "worker_started_at": self.worker_started_at,
+                "work_started_at": self.work_started_at,
                 **self.extra,
                 **extra,
             },
@@ -351,6 +358,203 @@ def work_dir(con, job_id: str) -> Path:
     if row is None:
         raise KeyError(f"no job {job_id!r}")
     return Path(row[0])
+
+
+# --------------------------------------------------------------------------- estimates
+# Know before you launch: each stage shows a launch's size and how long it should take
+# on this machine. The figures come from the stage's finished jobs on this database
+# (the worker's last progress report: its work rate, and the seconds from the worker's
+# start to its first item, i.e. imports and model loading), or, before the first run,
+# from a default the stage states as an assumption.
+
+#: A launch estimated to take longer than this (seconds) asks for confirmation first.
+CONFIRM_ABOVE_S = 180.0
+#: Estimates take the median over this many latest matching finished jobs.
+MEASURE_LAST = 3
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """How fast a stage's worker goes: measured on this database's jobs, or assumed.
+
+    ``per_s`` items a second once the work runs, each item costing ``cost`` (e.g.
+    max_tokens 64 per candidate: time per item is taken as proportional to it);
+    ``startup_s`` seconds before the first item. ``runs`` is how many finished jobs it
+    was measured over; 0 means every figure is the stage's stated ``assumption``.
+
+    >>> t = Throughput("candidates", 1.25, 8.0, "this model", runs=2, cost=64,
+    ...                cost_label="max_tokens {:g}")
+    >>> t.seconds(100), t.seconds(100, cost=128)
+    (88.0, 168.0)
+    >>> t.describe()
+    'measured: 1.2 candidates/s at max_tokens 64 over your last 2 runs of this model, plus ~8 s to start'
+    >>> Throughput("judgments", 40, 0, "these judges", assumption="(metric judges on CPU)").describe()
+    'no run of these judges yet: assuming ~40 judgments/s (metric judges on CPU)'
+    """
+
+    unit: str
+    per_s: float
+    startup_s: float
+    subject: str
+    runs: int = 0
+    cost: float = 1.0
+    cost_label: str = ""
+    assumption: str = ""
+
+    @property
+    def measured(self) -> bool:
+        return self.runs > 0
+
+    def seconds(self, n_items: int, cost: float | None = None) -> float:
+        """Estimated seconds for ``n_items`` items of ``cost`` each (default: as measured)."""
+        if n_items <= 0:
+            return 0.0
+        scale = cost / self.cost if cost and self.cost else 1.0
+        return self.startup_s + n_items * scale / self.per_s
+
+    def describe(self, cost: float | None = None) -> str:
+        """Where the figures come from, in words."""
+        at = f" at {self.cost_label.format(self.cost)}" if self.cost_label else ""
+        rate = f"{_figure(self.per_s)} {self.unit}/s{at}"
+        start = f", plus ~{self.startup_s:.0f} s to start" if self.startup_s >= 1 else ""
+        if self.measured:
+            runs = "your last run" if self.runs == 1 else f"your last {self.runs} runs"
+            text = f"measured: {rate} over {runs} of {self.subject}{start}"
+        else:
+            basis = f" {self.assumption}" if self.assumption else ""
+            text = f"no run of {self.subject} yet: assuming ~{rate}{basis}{start}"
+        if cost and self.cost_label and cost != self.cost:
+            text += f"; scaled to {self.cost_label.format(cost)}"
+        return text
+
+
+def _figure(x: float) -> str:
+    """Two significant figures, no scientific notation: 1.3, 0.05, 120."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{float(f'{x:.2g}'):g}"
+
+
+def about(seconds: float) -> str:
+    """A duration as a person says it.
+
+    >>> about(20), about(100), about(12.4 * 60), about(2.5 * 3600)
+    ('under a minute', 'about 2 min', 'about 12 min', 'about 2.5 h')
+    """
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class LaunchEstimate:
+    """A launch's size and estimated duration; long ones ask for confirmation first.
+
+    >>> t = Throughput("candidates", 0.5, 0, "this model", runs=1)
+    >>> e = LaunchEstimate(360, t)
+    >>> str(e)
+    '360 candidates · about 12 min (measured: 0.5 candidates/s over your last run of this model)'
+    >>> e.needs_confirmation, e.confirm_label
+    (True, 'Yes, start a ~12 min job')
+    >>> LaunchEstimate(60, t).needs_confirmation
+    False
+    """
+
+    n_items: int
+    throughput: Throughput
+    cost: float | None = None  # per item, when it differs from the measured one
+
+    @property
+    def seconds(self) -> float:
+        return self.throughput.seconds(self.n_items, self.cost)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.seconds > CONFIRM_ABOVE_S
+
+    @property
+    def confirm_label(self) -> str:
+        return f"Yes, start a ~{about(self.seconds).removeprefix('about ')} job"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_items:,} {self.throughput.unit} · {about(self.seconds)} "
+            f"({self.throughput.describe(self.cost)})"
+        )
+
+
+def finished_runs(con, kind: str, scan: int = 50) -> list[tuple[dict, dict]]:
+    """``(config, last progress report)`` of a kind's jobs that finished done, newest first.
+
+    At most the latest ``scan`` are read (one small JSON file each); a job whose folder
+    is gone is skipped.
+    """
+    rows = con.execute(
+        "SELECT config, work_dir FROM jobs WHERE kind = ? AND status = 'done' "
+        "ORDER BY finished_at DESC NULLS LAST, created_at DESC LIMIT ?",
+        [kind, scan],
+    ).fetchall()
+    out = []
+    for config, folder in rows:
+        progress = read_json(Path(folder) / "progress.json")
+        if progress.get("status") == "done":
+            out.append((json.loads(config) if isinstance(config, str) else config, progress))
+    return out
+
+
+def measure(
+    runs: list[tuple[dict, dict]],
+    *,
+    unit: str,
+    subject: str,
+    cost_of: Callable[[dict], float] | None = None,
+    cost_label: str = "",
+    last: int = MEASURE_LAST,
+) -> Throughput | None:
+    """The median throughput of the latest ``last`` runs that did work; None without one.
+
+    ``runs`` come from :func:`finished_runs`, already narrowed to the same model (or
+    judges); ``cost_of(config)`` is one item's cost in that run. A run that resumed
+    counts only its last attempt: the worker's rate is over the items that attempt made.
+
+    >>> runs = [({"max_tokens": 64}, {"rate_per_s": 2.0, "worker_started_at": 0.0,
+    ...                               "work_started_at": 6.0}),
+    ...         ({"max_tokens": 128}, {"rate_per_s": 0.5, "worker_started_at": 0.0,
+    ...                                "work_started_at": 10.0}),
+    ...         ({"max_tokens": 64}, {"rate_per_s": 0.0})]  # had nothing left to do
+    >>> t = measure(runs, unit="candidates", subject="this model",
+    ...             cost_of=lambda c: c["max_tokens"], cost_label="max_tokens {:g}")
+    >>> t.runs, t.cost, t.per_s, t.startup_s
+    (2, 96.0, 1.0, 8.0)
+    """
+    from statistics import median
+
+    samples = []
+    for config, progress in runs:
+        rate = progress.get("rate_per_s") or 0.0
+        if rate <= 0:
+            continue
+        cost = float(cost_of(config)) if cost_of else 1.0
+        began, working = progress.get("worker_started_at"), progress.get("work_started_at")
+        startup = working - began if began is not None and working is not None else None
+        samples.append((rate * cost, cost, startup))
+        if len(samples) == last:
+            break
+    if not samples:
+        return None
+    cost = median(s[1] for s in samples)
+    startups = [s[2] for s in samples if s[2] is not None]
+    return Throughput(
+        unit=unit,
+        per_s=median(s[0] for s in samples) / cost,
+        startup_s=median(startups) if startups else 0.0,
+        subject=subject,
+        runs=len(samples),
+        cost=cost,
+        cost_label=cost_label,
+    )
 
 
 # --------------------------------------------------------------------------- headless

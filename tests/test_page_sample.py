@@ -10,6 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from visible import visible_text
 
+from reset_core.sampling.config import SampleSelection
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,7 +37,7 @@ def test_shows_candidate_count_before_launch(page, con):
     at = page.run()
     assert not at.exception
     n_seen = con.execute("SELECT count(*) FROM examples WHERE split='seen'").fetchall()[0][0]
-    want = min(50, n_seen)
+    want = min(SampleSelection.model_fields["count"].default, n_seen)
     assert _metric(at, "Examples × settings") == f"{want} × 6"
     assert _metric(at, "Candidates") == f"{want * 6:,}"
     at.number_input(key="grid_n").set_value(3).run()

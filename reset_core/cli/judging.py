@@ -2,7 +2,8 @@
 
 Offline metric judges need no API; the LLM judge's flags are
 :class:`~reset_core.judging.llm_judge.LLMJudgeConfig`, as on the Judge page. The cost
-estimate is printed first; ``--dry-run`` stops there::
+estimate and the duration estimate (from this machine's last runs of the same judges)
+are printed first; ``--dry-run`` stops there::
 
     reset-studio judge --offline                                        # metric judges
     OPENAI_API_KEY=... reset-studio judge --llm --model gpt-4o --dry-run  # cost estimate
@@ -43,6 +44,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         cache_path,
         create_judge_job,
         estimate_job,
+        estimate_judging,
         plan_items,
         sync_judge_job,
     )
@@ -65,6 +67,8 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
             f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
         )
+    if items.num_rows:
+        print(estimate_judging(con, specs, items))
     if args.dry_run or items.num_rows == 0:
         if items.num_rows == 0:
             print("nothing to judge: every candidate already has a verdict from these judges")

@@ -1,11 +1,14 @@
 """``reset-studio sample``: candidates over a decoding grid, the worker in the foreground.
 
 The model flags are :class:`~reset_core.sampling.config.ModelSpec`, as on the Sample
-page; the selection flags are comma lists. The command starts (or resumes) the same
-worker job as the page, follows it and ingests its shards; Ctrl-C cancels the job
-after its current batch, and ``--resume`` redoes only missing candidates::
+page; the selection flags are comma lists, and the defaults are the page's (a first run
+of about a minute on a CPU). It prints the plan's size and estimated duration (from this
+machine's last runs of the same model), then starts (or resumes) the same worker job as
+the page, follows it and ingests its shards; Ctrl-C cancels the job after its current
+batch, and ``--resume`` redoes only missing candidates::
 
-    reset-studio sample --kinds instruction --count 50 --max-tokens 64   # embedded model
+    reset-studio sample                      # a first run: about a minute on a CPU laptop
+    reset-studio sample --kinds instruction --count 500 --max-tokens 256   # real data
     reset-studio sample --engine openai --model my-model --base-url http://127.0.0.1:8000/v1
     reset-studio sample --grid grid.jsonl --splits seen,test_seen
     reset-studio sample --resume sample-20250101-120000-abc123
@@ -32,6 +35,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from reset_core.sampling.config import ModelSpec, SampleSelection
     from reset_core.sampling.launch import (
         SamplingRejected,
+        estimate_sampling,
         plan_sampling,
         resume_sampling,
         start_sampling,
@@ -67,6 +71,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"{plan.n_candidates} candidates, {plan.n_existing} already stored, "
                 f"{plan.n_new} to generate with {spec.engine} {spec.display_name}"
             )
+            print(estimate_sampling(con, plan))
             job_id = start_sampling(con, plan, paths.jobs_dir(args.db), chunk_size=args.chunk_size)
             print(f"job {job_id} started")
     except (SamplingRejected, GridRejected, ModelUnavailable, ValidationError) as e:
@@ -103,7 +108,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     """Add ``sample`` to the ``reset-studio`` subparsers."""
     from reset_core.options import add_options, comma_list
-    from reset_core.sampling.config import ModelSpec
+    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.settings import DEFAULT_MAX_TOKENS
 
     p = sub.add_parser(
         "sample",
@@ -124,12 +130,23 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--splits", type=comma_list, default="seen", help="comma-separated splits (default: seen)"
     )
-    p.add_argument("--count", type=int, default=50, help="at most this many examples (default 50)")
+    count = SampleSelection.model_fields["count"].default
+    p.add_argument(
+        "--count",
+        type=int,
+        default=count,
+        help=f"at most this many examples (default {count}: a first run of about a minute)",
+    )
     p.add_argument("--selection-seed", type=int, default=0, help="which examples when more match")
     p.add_argument(
         "--grid", help="JSON list or JSONL of decoding settings (default: the default grid)"
     )
-    p.add_argument("--max-tokens", type=int, default=128, help="default grid: max_tokens (128)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"default grid: max_tokens ({DEFAULT_MAX_TOKENS})",
+    )
     p.add_argument("--samples", type=int, default=1, help="default grid: samples per setting (1)")
     p.add_argument("--chunk-size", type=int, help="candidates per shard (default: per engine)")
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")

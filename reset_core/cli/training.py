@@ -1,7 +1,8 @@
 """``reset-studio train``: a LoRA adapter on a curated set or an exported file, as a worker job.
 
 The same library calls as the Train page; the flags are
-:class:`~reset_core.training.config.TrainConfig`. The command runs the same worker
+:class:`~reset_core.training.config.TrainConfig`. It prints the run's steps and estimated
+duration (from this machine's last runs of the same model) before it starts. The command runs the same worker
 process as the page and follows it (Ctrl-C cancels the job, keeping its last
 checkpoint; ``--resume`` relaunches it)::
 
@@ -58,11 +59,12 @@ def _follow(con, job_id: str, run_id: str | None) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from reset_core import jobs
+    from reset_core.curation.queries import set_size
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
     from reset_core.store import connect
     from reset_core.training.config import TrainConfig
-    from reset_core.training.launch import start_training
+    from reset_core.training.launch import estimate_training, start_training
     from reset_core.training.queries import run_for_job
 
     con = connect(args.db)
@@ -94,6 +96,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from reset_core.curation.export import load_exported
 
         data = load_exported(Path(args.data)).data.table
+    n_items = data.num_rows if data is not None else set_size(con, args.set_id)
+    if n_items is not None:
+        print(estimate_training(con, cfg, n_items), flush=True)
     try:
         run_id, job_id = start_training(
             con, args.db, cfg, set_id=args.set_id, data=data, name=args.name or ""

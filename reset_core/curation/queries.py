@@ -34,6 +34,17 @@ def list_sets(con):
     ).df()
 
 
+def set_size(con, set_id: str) -> int | None:
+    """How many items a curated set holds (None: no such set).
+
+    >>> from reset_core.store import connect
+    >>> set_size(connect(":memory:"), "cs-none") is None
+    True
+    """
+    row = one(con, "SELECT n_items FROM curated_sets WHERE set_id = ?", [set_id])
+    return None if row is None else row[0]
+
+
 def manifest(con, set_id: str) -> dict:
     """The stored manifest of a set."""
     row = one(con, "SELECT manifest FROM curated_sets WHERE set_id = ?", [set_id])

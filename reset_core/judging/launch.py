@@ -16,12 +16,22 @@ from typing import Any
 
 import pyarrow as pa
 
+from reset_core import jobs
 from reset_core.aspects import ASPECTS
 from reset_core.judging.base import Judge
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE
 from reset_core.judging.rubrics import latest_rubric
 from reset_core.judging.worker import ENTRY, build_judge, items_from_table
+
+#: Before the first run of a judge set the estimate assumes, per judge type,
+#: (judgments/s, seconds to start): the metric judges as measured on a busy shared
+#: 2-core CPU (ROUGE-L and knowledge precision about 120/s once warm, the instruction
+#: proxy far faster; imports and ROUGE's first call about 10 s); the local judge,
+#: SmolLM2 in the worker on a CPU, a rough guess. An API judge: ``concurrency``
+#: requests in flight at ``LLM_REQUEST_S`` each.
+DEFAULT_JUDGE_RATES = {"metric": (100.0, 10.0), "local": (0.5, 15.0)}
+LLM_REQUEST_S = 3.0
 
 
 def cache_path(db_path: str | Path) -> Path:
@@ -174,3 +184,67 @@ def sync_judge_job(con, job_id: str) -> dict[str, Any]:
     from reset_core.store import ingest_shards
 
     return sync_job(con, job_id, ingest=lambda d: ingest_shards(con, "judgments", d))
+
+
+def _judge_set(specs: list[dict]) -> frozenset[str] | None:
+    """The judge ids of a job's specs (None when one cannot be built any more)."""
+    try:
+        return frozenset(build_judge(s).judge_id for s in specs)
+    except Exception:  # noqa: BLE001 - an old job's judge (e.g. its model gone) matches nothing
+        return None
+
+
+def _assumed_rate(spec: dict) -> tuple[float, float, str]:
+    """(judgments/s, seconds to start, in words) assumed for one judge before any run."""
+    if spec["type"] == "llm":
+        cfg = LLMJudgeConfig(**spec.get("config", {}))
+        per_s = cfg.concurrency * cfg.candidates_per_call / LLM_REQUEST_S
+        return per_s, 0.0, f"{cfg.concurrency} requests in flight at ~{LLM_REQUEST_S:g} s each"
+    per_s, startup = DEFAULT_JUDGE_RATES[spec["type"]]
+    return (
+        per_s,
+        startup,
+        ("metric judges" if spec["type"] == "metric" else "local judge") + " on CPU",
+    )
+
+
+def estimate_judging(con, specs: list[dict], items: pa.Table) -> jobs.LaunchEstimate:
+    """How long judging ``items`` should take here: the duration side of :func:`estimate_job`.
+
+    Measured on this database's last finished jobs with the same judges (the same
+    judge ids), or assumed per judge type before their first run, each judge's items
+    at its own rate (the worker runs the judges one after another).
+
+    >>> from reset_core.store import connect
+    >>> metric = offline_specs()[0]
+    >>> llm = {"type": "llm", "config": {"model": "m", "concurrency": 4}}
+    >>> items = pa.table({"judge_id": [build_judge(metric).judge_id] * 3000
+    ...                   + [build_judge(llm).judge_id] * 240})
+    >>> est = estimate_judging(connect(":memory:"), [metric, llm], items)
+    >>> est.seconds  # 3000 / 100 per s + 240 / (4 / 3 s) + 10 s to start
+    220.0
+    >>> print(est)  # doctest: +NORMALIZE_WHITESPACE
+    3,240 judgments · about 4 min (no run of these judges yet: assuming ~15 judgments/s
+    (metric judges on CPU; 4 requests in flight at ~3 s each), plus ~10 s to start)
+    """
+    judge_set = _judge_set(specs)
+    runs = [
+        (c, p) for c, p in jobs.finished_runs(con, "judge") if _judge_set(c["judges"]) == judge_set
+    ]
+    measured = jobs.measure(runs, unit="judgments", subject="these judges")
+    if measured is not None:
+        return jobs.LaunchEstimate(items.num_rows, measured)
+    counts = pa.compute.value_counts(items["judge_id"]).to_pylist() if items.num_rows else []
+    n_of = {c["values"]: c["counts"] for c in counts}
+    seconds, startup, basis = 0.0, 0.0, []
+    for spec in specs:
+        per_s, start, words = _assumed_rate(spec)
+        seconds += n_of.get(build_judge(spec).judge_id, 0) / per_s
+        startup = max(startup, start)
+        if words not in basis:
+            basis.append(words)
+    per_s = items.num_rows / seconds if seconds else _assumed_rate(specs[0])[0]
+    assumed = jobs.Throughput(
+        "judgments", per_s, startup, "these judges", assumption=f"({'; '.join(basis)})"
+    )
+    return jobs.LaunchEstimate(items.num_rows, assumed)

@@ -117,7 +117,11 @@ class SampleSelection(BaseModel):
         description="Splits to include; RESET samples the 'seen' split.",
     )
     count: int = Field(
-        50, ge=1, le=10_000_000, description="At most this many examples, 1 to 10,000,000."
+        10,
+        ge=1,
+        le=10_000_000,
+        description="At most this many examples, 1 to 10,000,000. The default is a first "
+        "run of about a minute on a CPU; raise it for real data.",
     )
     seed: int = Field(
         0,

@@ -41,11 +41,29 @@ from reset_core import jobs
 from reset_core.ingest.queries import example_filter
 from reset_core.sampling.base import ModelLoadError, build_messages
 from reset_core.sampling.config import ModelSpec, SampleSelection
-from reset_core.sampling.settings import DecodingSetting, GridRejected, candidate_id, parse_grid
+from reset_core.sampling.settings import (
+    DEFAULT_MAX_TOKENS,
+    DecodingSetting,
+    GridRejected,
+    candidate_id,
+    parse_grid,
+)
 from reset_core.sampling.worker import ENTRY, INPUT_SCHEMA
 from reset_core.store import ingest_shards, insert_arrow, one
 
 KIND = "sample"
+#: Before a model's first run the estimate assumes these (candidates/s at max_tokens
+#: ``DEFAULT_MAX_TOKENS``, seconds to start). transformers: the embedded SmolLM2-135M on
+#: a 2-core CPU laptop made 300 candidates at max_tokens 128 in about 9 minutes, i.e.
+#: ~1/s at 64 (on a busy shared machine it has been as slow as 0.2/s); bigger models
+#: are slower. vLLM: a rough guess for a small model on one GPU, engine start-up
+#: included. An endpoint: ``concurrency`` requests in flight at ~2 s each.
+DEFAULT_RATES = {"transformers": (1.0, 10.0), "vllm": (20.0, 60.0)}
+DEFAULT_ASSUMPTIONS = {
+    "transformers": "on CPU (SmolLM2-135M on 2 cores; bigger models are slower)",
+    "vllm": "(a rough guess for a small model on one GPU)",
+}
+ENDPOINT_REQUEST_S = 2.0
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -68,6 +86,14 @@ class SamplingPlan:
     @property
     def n_new(self) -> int:
         return self.n_candidates - self.n_existing
+
+    @property
+    def mean_max_tokens(self) -> float:
+        """max_tokens per new candidate, on average: what its time is taken to follow."""
+        limit = {s.setting_id: s.max_tokens for s in self.grid}
+        n = sum(len(r["sample_indices"]) for r in self._rows)
+        budget = sum(len(r["sample_indices"]) * limit[r["setting_id"]] for r in self._rows)
+        return budget / n if n else float(DEFAULT_MAX_TOKENS)
 
 
 def check_model(spec: ModelSpec) -> None:
@@ -309,3 +335,70 @@ def resume_sampling(con, job_id: str) -> int:
     if progress.get("status") == "running":
         raise SamplingRejected(f"job {job_id} is still running")
     return jobs.launch(con, job_id)
+
+
+def _mean_max_tokens(grid: Sequence[Mapping[str, Any]]) -> float:
+    """max_tokens per candidate of a job's grid (each setting weighted by its n)."""
+    n = sum(s.get("n", 1) for s in grid)
+    return sum(s.get("n", 1) * s["max_tokens"] for s in grid) / n if n else 0.0
+
+
+def sampling_throughput(con, model: ModelSpec) -> jobs.Throughput:
+    """Candidates/s of this model here: its last finished jobs, or the engine's default.
+
+    Jobs count when they ran the same model (weights and adapter) on the same engine
+    and device; their rates are normalised by max_tokens, the main driver of time.
+
+    >>> from reset_core.store import connect
+    >>> sampling_throughput(connect(":memory:"), ModelSpec(model="data/models/x")).describe()
+    'no run of this model yet: assuming ~1 candidates/s at max_tokens 64 on CPU (SmolLM2-135M on 2 cores; bigger models are slower), plus ~10 s to start'
+    """
+    runs = [
+        (config, progress)
+        for config, progress in jobs.finished_runs(con, KIND)
+        if config.get("model_id") == model.model_id
+        and config.get("model", {}).get("engine") == model.engine
+        and config.get("model", {}).get("device", "auto") == model.device
+    ]
+    per_max_tokens = {"cost_label": "max_tokens {:g}"}
+    measured = jobs.measure(
+        runs,
+        unit="candidates",
+        subject="this model",
+        cost_of=lambda config: _mean_max_tokens(config["grid"]),
+        **per_max_tokens,
+    )
+    if measured is not None:
+        return measured
+    if model.engine == "openai":
+        per_s, startup = model.concurrency / ENDPOINT_REQUEST_S, 0.0
+        basis = f"({model.concurrency} requests in flight, ~{ENDPOINT_REQUEST_S:g} s each)"
+    else:
+        (per_s, startup), basis = DEFAULT_RATES[model.engine], DEFAULT_ASSUMPTIONS[model.engine]
+    return jobs.Throughput(
+        "candidates",
+        per_s,
+        startup,
+        "this model",
+        cost=DEFAULT_MAX_TOKENS,
+        assumption=basis,
+        **per_max_tokens,
+    )
+
+
+def estimate_sampling(con, plan: SamplingPlan) -> jobs.LaunchEstimate:
+    """The plan's new candidates and how long they should take here.
+
+    >>> from reset_core.store import connect
+    >>> from reset_core.ingest.demo import load_demo
+    >>> con = connect(":memory:")
+    >>> _ = load_demo(con)
+    >>> model = ModelSpec(model="data/models/smollm2-135m-instruct")
+    >>> plan = plan_sampling(con, SampleSelection(count=10), model,
+    ...                      [{"max_tokens": 64, "temperature": t} for t in (0.1, 1.0)], check=False)
+    >>> str(estimate_sampling(con, plan)).split(" (")[0]
+    '20 candidates · under a minute'
+    """
+    return jobs.LaunchEstimate(
+        plan.n_new, sampling_throughput(con, plan.model), cost=plan.mean_max_tokens
+    )

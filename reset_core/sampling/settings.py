@@ -33,6 +33,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+#: The first-run defaults of the Sample page and ``reset-studio sample`` (one place for
+#: both): a 3 x 2 grid at 64 new tokens, so a first run on a CPU laptop takes about a
+#: minute. Raise max_tokens (and the example count) for real data; see the README.
+DEFAULT_TEMPERATURES = (0.1, 0.5, 1.0)
+DEFAULT_TOP_KS = (20, -1)
+DEFAULT_MAX_TOKENS = 64
+
 #: Candidate and request seeds stay below 2**63 so they fit BIGINT and every engine's seed.
 _SEED_MASK = (1 << 63) - 1
 
@@ -187,9 +194,9 @@ def candidate_id(example_id: str, model_id: str, setting_id: str, sample_index: 
 
 
 def default_grid(
-    temperatures: Iterable[float] = (0.1, 0.5, 1.0),
-    top_ks: Iterable[int] = (20, -1),
-    max_tokens: int = 128,
+    temperatures: Iterable[float] = DEFAULT_TEMPERATURES,
+    top_ks: Iterable[int] = DEFAULT_TOP_KS,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     n: int = 1,
     seed: int = 0,
 ) -> list[DecodingSetting]:

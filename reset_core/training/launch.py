@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from pathlib import Path
@@ -31,6 +32,12 @@ from reset_core.training.queries import next_model_label
 
 ENTRY = "reset_core.training.worker:train_job"
 STAGE_OF_PRESET = {"MTL": "mtl", "RESET": "reset", "RESET-S": "reset"}
+#: Before a model's first run the estimate assumes (steps/s at 4 examples a step, i.e.
+#: ``per_device_train_batch_size`` x ``gradient_accumulation_steps``, seconds to start):
+#: the embedded SmolLM2-135M with LoRA on 2 CPU cores, about 25 s a step of demo-length
+#: examples (~600 tokens each) and 20 s to import and load; on a busy shared machine it
+#: has been five times slower. Bigger models are slower.
+DEFAULT_STEP_RATE = (0.04, 20.0)
 
 
 def model_id_for(path: str, adapter_path: str | None = None) -> str:
@@ -211,3 +218,64 @@ def register_model(con, job_id: str) -> str | None:
         con.execute("ROLLBACK")
         raise
     return model_id
+
+
+def planned_steps(cfg: TrainConfig, n_items: int) -> int:
+    """Optimizer steps a run of ``cfg`` on ``n_items`` examples makes (on one device).
+
+    >>> planned_steps(TrainConfig(base_model="m"), 10)  # 3 batches of 4, one epoch
+    3
+    >>> planned_steps(TrainConfig(base_model="m", num_train_epochs=2,
+    ...                           gradient_accumulation_steps=2), 10)
+    4
+    >>> planned_steps(TrainConfig(base_model="m", max_steps=5), 1000)
+    5
+    """
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    batches = math.ceil(n_items / cfg.per_device_train_batch_size)
+    per_epoch = max(1, math.ceil(batches / cfg.gradient_accumulation_steps))
+    return math.ceil(cfg.num_train_epochs * per_epoch)
+
+
+def _examples_per_step(train: dict) -> float:
+    return train.get("per_device_train_batch_size", 4) * train.get("gradient_accumulation_steps", 1)
+
+
+def estimate_training(con, cfg: TrainConfig, n_items: int) -> jobs.LaunchEstimate:
+    """A run's optimizer steps and how long they should take here.
+
+    Measured on this database's last finished runs from the same starting model (its
+    rate normalised by examples a step), or the stated default before the first one.
+
+    >>> from reset_core.store import connect
+    >>> print(estimate_training(connect(":memory:"), TrainConfig(base_model="m"), 1000))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    250 steps · about 1.7 h (no run of this model yet: assuming ~0.04 steps/s at 4 examples a
+    step on CPU (SmolLM2-135M with LoRA on 2 cores; bigger models are slower), plus ~20 s to
+    start)
+    """
+    model_id = model_id_for(cfg.base_model)
+    runs = [
+        (config, progress)
+        for config, progress in jobs.finished_runs(con, "train")
+        if model_id_for(config["train"]["base_model"]) == model_id
+    ]
+    label = {"cost_label": "{:g} examples a step"}
+    throughput = jobs.measure(
+        runs,
+        unit="steps",
+        subject="this model",
+        cost_of=lambda config: _examples_per_step(config["train"]),
+        **label,
+    ) or jobs.Throughput(
+        "steps",
+        *DEFAULT_STEP_RATE,
+        "this model",
+        cost=4,
+        assumption="on CPU (SmolLM2-135M with LoRA on 2 cores; bigger models are slower)",
+        **label,
+    )
+    return jobs.LaunchEstimate(
+        planned_steps(cfg, n_items), throughput, cost=_examples_per_step(cfg.model_dump())
+    )
