@@ -31,7 +31,7 @@ def _follow(con, job_id: str, run_id: str | None) -> int:
     try:
         while True:
             p = sync_training(con, job_id)
-            line = f"{p.get('status')} step {p.get('n_done', 0)}/{p.get('n_total') or '?'}"
+            line = jobs.describe_progress(p, "steps")
             if p.get("loss") is not None:
                 line += f" loss {p['loss']:.4f}"
             if line != last:
