@@ -14,9 +14,12 @@ which greedy decoding then takes. So:
   per step (rows still differ by float rounding of padded attention, which is tiny);
 * each row stops at its own ``max_tokens`` (the sampler forces EOS there) inside a
   batch that runs to the longest one;
-* while a batch decodes, :class:`DecodeProgress` (a ``StoppingCriteria`` that never
-  stops) tells the caller's ``progress`` hook how far it is, step by step, so a job's
-  progress moves long before the batch's shard is written.
+* while a batch runs, the caller's ``progress`` hook hears how far it is, so a job's
+  progress moves long before the batch's shard is written: :class:`PrefillProgress`
+  (forward hooks on the decoder layers) reports the prefill layer by layer, the one
+  long step (every prompt token of every row at once: tens of seconds for a batch of
+  32 long prompts on a busy CPU), and :class:`DecodeProgress` (a ``StoppingCriteria``
+  that never stops) every decoding step after it.
 
 Seeds: every candidate gets ``setting.candidate_seed(example_id, sample_index)``,
 recorded with it; rerunning one candidate alone gives the same text.
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reset_core.sampling.base import (
@@ -171,6 +174,37 @@ class DecodeProgress:
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
+class PrefillProgress:
+    """Forward hooks on a decoder's layers that report the prefill, layer by layer.
+
+    The prefill runs every prompt token of the batch through the model in one forward
+    pass, the longest step of a batch; decoding steps after it pass one token per row,
+    which the hooks let through without a word. Remove them with :meth:`close`. A
+    model whose layers are not found (not a ``model.layers`` stack) gets no hooks.
+    """
+
+    def __init__(self, model: Any, report: Callable[[str], None]):
+        decoder = getattr(model, "model", None)
+        layers = list(getattr(decoder, "layers", None) or [])
+        self.report = report
+        self.handles = [
+            layer.register_forward_hook(self._hook(i + 1, len(layers)), with_kwargs=True)
+            for i, layer in enumerate(layers)
+        ]
+
+    def _hook(self, i: int, n: int):
+        def hook(module, args, kwargs, output):
+            hidden = args[0] if args else kwargs.get("hidden_states")
+            if hidden is not None and hidden.dim() == 3 and hidden.shape[1] > 1:
+                self.report(f"layer {i}/{n}")
+
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
 class TransformersGenerator:
     """The transformers backend: chat template, left padding, one generate call per batch."""
 
@@ -184,8 +218,10 @@ class TransformersGenerator:
         status: Status | None = None,
     ):
         status = status or (lambda text: None)
-        status("importing torch and transformers")
+        status("importing torch")
         import torch
+
+        status("importing transformers")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.spec = spec
@@ -201,10 +237,11 @@ class TransformersGenerator:
             "bfloat16": torch.bfloat16,
             "float16": torch.float16,
         }[spec.dtype]
-        status(f"reading the weights of {spec.display_name}")
         try:
             if tokenizer is None:
+                status("reading the tokenizer")
                 tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision)
+            status("reading the weights")
             if model is None:
                 model = AutoModelForCausalLM.from_pretrained(
                     spec.model, revision=spec.revision, dtype=dtype
@@ -299,8 +336,13 @@ class TransformersGenerator:
             eos_token_id=sorted(self.eos_ids),
         )
         stopping = StoppingCriteriaList()
+        prefill = None
         if progress is not None:
-            progress(0.0, f"reading {len(rows)} prompts")  # the prefill, before token 1
+            reading = f"reading {len(rows)} prompts"
+            progress(0.0, reading)
+            prefill = PrefillProgress(
+                self.model, lambda layer: progress(0.0, f"{reading}: {layer}")
+            )
             stopping.append(
                 DecodeProgress(
                     width,
@@ -325,6 +367,9 @@ class TransformersGenerator:
                 f"out of memory generating {len(rows)} candidates at once; lower batch_size "
                 f"(now {self.spec.batch_size}): {e}"
             ) from e
+        finally:
+            if prefill is not None:
+                prefill.close()
         latency_ms = (time.perf_counter() - t0) * 1000
         new_tokens = seqs[:, width:].tolist()
         results = []
