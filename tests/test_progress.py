@@ -134,3 +134,35 @@ def test_judging_worker_reports_items_within_one_shard(con, db_path, reports):
     assert in_flight == list(range(1, reports[first_shard]["n_done"] + 1))  # every item
     assert any("rouge_l" in (r["phase"] or "") for r in reports[:first_shard])
     assert reports[-1]["n_done"] == n_total
+
+
+def test_training_worker_reports_phases_and_micro_batches(con, db_path, tiny_model_dir, reports):
+    import pyarrow as pa
+
+    from reset_core.training.config import TrainConfig
+    from reset_core.training.launch import start_training
+    from reset_core.training.worker import train_job
+
+    cfg = TrainConfig(
+        base_model=str(tiny_model_dir),
+        max_steps=2,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=3,
+        merge=False,
+    )
+    data = pa.table({"prompt": ["Say hi."] * 6, "completion": ["Hi!"] * 6})
+    _, job_id = start_training(con, db_path, cfg, data=data, launch=False)
+    assert jobs.sync_job(con, job_id)["n_total"] is None  # steps, unknown before the trainer
+    train_job(_context(con, job_id))
+
+    assert reports[0]["phase"].startswith("loading ") and reports[0]["n_total"] is None
+    micro = [(r["n_done"], r["n_partial"], r["detail"]) for r in reports if r["n_partial"]]
+    # the forward/backward passes inside each optimizer step, before the step lands
+    assert micro == [
+        (0, pytest.approx(1 / 3, abs=1e-3), "micro-batch 1/3"),
+        (0, pytest.approx(2 / 3, abs=1e-3), "micro-batch 2/3"),
+        (1, pytest.approx(1 / 3, abs=1e-3), "micro-batch 1/3"),
+        (1, pytest.approx(2 / 3, abs=1e-3), "micro-batch 2/3"),
+    ]
+    assert [r["phase"] for r in reports][-1].startswith("saving the adapter")
+    assert max(r["n_done"] for r in reports) == 2 and reports[-1]["n_total"] == 2
