@@ -54,6 +54,7 @@ bench: setup model
 	$(PY) bench/import.py
 	$(PY) bench/judging.py
 	$(PY) bench/review_ui.py
+	$(PY) bench/ui_feedback.py
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR)

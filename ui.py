@@ -14,6 +14,9 @@ import streamlit as st
 from reset_core import paths, store
 from reset_core.jobs import about
 
+#: Seconds between two refreshes of a page's job progress while a job of its kind runs.
+POLL_S = 1.0
+
 
 def _route_through_app() -> None:
     """Make a first visit straight to a page URL still go through ``app.py``.
@@ -100,3 +103,20 @@ def launch_button(label: str, estimate, key: str, disabled: bool = False) -> boo
         question.empty()  # answered: the page goes on to say the job started
         st.session_state.pop(asking, None)
     return confirmed
+
+
+def follow_launched(launched_key: str, browse_key: str, reset: dict | None = None) -> None:
+    """Point a job browser (the widget ``browse_key``) at the job the user just launched.
+
+    The page stores a launched job's id under ``launched_key``; on the next run this
+    selects it once, so the browser shows the new job while it runs and when it ends,
+    and the user can still pick another one afterwards. ``reset``: other widgets to
+    put back (e.g. the page number). Call it before the browser widget is drawn.
+    """
+    launched = st.session_state.get(launched_key)
+    followed = f"_followed_{launched_key}"
+    if launched and st.session_state.get(followed) != launched:
+        st.session_state[browse_key] = launched
+        st.session_state[followed] = launched
+        for key, value in (reset or {}).items():
+            st.session_state[key] = value

@@ -2,6 +2,9 @@
 
 Ours: ``TransformersGenerator`` puts candidates from every example AND every
 decoding setting into the same ``generate`` calls (``--batch-size`` rows each).
+Ours + progress: the same, with the progress hooks a sampling job runs (prefill layer
+hooks, a per-step ``StoppingCriteria``, ``progress.json`` written through a
+``JobContext``), to show they cost nothing measurable.
 Naive: one ``model.generate`` per candidate, with that candidate's temperature,
 top-k, top-p and seed, which is what a straightforward script does.
 
@@ -29,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reset_core.jobs import JobContext  # noqa: E402
 from reset_core.paths import DEMO_FILE  # noqa: E402
 from reset_core.sampling.base import GenerationRequest, build_messages  # noqa: E402
 from reset_core.sampling.config import ModelSpec  # noqa: E402
@@ -96,6 +100,14 @@ def bench_model(label: str, path: str, args) -> dict:
     ours_s = time.perf_counter() - t0
     ours_tokens = sum(r.completion_tokens or 0 for r in results)
 
+    with tempfile.TemporaryDirectory() as job_dir:
+        ctx = JobContext(Path(job_dir), {})
+        ctx.start(len(results))
+        t0 = time.perf_counter()
+        with_progress = gen.generate(requests, progress=ctx.partial)
+        progress_s = time.perf_counter() - t0
+    assert [r.text for r in with_progress] == [r.text for r in results]
+
     t0 = time.perf_counter()
     n_naive, naive_tokens = naive(gen, requests)
     naive_s = time.perf_counter() - t0
@@ -106,6 +118,8 @@ def bench_model(label: str, path: str, args) -> dict:
         "ours_candidates_per_s": len(results) / ours_s,
         "naive_candidates_per_s": n_naive / naive_s,
         "ratio": (len(results) / ours_s) / (n_naive / naive_s),
+        "ours_progress_candidates_per_s": len(results) / progress_s,
+        "progress_over_ours_ratio": ours_s / progress_s,
         "ours_tokens_per_s": ours_tokens / ours_s,
         "naive_tokens_per_s": naive_tokens / naive_s,
         "ours_s": ours_s,
@@ -155,12 +169,13 @@ def main() -> None:
         f"{args.examples} examples; max_tokens {args.max_tokens}; batch {args.batch_size}"
     )
     print(
-        f"{'model':<9}{'cands':>6}{'ours c/s':>10}{'naive c/s':>11}{'ratio':>7}"
-        f"{'ours tok/s':>12}{'naive tok/s':>13}"
+        f"{'model':<9}{'cands':>6}{'ours c/s':>10}{'+progress c/s':>15}{'naive c/s':>11}"
+        f"{'ratio':>7}{'ours tok/s':>12}{'naive tok/s':>13}"
     )
     for r in rows:
         print(
             f"{r['model']:<9}{r['candidates']:>6}{r['ours_candidates_per_s']:>10.2f}"
+            f"{r['ours_progress_candidates_per_s']:>15.2f}"
             f"{r['naive_candidates_per_s']:>11.2f}{r['ratio']:>7.2f}"
             f"{r['ours_tokens_per_s']:>12.1f}{r['naive_tokens_per_s']:>13.1f}"
         )
@@ -172,6 +187,8 @@ def main() -> None:
             "ours_tokens_per_s",
             "naive_tokens_per_s",
             "ratio",
+            "ours_progress_candidates_per_s",
+            "progress_over_ours_ratio",
         ):
             figures[f"{r['model']}_{key}"] = round(r[key], 3)
     print(json.dumps(figures))

@@ -148,27 +148,41 @@ if specs and n_cand:
 elif not specs:
     st.warning("Choose at least one judge.")
 
-for job_id, status in jobs.recent_jobs(con, "judge", limit=5):
-    if status in jobs.ACTIVE:
-        prog = sync_judge_job(con, job_id)
-        status = prog["status"]
-    else:
-        prog = jobs.read_json(jobs.work_dir(con, job_id) / "progress.json")
-    c1, c2, c3 = st.columns([3, 1, 1])
-    c1.progress(
-        min(1.0, prog.get("n_done", 0) / max(prog.get("n_total") or 1, 1)),
-        text=f"{job_id}: {status} ({prog.get('n_done', 0)}/{prog.get('n_total', '?')})",
-    )
-    if status in jobs.ACTIVE:
-        if c2.button("Refresh", key=f"refresh_{job_id}"):
+judging_now = jobs.active_job_ids(con, "judge")
+
+
+@st.fragment(run_every=ui.POLL_S if judging_now else None)
+def judge_jobs(watching: list[str]) -> None:
+    """The latest judging jobs, newest (the one just launched) first, live while one runs.
+
+    When a job that was running at the last full page run ends, the whole page reruns
+    once: the items still to judge, the judgments and the picks below are recounted.
+    """
+    cur = ui.cursor()
+    for job_id, status in jobs.recent_jobs(cur, "judge", limit=5):
+        if status in jobs.ACTIVE:
+            prog = sync_judge_job(cur, job_id)
+        else:
+            prog = {
+                **jobs.read_json(jobs.work_dir(cur, job_id) / "progress.json"),
+                "status": status,
+            }
+        c1, c2 = st.columns([5, 1])
+        c1.progress(
+            jobs.progress_fraction(prog), text=f"{job_id}: {jobs.describe_progress(prog, 'items')}"
+        )
+        if prog["status"] in jobs.ACTIVE and c2.button("Cancel", key=f"cancel_{job_id}"):
+            jobs.cancel(cur, job_id)
             st.rerun()
-        if c3.button("Cancel", key=f"cancel_{job_id}"):
-            jobs.cancel(con, job_id)
-            st.rerun()
-    if prog.get("ledger"):
-        c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
-    if prog.get("error"):
-        st.warning(prog["error"])
+        if prog.get("ledger"):
+            c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
+        if prog.get("error"):
+            st.warning(prog["error"])
+    if set(watching) - set(jobs.active_job_ids(cur, "judge")):
+        st.rerun()  # a job ended: recount the page, stop polling
+
+
+judge_jobs(judging_now)
 
 # ----------------------------------------------------------------------------- judgments
 st.header("3 · Judgments")

@@ -224,35 +224,38 @@ if ui.launch_button("Start sampling", estimate, key="sample_start", disabled=pla
 
 # ----------------------------------------------------------------------------- jobs
 st.header("Jobs")
-active = len(jobs.active_job_ids(con, "sample"))
+watching = jobs.active_job_ids(con, "sample")
+ui.follow_launched("sample_job", "sample_browse_job", reset={"sample_page": 0})
 
 
-@st.fragment(run_every=2.0 if active else None)
-def job_view() -> None:
+@st.fragment(run_every=ui.POLL_S if watching else None)
+def job_view(watching: list[str]) -> None:
+    """Live progress of running jobs (polled while any runs), the job list, the browser.
+
+    When a job that was running at the last full page run ends, the whole page reruns
+    once, so every count that depends on it ("To generate") is fresh.
+    """
     cur = ui.cursor()
     for job_id in jobs.active_job_ids(cur, "sample"):
         p = sync_sampling(cur, job_id)
-        done, total = p.get("n_done", 0), p.get("n_total") or 0
-        rate, eta = p.get("rate_per_s") or 0.0, p.get("eta_s")
         c1, c2 = st.columns([5, 1])
         c1.progress(
-            min(done / total, 1.0) if total else 0.0,
-            text=f"{job_id}: {done:,}/{total:,} candidates · {rate:.2f} candidates/s · "
-            f"ETA {'…' if eta is None else f'{eta:.0f} s'}",
+            jobs.progress_fraction(p), text=f"{job_id}: {jobs.describe_progress(p, 'candidates')}"
         )
-        if c2.button("Cancel", key=f"cancel_{job_id}"):
+        if p["status"] in jobs.ACTIVE and c2.button("Cancel", key=f"cancel_{job_id}"):
             jobs.cancel(cur, job_id)
             st.rerun()
+    if set(watching) - set(jobs.active_job_ids(cur, "sample")):
+        st.rerun()  # a job ended: recount the page, stop polling
     table = sampling_jobs(cur)
     if table.empty:
         st.info("No sampling jobs yet.")
         return
     st.dataframe(table, hide_index=True)
     ids = table["job_id"].tolist()
-    current = st.session_state.get("sample_job")
-    job_id = st.selectbox(
-        "Job", ids, index=ids.index(current) if current in ids else 0, key="sample_browse_job"
-    )
+    if st.session_state.get("sample_browse_job") not in ids:
+        st.session_state["sample_browse_job"] = ids[0]
+    job_id = st.selectbox("Job", ids, key="sample_browse_job")
     row = table[table["job_id"] == job_id].iloc[0]
     if row["status"] in ("failed", "cancelled"):
         if row["error"]:
@@ -260,10 +263,11 @@ def job_view() -> None:
         if st.button("Resume (make only the missing candidates)", key="sample_resume"):
             try:
                 resume_sampling(cur, job_id)
+                st.session_state["sample_job"] = job_id
                 st.rerun()
             except SamplingRejected as e:
                 st.error(str(e))
-    page = int(st.number_input("Page", min_value=0, value=0, key="sample_page"))
+    page = int(st.number_input("Page", min_value=0, key="sample_page"))
     st.dataframe(
         job_candidates(cur, job_id, limit=25, offset=page * 25),
         hide_index=True,
@@ -278,4 +282,4 @@ def job_view() -> None:
     )
 
 
-job_view()
+job_view(watching)

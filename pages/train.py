@@ -420,14 +420,16 @@ def runs_tab(con) -> None:
         st.info("No training runs yet.")
         return
     ids = list(table["run_id"])
-    watch = st.session_state.get("tr_watch")
-    run_id = st.selectbox(
-        "Run", ids, index=ids.index(watch) if watch in ids else 0, key="runs_pick"
-    )
+    ui.follow_launched("tr_watch", "runs_pick")
+    if st.session_state.get("runs_pick") not in ids:
+        st.session_state["runs_pick"] = ids[0]
+    run_id = st.selectbox("Run", ids, key="runs_pick")
     job_id = table.set_index("run_id").loc[run_id, "job_id"]
     status = table.set_index("run_id").loc[run_id, "status"]
-    # Polls every 2 s while the run is active; only this part reruns.
-    st.fragment(run_every=2 if status in jobs.ACTIVE else None)(live_run)(run_id, job_id, status)
+    # Polls while the run is active; only this part reruns.
+    st.fragment(run_every=ui.POLL_S if status in jobs.ACTIVE else None)(live_run)(
+        run_id, job_id, status
+    )
     st.dataframe(table, hide_index=True, width="stretch")
 
 
@@ -439,11 +441,7 @@ def live_run(run_id: str, job_id: str, status: str) -> None:
     """
     cur = ui.cursor()
     p = runs.sync_training(cur, job_id)
-    total, done = p.get("n_total") or 0, p.get("n_done") or 0
-    st.progress(
-        min(done / total, 1.0) if total else 0.0,
-        text=f"{p.get('status')}: step {done}/{total or '?'}",
-    )
+    st.progress(jobs.progress_fraction(p), text=jobs.describe_progress(p, "steps"))
     if p.get("error"):
         st.error(p["error"])
     if p.get("model_id"):

@@ -8,7 +8,8 @@ the database::
         job.json        what to run: {"kind", "entry": "module:function", "config"}
         input.parquet   the work items (written by the app before launch)
         shards/         results, one Parquet file per batch (tmp name, then rename)
-        progress.json   {"status", "n_done", "n_total", "rate_per_s", "error", ...}
+        progress.json   {"status", "phase", "detail", "n_done", "n_partial", "n_total",
+                         "rate_per_s", "eta_s", "error", ...}
         cancel          present = please stop after the current batch
         worker.log      the worker's stdout/stderr
 
@@ -16,6 +17,11 @@ The worker calls ``entry(ctx)`` with a :class:`JobContext`. It skips keys it has
 already written (:meth:`JobContext.done_keys`), so rerunning a killed job redoes
 only what is missing. The app polls :func:`sync_job`, which ingests finished shards
 by key and mirrors progress into the ``jobs`` table.
+
+Progress moves while a batch is still in flight, not only when its shard lands:
+``n_done`` counts saved work, ``n_partial`` the finished part of the batch in flight
+(decoded tokens, answered requests), ``phase``/``detail`` say what the worker is doing
+(loading a model, which batch). :func:`describe_progress` turns that into one line.
 """
 
 from __future__ import annotations
@@ -68,14 +74,34 @@ def write_shard(shard_dir: Path, table: pa.Table, prefix: str = "shard") -> Path
 
 @dataclass
 class JobContext:
-    """What a worker function gets: its folder, config, inputs and reporting hooks."""
+    """What a worker function gets: its folder, config, inputs and reporting hooks.
+
+    Reporting, in the order a worker calls it::
+
+        ctx.start(n_total, n_done)          # what there is to do (resume: what is done)
+        ctx.phase("loading model")          # a step without countable work
+        ctx.phase("generating", clock=True) # the work starts: rate is timed from here
+        ctx.partial(12.5, "token 9/48")     # the batch in flight: finished part of it
+        ctx.write(table)                    # the batch is saved: n_done += its rows
+
+    :meth:`partial` may be called every decoding step or every answered request; it
+    writes ``progress.json`` at most every ``report_every_s`` seconds.
+    """
 
     job_dir: Path
     config: dict[str, Any]
-    n_total: int = 0
+    #: None until :meth:`start`: the app's planned size stands in (see :func:`sync_job`).
+    n_total: int | None = None
     n_done: int = 0
+    #: Finished work of the batch in flight (not saved yet), in the same unit as n_done.
+    n_partial: float = 0.0
+    #: Shortest interval between two in-flight (:meth:`partial`) progress writes.
+    report_every_s: float = 0.5
     _started: float = field(default_factory=time.monotonic)
-    _done_at_start: int = 0
+    _done_at_start: float = 0
+    _last_write: float = 0.0
+    _phase: str | None = None
+    _detail: str | None = None
     #: Wall-clock times (epoch s) the worker began and its work began (after imports and
     #: model loading): with the final rate they are what launch estimates are measured on.
     worker_started_at: float = field(default_factory=time.time)
@@ -107,32 +133,68 @@ class JobContext:
         self.advance(table.num_rows if n_items is None else n_items)
 
     def start(self, n_total: int, n_done: int = 0) -> None:
-        self.n_total, self.n_done, self._done_at_start = n_total, n_done, n_done
-        self._started = time.monotonic()
-        self.work_started_at = time.time()
+        """Say how much work the job has (and, on resume, how much is already done)."""
+        self.n_total, self.n_done, self.n_partial = n_total, n_done, 0.0
+        self._restart_clock()
         self._report("running")
 
+    def phase(self, text: str | None, clock: bool = False) -> None:
+        """Say what the worker is doing now (``"loading model"``); written at once.
+
+        ``clock=True`` restarts the rate clock: the rate then measures the work alone,
+        not the model load before it.
+        """
+        self._phase, self._detail = text, None
+        if clock:
+            self._restart_clock()
+        self._report("running")
+
+    def partial(self, n: float, detail: str | None = None) -> None:
+        """Finished part of the batch in flight (e.g. 12.5 of 32 candidates), not saved yet.
+
+        Cheap to call often: it writes ``progress.json`` at most every ``report_every_s``.
+        """
+        self.n_partial, self._detail = float(n), detail
+        if time.monotonic() - self._last_write >= self.report_every_s:
+            self._report("running")
+
     def advance(self, n: int) -> None:
+        """Count ``n`` items as done and saved; the batch in flight is over."""
         self.n_done += n
+        self.n_partial, self._detail = 0.0, None
         self._report("running")
 
     def progress(self, n_done: int, **extra: Any) -> None:
         """Report absolute progress (e.g. optimizer steps) plus stage-specific fields."""
-        self.n_done = n_done
+        self.n_done, self.n_partial = n_done, 0.0
         self._report("running", **extra)
 
+    def _restart_clock(self) -> None:
+        # The work (as launch estimates measure it) begins when the rate clock starts:
+        # after imports and model loading.
+        self._started = time.monotonic()
+        self._done_at_start = self.n_done + self.n_partial
+        self.work_started_at = time.time()
+
     def _report(self, status: str, error: str | None = None, **extra: Any) -> None:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        rate = (self.n_done - self._done_at_start) / elapsed
-        left = self.n_total - self.n_done
+        now = time.monotonic()
+        # Rate and ETA from work actually finished since the clock started (saved rows
+        # plus the finished part of the batch in flight); no work yet, no rate.
+        worked = self.n_done + self.n_partial - self._done_at_start
+        rate = worked / max(now - self._started, 1e-9) if worked > 0 else None
+        left = None if self.n_total is None else max(self.n_total - self.n_done - self.n_partial, 0)
+        self._last_write = now
         write_json_atomic(
             self.job_dir / "progress.json",
             {
                 "status": status,
+                "phase": self._phase,
+                "detail": self._detail,
                 "n_done": self.n_done,
+                "n_partial": round(self.n_partial, 3),
                 "n_total": self.n_total,
                 "rate_per_s": rate,
-                "eta_s": (left / rate) if rate > 0 else None,
+                "eta_s": (left / rate) if rate and left is not None else None,
                 "error": error,
                 "pid": os.getpid(),
                 "updated_at": time.time(),
@@ -201,7 +263,15 @@ def launch(con, job_id: str) -> int:
     previous = read_json(job_dir / "progress.json")
     if previous:
         write_json_atomic(
-            job_dir / "progress.json", {**previous, "status": "queued", "error": None, "pid": None}
+            job_dir / "progress.json",
+            {
+                **previous,
+                "status": "queued",
+                "error": None,
+                "pid": None,
+                "phase": None,
+                "detail": None,
+            },
         )
     log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
@@ -254,7 +324,7 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     """
     from reset_core.store import one
 
-    row = one(con, "SELECT work_dir, pid, status FROM jobs WHERE job_id=?", [job_id])
+    row = one(con, "SELECT work_dir, pid, status, n_total FROM jobs WHERE job_id=?", [job_id])
     if row is None:
         raise KeyError(f"no job {job_id!r}")
     work_dir, pid, status = Path(row[0]), row[1], row[2]
@@ -272,6 +342,8 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
     if new_status in ACTIVE and status not in ACTIVE:
         new_status = status  # a stale progress file from an earlier attempt
     progress["status"] = new_status
+    # Before the worker has counted its work, the size the app planned stands in.
+    progress["n_total"] = progress.get("n_total") or row[3]
     con.execute(
         "UPDATE jobs SET status=?, n_done=?, n_total=coalesce(?, n_total), error=?, "
         "finished_at = CASE WHEN ? IN ('done','failed','cancelled','stopped') "
@@ -289,6 +361,70 @@ def sync_job(con, job_id: str, ingest: Callable[[Path], int] | None = None) -> d
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def progress_fraction(progress: dict[str, Any]) -> float:
+    """How far a job is, in [0, 1]: saved work plus the finished part of the batch in flight.
+
+    >>> progress_fraction({"n_done": 32, "n_partial": 8.0, "n_total": 80})
+    0.5
+    >>> progress_fraction({"status": "queued"})
+    0.0
+    """
+    total = progress.get("n_total") or 0
+    if not total:
+        return 0.0
+    done = (progress.get("n_done") or 0) + (progress.get("n_partial") or 0)
+    return min(max(done / total, 0.0), 1.0)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_progress(progress: dict[str, Any], unit: str = "items") -> str:
+    """One line for a job's progress: counts, what it is doing, rate and ETA.
+
+    The counts are saved work; what the batch in flight has finished shows in the
+    rate, the ETA and :func:`progress_fraction`. No rate is shown before any work
+    finished (a model still loading has no rate yet).
+
+    >>> describe_progress({"status": "running", "phase": "generating",
+    ...     "detail": "batch 1/2 · token 12/48", "n_done": 0, "n_partial": 8.0,
+    ...     "n_total": 48, "rate_per_s": 2.0, "eta_s": 20.0, "updated_at": 1.0}, "candidates")
+    'running · 0/48 candidates · generating: batch 1/2 · token 12/48 · 2.00 candidates/s · ETA 20 s'
+    >>> describe_progress({"status": "running", "phase": "loading model", "n_done": 0,
+    ...     "n_total": 48, "rate_per_s": None, "updated_at": 1.0}, "candidates")
+    'running · 0/48 candidates · loading model'
+    >>> describe_progress({"status": "done", "n_done": 48, "n_total": 48, "phase": "generating"},
+    ...     "candidates")
+    'done · 48/48 candidates'
+    >>> describe_progress({"status": "running", "n_total": 10})  # no report from the worker yet
+    'running · 0/10 items · starting the worker'
+    """
+    status = progress.get("status") or "queued"
+    total = progress.get("n_total")
+    parts = [
+        status,
+        f"{progress.get('n_done') or 0:,}/{'?' if total is None else f'{total:,}'} {unit}",
+    ]
+    if status not in ACTIVE:
+        return " · ".join(parts)
+    phase, detail = progress.get("phase"), progress.get("detail")
+    if status == "queued" or not progress.get("updated_at"):  # the worker has not reported
+        phase, detail = "starting the worker", None
+    if phase or detail:
+        parts.append(": ".join(x for x in (phase, detail) if x))
+    rate, eta = progress.get("rate_per_s"), progress.get("eta_s")
+    if rate:
+        parts.append(f"{rate:.2f} {unit}/s")
+        if eta is not None:
+            parts.append(f"ETA {_duration(eta)}")
+    return " · ".join(parts)
 
 
 def recent_jobs(con, kind: str, limit: int = 5) -> list[tuple[str, str]]:

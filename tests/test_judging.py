@@ -89,6 +89,12 @@ def test_judge_contract(judge):
         if "task" in judge.aspects:
             assert by[("c4", "task")].status == "not_applicable"
     assert judge.judge(ITEMS[:0]) == []
+    # progress: never back, ends at every item; heard per item or per request
+    heard: list[int] = []
+    assert len(judge.judge(ITEMS, progress=heard.append)) == len(ITEMS)
+    assert heard == sorted(heard) and heard[-1] == len(ITEMS)
+    if judge.kind == "metric":
+        assert heard == list(range(1, len(ITEMS) + 1))
 
 
 def test_metric_values_by_hand():

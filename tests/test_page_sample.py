@@ -86,7 +86,23 @@ def test_unreachable_endpoint_is_rejected_at_launch(page):
     assert any("unreachable" in e.value for e in at.error)
 
 
-def test_launch_watch_and_browse_a_job(page, con, tiny_model_dir):
+def _wait_for_worker(db_path: Path, job_id: str, timeout_s: float = 120) -> dict:
+    """Wait for the worker itself (its progress file), without running the page."""
+    from reset_core.jobs import read_json
+
+    progress = Path(db_path).parent / "jobs" / job_id / "progress.json"
+    deadline = time.monotonic() + timeout_s
+    while read_json(progress).get("status") not in ("done", "failed", "cancelled"):
+        assert time.monotonic() < deadline, read_json(progress)
+        time.sleep(0.2)
+    return read_json(progress)
+
+
+def _progress_texts(at) -> list[str]:
+    return [p.proto.text for p in at.get("progress")]
+
+
+def test_launch_watch_and_browse_a_job(page, con, db_path, tiny_model_dir):
     at = page.run()
     at.radio(key="sample_model_source").set_value("Local folder").run()
     at.text_input(key="sample_model_ref").set_value(str(tiny_model_dir))
@@ -96,16 +112,17 @@ def test_launch_watch_and_browse_a_job(page, con, tiny_model_dir):
     at.button(key="sample_start").click().run()
     assert any("Started job" in s.value for s in at.success)
     job_id = at.session_state["sample_job"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        at.run()
-        status = con.execute("SELECT status FROM jobs WHERE job_id=?", [job_id]).fetchall()[0][0]
-        if status not in ("queued", "running"):
-            break
-        time.sleep(0.5)
-    assert status == "done"
+    # While it runs: its live line (counts, what it does) and the browser on it.
+    [line] = _progress_texts(at)
+    assert line.startswith(f"{job_id}: ") and "/18 candidates" in line
+    assert at.selectbox(key="sample_browse_job").value == job_id
+    assert _wait_for_worker(db_path, job_id)["status"] == "done"
+    # One run, no click: the page ingests the finished job and reruns itself, so the
+    # counts above the jobs are fresh and the polling stops.
     at.run()
     assert not at.exception
+    assert _progress_texts(at) == []
+    assert _metric(at, "To generate") == "0"
     browse = at.dataframe[-1].value
     assert len(browse) == 18 and set(browse["instruction"]) and browse["text"].notna().all()
     # Grouped by example, then setting, then sample; the setting by its values, first.
@@ -143,3 +160,34 @@ def test_trained_models_are_picked_by_name_and_lineage(page, con):
     picker = at.selectbox(key="sample_trained")
     # Not the curated set id it was once named after, nor a path.
     assert picker.options == ["SmolLM2-135M-Instruct + LoRA (RESET round 1)"]
+
+
+def test_the_job_just_launched_is_the_one_browsed(page, db_path, tiny_model_dir):
+    at = page.run()
+    at.radio(key="sample_model_source").set_value("Local folder").run()
+    at.text_input(key="sample_model_ref").set_value(str(tiny_model_dir))
+    at.text_input(key="grid_temperatures").set_value("0.5")
+    at.text_input(key="grid_top_ks").set_value("-1")
+    at.number_input(key="sample_count").set_value(2)
+    at.number_input(key="grid_max_tokens").set_value(3).run()
+    at.button(key="sample_start").click().run()
+    first = at.session_state["sample_job"]
+    _wait_for_worker(db_path, first)
+    at.run()
+    at.number_input(key="sample_page").set_value(1).run()  # the user pages through it
+    # A second job (another max_tokens: new candidates) takes over the browser.
+    at.number_input(key="grid_max_tokens").set_value(5).run()
+    at.button(key="sample_start").click().run()
+    second = at.session_state["sample_job"]
+    assert second != first
+    assert at.selectbox(key="sample_browse_job").value == second
+    assert at.number_input(key="sample_page").value == 0
+    _wait_for_worker(db_path, second)
+    at.run()
+    assert at.selectbox(key="sample_browse_job").value == second
+    assert len(at.dataframe[-1].value) == 2
+    # ... and the user can still go back to the first one.
+    at.selectbox(key="sample_browse_job").set_value(first).run()
+    assert at.selectbox(key="sample_browse_job").value == first
+    at.run()
+    assert at.selectbox(key="sample_browse_job").value == first

@@ -102,6 +102,26 @@ def test_contract_one_result_per_requested_candidate(engine, make_generator):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_contract_progress_moves_during_the_call_and_ends_at_the_results(engine, make_generator):
+    """``progress`` never goes back and ends at the number of results; every engine that
+    can tell reports before the call is over (per decoding step or answered request)."""
+    gen = make_generator(engine, batch_size=64) if engine == "transformers" else None
+    gen = gen or make_generator(engine)
+    heard: list[tuple[float, str | None]] = []
+    results = gen.generate(_requests(), progress=lambda done, detail: heard.append((done, detail)))
+    done = [d for d, _ in heard]
+    assert done == sorted(done) and done[-1] == len(results)
+    before_the_end = [d for d in done if d < len(results)]
+    if engine != "vllm":  # vLLM's one generate call reports only its end
+        assert len(set(before_the_end)) >= 3
+    if engine == "transformers":
+        # one generate call for all 20 candidates, so the steps inside it were heard,
+        # counting finished rows and the decoded share of the others
+        assert any(d and d.startswith("token ") for _, d in heard)
+        assert any(0 < x < len(results) and x != int(x) for x in before_the_end)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_contract_same_requests_same_candidates(engine, make_generator):
     gen = make_generator(engine)
     first = {(r.example_id, r.setting_id, r.sample_index): r for r in gen.generate(_requests())}

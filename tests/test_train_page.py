@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 from training_data import add_event, fill_picks
 
 from reset_core.store import connect
-from reset_core.training.launch import ensure_model
+from reset_core.training.config import TrainConfig
+from reset_core.training.launch import ensure_model, start_training
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +39,14 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     add_event(con, "v1", "e002", "veto", "c002-0")
     add_event(con, "u1", "e002", "undo", value={"event_id": "v1"})
     base_id = ensure_model(con, str(tiny_model_dir), name="tiny")
+    # An older run (never launched), so the Runs tab already shows a run before ours.
+    older, _ = start_training(
+        con,
+        db_path,
+        TrainConfig(base_model=str(tiny_model_dir)),
+        data=pa.table({"prompt": ["Say hi."], "completion": ["Hi!"]}),
+        launch=False,
+    )
     con.close()
 
     at = _app(db_path)
@@ -71,6 +81,10 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     _by_key(at.button, "tr_go").click().run()
     assert not at.exception, at.exception
     assert any("Started run" in s.value for s in at.success), [e.value for e in at.error]
+    # The run just started is the one the Runs tab follows, live.
+    run_id = at.session_state["tr_watch"]
+    assert run_id != older and _by_key(at.selectbox, "runs_pick").value == run_id
+    assert "steps" in at.get("progress")[0].proto.text
 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

@@ -82,13 +82,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     try:
         while True:
             progress = sync_sampling(con, job_id)
-            rate, eta = progress.get("rate_per_s") or 0.0, progress.get("eta_s")
-            print(
-                f"\r{progress.get('n_done', 0)}/{progress.get('n_total', '?')} candidates, "
-                f"{rate:.2f}/s, ETA {'?' if eta is None else f'{eta:.0f} s'}   ",
-                end="",
-                flush=True,
-            )
+            line = jobs.describe_progress(progress, "candidates")
+            print(f"\r{line:<110.110}", end="", flush=True)
             if progress["status"] not in jobs.ACTIVE:
                 break
             time.sleep(args.poll_s)

@@ -32,12 +32,14 @@ def _follow(con, job_id: str, run_id: str | None) -> int:
     try:
         while True:
             p = sync_training(con, job_id)
-            line = f"{p.get('status')} step {p.get('n_done', 0)}/{p.get('n_total') or '?'}"
-            if p.get("loss") is not None:
-                line += f" loss {p['loss']:.4f}"
-            if line != last:
+            # A line per step or phase change, not per poll (the rate moves every poll).
+            moved = (p.get("status"), p.get("n_done"), p.get("phase"), p.get("detail"))
+            if moved != last:
+                line = jobs.describe_progress(p, "steps")
+                if p.get("loss") is not None:
+                    line += f" · loss {p['loss']:.4f}"
                 print(line, flush=True)
-                last = line
+                last = moved
             if p.get("status") in ("done", "failed", "cancelled"):
                 break
             time.sleep(2)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -104,7 +105,12 @@ class Judge(Protocol):
     aspects: tuple[str, ...]
     description: str  # what it measures and what it cannot, shown in the UI
 
-    def judge(self, items: list[JudgeItem]) -> list[Judgment]: ...
+    def judge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
+        """One judgment per item. ``progress(k)`` hears, while the call runs, how many
+        of its items are judged so far (per item or per answered request)."""
+        ...
 
 
 def judgment_id(job_id: str, judge_id: str, candidate_id: str, aspect: str) -> str:

@@ -23,6 +23,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -375,12 +376,17 @@ class LLMJudge(_PromptJudge):
     def endpoint(self) -> Endpoint:
         return env_endpoint(self.config.base_url, self.config.base_url_env, self.config.api_key_env)
 
-    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+    def judge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
         """Judge the items; items not sent because of the budget cap get no judgment."""
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(self.ajudge(items))
+            return runner.run(self.ajudge(items, progress))
 
-    async def ajudge(self, items: list[JudgeItem]) -> list[Judgment]:
+    async def ajudge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
+        """The async form of :meth:`judge`; ``progress`` hears every settled request."""
         reqs = self.requests(items)
         hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
         cfg = self.config
@@ -394,8 +400,18 @@ class LLMJudge(_PromptJudge):
         )
         worst = {r.key: self._worst_case(r) for r in reqs}
         new_cache: dict[str, dict] = {}
+        settled = 0
 
         async def one(req: Request) -> list[Judgment]:
+            nonlocal settled
+            try:
+                return await judged(req)
+            finally:  # answered, failed or refused by the budget: this request is over
+                settled += len(req.items)
+                if progress is not None:
+                    progress(settled)
+
+        async def judged(req: Request) -> list[Judgment]:
             if req.key in hits:
                 self.ledger.cache_hits += 1
                 return self._from_body(req, CallResult("ok", body=hits[req.key], cached=True))
@@ -529,7 +545,9 @@ class LocalLLMJudge(_PromptJudge):
             self._loaded = (tok, model)
         return self._loaded
 
-    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+    def judge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
         import torch
 
         tok, model = self._load()
@@ -561,4 +579,6 @@ class LocalLLMJudge(_PromptJudge):
                 for j in js:
                     j.prompt_tokens, j.completion_tokens = int(n_in), n_out
                 out += js
+            if progress is not None:
+                progress(sum(len(r.items) for r in reqs[: i + self.batch_size]))
         return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cached_property
 
 from reset_core.judging.base import JudgeItem, Judgment, not_applicable
@@ -43,30 +44,33 @@ class _MetricJudge:
     def judge_id(self) -> str:
         return f"metric:{self.name}:v{self.version}"
 
-    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+    def judge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
         out = []
         for it in items:
-            if it.aspect not in self.aspects:
-                out.append(not_applicable(self.judge_id, it, f"{self.name} scores {self.aspects}"))
-                continue
-            why = self._inapplicable(it)
-            if why:
-                out.append(not_applicable(self.judge_id, it, why))
-                continue
-            score, rationale = self._score(it)
-            out.append(
-                Judgment(
-                    it.candidate_id,
-                    it.example_id,
-                    it.aspect,
-                    self.judge_id,
-                    "ok",
-                    score=min(1.0, max(0.0, score)),
-                    raw_score=score,
-                    rationale=rationale,
-                )
-            )
+            out.append(self._judge_one(it))
+            if progress is not None:
+                progress(len(out))
         return out
+
+    def _judge_one(self, it: JudgeItem) -> Judgment:
+        if it.aspect not in self.aspects:
+            return not_applicable(self.judge_id, it, f"{self.name} scores {self.aspects}")
+        why = self._inapplicable(it)
+        if why:
+            return not_applicable(self.judge_id, it, why)
+        score, rationale = self._score(it)
+        return Judgment(
+            it.candidate_id,
+            it.example_id,
+            it.aspect,
+            self.judge_id,
+            "ok",
+            score=min(1.0, max(0.0, score)),
+            raw_score=score,
+            rationale=rationale,
+        )
 
     def _inapplicable(self, it: JudgeItem) -> str | None:
         return None

@@ -103,20 +103,24 @@ def run_judge_job(ctx) -> None:
     spent = _spent_by_judge(ctx.shard_dir)
     batch = int(cfg.get("batch_size", 256))
     ledgers: dict[str, dict] = {}
-    for spec in cfg["judges"]:
+    for n, spec in enumerate(cfg["judges"], 1):
         judge = build_judge(spec, cache=cfg.get("cache_path"))
         mine = todo.filter(pa.compute.equal(todo["judge_id"], judge.judge_id))
+        if mine.num_rows == 0:
+            continue
         ledger: Ledger | None = getattr(judge, "ledger", None)
         if ledger is not None:
             ledger.cost_usd = spent.get(judge.judge_id, 0.0)  # a resume counts what was spent
+        ctx.phase(f"judge {n}/{len(cfg['judges'])}: {judge.judge_id}")
         # An in-process model judges a few items a second on a CPU: smaller shards so
-        # progress, cancel and resume work at that pace too.
+        # cancel and resume work at that pace too. Progress moves per item or answered
+        # request within a shard either way.
         step = min(batch, 16) if spec.get("type") == "local" else batch
         for start in range(0, mine.num_rows, step):
             if ctx.cancelled():
                 return
             items = items_from_table(mine.slice(start, step))
-            judgments = judge.judge(items)
+            judgments = judge.judge(items, progress=ctx.partial)
             ctx.write(judgments_table(judgments, job_id))
             if ledger is not None:
                 ledgers[judge.judge_id] = ledger.summary()

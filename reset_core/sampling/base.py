@@ -11,7 +11,7 @@ one result per candidate. How it batches is its own business; the contract test 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,13 +57,30 @@ class ModelLoadError(RuntimeError):
     """The model could not be loaded or reached; the message names what and why."""
 
 
+#: ``progress(done, detail)``: candidates of this ``generate`` call finished so far,
+#: fractional while they decode (a candidate 12 of 48 tokens in counts 0.25), and a
+#: short note on what runs (``"token 12/48"``) or None. Called often; must be cheap.
+Progress = Callable[[float, "str | None"], None]
+
+#: ``status(text)``: what a slow model load is doing (``"importing torch"``).
+Status = Callable[[str], None]
+
+
 class Generator(Protocol):
-    """A sampling backend. Construct with a :class:`ModelSpec`; ``close()`` frees it."""
+    """A sampling backend. Construct with a :class:`ModelSpec` (and optionally a
+    ``status`` hook that hears the steps of a slow load); ``close()`` frees it."""
 
     engine: str
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """One result per requested sample index of every request, in any order."""
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GenerationResult]:
+        """One result per requested sample index of every request, in any order.
+
+        ``progress`` hears how far the call is while it runs, as finely as the engine
+        can tell (every decoding step, every answered request); it ends at the number
+        of results.
+        """
         ...
 
     def close(self) -> None: ...

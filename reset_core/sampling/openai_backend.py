@@ -27,7 +27,13 @@ import os
 import time
 from collections.abc import Sequence
 
-from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.base import (
+    GenerationRequest,
+    GenerationResult,
+    ModelLoadError,
+    Progress,
+    Status,
+)
 from reset_core.sampling.config import ModelSpec
 
 
@@ -70,21 +76,36 @@ class OpenAIGenerator:
 
     engine = "openai"
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, status: Status | None = None):
         if not spec.base_url:
             raise ModelLoadError("the openai engine needs base_url")
         self.spec = spec
         self.n_supported: bool | None = None  # learnt from the first answers
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GenerationResult]:
         if not requests:
             return []
-        return asyncio.run(self._generate(requests))
+        return asyncio.run(self._generate(requests, progress))
 
-    async def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    async def _generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GenerationResult]:
         import openai
 
         sem = asyncio.Semaphore(self.spec.concurrency)
+        answered = 0
+
+        async def counted(client, req: GenerationRequest) -> list[GenerationResult]:
+            nonlocal answered
+            try:
+                return await self._one(client, sem, req)
+            finally:  # a failed request is over too: progress counts requests settled
+                answered += len(req.sample_indices)
+                if progress is not None:
+                    progress(answered, None)
+
         async with openai.AsyncOpenAI(
             base_url=self.spec.base_url,
             api_key=_api_key(self.spec),
@@ -92,7 +113,7 @@ class OpenAIGenerator:
             max_retries=4,
         ) as client:
             outcomes = await asyncio.gather(
-                *(self._one(client, sem, r) for r in requests), return_exceptions=True
+                *(counted(client, r) for r in requests), return_exceptions=True
             )
         results: list[GenerationResult] = []
         errors: list[str] = []

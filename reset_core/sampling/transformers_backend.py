@@ -13,7 +13,13 @@ which greedy decoding then takes. So:
   other rows shared its batch: every row's random stream is its own, drawn once
   per step (rows still differ by float rounding of padded attention, which is tiny);
 * each row stops at its own ``max_tokens`` (the sampler forces EOS there) inside a
-  batch that runs to the longest one.
+  batch that runs to the longest one;
+* while a batch runs, the caller's ``progress`` hook hears how far it is, so a job's
+  progress moves long before the batch's shard is written: :class:`PrefillProgress`
+  (forward hooks on the decoder layers) reports the prefill layer by layer, the one
+  long step (every prompt token of every row at once: tens of seconds for a batch of
+  32 long prompts on a busy CPU), and :class:`DecodeProgress` (a ``StoppingCriteria``
+  that never stops) every decoding step after it.
 
 Seeds: every candidate gets ``setting.candidate_seed(example_id, sample_index)``,
 recorded with it; rerunning one candidate alone gives the same text.
@@ -38,10 +44,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.base import (
+    GenerationRequest,
+    GenerationResult,
+    ModelLoadError,
+    Progress,
+    Status,
+)
 from reset_core.sampling.config import ModelSpec
 
 
@@ -118,13 +130,98 @@ class PerRowSampler:
         return out.scatter(1, choice.unsqueeze(1), 0.0)
 
 
+class DecodeProgress:
+    """A transformers ``StoppingCriteria`` that never stops a row: it reports decoding.
+
+    After a decoding step it hands ``report(done, "token i/n")`` the batch's finished
+    work in candidates: a row counts 1 once it has emitted EOS or reached its own
+    ``max_tokens``, else the share of its ``max_tokens`` decoded so far. It updates the
+    per-row "finished" mask on the device every step; on a GPU it reads the sum back
+    (a sync) at most every 0.2 s, on a CPU (no sync to save) every step. The caller
+    throttles what it writes.
+    """
+
+    def __init__(
+        self,
+        prompt_len: int,
+        max_tokens: Sequence[int],
+        eos_ids: Sequence[int],
+        report: Progress,
+        device: Any,
+    ):
+        import torch
+
+        every_s = 0.0 if torch.device(device).type == "cpu" else 0.2
+        self.prompt_len = prompt_len
+        self.steps = max(max_tokens)
+        self.max_tokens = torch.tensor(max_tokens, dtype=torch.float32, device=device)
+        self.eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
+        self.finished = torch.zeros(len(max_tokens), dtype=torch.bool, device=device)
+        self.report, self.every_s = report, every_s
+        self.last = 0.0
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_len
+        self.finished |= torch.isin(input_ids[:, -1], self.eos)
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            share = (step / self.max_tokens).clamp(max=1.0)
+            done = torch.where(self.finished, 1.0, share).sum()
+            self.report(float(done), f"token {step}/{self.steps}")
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class PrefillProgress:
+    """Forward hooks on a decoder's layers that report the prefill, layer by layer.
+
+    The prefill runs every prompt token of the batch through the model in one forward
+    pass, the longest step of a batch; decoding steps after it pass one token per row,
+    which the hooks let through without a word. Remove them with :meth:`close`. A
+    model whose layers are not found (not a ``model.layers`` stack) gets no hooks.
+    """
+
+    def __init__(self, model: Any, report: Callable[[str], None]):
+        decoder = getattr(model, "model", None)
+        layers = list(getattr(decoder, "layers", None) or [])
+        self.report = report
+        self.handles = [
+            layer.register_forward_hook(self._hook(i + 1, len(layers)), with_kwargs=True)
+            for i, layer in enumerate(layers)
+        ]
+
+    def _hook(self, i: int, n: int):
+        def hook(module, args, kwargs, output):
+            hidden = args[0] if args else kwargs.get("hidden_states")
+            if hidden is not None and hidden.dim() == 3 and hidden.shape[1] > 1:
+                self.report(f"layer {i}/{n}")
+
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
 class TransformersGenerator:
     """The transformers backend: chat template, left padding, one generate call per batch."""
 
     engine = "transformers"
 
-    def __init__(self, spec: ModelSpec, model: Any = None, tokenizer: Any = None):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: Any = None,
+        tokenizer: Any = None,
+        status: Status | None = None,
+    ):
+        status = status or (lambda text: None)
+        status("importing torch")
         import torch
+
+        status("importing transformers")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.spec = spec
@@ -142,7 +239,9 @@ class TransformersGenerator:
         }[spec.dtype]
         try:
             if tokenizer is None:
+                status("reading the tokenizer")
                 tokenizer = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision)
+            status("reading the weights")
             if model is None:
                 model = AutoModelForCausalLM.from_pretrained(
                     spec.model, revision=spec.revision, dtype=dtype
@@ -183,7 +282,9 @@ class TransformersGenerator:
             self._prompt_cache[key] = ids
         return ids
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GenerationResult]:
         rows = []
         for req in requests:
             ids = self.prompt_ids(req.messages)
@@ -194,12 +295,23 @@ class TransformersGenerator:
         out: list[GenerationResult] = []
         bs = self.spec.batch_size
         for start in range(0, len(rows), bs):
-            out += self._generate_batch(rows[start : start + bs])
+            report = None
+            if progress is not None:
+                n_before = len(out)
+
+                def report(done: float, detail: str | None, n_before: int = n_before) -> None:
+                    progress(n_before + done, detail)
+
+            out += self._generate_batch(rows[start : start + bs], report)
+            if progress is not None:
+                progress(len(out), None)
         return out
 
-    def _generate_batch(self, rows: list) -> list[GenerationResult]:
+    def _generate_batch(
+        self, rows: list, progress: Progress | None = None
+    ) -> list[GenerationResult]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(r[3]) for r in rows)
         pad = self.tokenizer.pad_token_id
@@ -223,6 +335,23 @@ class TransformersGenerator:
             pad_token_id=pad,
             eos_token_id=sorted(self.eos_ids),
         )
+        stopping = StoppingCriteriaList()
+        prefill = None
+        if progress is not None:
+            reading = f"reading {len(rows)} prompts"
+            progress(0.0, reading)
+            prefill = PrefillProgress(
+                self.model, lambda layer: progress(0.0, f"{reading}: {layer}")
+            )
+            stopping.append(
+                DecodeProgress(
+                    width,
+                    [s.max_tokens for s in settings],
+                    sorted(self.eos_ids),
+                    progress,
+                    self.device,
+                )
+            )
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -231,12 +360,16 @@ class TransformersGenerator:
                     attention_mask=mask.to(self.device),
                     generation_config=config,
                     logits_processor=LogitsProcessorList([sampler]),
+                    stopping_criteria=stopping,
                 )
         except torch.OutOfMemoryError as e:
             raise RuntimeError(
                 f"out of memory generating {len(rows)} candidates at once; lower batch_size "
                 f"(now {self.spec.batch_size}): {e}"
             ) from e
+        finally:
+            if prefill is not None:
+                prefill.close()
         latency_ms = (time.perf_counter() - t0) * 1000
         new_tokens = seqs[:, width:].tolist()
         results = []

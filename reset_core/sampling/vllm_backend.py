@@ -23,7 +23,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from reset_core.sampling.base import GenerationRequest, GenerationResult, ModelLoadError
+from reset_core.sampling.base import (
+    GenerationRequest,
+    GenerationResult,
+    ModelLoadError,
+    Progress,
+    Status,
+)
 from reset_core.sampling.config import ModelSpec
 
 
@@ -43,7 +49,9 @@ class VLLMGenerator:
 
     engine = "vllm"
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, status: Status | None = None):
+        if status is not None:
+            status("starting the vLLM engine")
         vllm = _import_vllm()
         self.spec = spec
         self._SamplingParams = vllm.SamplingParams
@@ -68,7 +76,11 @@ class VLLMGenerator:
             )
         return "\n\n".join(m["content"] for m in messages)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[GenerationResult]:
+        # ``progress`` hears only the end of the call: LLM.generate runs the whole batch
+        # in one go (on a GPU, seconds for thousands of candidates).
         if not requests:
             return []
         prompts, params = [], []
@@ -111,6 +123,8 @@ class VLLMGenerator:
                         latency_ms=latency_ms,
                     )
                 )
+        if progress is not None:
+            progress(len(results), None)
         return results
 
     def close(self) -> None:

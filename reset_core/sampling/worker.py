@@ -3,7 +3,9 @@
 It reads ``input.parquet`` (one row per example and decoding setting, with the sample
 indices to make), skips candidates already in this job's shards, and writes one
 Parquet shard of ``candidates`` rows per batch. It never opens the database. Between
-batches it checks for a cancel request. A model that fails to load, an out-of-memory
+batches it checks for a cancel request. Progress moves inside a batch too: the model
+load reports its steps, and the engine reports every decoding step (transformers) or
+answered request (OpenAI-compatible) to ``progress.json``. A model that fails to load, an out-of-memory
 error or an engine crash ends the job as failed with that error; every shard
 finished before it stays, and relaunching the job redoes only the missing keys.
 
@@ -137,15 +139,24 @@ def run(ctx: JobContext) -> None:
         return
     # Similar prompts and limits next to each other: less padding in every batch.
     requests.sort(key=lambda r: (r.setting.max_tokens, len(json.dumps(r.messages))))
-    generator = GENERATORS[spec.engine](spec)
+    load = f"loading {spec.display_name}"
+    ctx.phase(load)
+    generator = GENERATORS[spec.engine](spec, status=lambda step: ctx.phase(f"{load}: {step}"))
     size = int(ctx.config.get("chunk_size") or default_chunk(spec))
+    batches = list(_chunks(requests, size))
+    ctx.phase("generating", clock=True)  # the rate measures generation, not the load
     failures: list[str] = []
     try:
-        for batch in _chunks(requests, size):
+        for i, batch in enumerate(batches, 1):
             if ctx.cancelled():
                 break
+
+            def progress(done: float, detail: str | None, i: int = i) -> None:
+                where = f"batch {i}/{len(batches)}"
+                ctx.partial(done, f"{where} · {detail}" if detail else where)
+
             try:
-                results = generator.generate(batch)
+                results = generator.generate(batch, progress)
             except PartialGeneration as e:  # keep what finished; the rest is redone on resume
                 results, failures = e.results, failures + e.errors
             ctx.write(results_table(results, model_id, generator.engine, job_id))

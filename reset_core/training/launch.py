@@ -141,6 +141,8 @@ def start_training(
         "train": cfg.model_dump(),
     }
     job_id = jobs.create_job(con, jobs_dir(db_path), "train", ENTRY, config, data)
+    # The job counts optimizer steps, which the trainer knows once it starts, not examples.
+    con.execute("UPDATE jobs SET n_total = NULL WHERE job_id = ?", [job_id])
     con.execute(
         "INSERT INTO training_runs (run_id, job_id, base_model_id, curated_set_id, config, "
         "output_dir) VALUES (?, ?, ?, ?, ?, ?)",

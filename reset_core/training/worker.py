@@ -61,6 +61,7 @@ def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
             self.last_tokens = 0.0
             self.last_loss: float | None = None
             self.first_loss: float | None = None
+            self.substeps = 0
 
         def flush(self) -> None:
             if self.rows:
@@ -70,9 +71,18 @@ def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
 
         def on_train_begin(self, args, state, control, **kwargs):
             ctx.start(n_total=state.max_steps, n_done=state.global_step)
+            ctx.phase("training")
             self.last_t = time.monotonic()
+            self.substeps = 0
+
+        def on_substep_end(self, args, state, control, **kwargs):
+            # A forward/backward pass of an accumulated step: progress inside the step.
+            self.substeps += 1
+            accum = args.gradient_accumulation_steps
+            ctx.partial(self.substeps / accum, f"micro-batch {self.substeps}/{accum}")
 
         def on_step_end(self, args, state, control, **kwargs):
+            self.substeps = 0
             ctx.progress(state.global_step, epoch=state.epoch, loss=self.last_loss)
             if ctx.cancelled():  # cancel file, or SIGTERM (run_worker turns it into one)
                 # Save first, so a cancelled run can still be resumed later.
@@ -262,6 +272,7 @@ def train_job(ctx: JobContext) -> None:
 
     checkpoint_dir = ctx.job_dir / "checkpoints"
     resume = last_complete_checkpoint(checkpoint_dir)
+    ctx.phase(f"loading {Path(cfg.base_model).name} and preparing {data.num_rows} examples")
     callback = _make_callback(ctx, run_id)
     trainer = build_trainer(cfg, dataset_from_table(data), checkpoint_dir, [callback])
     try:
@@ -294,5 +305,6 @@ def train_job(ctx: JobContext) -> None:
         if tokens and metrics.get("train_runtime")
         else None,
     }
+    ctx.phase("saving the adapter" + (" and the merged model" if cfg.merge else ""))
     summary = _save_outputs(trainer, cfg, output_dir, summary)
     write_json_atomic(ctx.job_dir / "result.json", summary)
