@@ -166,7 +166,14 @@ def run_sampling(page, url: str, args) -> dict:
     ):
         time.sleep(0.2)
     out["counts_fresh"] = to_generate.get_by_test_id("stMetricValue").inner_text() == "0"
-    browsed = page.locator(".st-key-sample_browse_job input").input_value()
+    # Read the browser once the page's run is over: mid-rerun Streamlit may still show
+    # the previous run's widget beside the new one.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=30_000,
+    )
+    browsed = page.locator(".st-key-sample_browse_job input").last.input_value()
     out["browser_follows"] = timeline["job_id"] in browsed
     out["texts"] = [f"{t:7.2f} s  {text}  [{v}]" for t, text, v in timeline["seen"]]
     out["texts"].append(f"job browser: {browsed!r}")

@@ -215,6 +215,9 @@ def run_worker(job_dir: str | Path) -> int:
     # batch and stop", the same as the cancel file, so nothing half-done is written.
     signal.signal(signal.SIGTERM, lambda *_: (job_dir / "cancel").touch())
     try:
+        # Said before the stage's modules load (torch, a model: seconds), so the page's
+        # progress line moves as soon as the worker process is up.
+        ctx.phase("starting the worker")
         module, _, func = spec["entry"].partition(":")
         entry: Callable[[JobContext], None] = getattr(importlib.import_module(module), func)
         entry(ctx)
