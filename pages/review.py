@@ -754,7 +754,8 @@ def ranking_and_note(example_id: str, cands: list[dict], state) -> None:
 def example_history(events: list, names: dict) -> None:
     """Every review event on this example, newest first, each as what it did; undone ones marked."""
     by_id = {e.event_id: e for e in events}
-    with st.expander(f"History ({len(events)} events)", expanded=False):
+    n = len(events)
+    with st.expander(f"History ({n} event{'' if n == 1 else 's'})", expanded=False):
         if not events:
             st.caption("No review events yet.")
             return

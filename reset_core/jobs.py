@@ -618,8 +618,11 @@ class LaunchEstimate:
         return f"Yes, start a ~{about(self.seconds).removeprefix('about ')} job"
 
     def __str__(self) -> str:
+        unit = self.throughput.unit
+        if self.n_items == 1 and unit.endswith("s"):
+            unit = unit[:-1]  # "1 step", "1 candidate"
         return (
-            f"{self.n_items:,} {self.throughput.unit} · {about(self.seconds)} "
+            f"{self.n_items:,} {unit} · {about(self.seconds)} "
             f"({self.throughput.describe(self.cost)})"
         )
 
