@@ -236,8 +236,11 @@ def job_view(watching: list[str]) -> None:
     once, so every count that depends on it ("To generate") is fresh.
     """
     cur = ui.cursor()
+    running = []  # still active after this sync: the statuses just read, not a new query
     for job_id in jobs.active_job_ids(cur, "sample"):
         p = sync_sampling(cur, job_id)
+        if p["status"] in jobs.ACTIVE:
+            running.append(job_id)
         c1, c2 = st.columns([5, 1])
         c1.progress(
             jobs.progress_fraction(p), text=f"{job_id}: {jobs.describe_progress(p, 'candidates')}"
@@ -245,7 +248,7 @@ def job_view(watching: list[str]) -> None:
         if p["status"] in jobs.ACTIVE and c2.button("Cancel", key=f"cancel_{job_id}"):
             jobs.cancel(cur, job_id)
             st.rerun()
-    if set(watching) - set(jobs.active_job_ids(cur, "sample")):
+    if set(watching) - set(running):
         st.rerun()  # a job ended: recount the page, stop polling
     table = sampling_jobs(cur)
     if table.empty:
