@@ -307,3 +307,52 @@ def run_for_job(con, job_id: str) -> str | None:
     """
     row = one(con, "SELECT run_id FROM training_runs WHERE job_id = ?", [job_id])
     return row[0] if row else None
+
+
+def round_policy(con, split: str | None = "seen") -> str | None:
+    """The model this RESET round samples and selects from: one policy per round.
+
+    RESET samples one policy per round: the MTL checkpoint, then each round's result.
+    With ``split``, only models that have candidates on that split count: the newest
+    MTL- or RESET-stage model among them, else the one with the most candidates
+    there (a base model sampled directly, as in the demo). With ``split=None`` (what
+    sampling asks before anything is sampled) the newest MTL- or RESET-stage model,
+    or None when there is none and the caller's default model applies.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO models (model_id, name, stage, created_at) VALUES "
+    ...     "('m:base', 'tiny', 'base', '2026-01-01'), ('m:mtl', 'mtl', 'mtl', '2026-01-02'), "
+    ...     "('m:r1', 'r1', 'reset', '2026-01-03')")
+    >>> _ = con.execute("INSERT INTO examples (example_id, instruction, kind, source, split, "
+    ...                 "content_hash) VALUES ('e1', 'Say hi', 'instruction', 'demo', 'seen', 'h')")
+    >>> _ = con.execute("INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, "
+    ...     "sample_index, seed, text, engine) VALUES ('a', 'e1', 'm:base', 's', 0, 0, 'hi', 't'), "
+    ...     "('b', 'e1', 'm:base', 's', 1, 1, 'yo', 't'), ('c', 'e1', 'm:mtl', 's', 0, 0, 'hey', 't')")
+    >>> round_policy(con), round_policy(con, split=None), round_policy(con, "test_seen")
+    ('m:mtl', 'm:r1', None)
+    """
+    staged = "lower(m.stage) IN ('mtl', 'reset') OR upper(m.stage) LIKE 'RESET%'"
+    if split is None:
+        row = one(
+            con,
+            f"SELECT model_id FROM models m WHERE {staged} "
+            "ORDER BY created_at DESC, model_id DESC LIMIT 1",
+        )
+        return row[0] if row else None
+    row = one(
+        con,
+        f"""
+        WITH sampled AS (
+            SELECT c.model_id, count(*) AS n FROM candidates c
+            JOIN examples e USING (example_id) WHERE e.split = ? GROUP BY c.model_id)
+        SELECT s.model_id FROM sampled s LEFT JOIN models m USING (model_id)
+        ORDER BY coalesce({staged}, false) DESC,
+                 CASE WHEN coalesce({staged}, false) THEN m.created_at END DESC NULLS LAST,
+                 s.n DESC, s.model_id
+        LIMIT 1
+        """,
+        [split],
+    )
+    return row[0] if row else None
