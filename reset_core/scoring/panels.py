@@ -23,7 +23,7 @@ Scale methods (applied per judge and aspect, over the candidates being ranked):
 ...     Panel(judges={"style": ["j"]})
 ... except ValidationError as e:
 ...     print(validation_message(e))
-options: Value error, judges: unknown aspect 'style'; expected one of task, instruction, faithfulness
+judges: Value error, judges: unknown aspect 'style'; expected one of task, instruction, faithfulness
 """
 
 from __future__ import annotations
