@@ -23,7 +23,7 @@ Scale methods (applied per judge and aspect, over the candidates being ranked):
 ...     Panel(judges={"style": ["j"]})
 ... except ValidationError as e:
 ...     print(validation_message(e))
-judges: Value error, judges: unknown aspect 'style'; expected one of task, instruction, faithfulness
+judges: Value error, unknown aspect 'style'; expected one of task, instruction, faithfulness
 """
 
 from __future__ import annotations
@@ -80,11 +80,9 @@ class Panel(BaseModel):
     def _known_aspects(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
         for aspect, ids in v.items():
             if aspect not in ASPECTS:
-                raise ValueError(
-                    f"judges: unknown aspect {aspect!r}; expected one of {', '.join(ASPECTS)}"
-                )
+                raise ValueError(f"unknown aspect {aspect!r}; expected one of {', '.join(ASPECTS)}")
             if len(set(ids)) != len(ids):
-                raise ValueError(f"judges: {aspect} names a judge twice")
+                raise ValueError(f"{aspect} names a judge twice")
         return {a: list(ids) for a, ids in v.items() if ids}
 
     @model_validator(mode="after")
