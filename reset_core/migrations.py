@@ -420,6 +420,26 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "008_provenance",
+        """
+        -- A judge's identity covers the endpoint that produced its verdicts: the
+        -- normalised base URL, 'in-process:<model>' or the local stand-in. Placeholder
+        -- verdicts (the stand-in's) are kept but never selected unless asked for.
+        ALTER TABLE judges ADD COLUMN endpoint TEXT;
+        ALTER TABLE judges ADD COLUMN placeholder BOOLEAN DEFAULT false;
+        -- How each verdict's structured output was asked for: json_schema |
+        -- json_object | prompt (NULL for metric judges).
+        ALTER TABLE judgments ADD COLUMN output_mode TEXT;
+        -- Named judge panels (reset_core.scoring.panels.Panel as JSON); a saved
+        -- selection records the panel it used in its config.
+        CREATE TABLE panels (
+            name       TEXT PRIMARY KEY,
+            config     JSON NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    ),
 ]
 
 
