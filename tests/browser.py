@@ -34,8 +34,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(db_path: Path, env: dict | None = None):
-    """Serve app.py on a free port against ``db_path``; yield its base URL."""
+    """Serve app.py on a free port against ``db_path``; yield its base URL.
+
+    The server's output goes to a log file next to the database, never to a pipe:
+    nobody reads a pipe while the tests run, and a full one blocks the server.
+    """
     port = free_port()
+    log_path = Path(db_path).with_name(f"streamlit-{port}.log")
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -54,7 +60,7 @@ def streamlit_server(db_path: Path, env: dict | None = None):
         ],
         cwd=ROOT,
         env={**os.environ, "RESET_STUDIO_DB": str(db_path), **(env or {})},
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -67,7 +73,10 @@ def streamlit_server(db_path: Path, env: dict | None = None):
                         break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stdout.read().decode()) from None
+                    raise RuntimeError(
+                        f"streamlit did not come up on port {port}:\n"
+                        + log_path.read_text(errors="replace")[-4000:]
+                    ) from None
                 time.sleep(0.3)
         yield url
     finally:
@@ -76,6 +85,8 @@ def streamlit_server(db_path: Path, env: dict | None = None):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        log.close()
 
 
 @contextlib.contextmanager
