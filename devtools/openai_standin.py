@@ -17,6 +17,8 @@ the fault. Faults (:data:`FAULTS`):
 ``range``        200 with a score outside the rubric's scale
 ``empty``        200 with empty content
 ``refusal``      200 with a refusal (``message.refusal`` set, content empty)
+``invalid``      HTTP 400 ``invalid_request_error`` however the request is made (as a
+                 prompt past the context length is): no output mode helps
 ===============  ====================================================================
 
 Without a fault, a chat request that asks for JSON (``response_format``, or a judge
@@ -28,7 +30,8 @@ shows several candidates), and any other request gets a short deterministic text
 Its verdicts are placeholders, not judgments, and it says so in every answer: the
 ``x-reset-standin: 1`` header and ``"system_fingerprint": "reset-studio-standin"``
 in the body. The LLM judge reads either and marks its judge a placeholder.
-``standin=False`` (``--pose-as-real``) drops both, so tests can play a real endpoint.
+``standin=False`` (``--pose-as-real``) drops both, so tests can play a real endpoint;
+``salt`` changes its scores, so that endpoint's verdicts differ from the stand-in's.
 
 ``reject_formats`` makes it refuse structured-output modes the way real servers do:
 ``json_schema`` with HTTP 500 and a pydantic validation error (what llama.cpp's server,
@@ -68,6 +71,7 @@ FAULTS = (
     "range",
     "empty",
     "refusal",
+    "invalid",
 )
 _FAULT = re.compile(r"\[\[fault:([a-z]+|\d+)(?:x(\d+))?\]\]")
 #: The judge's prompt-only mode asks for JSON in words, with one heading per candidate.
@@ -154,11 +158,13 @@ class OpenAICompatServer:
         *,
         standin: bool = True,
         reject_formats: tuple[str, ...] = (),
+        salt: str = "",
     ):
         self.latency_s = latency_s
         self.timeout_fault_s = timeout_fault_s
         self.standin = standin
         self.reject_formats = tuple(reject_formats)
+        self.salt = salt  # another salt, other scores: two servers that disagree
         self.rejected: Counter[str] = Counter()  # response_format type -> refusals
         self.requests: Counter[str] = Counter()  # path -> count
         self.fault_hits: Counter[str] = Counter()  # (fault, prompt digest) -> count
@@ -267,6 +273,17 @@ class OpenAICompatServer:
                 {"Retry-After": "0"},
             )
             return
+        if fault == "invalid":
+            h._json(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 8 tokens.",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return
         if fault in ("500", "503"):
             h._json(int(fault), {"error": {"message": f"server error {fault}"}})
             return
@@ -282,7 +299,7 @@ class OpenAICompatServer:
 
         wants_json = "response_format" in body or _JSON_PROMPT in text
         n_scores = _list_size(body, text)
-        score = 1 + _digest(text) % 10  # deterministic 1..10
+        score = 1 + _digest(self.salt + text) % 10  # deterministic 1..10
         if fault == "truncated":
             content = '{"score": 7, "rationale": "the answer is mostly gro'
         elif fault == "schema":
@@ -293,7 +310,7 @@ class OpenAICompatServer:
             content = ""
         elif wants_json and n_scores:
             # A multi-candidate verdict: the schema fixes how many scores (minItems).
-            scores = [1 + _digest(f"{text}#{i}") % 10 for i in range(n_scores)]
+            scores = [1 + _digest(f"{self.salt}{text}#{i}") % 10 for i in range(n_scores)]
             content = json.dumps({"scores": scores, "rationale": "deterministic scores"})
         elif wants_json:
             content = json.dumps({"score": score, "rationale": f"deterministic score {score}"})

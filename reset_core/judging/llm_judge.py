@@ -417,10 +417,13 @@ class LLMJudge(_PromptJudge):
             "length bias, self-preference); a failed or unparseable verdict is no vote."
         )
         # The output mode this endpoint takes: the best one not refused yet, confirmed
-        # once an answer came back in it (until then requests go one at a time, so a
-        # refused mode costs one request, not one per request in flight).
+        # once an answer came back in it. Until then requests go one at a time, so a
+        # refused mode costs one request, not one per request in flight; a probe that
+        # fails for another reason (a dead or overloaded server) ends the queueing, so
+        # a down endpoint does not serialise a whole run behind its retries.
         self.output_mode = OUTPUT_MODES[0] if config.structured else "prompt"
         self._mode_confirmed = False
+        self._probe_inconclusive = False
         self._mode_loaded = False
         #: Verdicts per output mode this judge got answers in (the worker reports it).
         self.modes_used: dict[str, int] = {}
@@ -476,12 +479,13 @@ class LLMJudge(_PromptJudge):
                 body = hits[req.key]
                 res = CallResult("ok", body=body, cached=True)
                 return self._from_body(req, res, body.get("_output_mode"))
-            if self._mode_confirmed:
-                res, mode = await self._send(engine, req, worst[req.key], probing=False)
-            else:
+            res, mode = None, None
+            if not self._negotiated():
                 async with negotiating:  # one request at a time until a mode is confirmed
-                    probing = not self._mode_confirmed
-                    res, mode = await self._send(engine, req, worst[req.key], probing)
+                    if not self._negotiated():
+                        res, mode = await self._send(engine, req, worst[req.key])
+            if res is None:
+                res, mode = await self._send(engine, req, worst[req.key])
             if res.status == "budget":
                 return []
             js = self._from_body(req, res, mode)
@@ -507,15 +511,16 @@ class LLMJudge(_PromptJudge):
             self.output_mode = known[0]
             self.placeholder = self.placeholder or known[1]
 
-    async def _send(
-        self, engine: Engine, req: Request, worst: float, probing: bool
-    ) -> tuple[CallResult, str]:
+    def _negotiated(self) -> bool:
+        return self._mode_confirmed or self._probe_inconclusive
+
+    async def _send(self, engine: Engine, req: Request, worst: float) -> tuple[CallResult, str]:
         """One logical call, stepping down the output modes the server refuses as invalid.
 
         A refusal is not retried in the same mode (the engine does not retry invalid
-        requests). While probing, the mode that got an answer becomes the endpoint's
-        mode, remembered in the cache; a refusal after that is taken as this request's
-        own problem (e.g. too long) and does not lower the endpoint's mode.
+        requests). The first mode that gets an answer becomes the endpoint's mode,
+        remembered in the cache; a refusal after that is taken as this request's own
+        problem (e.g. too long) and does not lower the endpoint's mode.
         """
         modes = OUTPUT_MODES[OUTPUT_MODES.index(self.output_mode) :]
         attempts, refused = 0, []
@@ -532,14 +537,17 @@ class LLMJudge(_PromptJudge):
         if res.standin or (res.body or {}).get("system_fingerprint") == STANDIN_FINGERPRINT:
             self.placeholder = True
         if res.status == "ok":
-            if probing:
+            if not self._mode_confirmed:
                 self.output_mode, self._mode_confirmed = mode, True
                 if self.cache is not None:
                     self.cache.remember_mode(
                         self.endpoint_id, self.config.model, mode, self.placeholder
                     )
-        elif refused:
-            res.error = f"{res.error} (after: {'; '.join(refused)})"
+        else:
+            if not res.invalid:
+                self._probe_inconclusive = True
+            if refused:
+                res.error = f"{res.error} (after: {'; '.join(refused)})"
         return res, mode
 
     def _from_body(self, req: Request, res: CallResult, mode: str | None) -> list[Judgment]:
