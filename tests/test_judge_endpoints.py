@@ -328,15 +328,28 @@ def test_standin_then_a_real_endpoint_with_the_same_model_name(con, db_path, mon
         ).fetchall()
     )
     assert len(real_scores) == 2 * n and real_scores != fake_scores
+    # the placeholder judge is labelled wherever its scores are shown
+    from reset_core.judging.queries import judge_labels, judgment_summary
+    from reset_core.review.queue import example_view
+
+    labels = judge_labels(con)
+    assert labels == {fake_id: f"{fake_id} (placeholder)", real_id: real_id}
+    summary = judgment_summary(con)
+    assert set(summary["judge"]) == set(labels.values())
+    assert set(summary["output_modes"]) == {"json_schema"}
+    assert set(summary["endpoint"]) == {standin.base_url, real.base_url}
+    view = example_view(con, "i0", None)
+    shown = {j["judge"] for c in view.candidates for j in c["judgments"]}
+    assert shown == set(labels.values())
     if not hasattr(panels, "resolve_panel"):
         pytest.skip("placeholder exclusion in selection lands with the scoring branch (#11)")
     cfg = SelectionConfig()
     save_selection(con, cfg)
     w = cfg.weight
     kinds = dict(con.execute("SELECT example_id, kind FROM examples").fetchall())
-    for cid, eid, score in con.execute(
-        "SELECT candidate_id, example_id, score FROM selection_scores"
-    ).fetchall():
+    scored = con.execute("SELECT candidate_id, example_id, score FROM selection_scores").fetchall()
+    assert len(scored) == n
+    for cid, eid, score in scored:
         second = "instruction" if kinds[eid] == "instruction" else "faithfulness"
         expected = real_scores[(cid, "task")] + w * real_scores[(cid, second)]
         assert score == pytest.approx(expected), cid
