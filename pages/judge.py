@@ -179,6 +179,13 @@ def judge_jobs(watching: list[str]) -> None:
             c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
         if prog.get("error"):
             st.warning(prog["error"])
+        for judge_id, e in (prog.get("endpoints") or {}).items():
+            if e.get("placeholder"):
+                st.info(
+                    f"{judge_id} got its answers from the local stand-in server at "
+                    f"{e['endpoint']}: its verdicts are placeholders, labelled so everywhere "
+                    "and left out of selection unless a panel includes placeholders."
+                )
     if set(watching) - set(jobs.active_job_ids(cur, "judge")):
         st.rerun()  # a job ended: recount the page, stop polling
 
