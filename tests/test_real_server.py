@@ -112,9 +112,9 @@ def _sample_demo(con, db_path: Path, base_url: str) -> int:
     load_demo(con)
     plan = plan_sampling(
         con,
-        SampleSelection(count=4),
+        SampleSelection(count=2),
         ModelSpec(engine="openai", model=MODEL, base_url=base_url, concurrency=2),
-        [{"temperature": 0.7, "max_tokens": 32, "n": 2, "seed": 1}],
+        [{"temperature": 0.7, "max_tokens": 24, "n": 2, "seed": 1}],
         check=False,
     )
     job = start_sampling(con, plan, jobs_dir(db_path), launch=False)
@@ -122,7 +122,7 @@ def _sample_demo(con, db_path: Path, base_url: str) -> int:
     assert run_worker(work) == 0
     assert sync_sampling(con, job)["status"] == "done"
     n = con.execute("SELECT count(*) FROM candidates").fetchall()[0][0]
-    assert n == 8
+    assert n == 4
     return n
 
 
@@ -133,7 +133,7 @@ def test_the_llm_judge_scores_demo_candidates_through_llama_cpp(con, db_path, ll
     _sample_demo(con, db_path, base_url)
     spec = llm_spec(con, _cfg(base_url))
     n_items = plan_items(con, [spec]).num_rows
-    assert n_items == 16  # task + instruction or faithfulness, per candidate
+    assert n_items == 8  # task + instruction or faithfulness, per candidate
     prog = _run_job(con, db_path, spec)
     (judge_id,) = prog["endpoints"]
     # every verdict came back in json_object mode (the schema constrains the answer) ...
@@ -173,7 +173,7 @@ def test_standin_then_llama_cpp_under_the_same_model_name(con, db_path, llama_se
     from reset_core.scoring.selection import save_selection
 
     base_url, _ = llama_server
-    n = _seed_db(con, 2)
+    n = _seed_db(con, 1)
     with OpenAICompatServer() as standin:
         prog = _run_job(con, db_path, llm_spec(con, _cfg(standin.base_url)))
         (fake_id,) = prog["endpoints"]
