@@ -353,3 +353,16 @@ def test_standin_then_a_real_endpoint_with_the_same_model_name(con, db_path, mon
         second = "instruction" if kinds[eid] == "instruction" else "faithfulness"
         expected = real_scores[(cid, "task")] + w * real_scores[(cid, second)]
         assert score == pytest.approx(expected), cid
+
+
+def test_the_cli_reports_output_modes_and_placeholders(con, db_path, openai_server, capsys):
+    from reset_core.cli import main
+    from tests.test_judging import _seed_db
+
+    n = _seed_db(con, 1)
+    con.close()
+    args = ["--db", str(db_path), "judge", "--llm", "--model", "gpt-4o-mini"]
+    assert main([*args, "--base-url", openai_server.base_url]) == 0
+    out, err = capsys.readouterr()
+    assert f"output modes json_schema ×{2 * n}" in out
+    assert "local stand-in server" in err and "placeholders" in err
