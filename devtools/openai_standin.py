@@ -17,12 +17,26 @@ the fault. Faults (:data:`FAULTS`):
 ``range``        200 with a score outside the rubric's scale
 ``empty``        200 with empty content
 ``refusal``      200 with a refusal (``message.refusal`` set, content empty)
+``invalid``      HTTP 400 ``invalid_request_error`` however the request is made (as a
+                 prompt past the context length is): no output mode helps
 ===============  ====================================================================
 
-Without a fault, a chat request that asks for JSON (``response_format``) gets
-``{"score": s, "rationale": ...}`` with ``s`` a deterministic function of the prompt
-on a 1-10 scale (``{"scores": [...]}`` when the schema asks for a ``scores`` array
-of ``minItems`` entries), and any other request gets a short deterministic text.
+Without a fault, a chat request that asks for JSON (``response_format``, or a judge
+prompt that says "Reply with JSON only") gets ``{"score": s, "rationale": ...}`` with
+``s`` a deterministic function of the prompt on a 1-10 scale (``{"scores": [...]}``
+when the schema asks for a ``scores`` array of ``minItems`` entries, or the prompt
+shows several candidates), and any other request gets a short deterministic text.
+
+Its verdicts are placeholders, not judgments, and it says so in every answer: the
+``x-reset-standin: 1`` header and ``"system_fingerprint": "reset-studio-standin"``
+in the body. The LLM judge reads either and marks its judge a placeholder.
+``standin=False`` (``--pose-as-real``) drops both, so tests can play a real endpoint;
+``salt`` changes its scores, so that endpoint's verdicts differ from the stand-in's.
+
+``reject_formats`` makes it refuse structured-output modes the way real servers do:
+``json_schema`` with HTTP 500 and a pydantic validation error (what llama.cpp's server,
+via llama-cpp-python, answers), ``json_object`` with HTTP 400 ``invalid_request_error``.
+Refusals are counted in :attr:`OpenAICompatServer.rejected`.
 
 >>> import urllib.request
 >>> with OpenAICompatServer(latency_s=0.0) as srv:
@@ -43,6 +57,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# One definition of how the stand-in names itself: the judge reads the same constants.
+from reset_core.judging.engine import STANDIN_FINGERPRINT, STANDIN_HEADER
+
 FAULTS = (
     "429",
     "500",
@@ -54,8 +71,12 @@ FAULTS = (
     "range",
     "empty",
     "refusal",
+    "invalid",
 )
 _FAULT = re.compile(r"\[\[fault:([a-z]+|\d+)(?:x(\d+))?\]\]")
+#: The judge's prompt-only mode asks for JSON in words, with one heading per candidate.
+_JSON_PROMPT = "Reply with JSON only"
+_CANDIDATE_HEADING = re.compile(r"^### Candidate \d+$", re.MULTILINE)
 
 
 def _prompt_text(body: dict) -> str:
@@ -87,12 +108,39 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _list_size(body: dict) -> int:
-    """How many scores a json_schema ``response_format`` asks for (a ``scores`` array)."""
+def _list_size(body: dict, text: str) -> int:
+    """How many scores a verdict must hold: the schema's ``scores`` array (json_schema,
+    or json_object with a schema), else the candidates shown in a prompt-only request."""
     fmt = body.get("response_format") or {}
-    schema = (fmt.get("json_schema") or {}).get("schema") or {}
+    schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
     scores = (schema.get("properties") or {}).get("scores") or {}
-    return int(scores.get("minItems") or 0) if scores.get("type") == "array" else 0
+    if scores.get("type") == "array":
+        return int(scores.get("minItems") or 0)
+    if not fmt:
+        n = len(_CANDIDATE_HEADING.findall(text))
+        return n if n > 1 else 0
+    return 0
+
+
+def _refusal(fmt_type: str) -> tuple[int, dict]:
+    """How real servers refuse a ``response_format`` they do not support."""
+    if fmt_type == "json_schema":  # llama-cpp-python's server: a validation error as a 500
+        return 500, {
+            "error": {
+                "message": "1 validation error for CreateChatCompletionRequest\n"
+                "response_format.type\n  Input should be 'text' or 'json_object' "
+                "[type=literal_error, input_value='json_schema', input_type=str]",
+                "type": "internal_server_error",
+            }
+        }
+    return 400, {
+        "error": {
+            "message": f"Invalid parameter: response_format of type '{fmt_type}' is not "
+            "supported with this model.",
+            "type": "invalid_request_error",
+            "param": "response_format",
+        }
+    }
 
 
 def _digest(text: str) -> int:
@@ -102,9 +150,22 @@ def _digest(text: str) -> int:
 class OpenAICompatServer:
     """Serve the OpenAI API surface on 127.0.0.1 in a background thread."""
 
-    def __init__(self, latency_s: float = 0.0, timeout_fault_s: float = 30.0, port: int = 0):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        timeout_fault_s: float = 30.0,
+        port: int = 0,
+        *,
+        standin: bool = True,
+        reject_formats: tuple[str, ...] = (),
+        salt: str = "",
+    ):
         self.latency_s = latency_s
         self.timeout_fault_s = timeout_fault_s
+        self.standin = standin
+        self.reject_formats = tuple(reject_formats)
+        self.salt = salt  # another salt, other scores: two servers that disagree
+        self.rejected: Counter[str] = Counter()  # response_format type -> refusals
         self.requests: Counter[str] = Counter()  # path -> count
         self.fault_hits: Counter[str] = Counter()  # (fault, prompt digest) -> count
         self.bodies: list[dict] = []
@@ -148,6 +209,8 @@ class OpenAICompatServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if server.standin:
+                    self.send_header(STANDIN_HEADER, "1")
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self._headers_buffer.append(b"\r\n")  # end_headers() without its flush
@@ -196,12 +259,29 @@ class OpenAICompatServer:
 
     def _answer(self, h: Any, body: dict) -> None:
         text = _prompt_text(body)
+        fmt_type = (body.get("response_format") or {}).get("type")
+        if fmt_type in self.reject_formats:
+            with self._lock:
+                self.rejected[fmt_type] += 1
+            h._json(*_refusal(fmt_type))
+            return
         fault = self._fault_for(text)
         if fault == "429":
             h._json(
                 429,
                 {"error": {"message": "rate limited", "type": "rate_limit"}},
                 {"Retry-After": "0"},
+            )
+            return
+        if fault == "invalid":
+            h._json(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 8 tokens.",
+                        "type": "invalid_request_error",
+                    }
+                },
             )
             return
         if fault in ("500", "503"):
@@ -217,8 +297,9 @@ class OpenAICompatServer:
         if fault == "timeout":
             time.sleep(self.timeout_fault_s)
 
-        wants_json = "response_format" in body
-        score = 1 + _digest(text) % 10  # deterministic 1..10
+        wants_json = "response_format" in body or _JSON_PROMPT in text
+        n_scores = _list_size(body, text)
+        score = 1 + _digest(self.salt + text) % 10  # deterministic 1..10
         if fault == "truncated":
             content = '{"score": 7, "rationale": "the answer is mostly gro'
         elif fault == "schema":
@@ -227,9 +308,9 @@ class OpenAICompatServer:
             content = json.dumps({"score": 42, "rationale": "off the scale"})
         elif fault in ("empty", "refusal"):
             content = ""
-        elif wants_json and _list_size(body):
+        elif wants_json and n_scores:
             # A multi-candidate verdict: the schema fixes how many scores (minItems).
-            scores = [1 + _digest(f"{text}#{i}") % 10 for i in range(_list_size(body))]
+            scores = [1 + _digest(f"{self.salt}{text}#{i}") % 10 for i in range(n_scores)]
             content = json.dumps({"scores": scores, "rationale": "deterministic scores"})
         elif wants_json:
             content = json.dumps({"score": score, "rationale": f"deterministic score {score}"})
@@ -259,21 +340,21 @@ class OpenAICompatServer:
                 for i in range(n)
             ]
             obj = "text_completion"
-        h._json(
-            200,
-            {
-                "id": f"cmpl-{_digest(text + str(time.time_ns()))}",
-                "object": obj,
-                "created": int(time.time()),
-                "model": body.get("model", "local-test"),
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens * n,
-                    "total_tokens": prompt_tokens + completion_tokens * n,
-                },
+        answer = {
+            "id": f"cmpl-{_digest(text + str(time.time_ns()))}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": body.get("model", "local-test"),
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens * n,
+                "total_tokens": prompt_tokens + completion_tokens * n,
             },
-        )
+        }
+        if self.standin:
+            answer["system_fingerprint"] = STANDIN_FINGERPRINT
+        h._json(200, answer)
 
 
 def main() -> None:
@@ -283,8 +364,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    ap.add_argument(
+        "--pose-as-real",
+        action="store_true",
+        help="do not say this is the stand-in (tests that need a second, 'real' endpoint)",
+    )
+    ap.add_argument(
+        "--reject",
+        action="append",
+        default=[],
+        choices=["json_schema", "json_object"],
+        help="refuse this response_format type as a real server would (repeatable)",
+    )
     args = ap.parse_args()
-    srv = OpenAICompatServer(latency_s=args.latency, port=args.port).start()
+    srv = OpenAICompatServer(
+        latency_s=args.latency,
+        port=args.port,
+        standin=not args.pose_as_real,
+        reject_formats=tuple(args.reject),
+    ).start()
     print(f"serving an OpenAI-compatible stand-in at {srv.base_url}", flush=True)
     try:
         while True:

@@ -8,6 +8,7 @@ import ui
 from reset_core.analytics import agreement as ag
 from reset_core.analytics.summaries import ensure_fresh, missing_note
 from reset_core.aspects import ASPECTS
+from reset_core.judging.queries import judge_labels
 from reset_core.review import links as review_links
 
 st.title("Agreement")
@@ -17,6 +18,14 @@ with st.spinner("Updating the analytics summaries…"):
 st.caption(
     f"Summaries of {summary['n_candidates']:,} candidates, refreshed {summary['refreshed_at']:%Y-%m-%d %H:%M}."
 )
+
+_labels = judge_labels(con)
+
+
+def label(judge_id: str) -> str:
+    """A judge's on-screen name: placeholders (the stand-in server's) are marked."""
+    return _labels.get(judge_id, judge_id)
+
 
 c1, c2, c3 = st.columns(3)
 aspect = c1.selectbox("Aspect", ASPECTS, key="ag_aspect")
@@ -62,14 +71,15 @@ if heatmap:
         help="A heatmap cell opens the candidates whose two scores differ by at least this much.",
     )
     raters, cells = ag.agreement_matrix(report, stat, human)
-    xs, ys, zs, texts = [], [], [], []
+    xs, ys, zs, texts, ids = [], [], [], [], []
     for i, a in enumerate(raters):
         for j, b in enumerate(raters):
             s = cells[i][j]
             if i == j or s is None:
                 continue
-            xs.append(b)
-            ys.append(a)
+            xs.append(label(b))
+            ys.append(label(a))
+            ids.append((a, b))
             zs.append(s.value if s.value is not None else float("nan"))
             texts.append(s.label())
     fig = go.Figure(
@@ -80,7 +90,7 @@ if heatmap:
             text=[f"{z:.2f}" if z == z else "n/a" for z in zs],
             hovertext=texts,
             hoverinfo="text",
-            customdata=list(zip(ys, xs, strict=True)),
+            customdata=ids,
             marker={
                 "symbol": "square",
                 "size": max(40, 300 // len(raters)),
@@ -110,11 +120,15 @@ if heatmap:
 if two_judges:
     st.subheader("Judge vs judge")
     rows = [
-        {"judge A": a, "judge B": b, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
+        {
+            "judge A": label(a),
+            "judge B": label(b),
+            **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()},
+        }
         for (a, b), s in report.pairs.items()
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    pair_labels = [f"{a} vs {b}" for a, b in report.pairs]
+    pair_labels = [f"{label(a)} vs {label(b)}" for a, b in report.pairs]
     choice = st.selectbox("Pair", pair_labels, key="ag_pair")
     if st.button("Open disagreements in Review", key="ag_open"):
         open_in_review(*list(report.pairs)[pair_labels.index(choice)], gap)
@@ -133,7 +147,7 @@ if not hh["reviewers"]:
 else:
     st.markdown("**Judge vs human**")
     rows = [
-        {"judge": j, **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
+        {"judge": label(j), **{ag.STAT_LABELS[k]: v.label() for k, v in s.items()}}
         for j, s in human.items()
     ]
     if rows:
@@ -157,7 +171,7 @@ else:
 
 picks = ag.judge_vs_human_picks(con)
 rows = [
-    {"judge": j, "aspect": a, "sides with vetoes/forced picks": s.label()}
+    {"judge": label(j), "aspect": a, "sides with vetoes/forced picks": s.label()}
     for (j, a), s in picks.items()
     if a == aspect
 ]

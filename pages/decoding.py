@@ -8,6 +8,7 @@ import ui
 from reset_core.analytics.decoding import setting_report, suggest_grid
 from reset_core.analytics.judge_bias import length_bias
 from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
+from reset_core.judging.queries import judge_labels
 from reset_core.review.text import escape_markdown
 
 st.title("Decoding settings")
@@ -105,11 +106,12 @@ bias = length_bias(con)
 if not bias:
     st.info("No valid judgments yet.")
 else:
+    labels = judge_labels(con)  # placeholder judges (the stand-in's) are marked
     st.dataframe(
         pd.DataFrame(
             [
                 {
-                    "judge": b["judge_id"],
+                    "judge": labels.get(b["judge_id"], b["judge_id"]),
                     "aspect": b["aspect"],
                     "Spearman rho (score vs words)": b["rho"].label(),
                 }
@@ -121,7 +123,11 @@ else:
     )
     dec = pd.DataFrame(
         [
-            {"judge · aspect": f"{b['judge_id']} · {b['aspect']}", "words": w, "mean score": s}
+            {
+                "judge · aspect": f"{labels.get(b['judge_id'], b['judge_id'])} · {b['aspect']}",
+                "words": w,
+                "mean score": s,
+            }
             for b in bias
             for w, s in b["deciles"]
         ]

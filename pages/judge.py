@@ -22,6 +22,7 @@ from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.queries import (
     judge_ids,
+    judge_labels,
     judgment_statuses,
     judgment_summary,
     judgments_with_status,
@@ -178,6 +179,13 @@ def judge_jobs(watching: list[str]) -> None:
             c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
         if prog.get("error"):
             st.warning(prog["error"])
+        for judge_id, e in (prog.get("endpoints") or {}).items():
+            if e.get("placeholder"):
+                st.info(
+                    f"{judge_id} got its answers from the local stand-in server at "
+                    f"{e['endpoint']}: its verdicts are placeholders, labelled so everywhere "
+                    "and left out of selection unless a panel includes placeholders."
+                )
     if set(watching) - set(jobs.active_job_ids(cur, "judge")):
         st.rerun()  # a job ended: recount the page, stop polling
 
@@ -222,10 +230,15 @@ combine = c3.selectbox(
 )
 by_aspect = {}
 if combine == "judge":
-    judges = judge_ids(con)
+    judges, labels = judge_ids(con), judge_labels(con)
     cols = st.columns(3)
     for col, a in zip(cols, ASPECTS, strict=True):
-        by_aspect[a] = col.selectbox(f"Judge for {a}", judges, key=f"judge_for_{a}")
+        by_aspect[a] = col.selectbox(
+            f"Judge for {a}",
+            judges,
+            key=f"judge_for_{a}",
+            format_func=lambda j: labels.get(j, j),
+        )
 c1, c2, c3, c4 = st.columns(4)
 delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=S("delta"))
 threshold = c2.number_input("Threshold (0 = preset default)", 0.0, value=0.0, help=S("threshold"))

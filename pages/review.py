@@ -430,7 +430,8 @@ def judgments_list(judgments: list[dict]) -> str:
         )
         why = esc(j["rationale"] or j["error"])
         lines.append(
-            f"- {esc(j['aspect'])} {score} · {esc(j['judge_id'])}" + (f" — {why}" if why else "")
+            f"- {esc(j['aspect'])} {score} · {esc(j.get('judge') or j['judge_id'])}"
+            + (f" — {why}" if why else "")
         )
     return "\n".join(lines)
 

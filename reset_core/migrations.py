@@ -440,6 +440,47 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "009_judge_endpoints",
+        """
+        -- Judges registered before endpoints were recorded get theirs as well as it can
+        -- be known; no judge or judgment row is deleted or re-keyed. (From now on a
+        -- judge's id covers its endpoint, so a rerun makes a new judge; the old verdicts
+        -- stay under their old ids.) Metric judges ran in-process; the local judge on
+        -- its model; an LLM judge on its configured base URL, normalised as
+        -- reset_core.judging.engine.normalise_base_url does (lowercase scheme and host,
+        -- no credentials, default port, query or trailing slash); one that read its URL
+        -- from the environment cannot be known any more, and says so.
+        UPDATE judges SET endpoint = CASE
+            WHEN kind = 'metric' THEN 'in-process'
+            WHEN json_extract_string(config, '$.type') = 'local'
+                THEN 'in-process:' || coalesce(model, 'unknown model')
+            WHEN nullif(trim(json_extract_string(config, '$.config.base_url')), '') IS NOT NULL
+                THEN (
+                    WITH u AS (
+                        SELECT CASE WHEN contains(b, '://') THEN b ELSE 'http://' || b END AS b
+                        FROM (SELECT trim(json_extract_string(config, '$.config.base_url')) AS b)
+                    ), p AS (
+                        SELECT lower(regexp_extract(b, '^([^:]+)://', 1)) AS scheme,
+                               lower(regexp_replace(
+                                   regexp_extract(b, '^[^:]+://([^/?#]*)', 1), '^.*@', ''
+                               )) AS hostport,
+                               rtrim(regexp_extract(b, '^[^:]+://[^/?#]*([^?#]*)', 1), '/')
+                                   AS path
+                        FROM u
+                    )
+                    SELECT scheme || '://' || CASE
+                        WHEN scheme = 'http' THEN regexp_replace(hostport, ':80$', '')
+                        WHEN scheme = 'https' THEN regexp_replace(hostport, ':443$', '')
+                        ELSE hostport END || path
+                    FROM p
+                )
+            ELSE 'unknown (judged before endpoints were recorded)'
+        END
+        WHERE endpoint IS NULL;
+        UPDATE judges SET placeholder = false WHERE placeholder IS NULL;
+        """,
+    ),
 ]
 
 

@@ -118,3 +118,24 @@ def test_rubric_edit_creates_a_new_version(page):
     at.button(key="save_rubric").click().run()
     assert not at.exception
     assert any("task-v2" in s.value for s in at.success)
+
+
+def test_a_standin_judge_is_labelled_a_placeholder_on_the_page(db_path, con, openai_server):
+    from reset_core.judging.launch import llm_spec
+    from reset_core.judging.llm_judge import LLMJudgeConfig
+    from tests.test_judge_endpoints import _run_job
+
+    _seed_db(con, 1)
+    cfg = LLMJudgeConfig(model="gpt-4o-mini", base_url=openai_server.base_url)
+    prog = _run_job(con, db_path, llm_spec(con, cfg))
+    (judge_id,) = prog["endpoints"]
+    con.close()
+    at = AppTest.from_file(str(ROOT / "pages" / "judge.py"), default_timeout=60)
+    at.session_state["db_path"] = str(db_path)
+    at.run()
+    assert not at.exception
+    (summary,) = [d.value for d in at.dataframe if "output_modes" in d.value.columns]
+    assert set(summary["judge"]) == {f"{judge_id} (placeholder)"}
+    assert set(summary["endpoint"]) == {openai_server.base_url}
+    assert set(summary["output_modes"]) == {"json_schema"}
+    assert any(judge_id in i.value and "placeholders" in i.value for i in at.info)

@@ -125,6 +125,7 @@ EXPECTED = {
     "range": "out_of_range",
     "empty": "empty",
     "refusal": "refusal",
+    "invalid": "http_error",
 }
 
 

@@ -84,6 +84,16 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     )
     if prog.get("ledger"):
         print(json.dumps(prog["ledger"], indent=2))
+    for judge_id, e in (prog.get("endpoints") or {}).items():
+        if e["output_modes"]:
+            modes = ", ".join(f"{m} ×{k}" for m, k in e["output_modes"].items())
+            print(f"{judge_id} at {e['endpoint']}: output modes {modes}")
+        if e["placeholder"]:
+            print(
+                f"note: {judge_id} was answered by the local stand-in server; its verdicts are "
+                "placeholders, left out of selection unless a panel includes placeholders",
+                file=sys.stderr,
+            )
     if prog.get("error"):
         print(f"note: {prog['error']}", file=sys.stderr)
     return 0 if prog["status"] in ("done", "stopped") else 1

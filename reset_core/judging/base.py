@@ -27,7 +27,7 @@ STATUSES = {
     "ok": "the judge gave a score in range",
     "http_429": "rate limited (HTTP 429) on every attempt",
     "http_5xx": "server error (HTTP 5xx) on every attempt",
-    "http_error": "another HTTP error (4xx): the request itself was refused",
+    "http_error": "the request itself was refused (4xx, or a 5xx that says it is invalid)",
     "timeout": "no answer within the timeout on every attempt",
     "connection_error": "connection reset or refused on every attempt",
     "truncated": "the answer was cut off mid-JSON",
@@ -82,6 +82,8 @@ class Judgment:
     cached: bool = False
     attempts: int = 0
     latency_ms: float | None = None
+    #: How the verdict was asked for: json_schema | json_object | prompt (None: no LLM).
+    output_mode: str | None = None
     created_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -138,6 +140,7 @@ JUDGMENT_SCHEMA = pa.schema(
         ("cached", pa.bool_()),
         ("attempts", pa.int32()),
         ("latency_ms", pa.float64()),
+        ("output_mode", pa.string()),
         ("job_id", pa.string()),
         ("created_at", pa.timestamp("us")),
     ]

@@ -6,7 +6,10 @@ What it adds around one chat-completion call:
   on that endpoint), posting the OpenAI chat-completions wire format over aiohttp;
 - retries with exponential backoff and jitter that honour ``Retry-After`` /
   ``retry-after-ms``, for 429, 5xx, timeouts and connection resets; after the last
-  attempt the failure is returned as data (a status), never raised;
+  attempt the failure is returned as data (a status), never raised. A request the
+  server refuses as invalid (400/422, or a 500 whose body is a validation error, as
+  llama.cpp's server answers an unsupported ``response_format``) is not retried: the
+  same bytes would be refused again, and the judge falls back to another output mode;
 - a content-hash cache (:class:`JudgeCache`, SQLite beside the database, safe across
   processes): a verdict that parsed is stored under judge + rubric version + the exact
   request, so a rerun costs zero requests;
@@ -28,6 +31,7 @@ import functools
 import json
 import os
 import random
+import re
 import sqlite3
 import ssl
 import threading
@@ -38,6 +42,45 @@ from typing import Any
 
 RETRYABLE = ("http_429", "http_5xx", "timeout", "connection_error")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # what the openai client uses without one
+#: How the local stand-in (devtools.openai_standin) says its verdicts are placeholders.
+STANDIN_HEADER = "x-reset-standin"
+STANDIN_FINGERPRINT = "reset-studio-standin"
+#: A 5xx body that blames the request, not the server: llama.cpp's server (via
+#: llama-cpp-python) answers an unsupported ``response_format`` with HTTP 500 and a
+#: pydantic validation error; others say "invalid"/"not supported"/"unknown variant".
+_INVALID_5XX = re.compile(
+    r"validation error|invalid|not supported|unsupported|unknown variant|"
+    r"extra (inputs|fields) (are )?not permitted|response_format|json_schema",
+    re.IGNORECASE,
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_base_url(url: str | None) -> str:
+    """The identity of an OpenAI-compatible endpoint: scheme, host, port and path.
+
+    Lowercase scheme and host, default ports dropped, no trailing slash, no query,
+    and never credentials (a key in the URL is not part of who answered). No URL
+    means the OpenAI API, as the openai client does.
+
+    >>> normalise_base_url("HTTP://LocalHost:80/v1/")
+    'http://localhost/v1'
+    >>> normalise_base_url("https://user:sk-secret@API.example.com:443/v1?x=1")
+    'https://api.example.com/v1'
+    >>> normalise_base_url("http://127.0.0.1:8080/v1"), normalise_base_url(None)
+    ('http://127.0.0.1:8080/v1', 'https://api.openai.com/v1')
+    """
+    from urllib.parse import urlsplit
+
+    raw = (url or DEFAULT_BASE_URL).strip()
+    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 @dataclass
@@ -46,6 +89,11 @@ class CallResult:
 
     status: str  # ok | http_429 | http_5xx | http_error | timeout | connection_error | budget
     body: dict | None = None
+    #: The server refused this request as invalid (not a failure of the server):
+    #: retrying it is pointless, another output mode may be accepted.
+    invalid: bool = False
+    #: The answer came from the local stand-in (its header said so).
+    standin: bool = False
     error: str | None = None
     raw: str | None = None
     attempts: int = 0
@@ -133,6 +181,13 @@ class JudgeCache:
                 "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, body TEXT NOT NULL, "
                 "created_at REAL NOT NULL)"
             )
+            # What each endpoint accepted (see OUTPUT_MODES), so the next run, in this
+            # process or a later worker, starts with a mode that works.
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT NOT NULL, "
+                "model TEXT NOT NULL, mode TEXT NOT NULL, standin INTEGER NOT NULL, "
+                "updated_at REAL NOT NULL, PRIMARY KEY (endpoint, model))"
+            )
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -176,6 +231,31 @@ class JudgeCache:
 
     def __len__(self) -> int:
         return self._con().execute("SELECT count(*) FROM verdicts").fetchall()[0][0]
+
+    def endpoint_mode(self, endpoint: str, model: str) -> tuple[str, bool] | None:
+        """(output mode, is the stand-in) an endpoint last answered with for a model.
+
+        >>> import tempfile
+        >>> c = JudgeCache(Path(tempfile.mkdtemp()) / "cache.sqlite")
+        >>> c.remember_mode("http://h/v1", "m", "json_object", False)
+        >>> c.endpoint_mode("http://h/v1", "m"), c.endpoint_mode("http://h/v1", "other")
+        (('json_object', False), None)
+        """
+        rows = (
+            self._con()
+            .execute(
+                "SELECT mode, standin FROM endpoint_modes WHERE endpoint = ? AND model = ?",
+                [endpoint, model],
+            )
+            .fetchall()
+        )
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+
+    def remember_mode(self, endpoint: str, model: str, mode: str, standin: bool) -> None:
+        self._con().execute(
+            "INSERT OR REPLACE INTO endpoint_modes VALUES (?, ?, ?, ?, ?)",
+            [endpoint, model, mode, int(standin), time.time()],
+        )
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -295,17 +375,20 @@ class Engine:
                                 result = CallResult("ok", body=body, raw=text)
                         else:
                             code = resp.status
+                            message = _error_message(content)
+                            invalid = is_invalid_request(code, message)
                             status = (
                                 "http_429"
                                 if code == 429
-                                else "http_5xx"
-                                if code >= 500
                                 else "http_error"
+                                if invalid or code < 500
+                                else "http_5xx"
                             )
                             result = CallResult(
-                                status, error=f"HTTP {code}: {_error_message(content)}", raw=text
+                                status, error=f"HTTP {code}: {message}", raw=text, invalid=invalid
                             )
                             wait = retry_after_s(resp.headers)
+                        result.standin = resp.headers.get(STANDIN_HEADER) == "1"
                 except TimeoutError:
                     result = CallResult("timeout", error=f"no answer within {self.timeout_s}s")
                 except aiohttp.ClientError as e:  # refused, reset, dropped mid-answer
@@ -352,6 +435,19 @@ def event_loop_factory():
     except ImportError:
         return asyncio.new_event_loop
     return uvloop.new_event_loop
+
+
+def is_invalid_request(code: int, message: str) -> bool:
+    """Whether an HTTP error says the request itself is invalid (so: do not retry it).
+
+    >>> is_invalid_request(422, ""), is_invalid_request(503, "overloaded")
+    (True, False)
+    >>> is_invalid_request(500, "1 validation error for CreateChatCompletionRequest")
+    True
+    """
+    if code in (400, 422):
+        return True
+    return code == 500 and bool(_INVALID_5XX.search(message))
 
 
 def _error_message(content: bytes) -> str:

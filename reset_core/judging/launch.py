@@ -66,6 +66,9 @@ def register_judges(con, specs: list[dict]) -> list[Judge]:
         "model": [getattr(getattr(j, "config", None), "model", None) for j in judges],
         "description": [j.description for j in judges],
         "config": [json.dumps(s) for s in specs],
+        # Where its verdicts come from (part of its id); metric judges run in-process.
+        "endpoint": [getattr(j, "endpoint_id", "in-process") for j in judges],
+        "placeholder": [False for _ in judges],  # set once its worker meets the stand-in
     }
     from reset_core.store import insert_arrow
 
@@ -183,7 +186,22 @@ def sync_judge_job(con, job_id: str) -> dict[str, Any]:
     from reset_core.jobs import sync_job
     from reset_core.store import ingest_shards
 
-    return sync_job(con, job_id, ingest=lambda d: ingest_shards(con, "judgments", d))
+    progress = sync_job(con, job_id, ingest=lambda d: ingest_shards(con, "judgments", d))
+    record_endpoints(con, progress.get("endpoints") or {})
+    return progress
+
+
+def record_endpoints(con, endpoints: dict[str, dict]) -> None:
+    """Mark the judges whose worker got answers from the local stand-in as placeholders.
+
+    ``endpoints``: the worker's report, judge id -> {"placeholder": bool, ...}. Only
+    ever sets the flag: one answer from the stand-in makes every verdict suspect.
+    """
+    ids = [j for j, e in endpoints.items() if e.get("placeholder")]
+    if ids:
+        con.execute(
+            "UPDATE judges SET placeholder = true WHERE judge_id IN (SELECT unnest(?))", [ids]
+        )
 
 
 def _judge_set(specs: list[dict]) -> frozenset[str] | None:

@@ -3,17 +3,32 @@
 Pointwise by default (one request per candidate and aspect). With
 ``candidates_per_call > 1`` the candidates of one example are judged together: their
 order is shuffled (seeded) and the shown order is stored with every judgment, so
-position bias can be audited. Structured output (``response_format`` json_schema) is
-asked for; a tolerant parser still reads fenced or chatty answers, and anything that
-is not a score in the rubric's scale is a NULL score with its status and raw text.
+position bias can be audited.
+
+Structured output is negotiated per endpoint (:data:`OUTPUT_MODES`): ``json_schema``
+(OpenAI, vLLM, Ollama), then ``json_object`` with the schema beside it (llama.cpp's
+server and others constrain the answer to it), then the prompt alone. A mode the
+server refuses as an invalid request is dropped at once (no retries spent on it), the
+mode that worked is remembered for the endpoint (in the judge cache, so later runs
+start with it), and every verdict records its mode. A tolerant parser still reads
+fenced or chatty answers; anything that is not a score in the rubric's scale is a
+NULL score with its status and raw text.
+
+A judge's identity (``judge_id``, and so the cache key) covers its model, rubrics,
+settings and endpoint (:attr:`endpoint_id`): the same model name on another server is
+another judge. Answers from the local stand-in server say so; its judge is then
+marked a placeholder (:attr:`placeholder`), which selection leaves out unless asked.
 
 The same prompts and parser run in-process on a local transformers model
 (:class:`LocalLLMJudge`) for the offline demo: with the embedded 135M model that is a
 weak judge, and it says so.
 
 >>> cfg = LLMJudgeConfig(model="local-test", base_url="http://127.0.0.1:8000/v1")
->>> LLMJudge(cfg).judge_id.startswith("llm:local-test:")
-True
+>>> LLMJudge(cfg).judge_id.startswith("llm:local-test:"), LLMJudge(cfg).endpoint_id
+(True, 'http://127.0.0.1:8000/v1')
+>>> other = cfg.model_copy(update={"base_url": "http://127.0.0.1:8001/v1"})
+>>> LLMJudge(other).judge_id == LLMJudge(cfg).judge_id
+False
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ from pydantic import BaseModel, Field
 from reset_core.aspects import ASPECTS
 from reset_core.judging.base import JudgeItem, Judgment, stable_hash
 from reset_core.judging.engine import (
+    STANDIN_FINGERPRINT,
     CallResult,
     Endpoint,
     Engine,
@@ -40,6 +56,7 @@ from reset_core.judging.engine import (
     Ledger,
     env_endpoint,
     event_loop_factory,
+    normalise_base_url,
 )
 from reset_core.judging.rubrics import Rubric, default_rubric
 
@@ -61,7 +78,11 @@ class LLMJudgeConfig(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature")
     max_tokens: int = Field(256, ge=16, le=8192, description="cap on the verdict's tokens")
     structured: bool = Field(
-        True, description="ask for JSON-schema structured output (response_format)"
+        True,
+        description="ask for structured output, negotiated per endpoint: response_format "
+        "json_schema, else json_object with the schema (llama.cpp's server), else the prompt "
+        "alone; what the endpoint accepted is remembered and recorded with every verdict. "
+        "Off = the prompt alone",
     )
     candidates_per_call: int = Field(
         1, ge=1, le=16, description="1 = pointwise; more = that many candidates per call, shuffled"
@@ -85,6 +106,10 @@ class LLMJudgeConfig(BaseModel):
         None, ge=0, description="stop cleanly before spending more than this (worst case)"
     )
 
+
+#: How a verdict's JSON is asked for, most constrained first. The judge starts with
+#: the first (or what the endpoint accepted before) and steps down when refused.
+OUTPUT_MODES = ("json_schema", "json_object", "prompt")
 
 SCORE_SCHEMA = {
     "type": "object",
@@ -240,13 +265,19 @@ class _PromptJudge:
     kind = "llm"
     aspects = ASPECTS
 
+    #: True once an answer came from the local stand-in server: its verdicts are
+    #: deterministic placeholders (the worker reports it; ``judges.placeholder``).
+    placeholder = False
+
     def __init__(self, config: LLMJudgeConfig, rubrics: dict[str, Rubric] | None = None):
         self.config = config
         self.rubrics = {a: (rubrics or {}).get(a) or default_rubric(a) for a in ASPECTS}
         self.name = config.name
+        self.endpoint_id = self._endpoint_id()
         fingerprint = stable_hash(
             type(self).__name__,
             config.model,
+            self.endpoint_id,
             config.temperature,
             config.structured,
             config.candidates_per_call,
@@ -257,6 +288,10 @@ class _PromptJudge:
         self.judge_id = f"{self._prefix}:{config.model}:{fingerprint}"
 
     _prefix = "llm"
+
+    def _endpoint_id(self) -> str:
+        """Who answers this judge's requests (part of its identity)."""
+        raise NotImplementedError
 
     def requests(self, items: list[JudgeItem]) -> list[Request]:
         """Group items into calls: one per item, or shuffled groups per example and aspect."""
@@ -287,23 +322,33 @@ class _PromptJudge:
             out.append(Request(g, rubric, messages, key, shown))
         return out
 
-    def payload(self, req: Request) -> dict:
+    def payload(self, req: Request, mode: str = "json_schema") -> dict:
+        """The request body in an output mode (:data:`OUTPUT_MODES`).
+
+        >>> j = LLMJudge(LLMJudgeConfig(model="m", base_url="http://h/v1"))
+        >>> req = j.requests([JudgeItem("e", "c", "task", "Q", None, None, "instruction", "A")])[0]
+        >>> [j.payload(req, m).get("response_format", {}).get("type") for m in OUTPUT_MODES]
+        ['json_schema', 'json_object', None]
+        """
         p = {
             "model": self.config.model,
             "messages": req.messages,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         }
-        if self.config.structured:
-            k = len(req.items)
+        k = len(req.items)
+        schema = SCORE_SCHEMA if k == 1 else _list_schema(k)
+        if mode == "json_schema":
             p["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "verdict",
-                    "strict": True,
-                    "schema": SCORE_SCHEMA if k == 1 else _list_schema(k),
-                },
+                "json_schema": {"name": "verdict", "strict": True, "schema": schema},
             }
+        elif mode == "json_object":
+            # llama.cpp's server turns this schema into a grammar; servers that only know
+            # plain JSON mode ignore it (the prompt spells the fields out as well).
+            p["response_format"] = {"type": "json_object", "schema": schema}
+        elif mode != "prompt":
+            raise ValueError(f"output mode must be one of {OUTPUT_MODES}, got {mode!r}")
         return p
 
     def _verdicts(
@@ -366,14 +411,29 @@ class LLMJudge(_PromptJudge):
             config.price_input_per_mtok, config.price_output_per_mtok, config.budget_usd
         )
         self.description = (
-            f"LLM judge {config.model} at {self.endpoint.base_url or 'api.openai.com'} "
+            f"LLM judge {config.model} at {self.endpoint_id} "
             "with the versioned rubric of each aspect. Measures: what the rubric asks, as "
             "well as this model can judge it. Cannot: guarantee consistency (position and "
             "length bias, self-preference); a failed or unparseable verdict is no vote."
         )
+        # The output mode this endpoint takes: the best one not refused yet, confirmed
+        # once an answer came back in it. Until then requests go one at a time, so a
+        # refused mode costs one request, not one per request in flight; a probe that
+        # fails for another reason (a dead or overloaded server) ends the queueing, so
+        # a down endpoint does not serialise a whole run behind its retries.
+        self.output_mode = OUTPUT_MODES[0] if config.structured else "prompt"
+        self._mode_confirmed = False
+        self._probe_inconclusive = False
+        self._mode_loaded = False
+        #: Verdicts per output mode this judge got answers in (the worker reports it).
+        self.modes_used: dict[str, int] = {}
+
+    def _endpoint_id(self) -> str:
+        return normalise_base_url(self.connection.base_url)
 
     @property
-    def endpoint(self) -> Endpoint:
+    def connection(self) -> Endpoint:
+        """Base URL and key to send to (the key never enters the judge's identity)."""
         return env_endpoint(self.config.base_url, self.config.base_url_env, self.config.api_key_env)
 
     def judge(
@@ -389,7 +449,9 @@ class LLMJudge(_PromptJudge):
         """The async form of :meth:`judge`; ``progress`` hears every settled request."""
         reqs = self.requests(items)
         hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
+        self._load_mode()
         cfg = self.config
+        negotiating = asyncio.Lock()
         engine = Engine(
             concurrency=cfg.concurrency,
             max_retries=cfg.max_retries,
@@ -414,13 +476,21 @@ class LLMJudge(_PromptJudge):
         async def judged(req: Request) -> list[Judgment]:
             if req.key in hits:
                 self.ledger.cache_hits += 1
-                return self._from_body(req, CallResult("ok", body=hits[req.key], cached=True))
-            res = await engine.complete(self.endpoint, self.payload(req), worst[req.key])
+                body = hits[req.key]
+                res = CallResult("ok", body=body, cached=True)
+                return self._from_body(req, res, body.get("_output_mode"))
+            res, mode = None, None
+            if not self._negotiated():
+                async with negotiating:  # one request at a time until a mode is confirmed
+                    if not self._negotiated():
+                        res, mode = await self._send(engine, req, worst[req.key])
+            if res is None:
+                res, mode = await self._send(engine, req, worst[req.key])
             if res.status == "budget":
                 return []
-            js = self._from_body(req, res)
+            js = self._from_body(req, res, mode)
             if js and all(j.status == "ok" for j in js) and res.body is not None:
-                new_cache[req.key] = res.body
+                new_cache[req.key] = {**res.body, "_output_mode": mode}
             return js
 
         try:
@@ -431,8 +501,59 @@ class LLMJudge(_PromptJudge):
                 self.cache.put_many(new_cache)
         return [j for js in results for j in js]
 
-    def _from_body(self, req: Request, res: CallResult) -> list[Judgment]:
+    def _load_mode(self) -> None:
+        """Start from the mode this endpoint accepted in an earlier run (judge cache)."""
+        if self._mode_loaded or self.cache is None or not self.config.structured:
+            return
+        self._mode_loaded = True
+        known = self.cache.endpoint_mode(self.endpoint_id, self.config.model)
+        if known is not None and known[0] in OUTPUT_MODES:
+            self.output_mode = known[0]
+            self.placeholder = self.placeholder or known[1]
+
+    def _negotiated(self) -> bool:
+        return self._mode_confirmed or self._probe_inconclusive
+
+    async def _send(self, engine: Engine, req: Request, worst: float) -> tuple[CallResult, str]:
+        """One logical call, stepping down the output modes the server refuses as invalid.
+
+        A refusal is not retried in the same mode (the engine does not retry invalid
+        requests). The first mode that gets an answer becomes the endpoint's mode,
+        remembered in the cache; a refusal after that is taken as this request's own
+        problem (e.g. too long) and does not lower the endpoint's mode.
+        """
+        modes = OUTPUT_MODES[OUTPUT_MODES.index(self.output_mode) :]
+        attempts, refused = 0, []
+        for mode in modes:
+            res = await engine.complete(self.connection, self.payload(req, mode), worst)
+            attempts += res.attempts
+            if res.status == "budget":
+                return res, mode
+            if res.invalid and mode != modes[-1]:
+                refused.append(f"{mode} refused: {res.error}")
+                continue
+            break
+        res.attempts = attempts
+        if res.standin or (res.body or {}).get("system_fingerprint") == STANDIN_FINGERPRINT:
+            self.placeholder = True
+        if res.status == "ok":
+            if not self._mode_confirmed:
+                self.output_mode, self._mode_confirmed = mode, True
+                if self.cache is not None:
+                    self.cache.remember_mode(
+                        self.endpoint_id, self.config.model, mode, self.placeholder
+                    )
+        else:
+            if not res.invalid:
+                self._probe_inconclusive = True
+            if refused:
+                res.error = f"{res.error} (after: {'; '.join(refused)})"
+        return res, mode
+
+    def _from_body(self, req: Request, res: CallResult, mode: str | None) -> list[Judgment]:
         body = res.body or {}
+        if body.get("system_fingerprint") == STANDIN_FINGERPRINT:
+            self.placeholder = True
         usage = body.get("usage") or {}
         k = len(req.items)
         pt, ct = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
@@ -444,7 +565,10 @@ class LLMJudge(_PromptJudge):
             "attempts": res.attempts,
             "latency_ms": res.latency_ms,
             "cost_usd": cost / k,
+            "output_mode": mode,
         }
+        if mode is not None and res.status == "ok":
+            self.modes_used[mode] = self.modes_used.get(mode, 0) + k
         content = refusal = finish = None
         raw_output = res.raw
         status, error = res.status, res.error
@@ -523,6 +647,7 @@ class LocalLLMJudge(_PromptJudge):
             update={"model": Path(self.model_path).name, "structured": False}
         )
         super().__init__(config, rubrics)
+        self.output_mode = "prompt"  # a local model has no response_format
         self.batch_size = batch_size
         self._loaded = None
         self.description = (
@@ -530,6 +655,9 @@ class LocalLLMJudge(_PromptJudge):
             "this small follows the rubric poorly; its verdicts are noisy and often "
             "unparseable (no vote). Use it to try prompts offline, not to select data."
         )
+
+    def _endpoint_id(self) -> str:
+        return f"in-process:{self.config.model}"
 
     def _load(self):
         if self._loaded is None:
@@ -574,7 +702,16 @@ class LocalLLMJudge(_PromptJudge):
                 n_out = int((row != tok.pad_token_id).sum())
                 finish = "length" if n_out >= min(self.config.max_tokens, 96) else "stop"
                 js = self._verdicts(
-                    r, "ok", text, None, finish, None, text, attempts=1, cost_usd=0.0
+                    r,
+                    "ok",
+                    text,
+                    None,
+                    finish,
+                    None,
+                    text,
+                    attempts=1,
+                    cost_usd=0.0,
+                    output_mode="prompt",
                 )
                 for j in js:
                     j.prompt_tokens, j.completion_tokens = int(n_in), n_out

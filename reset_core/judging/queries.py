@@ -15,9 +15,59 @@ from __future__ import annotations
 
 from reset_core.store import one
 
+#: How a placeholder judge (the local stand-in server's) is marked wherever it is shown.
+PLACEHOLDER_LABEL = "placeholder"
+
+
+def judge_label(judge_id: str, placeholder: bool | None) -> str:
+    """How a judge is named on screen: its id, marked when its verdicts are placeholders.
+
+    >>> judge_label("llm:gpt-4o-mini:1a2b", True)
+    'llm:gpt-4o-mini:1a2b (placeholder)'
+    >>> judge_label("metric:rouge_l:v1", None)
+    'metric:rouge_l:v1'
+    """
+    return f"{judge_id} ({PLACEHOLDER_LABEL})" if placeholder else judge_id
+
+
+def judge_label_sql(judge_id: str = "judge_id", placeholder: str = "placeholder") -> str:
+    """:func:`judge_label` as a SQL expression over two columns (one rule, two forms).
+
+    >>> from reset_core.store import connect
+    >>> connect(":memory:").sql(
+    ...     f"SELECT {judge_label_sql('j', 'p')} FROM (VALUES ('a', true), ('b', NULL)) t(j, p)"
+    ... ).fetchall()
+    [('a (placeholder)',), ('b',)]
+    """
+    return (
+        f"CASE WHEN coalesce({placeholder}, false) "
+        f"THEN {judge_id} || ' ({PLACEHOLDER_LABEL})' ELSE {judge_id} END"
+    )
+
+
+def judge_labels(con) -> dict[str, str]:
+    """Every registered judge's on-screen name (:func:`judge_label`), by judge id.
+
+    Ids without a ``judges`` row (none in practice) are not in it: look them up with
+    ``labels.get(judge_id, judge_id)``.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute("INSERT INTO judges (judge_id, name, kind, placeholder) VALUES "
+    ...                 "('llm:m:1', 'llm', 'llm', true), ('metric:rouge_l:v1', 'r', 'metric', false)")
+    >>> judge_labels(con)
+    {'llm:m:1': 'llm:m:1 (placeholder)', 'metric:rouge_l:v1': 'metric:rouge_l:v1'}
+    """
+    return dict(
+        con.execute(f"SELECT judge_id, {judge_label_sql()} FROM judges ORDER BY 1").fetchall()
+    )
+
+
 #: Columns of :func:`judgment_summary`, in order.
 SUMMARY_COLUMNS = (
     "judge_id",
+    "judge",
+    "endpoint",
     "aspect",
     "n",
     "scored",
@@ -25,23 +75,31 @@ SUMMARY_COLUMNS = (
     "mean_score",
     "cost_usd",
     "cached",
+    "output_modes",
 )
 
 
 def judgment_summary(con):
     """Per judge and aspect: verdicts, scored, failed, mean score, cost, cached (DataFrame).
 
-    Rows with failures come first (most failed first), then by judge and aspect.
+    ``judge`` is the judge's on-screen name (placeholders marked, :func:`judge_label`),
+    ``endpoint`` where its verdicts came from, ``output_modes`` how they were asked
+    for (json_schema, json_object, prompt; empty for metric judges). Rows with
+    failures come first (most failed first), then by judge and aspect.
 
     >>> from reset_core.store import connect
     >>> tuple(judgment_summary(connect(":memory:")).columns) == SUMMARY_COLUMNS
     True
     """
     return con.execute(
-        "SELECT judge_id, aspect, count(*) AS n, count(score) AS scored, "
-        "count(*) - count(score) AS failed, round(avg(score), 3) AS mean_score, "
-        "round(sum(cost_usd), 4) AS cost_usd, count(*) FILTER (WHERE cached) AS cached "
-        "FROM judgments GROUP BY ALL ORDER BY failed DESC, judge_id, aspect"
+        f"SELECT v.judge_id, {judge_label_sql('v.judge_id', 'any_value(g.placeholder)')} AS judge, "
+        "any_value(g.endpoint) AS endpoint, v.aspect, count(*) AS n, count(v.score) AS scored, "
+        "count(*) - count(v.score) AS failed, round(avg(v.score), 3) AS mean_score, "
+        "round(sum(v.cost_usd), 4) AS cost_usd, count(*) FILTER (WHERE v.cached) AS cached, "
+        "coalesce(string_agg(DISTINCT v.output_mode, ', ' ORDER BY v.output_mode), '') "
+        "AS output_modes "
+        "FROM judgments v LEFT JOIN judges g USING (judge_id) "
+        "GROUP BY v.judge_id, v.aspect ORDER BY failed DESC, v.judge_id, v.aspect"
     ).df()
 
 

@@ -103,6 +103,7 @@ def run_judge_job(ctx) -> None:
     spent = _spent_by_judge(ctx.shard_dir)
     batch = int(cfg.get("batch_size", 256))
     ledgers: dict[str, dict] = {}
+    endpoints: dict[str, dict] = {}
     for n, spec in enumerate(cfg["judges"], 1):
         judge = build_judge(spec, cache=cfg.get("cache_path"))
         mine = todo.filter(pa.compute.equal(todo["judge_id"], judge.judge_id))
@@ -121,6 +122,10 @@ def run_judge_job(ctx) -> None:
                 return
             items = items_from_table(mine.slice(start, step))
             judgments = judge.judge(items, progress=ctx.partial)
+            # Who answered travels in the progress file (the worker never opens the
+            # database): the app marks the judge a placeholder when the stand-in did.
+            endpoints[judge.judge_id] = endpoint_report(judge)
+            ctx.extra["endpoints"] = endpoints
             ctx.write(judgments_table(judgments, job_id))
             if ledger is not None:
                 ledgers[judge.judge_id] = ledger.summary()
@@ -131,6 +136,19 @@ def run_judge_job(ctx) -> None:
                         f"budget cap of ${ledger.budget_usd} reached for {judge.judge_id} "
                         f"after ${ledger.cost_usd:.4f}; relaunch with a higher cap to resume"
                     )
+
+
+def endpoint_report(judge: Judge) -> dict[str, Any]:
+    """What a judge learnt about its endpoint in this run, for ``judges`` in the database.
+
+    >>> endpoint_report(build_judge({"type": "metric", "name": "rouge_l"}))
+    {'endpoint': 'in-process', 'placeholder': False, 'output_modes': {}}
+    """
+    return {
+        "endpoint": getattr(judge, "endpoint_id", "in-process"),
+        "placeholder": bool(getattr(judge, "placeholder", False)),
+        "output_modes": dict(getattr(judge, "modes_used", {})),
+    }
 
 
 def _spent_by_judge(shard_dir: Path) -> dict[str, float]:

@@ -21,6 +21,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from reset_core.judging.queries import judge_label_sql
 from reset_core.review import links as review_links
 from reset_core.review.events import (
     ExampleState,
@@ -415,16 +416,20 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
     ids = [c["candidate_id"] for c in candidates]
     verdicts: dict[str, list[dict]] = {i: [] for i in ids}
     if ids:
+        # ``judge`` is the on-screen name: a placeholder judge's verdicts say so.
         for r in con.execute(
-            "SELECT candidate_id, judge_id, aspect, score, status, rationale, error "
-            "FROM judgments WHERE candidate_id IN (SELECT unnest(?)) "
-            "ORDER BY candidate_id, aspect, judge_id",
+            "SELECT v.candidate_id, v.judge_id, "
+            f"{judge_label_sql('v.judge_id', 'g.placeholder')}, v.aspect, v.score, v.status, "
+            "v.rationale, v.error "
+            "FROM judgments v LEFT JOIN judges g USING (judge_id) "
+            "WHERE v.candidate_id IN (SELECT unnest(?)) "
+            "ORDER BY v.candidate_id, v.aspect, v.judge_id",
             [ids],
         ).fetchall():
             verdicts[r[0]].append(
                 dict(
                     zip(
-                        ("judge_id", "aspect", "score", "status", "rationale", "error"),
+                        ("judge_id", "judge", "aspect", "score", "status", "rationale", "error"),
                         r[1:],
                         strict=True,
                     )
