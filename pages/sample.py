@@ -22,8 +22,9 @@ from reset_core.sampling.settings import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURES,
     DEFAULT_TOP_KS,
+    SETTING_HELP,
     DecodingSetting,
-    setting_label,
+    setting_labels_of,
 )
 from reset_core.training.queries import model_labels, trained_checkpoints
 
@@ -188,7 +189,7 @@ try:
         preview.insert(
             0,
             "setting",
-            [setting_label(r["temperature"], r["top_k"], r["top_p"], r["n"]) for r in grid_rows],
+            setting_labels_of(grid_rows),
         )
         st.dataframe(preview, hide_index=True)
     if not spec_kw.get("model"):
@@ -275,9 +276,7 @@ def job_view(watching: list[str]) -> None:
         job_candidates(cur, job_id, limit=25, offset=page * 25),
         hide_index=True,
         column_config={
-            "setting": st.column_config.TextColumn(
-                "setting", help="Temperature and top-k (top-p and n when not 1)."
-            ),
+            "setting": st.column_config.TextColumn("setting", help=SETTING_HELP),
             "sample": st.column_config.NumberColumn("sample", help="Sample index", width="small"),
             "text": st.column_config.TextColumn("text", width="large"),
             "instruction": st.column_config.TextColumn("instruction", width="medium"),
