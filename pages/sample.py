@@ -11,6 +11,7 @@ from reset_core.options import help_text
 from reset_core.sampling.config import ModelSpec, SampleSelection
 from reset_core.sampling.launch import (
     SamplingRejected,
+    default_model,
     estimate_sampling,
     plan_sampling,
     resume_sampling,
@@ -73,13 +74,32 @@ count = int(
 # ----------------------------------------------------------------------------- model
 st.header("Model")
 trained = trained_checkpoints(con)
+# One policy per round: the round's policy (the MTL checkpoint, then each round's
+# result) is the default; the embedded model before one exists.
+try:
+    default = default_model(con)
+except ModelUnavailable:
+    default = None  # the embedded model is not prepared: its option says so below
+policy = default.checkpoint if default else None
+if policy and policy[0] not in {r[0] for r in trained}:
+    trained = [policy, *trained]  # a policy registered by hand, not by a Train run
+SOURCES = [
+    "Embedded SmolLM2",
+    "Trained model",
+    "Local folder",
+    "Hub id",
+    "OpenAI-compatible endpoint",
+]
 source = st.radio(
     "Model source",
-    ["Embedded SmolLM2", "Trained model", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
+    SOURCES,
+    index=SOURCES.index("Trained model" if policy else "Embedded SmolLM2"),
     horizontal=True,
     key="sample_model_source",
     help="Trained model: a checkpoint from the Train page (merged, or base + LoRA adapter).",
 )
+if default:
+    st.caption(f"Default: {default.why}.")
 spec_kw: dict = {}
 if source == "Trained model":
     if not trained:
@@ -89,9 +109,11 @@ if source == "Trained model":
         row = st.selectbox(
             "Checkpoint",
             trained,
+            index=[r[0] for r in trained].index(policy[0]) if policy else 0,
             format_func=lambda r: labels.get(r[0], r[1]),
             key="sample_trained",
-            help="Newest first, by name and lineage (base, LoRA adapter or merged, stage).",
+            help="Newest first, by name and lineage (base, LoRA adapter or merged, stage). "
+            "The round's policy is preselected.",
         )
         spec_kw = {"model": row[2], "adapter": row[3], "name": labels.get(row[0], row[1])}
 elif source == "Embedded SmolLM2":
