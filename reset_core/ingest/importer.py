@@ -84,6 +84,7 @@ SELECT
         AS kind,
     CASE WHEN kind_ IS NOT NULL THEN 'column' WHEN $kind IS NOT NULL THEN 'fixed' ELSE 'auto' END
         AS kind_by,
+    context IS NOT NULL AS has_context,
     source_ AS source,
     coalesce(split_, CASE WHEN $by_ratio THEN
         CASE WHEN u < $r_seen THEN 'seen' WHEN u < $r_test_seen THEN 'test_seen'
@@ -133,9 +134,9 @@ def _finalize(
     r_seen = ratios.get("seen", 0.0)
     kind = fixed_kind(options, preset)
     staging.execute("UPDATE mapped SET source_ = coalesce(source_, ?)", [source])
-    staging.execute(
-        "CREATE TABLE final AS " + _FINALIZE,
-        {
+    table = staging.sql(
+        _FINALIZE,
+        params={
             "seed": str(options.seed),
             "kind": kind,
             "by_ratio": bool(ratios),
@@ -143,15 +144,18 @@ def _finalize(
             "r_test_seen": r_seen + ratios.get("test_seen", 0.0),
             "split": options.split,
         },
-    )
-    n_column, n_auto_ctx, n_auto_instr, n_fixed, n_fixed_ctx = one(
-        staging,
-        "SELECT count(*) FILTER (WHERE kind_by = 'column'), "
-        "count(*) FILTER (WHERE kind_by = 'auto' AND kind = 'context'), "
-        "count(*) FILTER (WHERE kind_by = 'auto' AND kind = 'instruction'), "
-        "count(*) FILTER (WHERE kind_by = 'fixed'), "
-        "count(*) FILTER (WHERE kind_by = 'fixed' AND context IS NOT NULL) FROM final",
-    )
+    ).to_arrow_table()
+    # How each row's kind was decided, counted on the Arrow table (no second pass in SQL).
+    tally = table.group_by(["kind_by", "kind", "has_context"]).aggregate([("kind", "count")])
+    n = {
+        (b, k, c): m
+        for b, k, c, m in zip(*(tally[col].to_pylist() for col in tally.column_names), strict=True)
+    }
+    n_column = sum(m for (b, _, _), m in n.items() if b == "column")
+    n_auto_ctx = sum(m for (b, k, _), m in n.items() if b == "auto" and k == "context")
+    n_auto_instr = sum(m for (b, k, _), m in n.items() if b == "auto" and k == "instruction")
+    n_fixed = sum(m for (b, _, _), m in n.items() if b == "fixed")
+    n_fixed_ctx = sum(m for (b, _, c), m in n.items() if b == "fixed" and c)
     notes = []
     if n_column:
         notes.append(f"{n_column} rows take their kind from the mapped kind column")
@@ -175,8 +179,7 @@ def _finalize(
             f"kind=auto: {n_auto_ctx} rows with a context → context, "
             f"{n_auto_instr} without → instruction"
         )
-    table = staging.sql("SELECT * EXCLUDE (kind_by) FROM final").to_arrow_table()
-    return table, "; ".join(notes)
+    return table.drop_columns(["kind_by", "has_context"]), "; ".join(notes)
 
 
 @dataclass
