@@ -64,11 +64,14 @@ else:
     role = PRESET_KINDS.get(preset)
     kind = c2.selectbox(
         "Kind",
-        [None, *KINDS],
-        format_func=lambda k: k or (f"preset's role ({role})" if role else "preset's role"),
+        ["preset", *KINDS],
+        format_func=lambda k: (
+            (f"preset's role ({role})" if role else "preset's role") if k == "preset" else k
+        ),
         help=H("kind"),
         key="import_kind",
     )
+    kind = None if kind == "preset" else kind
 source = c3.text_input("Source", help=H("source"), key="import_source")
 split_mode = c4.selectbox("Split", [*SPLITS, "by ratio"], help=H("split"), key="import_split")
 mapping: dict[str, str] = {}
@@ -123,7 +126,7 @@ if path is not None and options is not None:
         )
         # Kinds and splits before anything is committed: what the import will add.
         counts = parsed.counts()
-        st.caption(f"{parsed.kind_note}. {describe_counts(counts)}")
+        st.caption(f"{parsed.kind_note}. Rows {describe_counts(counts)}.")
         st.dataframe(
             pd.DataFrame(
                 [{"kind": k, "split": sp, "examples": n} for (k, sp), n in sorted(counts.items())]

@@ -459,7 +459,13 @@ def test_rekind_runs_on_request_in_one_transaction_and_says_what_changed(
     con.close()
     # The CLI says the same, and refuses a source whose import declares no kind.
     db = str(tmp_path / "studio.duckdb")
-    assert main(["--db", db, "rekind", "--source", "nq", "--kind", "instruction"]) == 0
+    rekind_nq = ["--db", db, "rekind", "--source", "nq", "--kind", "instruction"]
+    assert main([*rekind_nq, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "source nq: 6 of 6 examples would change (context → instruction: 6)",
+        "dry run: nothing was changed",
+    ]
+    assert main(rekind_nq) == 0
     assert capsys.readouterr().out.strip() == (
         "source nq: 6 of 6 examples changed (context → instruction: 6)"
     )

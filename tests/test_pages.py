@@ -51,7 +51,7 @@ def test_data_page_previews_kinds_and_splits_before_importing(app, tmp_path):
     captions = [c.value for c in app.caption]
     assert any(
         "kind=instruction for 8 rows: the alpaca preset's role (5 with a context" in c
-        and "by kind: instruction 8, context 0 · by split: seen 8" in c
+        and "Rows by kind: instruction 8, context 0 · by split: seen 8." in c
         for c in captions
     )
     counts = app.dataframe[0].value  # the counts table comes before the sample rows

@@ -79,6 +79,8 @@ def _cmd_rekind(args: argparse.Namespace) -> int:
         print("nothing was changed", file=sys.stderr)
         return 2
     print(result.describe())
+    if args.dry_run:
+        print("dry run: nothing was changed")
     return 0
 
 

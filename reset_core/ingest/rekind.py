@@ -22,7 +22,7 @@ them scored the changed examples under their old kinds.
 >>> con = connect(":memory:")
 >>> _ = import_file(con, path, ImportOptions(preset="alpaca", source="pairs", kind="context"))
 >>> print(rekind_source(con, "pairs", "preset", dry_run=True).describe())
-source pairs: 2 of 2 examples would change (context → instruction: 2); dry run, nothing changed
+source pairs: 2 of 2 examples would change (context → instruction: 2)
 >>> print(rekind_source(con, "pairs", "preset").describe())
 source pairs: 2 of 2 examples changed (context → instruction: 2)
 >>> rekind_source(con, "pairs", "instruction").n_changed
@@ -76,8 +76,6 @@ class RekindResult:
                 f"; {self.n_selections} stored selection(s) scored them under their old kinds: "
                 "score again to use the new ones"
             )
-        if self.dry_run:
-            text += "; dry run, nothing changed"
         return text
 
 
