@@ -5,6 +5,10 @@ Self-Instruct seed tasks (Apache-2.0), Natural Questions with its gold passage a
 AdversarialQA (CC BY-SA 3.0). Alpaca (non-commercial) and CNN/DailyMail (unclear
 license) are never bundled.
 
+Kinds follow each dataset's role, as the import presets do: Dolly (with or without a
+context) and Self-Instruct are instruction data; NQ and AdversarialQA (QA over a
+passage) are context data.
+
 Splits: Dolly and NQ are "seen" tasks, split 85/15 into seen/test_seen by a seeded
 hash; Self-Instruct and AdversarialQA are held out entirely as test_unseen tasks.
 
@@ -124,7 +128,10 @@ def dolly_context(shared: Path) -> list[dict]:
                 "context": m["context"].strip(),
                 "reference": r["answer"].strip(),
                 "source": "dolly_context",
-                "kind": "context",
+                # Dolly is instruction-following data: a context it carries is part of
+                # the request (the paper's I_instr follows the dataset's role, as the
+                # dolly preset does), so these are judged for instruction following.
+                "kind": "instruction",
             }
         )
     return out

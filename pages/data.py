@@ -3,6 +3,7 @@
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 from pydantic import ValidationError
@@ -11,14 +12,15 @@ import ui
 from reset_core.aspects import KINDS
 from reset_core.errors import validation_message
 from reset_core.ingest.config import SPLITS, ImportOptions, ImportRejected
-from reset_core.ingest.importer import import_file, read_examples
-from reset_core.ingest.presets import PRESETS
+from reset_core.ingest.importer import describe_counts, import_file, read_examples
+from reset_core.ingest.presets import PRESET_KINDS, PRESETS
 from reset_core.ingest.queries import (
     count_examples,
     distinct_values,
     example_breakdown,
     examples_page,
 )
+from reset_core.ingest.rekind import REKIND_TARGETS, RekindRejected, rekind_source
 from reset_core.options import help_text
 
 PAGE_SIZE = 25
@@ -55,7 +57,21 @@ c1, c2, c3, c4 = st.columns(4)
 preset = c1.selectbox(
     "Preset", ["auto-detect", *PRESETS, "column mapping"], help=H("preset"), key="import_preset"
 )
-kind = c2.selectbox("Kind", ["auto", *KINDS], help=H("kind"), key="import_kind")
+# A preset declares its kind (the dataset's role); auto is offered for a column mapping only.
+if preset == "column mapping":
+    kind = c2.selectbox("Kind", ["auto", *KINDS], help=H("kind"), key="import_kind_mapping")
+else:
+    role = PRESET_KINDS.get(preset)
+    kind = c2.selectbox(
+        "Kind",
+        ["preset", *KINDS],
+        format_func=lambda k: (
+            (f"preset's role ({role})" if role else "preset's role") if k == "preset" else k
+        ),
+        help=H("kind"),
+        key="import_kind",
+    )
+    kind = None if kind == "preset" else kind
 source = c3.text_input("Source", help=H("source"), key="import_source")
 split_mode = c4.selectbox("Split", [*SPLITS, "by ratio"], help=H("split"), key="import_split")
 mapping: dict[str, str] = {}
@@ -108,6 +124,20 @@ if path is not None and options is not None:
             f"{parsed.n_rows:,} rows, {parsed.table.num_rows:,} unique, "
             f"{parsed.n_duplicates:,} duplicates within the file."
         )
+        # Kinds and splits before anything is committed: what the import will add.
+        counts = parsed.counts()
+        st.caption(f"{parsed.kind_note}. Rows {describe_counts(counts)}.")
+        st.dataframe(
+            pd.DataFrame(
+                [{"kind": k, "split": sp, "examples": n} for (k, sp), n in sorted(counts.items())]
+            )
+            .pivot_table(
+                index="kind", columns="split", values="examples", aggfunc="sum", fill_value=0
+            )
+            .reset_index(),
+            hide_index=True,
+            key="import_counts",
+        )
         st.dataframe(
             parsed.table.slice(0, 5)
             .select(["instruction", "context", "reference", "kind", "source", "split"])
@@ -143,6 +173,32 @@ for col, by in zip(charts, ("kind", "split", "source"), strict=True):
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=f"by {by}")
     col.plotly_chart(fig, key=f"chart_{by}")
     col.caption(" · ".join(f"{k}: {v:,}" for k, v in rows))
+
+with st.expander("Re-kind a source"):
+    st.caption(
+        "Imports set kinds once; nothing changes them afterwards unless you ask here (or with "
+        "`reset-studio rekind`). preset: the role each row's import preset declares "
+        "(alpaca, dolly, chat, self_instruct: instruction; qa, nq, summarization: context)."
+    )
+    r1, r2 = st.columns(2)
+    rk_source = r1.selectbox("Source", distinct_values(con, "source"), key="rekind_source")
+    rk_target = r2.selectbox("New kind", REKIND_TARGETS, key="rekind_target")
+    try:
+        planned = rekind_source(con, rk_source, rk_target, dry_run=True)
+    except RekindRejected as e:
+        st.error(str(e))
+    else:
+        st.write(planned.describe())
+        if st.button("Re-kind", key="rekind_button", disabled=not planned.n_changed):
+            try:
+                done = rekind_source(con, rk_source, rk_target)
+            except RekindRejected as e:
+                st.error(str(e))
+            else:
+                st.session_state["last_rekind"] = done.describe()
+                st.rerun()
+if msg := st.session_state.pop("last_rekind", None):
+    st.success(msg)
 
 f1, f2, f3, f4 = st.columns(4)
 kinds = f1.multiselect("Kind", distinct_values(con, "kind"), key="f_kind")

@@ -10,6 +10,7 @@ from reset_core.analytics.judge_bias import length_bias
 from reset_core.analytics.summaries import ensure_fresh, missing_note, missing_summary
 from reset_core.judging.queries import judge_labels
 from reset_core.review.text import escape_markdown
+from reset_core.sampling.settings import SETTING_HELP
 
 st.title("Decoding settings")
 con = ui.cursor()
@@ -46,9 +47,7 @@ st.dataframe(
     hide_index=True,
     key="dec_table",
     column_config={
-        "setting": st.column_config.TextColumn(
-            "setting", help="Temperature and top-k (top-p and n when not 1)."
-        ),
+        "setting": st.column_config.TextColumn("setting", help=SETTING_HELP),
         "n": st.column_config.NumberColumn("candidates"),
         "pick_share": st.column_config.NumberColumn("share of picks", format="%.2f"),
     },

@@ -11,6 +11,7 @@ from reset_core.options import help_text
 from reset_core.sampling.config import ModelSpec, SampleSelection
 from reset_core.sampling.launch import (
     SamplingRejected,
+    default_model,
     estimate_sampling,
     plan_sampling,
     resume_sampling,
@@ -22,8 +23,9 @@ from reset_core.sampling.settings import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURES,
     DEFAULT_TOP_KS,
+    SETTING_HELP,
     DecodingSetting,
-    setting_label,
+    setting_labels_of,
 )
 from reset_core.training.queries import model_labels, trained_checkpoints
 
@@ -72,13 +74,32 @@ count = int(
 # ----------------------------------------------------------------------------- model
 st.header("Model")
 trained = trained_checkpoints(con)
+# One policy per round: the round's policy (the MTL checkpoint, then each round's
+# result) is the default; the embedded model before one exists.
+try:
+    default = default_model(con)
+except ModelUnavailable:
+    default = None  # the embedded model is not prepared: its option says so below
+policy = default.checkpoint if default else None
+if policy and policy[0] not in {r[0] for r in trained}:
+    trained = [policy, *trained]  # a policy registered by hand, not by a Train run
+SOURCES = [
+    "Embedded SmolLM2",
+    "Trained model",
+    "Local folder",
+    "Hub id",
+    "OpenAI-compatible endpoint",
+]
 source = st.radio(
     "Model source",
-    ["Embedded SmolLM2", "Trained model", "Local folder", "Hub id", "OpenAI-compatible endpoint"],
+    SOURCES,
+    index=SOURCES.index("Trained model" if policy else "Embedded SmolLM2"),
     horizontal=True,
     key="sample_model_source",
     help="Trained model: a checkpoint from the Train page (merged, or base + LoRA adapter).",
 )
+if default:
+    st.caption(f"Default: {default.why}.")
 spec_kw: dict = {}
 if source == "Trained model":
     if not trained:
@@ -88,9 +109,11 @@ if source == "Trained model":
         row = st.selectbox(
             "Checkpoint",
             trained,
+            index=[r[0] for r in trained].index(policy[0]) if policy else 0,
             format_func=lambda r: labels.get(r[0], r[1]),
             key="sample_trained",
-            help="Newest first, by name and lineage (base, LoRA adapter or merged, stage).",
+            help="Newest first, by name and lineage (base, LoRA adapter or merged, stage). "
+            "The round's policy is preselected.",
         )
         spec_kw = {"model": row[2], "adapter": row[3], "name": labels.get(row[0], row[1])}
 elif source == "Embedded SmolLM2":
@@ -188,7 +211,7 @@ try:
         preview.insert(
             0,
             "setting",
-            [setting_label(r["temperature"], r["top_k"], r["top_p"], r["n"]) for r in grid_rows],
+            setting_labels_of(grid_rows),
         )
         st.dataframe(preview, hide_index=True)
     if not spec_kw.get("model"):
@@ -275,9 +298,7 @@ def job_view(watching: list[str]) -> None:
         job_candidates(cur, job_id, limit=25, offset=page * 25),
         hide_index=True,
         column_config={
-            "setting": st.column_config.TextColumn(
-                "setting", help="Temperature and top-k (top-p and n when not 1)."
-            ),
+            "setting": st.column_config.TextColumn("setting", help=SETTING_HELP),
             "sample": st.column_config.NumberColumn("sample", help="Sample index", width="small"),
             "text": st.column_config.TextColumn("text", width="large"),
             "instruction": st.column_config.TextColumn("instruction", width="medium"),

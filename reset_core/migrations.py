@@ -441,7 +441,7 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
-        "009_judge_endpoints",
+        "010_judge_endpoints",
         """
         -- Judges registered before endpoints were recorded get theirs as well as it can
         -- be known; no judge or judgment row is deleted or re-keyed. (From now on a
@@ -479,6 +479,22 @@ MIGRATIONS: list[Migration] = [
         END
         WHERE endpoint IS NULL;
         UPDATE judges SET placeholder = false WHERE placeholder IS NULL;
+        """,
+    ),
+    Migration(
+        "011_rekinds",
+        """
+        -- Every re-kind of a source's examples, asked for by a person (reset-studio
+        -- rekind, the Data page): the only way stored kinds change. Summaries that cache
+        -- an example's kind count these rows in their stamps, so a re-kind refreshes them.
+        CREATE TABLE rekinds (
+            rekind_id  TEXT PRIMARY KEY,
+            source     TEXT NOT NULL,
+            target     TEXT NOT NULL,       -- instruction | context | preset
+            n_changed  INTEGER NOT NULL,
+            changes    JSON NOT NULL,       -- [{"from", "to", "n"}]
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
         """,
     ),
 ]

@@ -1,5 +1,6 @@
 """AppTest for the Agreement, Trade-off and Decoding pages, and their links into Review."""
 
+import json
 import re
 
 import pytest
@@ -140,6 +141,29 @@ def test_decoding_page_shows_settings_grid_and_bias(filled_app):
     drop_text = drop.value.replace("\\", "")
     assert LABEL["s:cold"] in drop_text and LABEL["s:never"] in drop_text
     assert "s:cold" in drop.proto.help
+    assert_no_ids(at)
+
+
+def test_decoding_and_tradeoff_charts_tell_apart_settings_that_differ_in_max_tokens(filled_app):
+    con = connect(filled_app.db)
+    con.execute(
+        "UPDATE decoding_settings SET temperature = 1.2, max_tokens = 256 "
+        "WHERE setting_id = 's:never'"
+    )
+    con.close()
+    hot, never = "T 1.2 · top-k all · max_tokens 64", "T 1.2 · top-k all · max_tokens 256"
+    at = filled_app.switch_page("pages/decoding.py").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["setting"]) == [LABEL["s:cold"], hot, never]
+    share = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert share["x"] == [LABEL["s:cold"], hot, never]  # one bar each, by their values
+    assert [c[0] for c in share["customdata"]] == ["s:cold", "s:hot", "s:never"]  # in the hover
+    assert_no_ids(at)
+    at = filled_app.switch_page("pages/tradeoff.py").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["setting"]) == {LABEL["s:cold"], hot, never}
+    legend = {t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert {hot, never} <= legend
     assert_no_ids(at)
 
 

@@ -12,20 +12,39 @@ from reset_core.ingest.config import ImportOptions, ImportRejected
 from reset_core.ingest.importer import import_file, read_examples
 from reset_core.store import counts
 
+# Real rows from ../shared/data (tests/fixtures/make_fixtures.py), one file per preset
+# at least. The kind is the dataset's role, whether or not a row carries a context:
+# the last column counts the rows that do, so each role is seen holding both shapes
+# where the data has them (Alpaca's input, Dolly's context, Self-Instruct's input).
 PRESET_CASES = [
-    ("alpaca.json", "alpaca", 8, {"instruction", "context"}),
-    ("dolly_unused.jsonl", "alpaca", 8, {"instruction"}),
-    ("dolly_context.csv", "dolly", None, {"context"}),
-    ("qa_squad_shape.jsonl", "qa", 6, {"context"}),
-    ("nq_oracle.jsonl", "nq", 6, {"context"}),
-    ("cnn_summarization.jsonl", "summarization", 4, {"context"}),
-    ("dolly_chat.jsonl", "chat", 5, {"instruction"}),
-    ("self_instruct_seed.jsonl", "self_instruct", 6, None),
+    ("alpaca.json", "alpaca", 8, "instruction", 5),
+    ("dolly_unused.jsonl", "alpaca", 8, "instruction", 0),
+    ("dolly_context.csv", "dolly", None, "instruction", None),
+    ("qa_squad_shape.jsonl", "qa", 6, "context", 6),
+    ("nq_oracle.jsonl", "nq", 6, "context", 6),
+    ("cnn_summarization.jsonl", "summarization", 4, "context", 4),
+    ("dolly_chat.jsonl", "chat", 5, "instruction", 0),
+    ("self_instruct_seed.jsonl", "self_instruct", 6, "instruction", 5),
 ]
 
 
-@pytest.mark.parametrize("fixture, preset, n, kinds", PRESET_CASES)
-def test_each_preset_imports_real_data(con, fixture, preset, n, kinds):
+def test_every_preset_declares_a_kind_and_is_checked_on_real_data():
+    from reset_core.ingest.presets import PRESET_KINDS, PRESETS
+
+    assert set(PRESET_KINDS) == set(PRESETS)
+    assert {p for _, p, *_ in PRESET_CASES} == set(PRESETS)
+    assert {p for p, k in PRESET_KINDS.items() if k == "instruction"} == {
+        "alpaca",
+        "dolly",
+        "self_instruct",
+        "chat",
+    }
+
+
+@pytest.mark.parametrize("fixture, preset, n, kind, n_context", PRESET_CASES)
+def test_each_preset_imports_real_data_as_its_datasets_role(
+    con, fixture, preset, n, kind, n_context
+):
     result = import_file(con, FIXTURES / fixture, ImportOptions(preset=preset))
     assert result.preset == preset
     stored = con.execute(
@@ -36,16 +55,20 @@ def test_each_preset_imports_real_data(con, fixture, preset, n, kinds):
         assert result.n_rows == n
     assert all(r[0].strip() for r in stored)
     assert {r[4] for r in stored} == {(FIXTURES / fixture).stem}
-    if kinds is not None:
-        assert {r[3] for r in stored} == kinds
-    # Context kind exactly when a context is present.
-    assert all((r[3] == "context") == bool(r[1]) for r in stored)
+    assert {r[3] for r in stored} == {kind}
+    with_context = sum(1 for r in stored if r[1])
+    if n_context is not None:
+        assert with_context == n_context
+    else:
+        assert 0 < with_context == len(stored)  # every Dolly row of this file has one
+    assert result.kind_note.startswith(f"kind={kind} for {len(stored)} rows: the {preset} preset")
+    assert result.added == {(kind, "seen"): len(stored)}
 
 
 @pytest.mark.parametrize(
     "fixture, preset",
     # dolly_unused.jsonl is Alpaca-shaped; every other fixture's preset is detectable.
-    [(f, p) for f, p, _, _ in PRESET_CASES if f != "dolly_unused.jsonl"],
+    [(f, p) for f, p, *_ in PRESET_CASES if f != "dolly_unused.jsonl"],
 )
 def test_presets_are_detected_from_columns(fixture, preset):
     assert read_examples(FIXTURES / fixture).preset == preset
@@ -95,10 +118,44 @@ def test_explicit_mapping_with_nested_paths(con, tmp_path):
         mapping={"instruction": "q", "context": "doc.body", "reference": "ans[0]", "id": "qid"},
         source="custom",
     )
-    import_file(con, path, opts)
+    result = import_file(con, path, opts)
     assert con.execute("SELECT example_id, context, reference, kind FROM examples").fetchall() == [
         ("custom:7", "Ada wrote it.", "Ada", "context")
     ]
+    assert result.kind_note == "kind=auto: 1 rows with a context → context, 0 without → instruction"
+
+
+def test_kind_auto_is_for_column_mappings_only_and_reports_what_it_decided(con, tmp_path):
+    with pytest.raises(
+        ValueError,
+        match="kind=auto applies only to a column mapping: preset alpaca declares instruction",
+    ):
+        ImportOptions(preset="alpaca", kind="auto")
+    with pytest.raises(ValueError, match="kind=auto applies only to a column mapping"):
+        ImportOptions(kind="auto")
+    rows = [json.loads(x) for x in (FIXTURES / "qa_squad_shape.jsonl").read_text().splitlines()]
+    rows[4]["context"] = None  # two rows without a passage: auto calls them instruction
+    rows[5].pop("context")
+    rows[0]["kind"] = "instruction"  # a mapped kind column wins over auto
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mapping = {"instruction": "question", "context": "context", "kind": "kind"}
+    parsed = read_examples(path, ImportOptions(mapping=mapping, kind="auto"))
+    assert parsed.kind_note == (
+        "1 rows take their kind from the mapped kind column; "
+        "kind=auto: 3 rows with a context → context, 2 without → instruction"
+    )
+    assert parsed.counts() == {("instruction", "seen"): 3, ("context", "seen"): 3}
+    # The same file through the qa preset: every row is a context example by role
+    # (the two without a passage are rejected, as QA needs one).
+    with pytest.raises(ImportRejected, match="line 5, field 'context'"):
+        read_examples(path, ImportOptions(preset="qa"))
+    # An explicit kind overrides the preset's role, and says so.
+    override = read_examples(FIXTURES / "nq_oracle.jsonl", ImportOptions(kind="instruction"))
+    assert override.kind_note == (
+        "kind=instruction for 6 rows: as asked (the nq preset's role is context) "
+        "(6 with a context, kept as part of the request)"
+    )
 
 
 def test_kind_override_splits_by_ratio_and_dedupe(con, tmp_path):
@@ -290,7 +347,9 @@ def test_cli_import_and_db_info(tmp_path, capsys):
         )
         == 0
     )
-    assert "imported 8 new examples" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "imported 8 new examples" in out
+    assert "added by kind: instruction 8, context 0 · by split: test_seen 8" in out
     assert main(["--db", db, "import", str(tmp_path / "alpaca.json"), "--preset", "nope"]) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err
     bad = _jsonl(tmp_path, [b"{oops\n"])
@@ -338,3 +397,103 @@ def test_vectorised_and_row_paths_agree(tmp_path, monkeypatch):
     assert fast.table.equals(slow.table)
     assert (fast.n_rows, fast.n_duplicates) == (slow.n_rows, slow.n_duplicates) == (len(rows), 2)
     assert set(fast.table.column("split").to_pylist()) == {"seen", "test_seen"}
+
+
+def test_cli_dry_run_shows_kinds_and_splits_before_anything_is_committed(tmp_path, capsys):
+    from reset_core.cli import main
+
+    db = str(tmp_path / "cli.duckdb")
+    args = ["--db", db, "import", str(FIXTURES / "nq_oracle.jsonl"), "--dry-run"]
+    assert main([*args, "--split-ratios", "seen=0.5,test_seen=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "preset nq, 6 rows, 6 unique" in out
+    assert "kind=context for 6 rows: the nq preset's role" in out
+    assert "by kind: instruction 0, context 6 · by split: seen " in out
+    assert "dry run: nothing was imported" in out
+    assert main(["--db", db, "db", "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["examples"] == 0
+
+
+def _seed_alpaca(con, tmp_path, kind=None):
+    # An import under the old rule (auto: a row with an input became a context example).
+    return import_file(
+        con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca", source="alpaca", kind=kind)
+    )
+
+
+def test_rekind_runs_on_request_in_one_transaction_and_says_what_changed(
+    con, tmp_path, capsys, monkeypatch
+):
+    from reset_core.cli import main
+    from reset_core.ingest.rekind import RekindRejected, rekind_source
+
+    _seed_alpaca(con, tmp_path, kind="context")
+    import_file(con, FIXTURES / "nq_oracle.jsonl", ImportOptions(source="nq"))
+    before = table_snapshot(con)
+    # A dry run changes nothing; the preset target reads each row's import.
+    dry = rekind_source(con, "alpaca", "preset", dry_run=True)
+    assert (dry.n_changed, dry.changes) == (8, {("context", "instruction"): 8})
+    assert table_snapshot(con) == before
+    with pytest.raises(RekindRejected, match="no examples from 'nope'; sources: alpaca, nq"):
+        rekind_source(con, "nope", "context")
+    result = rekind_source(con, "alpaca", "preset")
+    assert result.describe() == "source alpaca: 8 of 8 examples changed (context → instruction: 8)"
+    kinds = con.execute("SELECT source, kind, count(*) FROM examples GROUP BY ALL ORDER BY 1")
+    assert kinds.fetchall() == [("alpaca", "instruction", 8), ("nq", "context", 6)]
+    assert con.execute("SELECT source, target, n_changed FROM rekinds").fetchall() == [
+        ("alpaca", "preset", 8)
+    ]
+    assert rekind_source(con, "alpaca", "preset").n_changed == 0  # nothing left to change
+    # A failure inside the transaction (here: writing its log row) leaves every row as it was.
+    snapshot = table_snapshot(con)
+    import reset_core.ingest.rekind as rk
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(rk.json, "dumps", boom)
+        with pytest.raises(RuntimeError, match="disk full"):
+            rekind_source(con, "nq", "instruction")
+    assert table_snapshot(con) == snapshot
+    con.close()
+    # The CLI says the same, and refuses a source whose import declares no kind.
+    db = str(tmp_path / "studio.duckdb")
+    rekind_nq = ["--db", db, "rekind", "--source", "nq", "--kind", "instruction"]
+    assert main([*rekind_nq, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "source nq: 6 of 6 examples would change (context → instruction: 6)",
+        "dry run: nothing was changed",
+    ]
+    assert main(rekind_nq) == 0
+    assert capsys.readouterr().out.strip() == (
+        "source nq: 6 of 6 examples changed (context → instruction: 6)"
+    )
+    mapped = tmp_path / "mapped.jsonl"
+    mapped.write_text(json.dumps({"q": "Who?", "p": "Ada."}) + "\n")
+    assert main(["--db", db, "import", str(mapped), "--mapping", "instruction=q,context=p"]) == 0
+    assert main(["--db", db, "rekind", "--source", "mapped", "--kind", "preset"]) == 2
+    err = capsys.readouterr().err
+    assert "'mapped' has examples whose import declares no kind (1 via mapping)" in err
+
+
+def test_a_rekind_refreshes_the_summaries_that_cache_kinds(con):
+    import review_data
+
+    from reset_core.analytics.summaries import ensure_fresh
+    from reset_core.ingest.rekind import rekind_source
+    from reset_core.review.queue import queue_is_fresh, refresh_queue
+
+    review_data.seed(con)  # ex-0 and ex-3 are source "squad": ex-0 instruction, ex-3 context
+    refresh_queue(con, review_data.SELECTION)
+    ensure_fresh(con)
+    result = rekind_source(con, "squad", "context")
+    assert result.changes == {("instruction", "context"): 1}
+    assert result.n_selections == 1  # sel-1 scored ex-0 as an instruction example
+    assert "1 stored selection(s) scored them under their old kinds" in result.describe()
+    assert not queue_is_fresh(con, review_data.SELECTION)
+    assert refresh_queue(con, review_data.SELECTION)
+    q = "SELECT kind FROM {} WHERE example_id = 'ex-0'"
+    assert {r[0] for r in con.execute(q.format("review_queue")).fetchall()} == {"context"}
+    ensure_fresh(con)
+    assert {r[0] for r in con.execute(q.format("analytics_candidates")).fetchall()} == {"context"}

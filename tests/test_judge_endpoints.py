@@ -249,7 +249,7 @@ def test_an_old_database_migrates_and_loses_nothing(db_path):
     before = table_snapshot(old)
     old_judges = old.execute(f"SELECT {JUDGE_COLUMNS} FROM judges ORDER BY 1").fetchall()
     old.close()
-    con = connect(db_path)  # runs 009_judge_endpoints
+    con = connect(db_path)  # runs 010_judge_endpoints
     after = table_snapshot(con)
     assert after["judgments"] == before["judgments"]  # not one verdict touched
     endpoints = dict(con.execute("SELECT judge_id, endpoint FROM judges").fetchall())
@@ -263,7 +263,7 @@ def test_an_old_database_migrates_and_loses_nothing(db_path):
     assert con.execute("SELECT count(*) FROM judges WHERE placeholder").fetchall() == [(0,)]
     # every other column of the judge rows is as it was
     assert con.execute(f"SELECT {JUDGE_COLUMNS} FROM judges ORDER BY 1").fetchall() == old_judges
-    assert "009_judge_endpoints" in {r[0] for r in con.execute("FROM schema_migrations").fetchall()}
+    assert "010_judge_endpoints" in {r[0] for r in con.execute("FROM schema_migrations").fetchall()}
     con.close()
 
 

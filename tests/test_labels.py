@@ -9,7 +9,12 @@ import pyarrow as pa
 import pytest
 
 from reset_core.review.events import Event, describe_event, event_noun
-from reset_core.sampling.settings import DecodingSetting, setting_label, setting_label_sql
+from reset_core.sampling.settings import (
+    DecodingSetting,
+    setting_label,
+    setting_label_sql,
+    setting_labels_of,
+)
 from reset_core.store import connect
 from reset_core.training.config import TrainConfig
 from reset_core.training.launch import start_training
@@ -56,6 +61,42 @@ def test_the_sql_label_is_the_python_label():
         ).fetchall()
     )
     assert got == {s.setting_id: s.label() for s in grid}
+
+
+def test_settings_that_differ_only_in_max_tokens_or_seed_read_apart():
+    grid = [
+        DecodingSetting(temperature=0.5, top_k=20, max_tokens=64),
+        DecodingSetting(temperature=0.5, top_k=20, max_tokens=256),
+        DecodingSetting(temperature=1.0, top_k=-1, seed=0),
+        DecodingSetting(temperature=1.0, top_k=-1, seed=7),
+        DecodingSetting(temperature=1.0, top_k=-1, seed=7, max_tokens=64),
+        DecodingSetting(temperature=0.1, top_k=20, max_tokens=64),  # alone: plain label
+    ]
+    labels = setting_labels_of(grid)
+    assert labels == [
+        "T 0.5 · top-k 20 · max_tokens 64",
+        "T 0.5 · top-k 20 · max_tokens 256",
+        "T 1 · top-k all · max_tokens 256 · seed 0",
+        "T 1 · top-k all · max_tokens 256 · seed 7",
+        "T 1 · top-k all · max_tokens 64 · seed 7",
+        "T 0.1 · top-k 20",
+    ]
+    con = connect(":memory:")
+    for s in grid:
+        con.execute(
+            "INSERT INTO decoding_settings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [s.setting_id, s.temperature, s.top_k, s.top_p, s.max_tokens, s.seed, s.n],
+        )
+    got = dict(
+        con.execute(
+            f"SELECT setting_id, {setting_label_sql('d')} FROM decoding_settings d"
+        ).fetchall()
+    )
+    assert got == {s.setting_id: label for s, label in zip(grid, labels, strict=True)}
+    # A missing row (a LEFT JOIN that found nothing) is NULL, for callers to coalesce.
+    assert con.execute(
+        f"SELECT {setting_label_sql('d')} FROM (SELECT 1) x LEFT JOIN decoding_settings d ON false"
+    ).fetchone() == (None,)
 
 
 # ----------------------------------------------------------------------------- events

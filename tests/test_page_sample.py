@@ -191,3 +191,47 @@ def test_the_job_just_launched_is_the_one_browsed(page, db_path, tiny_model_dir)
     assert at.selectbox(key="sample_browse_job").value == first
     at.run()
     assert at.selectbox(key="sample_browse_job").value == first
+
+
+def test_the_rounds_policy_is_the_default_model_and_the_page_says_why(page, con):
+    from reset_core.sampling.settings import candidate_id, default_grid
+    from reset_core.training.launch import model_id_for
+
+    at = page.run()
+    # Before any MTL or RESET checkpoint: the embedded model, and the reason.
+    assert at.radio(key="sample_model_source").value == "Embedded SmolLM2"
+    assert any("no MTL or RESET checkpoint yet" in c.value for c in at.caption)
+    # Ids as training gives them (the id sampling computes for the same weights).
+    ids = {r: model_id_for("/m/smol", f"/t/{r}/adapter") for r in ("mtl", "r1")}
+    con.execute(
+        "INSERT INTO models (model_id, name, path, adapter_path, stage, parent_id, "
+        "curated_set_id, training_run_id, created_at) VALUES "
+        "('m:base', 'SmolLM2-135M-Instruct', '/m/smol', NULL, 'base', NULL, NULL, NULL, "
+        "'2026-01-01'), "
+        "(?, 'cur-1', '/m/smol', '/t/mtl/adapter', 'mtl', 'm:base', 'cur-1', 'run-1', "
+        "'2026-01-02'), "
+        "(?, 'cur-2', '/m/smol', '/t/r1/adapter', 'reset', ?, 'cur-2', 'run-2', '2026-01-03')",
+        [ids["mtl"], ids["r1"], ids["mtl"]],
+    )
+    # One candidate of the policy is stored already: the plan must not make it again.
+    example = con.execute("SELECT min(example_id) FROM examples WHERE split = 'seen'").fetchone()[0]
+    setting = default_grid()[0].setting_id
+    con.execute(
+        "INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, sample_index, "
+        "seed, text, engine) VALUES (?, ?, ?, ?, 0, 0, 'stored', 'transformers')",
+        [candidate_id(example, ids["r1"], setting, 0), example, ids["r1"], setting],
+    )
+    at = AppTest.from_file(str(ROOT / "pages" / "sample.py"), default_timeout=60)
+    at.session_state["db_path"] = page.session_state["db_path"]
+    at.run()
+    assert not at.exception
+    # The newest RESET-stage model is this round's policy: preselected, and said why.
+    assert at.radio(key="sample_model_source").value == "Trained model"
+    assert at.selectbox(key="sample_trained").value[0] == ids["r1"]
+    why = next(c.value for c in at.caption if c.value.startswith("Default: "))
+    assert why == (
+        "Default: SmolLM2-135M-Instruct + LoRA (RESET round 1): the round's policy, the newest "
+        "MTL or RESET checkpoint (RESET samples one policy per round)."
+    )
+    n = int(_metric(at, "Candidates").replace(",", ""))
+    assert _metric(at, "To generate") == f"{n - 1:,}"  # the plan samples the policy

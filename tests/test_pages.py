@@ -43,6 +43,53 @@ def test_data_page_imports_by_path_and_counts_change(app, tmp_path):
     assert _metrics(app)["Examples"] == "8"
 
 
+def test_data_page_previews_kinds_and_splits_before_importing(app, tmp_path):
+    shutil.copy(FIXTURES / "alpaca.json", tmp_path / "alpaca.json")
+    app.switch_page("pages/data.py").run()
+    app.text_input(key="import_path").input(str(tmp_path / "alpaca.json")).run()
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any(
+        "kind=instruction for 8 rows: the alpaca preset's role (5 with a context" in c
+        and "Rows by kind: instruction 8, context 0 · by split: seen 8." in c
+        for c in captions
+    )
+    counts = app.dataframe[0].value  # the counts table comes before the sample rows
+    assert counts.to_dict("records") == [{"kind": "instruction", "seen": 8}]
+    con = connect(app.db)
+    assert con.execute("SELECT count(*) FROM examples").fetchall() == [(0,)]  # nothing yet
+    con.close()
+    # Overriding the preset's role is a choice the preview shows at once.
+    app.selectbox(key="import_kind").select("context").run()
+    assert any("kind=context for 8 rows: as asked" in c.value for c in app.caption)
+    app.selectbox(key="import_preset").select("column mapping").run()
+    assert app.selectbox(key="import_kind_mapping").options == ["auto", "instruction", "context"]
+
+
+def test_data_page_rekinds_a_source_on_request(app, tmp_path):
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.ingest.importer import import_file
+
+    con = connect(app.db)
+    import_file(con, FIXTURES / "alpaca.json", ImportOptions(kind="context", source="alpaca"))
+    con.close()
+    app.switch_page("pages/data.py").run()
+    app.selectbox(key="rekind_target").select("preset").run()
+    assert not app.exception
+    assert any(
+        "source alpaca: 8 of 8 examples would change (context → instruction: 8)" in m.value
+        for m in app.markdown
+    )
+    app.button(key="rekind_button").click().run()
+    assert any(
+        s.value == "source alpaca: 8 of 8 examples changed (context → instruction: 8)"
+        for s in app.success
+    )
+    assert app.button(key="rekind_button").disabled  # nothing left to change
+    con = connect(app.db)
+    assert con.execute("SELECT DISTINCT kind FROM examples").fetchall() == [("instruction",)]
+
+
 def test_data_page_reports_bad_file_and_imports_nothing(app, tmp_path):
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"instruction": "ok", "output": "fine"}\n{"instruction": \n')
@@ -63,7 +110,7 @@ def test_data_page_filters_and_pages_in_sql(app):
     assert not app.exception
     assert "512 matching examples" in [c.value for c in app.caption]
     app.multiselect(key="f_kind").select("context").run()
-    n_context = 257
+    n_context = 210  # natural_questions 150 + adversarial_qa 60; Dolly is instruction data
     assert f"{n_context} matching examples" in [c.value for c in app.caption]
     assert len(app.dataframe[-1].value) == 25
     app.text_input(key="f_search").input("Nobel").run()

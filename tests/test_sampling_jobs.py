@@ -296,3 +296,34 @@ def test_openai_job_with_failing_request_keeps_the_rest(examples, db_path, opena
     progress = _wait(examples, job_id)
     assert progress["status"] == "failed" and "503" in progress["error"]
     assert one(examples, "SELECT count(*) FROM candidates")[0] == 12  # 4 good examples x 3
+
+
+def test_cli_without_model_samples_the_rounds_policy_and_says_so(
+    examples, db_path, tiny_model_dir, tmp_path, capsys
+):
+    import json
+
+    from reset_core.cli import main
+    from reset_core.training.launch import model_id_for
+
+    # The tiny model stands in for an MTL checkpoint a Train run registered.
+    policy = model_id_for(str(tiny_model_dir))
+    examples.execute(
+        "INSERT INTO models (model_id, name, path, stage, training_run_id) "
+        "VALUES (?, 'tiny-mtl', ?, 'mtl', 'run-1')",
+        [policy, str(tiny_model_dir)],
+    )
+    examples.close()
+    grid = tmp_path / "grid.jsonl"
+    grid.write_text(json.dumps({"temperature": 0.5, "max_tokens": 2}) + "\n")
+    args = ["--db", str(db_path), "sample", "--count", "2", "--grid", str(grid)]
+    assert main([*args, "--device", "cpu", "--poll-s", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "model (no --model given): tiny-mtl" in out
+    assert "the round's policy, the newest MTL or RESET checkpoint" in out
+    from reset_core.store import connect
+
+    con = connect(db_path)
+    assert con.execute("SELECT DISTINCT model_id FROM candidates").fetchall() == [(policy,)]
+    assert con.execute("SELECT count(*) FROM candidates").fetchone() == (2,)
+    con.close()

@@ -97,6 +97,27 @@ def test_setting_report_and_suggested_grid(filled):
         distinct_n(filled, 0)
 
 
+def test_settings_that_differ_only_in_max_tokens_are_named_apart_on_every_view(filled):
+    # s:never becomes s:hot's twin but for max_tokens: a label collision before.
+    filled.execute(
+        "UPDATE decoding_settings SET temperature = 1.2, max_tokens = 256 "
+        "WHERE setting_id = 's:never'"
+    )
+    want = {
+        "s:cold": "T 0.2 · top-k all",
+        "s:hot": "T 1.2 · top-k all · max_tokens 64",
+        "s:never": "T 1.2 · top-k all · max_tokens 256",
+    }
+    rep = {r["setting_id"]: r["setting"] for r in setting_report(filled)}
+    assert rep == want
+    points = tradeoff_points(filled, level="setting")["points"]
+    assert {p["setting_id"]: p["setting"] for p in points} == want
+    cands = tradeoff_points(filled, level="candidate")["points"]
+    assert {p["setting_id"]: p["setting"] for p in cands} == {
+        k: v for k, v in want.items() if k in {p["setting_id"] for p in cands}
+    }
+
+
 def test_length_bias_per_judge_and_aspect(filled):
     rows = {(r["judge_id"], r["aspect"]): r for r in length_bias(filled)}
     assert set(rows) == {

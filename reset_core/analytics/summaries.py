@@ -72,8 +72,9 @@ def _versions(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str | None, str
     actions, undo included, are new override events), so row counts are a complete
     change counter, and DuckDB answers ``count(*)`` from table metadata: one query of
     about a millisecond at any size, cheap enough for every page view. Writing to those
-    tables in place (an ``UPDATE``) is not something the app does; call :func:`refresh`
-    after doing it by hand.
+    tables in place (an ``UPDATE``) is not something the app does, save one: a re-kind
+    (``reset_core.ingest.rekind``) rewrites examples' kinds, and logs a row in
+    ``rekinds``, counted here. Call :func:`refresh` after any other write by hand.
     """
     # Three small queries: scalar subqueries mixing counts and lookups in one
     # statement cost ~20 ms here, these ~3 ms together.
@@ -81,12 +82,13 @@ def _versions(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str | None, str
         con,
         "SELECT * FROM (SELECT count(*) FROM examples), (SELECT count(*) FROM candidates), "
         "(SELECT count(*) FROM judgments), (SELECT count(*) FROM selections), "
-        "(SELECT count(*) FROM selection_scores), (SELECT count(*) FROM overrides)",
+        "(SELECT count(*) FROM selection_scores), (SELECT count(*) FROM overrides), "
+        "(SELECT count(*) FROM rekinds)",
     )
     latest = one(con, LATEST_SELECTION_SQL)
     stored = dict(con.execute("SELECT name, fingerprint FROM analytics_state").fetchall())
     # DuckDB's version is in it because hash() (the sample buckets) may change with it.
-    key = (duckdb.__version__, *counts[:5], latest and latest[0])
+    key = (duckdb.__version__, *counts[:5], counts[6], latest and latest[0])
     summary = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
     return summary, f"overrides:{counts[5]}", stored.get("summary"), stored.get("reviewed")
 

@@ -6,7 +6,7 @@ holds the ``--db`` option and turns a busy database into exit status 3::
 
     cli/db.py        db info, db init          cli/judging.py   judge
     cli/models.py    model prepare             cli/scoring.py   select
-    cli/ingest.py    import                    cli/curation.py  curate, export
+    cli/ingest.py    import, rekind            cli/curation.py  curate, export
     cli/sampling.py  sample                    cli/training.py  train
 
 Exit status: 0 done, 1 the work failed, 2 rejected options, 3 the database is busy

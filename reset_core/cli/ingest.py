@@ -1,4 +1,4 @@
-"""``reset-studio import``: examples from a file or datasets folder, all or nothing.
+"""``reset-studio import`` and ``rekind``: examples in from a file, all or nothing; kinds on request.
 
 The flags are :class:`~reset_core.ingest.importer.ImportOptions`, as on the Data page::
 
@@ -6,6 +6,12 @@ The flags are :class:`~reset_core.ingest.importer.ImportOptions`, as on the Data
     reset-studio import data.jsonl --preset alpaca --split seen
     reset-studio import qa.parquet --mapping instruction=question,context=passage,reference=answers[0]
     reset-studio import pool.jsonl --split-ratios seen=0.8,test_seen=0.2 --seed 1
+    reset-studio import alpaca.json --dry-run      # rows by kind and split; imports nothing
+
+``reset-studio rekind`` changes the kind of a source's stored examples, on request only::
+
+    reset-studio rekind --source alpaca --kind preset      # the role its preset declares
+    reset-studio rekind --source my_qa --kind context --dry-run
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from reset_core.errors import validation_message
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from reset_core.ingest.config import ImportOptions, ImportRejected
-    from reset_core.ingest.importer import import_file
+    from reset_core.ingest.importer import describe_counts, import_file, read_examples
     from reset_core.options import options_from_args
     from reset_core.store import connect
 
@@ -29,9 +35,25 @@ def _cmd_import(args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"error: {validation_message(e)}", file=sys.stderr)
         return 2
+    try:
+        parsed = read_examples(args.file, opts)
+    except ImportRejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("nothing was imported; the database is unchanged", file=sys.stderr)
+        return 1
+    # What the file holds, before anything is committed (all a dry run does).
+    print(
+        f"{parsed.path}: preset {parsed.preset}, {parsed.n_rows} rows, "
+        f"{parsed.table.num_rows} unique ({parsed.n_duplicates} duplicates within the file)"
+    )
+    print(f"  {parsed.kind_note}")
+    print(f"  {describe_counts(parsed.counts())}")
+    if args.dry_run:
+        print("dry run: nothing was imported")
+        return 0
     con = connect(args.db)
     try:
-        result = import_file(con, args.file, opts)
+        result = import_file(con, args.file, opts, parsed=parsed)
     except ImportRejected as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was imported; the database is unchanged", file=sys.stderr)
@@ -40,6 +62,25 @@ def _cmd_import(args: argparse.Namespace) -> int:
         f"imported {result.n_added} new examples from {result.path} (preset {result.preset}; "
         f"{result.n_rows} rows, {result.n_duplicates} duplicates skipped)"
     )
+    if result.n_added:
+        print(f"  added {describe_counts(result.added)}")
+    return 0
+
+
+def _cmd_rekind(args: argparse.Namespace) -> int:
+    from reset_core.ingest.rekind import RekindRejected, rekind_source
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    try:
+        result = rekind_source(con, args.source, args.kind, dry_run=args.dry_run)
+    except RekindRejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("nothing was changed", file=sys.stderr)
+        return 2
+    print(result.describe())
+    if args.dry_run:
+        print("dry run: nothing was changed")
     return 0
 
 
@@ -51,4 +92,27 @@ def add_commands(sub) -> None:
     p = sub.add_parser("import", help="import examples from a file or datasets folder")
     p.add_argument("file", help=".jsonl, .json, .csv, .parquet or a Hugging Face datasets folder")
     add_options(p, ImportOptions)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and validate the file, print its rows by kind and split, import nothing",
+    )
     p.set_defaults(func=_cmd_import)
+
+    from reset_core.ingest.rekind import REKIND_TARGETS
+
+    p = sub.add_parser(
+        "rekind",
+        help="set the kind of every example of a source (one transaction; says what changed)",
+    )
+    p.add_argument("--source", required=True, help="the source (dataset) whose examples to re-kind")
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=REKIND_TARGETS,
+        help="instruction or context for every example of the source, or preset: the role "
+        "its import's preset declares (alpaca, dolly, chat, self_instruct: instruction; "
+        "qa, nq, summarization: context)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    p.set_defaults(func=_cmd_rekind)

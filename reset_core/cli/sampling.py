@@ -2,7 +2,9 @@
 
 The model flags are :class:`~reset_core.sampling.config.ModelSpec`, as on the Sample
 page; the selection flags are comma lists, and the defaults are the page's (a first run
-of about a minute on a CPU). It prints the plan's size and estimated duration (from this
+of about a minute on a CPU). Without ``--model`` it samples the round's policy (the
+newest MTL or RESET checkpoint; RESET samples one policy per round), or the embedded
+SmolLM2 before one exists, and says which. It prints the plan's size and estimated duration (from this
 machine's last runs of the same model), then starts (or resumes) the same worker job as
 the page, follows it and ingests its shards; Ctrl-C cancels the job after its current
 batch, and ``--resume`` redoes only missing candidates::
@@ -35,6 +37,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from reset_core.sampling.config import ModelSpec, SampleSelection
     from reset_core.sampling.launch import (
         SamplingRejected,
+        default_model,
         estimate_sampling,
         plan_sampling,
         resume_sampling,
@@ -52,7 +55,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             print(f"resuming {job_id}: only missing candidates are generated")
         else:
             if args.model is None and args.engine in (None, "transformers"):
-                args.model = str(default_model_path())
+                if args.adapter is None:
+                    # One policy per round: the round's policy, else the embedded model.
+                    chosen = default_model(con)
+                    args.model, args.adapter = chosen.spec["model"], chosen.spec["adapter"]
+                    args.name = args.name or chosen.spec["name"]
+                    print(f"model (no --model given): {chosen.why}")
+                else:
+                    args.model = str(default_model_path())
             spec = options_from_args(ModelSpec, args)
             selection = SampleSelection(
                 kinds=args.kinds,

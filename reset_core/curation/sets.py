@@ -362,9 +362,9 @@ def create_reference_set(
     >>> manifest = json.loads(manifest.fetchone()[0])
     >>> con.execute("SELECT kind, count(*) FROM examples WHERE split = 'seen' "
     ...             "AND reference IS NOT NULL GROUP BY kind ORDER BY kind DESC").fetchall()
-    [('instruction', 149), ('context', 168)]
-    >>> manifest["n_items"], manifest["by_kind"]  # the same mix, 47% open-ended
-    (100, {'instruction': 47, 'context': 53})
+    [('instruction', 186), ('context', 131)]
+    >>> manifest["n_items"], manifest["by_kind"]  # the same mix, 59% instruction data
+    (100, {'instruction': 59, 'context': 41})
     """
     where, params = reference_filter(kinds, sources, split)
     rows = [

@@ -9,13 +9,13 @@ the Data page), the result, and the one error every rejection raises.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from reset_core.ingest.presets import PRESETS
+from reset_core.ingest.presets import PRESET_KINDS, PRESETS
 
 SPLITS = ("seen", "test_seen", "test_unseen")
 
@@ -53,9 +53,12 @@ class ImportOptions(BaseModel):
         description="Explicit column mapping, e.g. instruction=question, context=passage, "
         "reference=answers[0], id=qid. Dotted paths and [i] indexes reach nested fields.",
     )
-    kind: Literal["auto", "instruction", "context"] = Field(
-        "auto",
-        description="Example kind. auto: 'context' when a context is present, else 'instruction'.",
+    kind: Literal["auto", "instruction", "context"] | None = Field(
+        None,
+        description="Example kind for every row. Empty: the preset's kind (alpaca, dolly, chat, "
+        "self_instruct: instruction; qa, nq, summarization: context), or auto for a column "
+        "mapping. auto (column mappings only): 'context' when a row has a context, else "
+        "'instruction'. A mapped kind column wins over all of these.",
     )
     source: str | None = Field(
         None, description="Source dataset name stored with each example (default: the file name)."
@@ -103,6 +106,18 @@ class ImportOptions(BaseModel):
     def _preset_or_mapping(self) -> ImportOptions:
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; known presets: {', '.join(PRESETS)}")
+        if self.kind == "auto" and not self.mapping:
+            # A preset's rows play one role (the paper's I_instr / I_faith follow the
+            # dataset); guessing it row by row from a context is for unknown shapes only.
+            declared = (
+                f"preset {self.preset} declares {PRESET_KINDS[self.preset]}; "
+                if (self.preset)
+                else "presets declare their kind; "
+            )
+            raise ValueError(
+                f"kind=auto applies only to a column mapping: {declared}"
+                "choose instruction or context to override it"
+            )
         return self
 
 
@@ -114,3 +129,7 @@ class ImportResult:
     n_rows: int
     n_added: int
     n_duplicates: int
+    #: how the kinds were decided, e.g. "kind=auto: 3 rows with a context → context, ..."
+    kind_note: str = ""
+    #: the rows added, by (kind, split)
+    added: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -20,8 +20,10 @@ line (or record/row) and the field.
 >>> r = import_file(con, path, ImportOptions(preset="alpaca", source="demo"))
 >>> r.n_rows, r.n_added, r.n_duplicates
 (3, 2, 1)
->>> con.execute("SELECT kind, context FROM examples ORDER BY kind").fetchall()
-[('context', 'Hamlet is by Shakespeare.'), ('instruction', None)]
+>>> r.kind_note
+"kind=instruction for 2 rows: the alpaca preset's role (1 with a context, kept as part of the request)"
+>>> con.execute("SELECT kind, context FROM examples ORDER BY context").fetchall()
+[('instruction', 'Hamlet is by Shakespeare.'), ('instruction', None)]
 >>> tmp.cleanup()
 """
 
@@ -41,6 +43,7 @@ from reset_core.ingest.config import FIELDS, SPLITS, ImportOptions, ImportReject
 from reset_core.ingest.presets import (
     FLAT_PRESETS,
     PRESET_COLUMNS,
+    PRESET_KINDS,
     PRESETS,
     RowError,
     detect_preset,
@@ -70,18 +73,23 @@ WITH m AS (
     SELECT *, md5(instruction || chr(31) || coalesce(context, '')) AS content_hash
     FROM mapped
 ), u AS (
-    SELECT *, (md5_number(? || ':' || content_hash) % 1000000007) / 1000000007.0 AS u
+    SELECT *, (md5_number($seed || ':' || content_hash) % 1000000007) / 1000000007.0 AS u
     FROM m
 )
 SELECT
     CASE WHEN raw_id IS NULL THEN 'h:' || substr(content_hash, 1, 20)
          ELSE source_ || ':' || raw_id END AS example_id,
     instruction, context, reference,
-    coalesce(kind_, ?, CASE WHEN context IS NOT NULL THEN 'context' ELSE 'instruction' END) AS kind,
+    coalesce(kind_, $kind, CASE WHEN context IS NOT NULL THEN 'context' ELSE 'instruction' END)
+        AS kind,
+    CASE WHEN kind_ IS NOT NULL THEN 'column' WHEN $kind IS NOT NULL THEN 'fixed' ELSE 'auto' END
+        AS kind_by,
+    context IS NOT NULL AS has_context,
     source_ AS source,
-    coalesce(split_, CASE WHEN ? THEN
-        CASE WHEN u < ? THEN 'seen' WHEN u < ? THEN 'test_seen' ELSE 'test_unseen' END
-        ELSE ? END) AS split,
+    coalesce(split_, CASE WHEN $by_ratio THEN
+        CASE WHEN u < $r_seen THEN 'seen' WHEN u < $r_test_seen THEN 'test_seen'
+             ELSE 'test_unseen' END
+        ELSE $split END) AS split,
     content_hash
 FROM u
 QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY rownum) = 1
@@ -101,32 +109,120 @@ def content_hash(instruction: str, context: str | None) -> str:
     return hashlib.md5(f"{instruction}\x1f{context or ''}".encode()).hexdigest()
 
 
-def _finalize(staging: duckdb.DuckDBPyConnection, options: ImportOptions, source: str) -> pa.Table:
+def fixed_kind(options: ImportOptions, preset: str) -> str | None:
+    """The kind every row of ``preset`` gets (a mapped kind column still wins), or None
+    for ``auto``: an explicit kind, else the preset's declared role, else (a column
+    mapping) auto.
+
+    >>> fixed_kind(ImportOptions(), "alpaca"), fixed_kind(ImportOptions(kind="context"), "alpaca")
+    ('instruction', 'context')
+    >>> fixed_kind(ImportOptions(mapping={"instruction": "q"}), "mapping") is None
+    True
+    """
+    if options.kind in KINDS:
+        return options.kind
+    if options.kind is None and preset in PRESET_KINDS:
+        return PRESET_KINDS[preset]
+    return None
+
+
+def _finalize(
+    staging: duckdb.DuckDBPyConnection, options: ImportOptions, source: str, preset: str
+) -> tuple[pa.Table, str]:
+    """The examples to insert, and a sentence saying how their kinds were decided."""
     ratios = options.split_ratios or {}
     r_seen = ratios.get("seen", 0.0)
+    kind = fixed_kind(options, preset)
     staging.execute("UPDATE mapped SET source_ = coalesce(source_, ?)", [source])
-    return staging.sql(
+    table = staging.sql(
         _FINALIZE,
-        params=[
-            str(options.seed),
-            None if options.kind == "auto" else options.kind,
-            bool(ratios),
-            r_seen,
-            r_seen + ratios.get("test_seen", 0.0),
-            options.split,
-        ],
+        params={
+            "seed": str(options.seed),
+            "kind": kind,
+            "by_ratio": bool(ratios),
+            "r_seen": r_seen,
+            "r_test_seen": r_seen + ratios.get("test_seen", 0.0),
+            "split": options.split,
+        },
     ).to_arrow_table()
+    # How each row's kind was decided, counted on the Arrow table (no second pass in SQL).
+    tally = table.group_by(["kind_by", "kind", "has_context"]).aggregate([("kind", "count")])
+    n = {
+        (b, k, c): m
+        for b, k, c, m in zip(*(tally[col].to_pylist() for col in tally.column_names), strict=True)
+    }
+    n_column = sum(m for (b, _, _), m in n.items() if b == "column")
+    n_auto_ctx = sum(m for (b, k, _), m in n.items() if b == "auto" and k == "context")
+    n_auto_instr = sum(m for (b, k, _), m in n.items() if b == "auto" and k == "instruction")
+    n_fixed = sum(m for (b, _, _), m in n.items() if b == "fixed")
+    n_fixed_ctx = sum(m for (b, _, c), m in n.items() if b == "fixed" and c)
+    notes = []
+    if n_column:
+        notes.append(f"{n_column} rows take their kind from the mapped kind column")
+    if n_fixed:
+        why = (
+            f"the {preset} preset's role"
+            if options.kind is None
+            else "as asked"
+            + (
+                f" (the {preset} preset's role is {PRESET_KINDS[preset]})"
+                if PRESET_KINDS.get(preset, kind) != kind
+                else ""
+            )
+        )
+        note = f"kind={kind} for {n_fixed} rows: {why}"
+        if kind == "instruction" and n_fixed_ctx:
+            note += f" ({n_fixed_ctx} with a context, kept as part of the request)"
+        notes.append(note)
+    if n_auto_ctx or n_auto_instr:
+        notes.append(
+            f"kind=auto: {n_auto_ctx} rows with a context → context, "
+            f"{n_auto_instr} without → instruction"
+        )
+    return table.drop_columns(["kind_by", "has_context"]), "; ".join(notes)
 
 
 @dataclass
 class ParsedFile:
-    """A validated file, ready to insert: ``table`` has one row per unique example."""
+    """A validated file, ready to insert: ``table`` has one row per unique example.
+
+    ``kind_note`` says how the kinds were decided; :meth:`counts` gives the rows by
+    kind and split, so a preview can show them before anything is committed.
+    """
 
     path: str
     preset: str
     table: pa.Table
     n_rows: int
     n_duplicates: int
+    kind_note: str = ""
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Unique rows by ``(kind, split)``."""
+        grouped = self.table.group_by(["kind", "split"]).aggregate([("kind", "count")])
+        return {
+            (k, sp): n
+            for k, sp, n in zip(
+                grouped["kind"].to_pylist(),
+                grouped["split"].to_pylist(),
+                grouped["kind_count"].to_pylist(),
+                strict=True,
+            )
+        }
+
+
+def describe_counts(counts: dict[tuple[str, str], int]) -> str:
+    """``(kind, split) -> n`` as one line: totals by kind, then by split.
+
+    >>> describe_counts({("instruction", "seen"): 5, ("context", "seen"): 2,
+    ...                  ("context", "test_seen"): 1})
+    'by kind: instruction 5, context 3 · by split: seen 7, test_seen 1'
+    """
+    by_kind = {k: sum(n for (kk, _), n in counts.items() if kk == k) for k in KINDS}
+    by_split = {sp: sum(n for (_, ss), n in counts.items() if ss == sp) for sp in SPLITS}
+    kinds = ", ".join(f"{k} {n:,}" for k, n in by_kind.items())
+    splits = ", ".join(f"{sp} {n:,}" for sp, n in by_split.items() if n)
+    return f"by kind: {kinds} · by split: {splits or 'none'}"
 
 
 def read_examples(path: str | Path, options: ImportOptions | None = None) -> ParsedFile:
@@ -151,10 +247,10 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
         n_rows = one(staging, "SELECT count(*) FROM mapped")[0]
         if n_rows == 0:
             raise ImportRejected(path, None, None, "no records")
-        table = _finalize(staging, options, source)
+        table, kind_note = _finalize(staging, options, source, preset)
     finally:
         staging.close()
-    return ParsedFile(str(path), preset, table, n_rows, n_rows - table.num_rows)
+    return ParsedFile(str(path), preset, table, n_rows, n_rows - table.num_rows, kind_note)
 
 
 _SQL_READERS = {read_jsonl: "read_json", read_csv: "read_csv", read_parquet: "read_parquet"}
@@ -333,15 +429,20 @@ def _map_rows(staging, path: Path, reader, options: ImportOptions) -> str:
 
 
 def import_file(
-    con: duckdb.DuckDBPyConnection, path: str | Path, options: ImportOptions | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    options: ImportOptions | None = None,
+    parsed: ParsedFile | None = None,
 ) -> ImportResult:
     """Validate ``path`` and add its examples in one transaction; all or nothing.
 
     Rows whose content is already stored count as duplicates and are skipped. An
-    explicit id that is already stored with different content is rejected.
+    explicit id that is already stored with different content is rejected. ``parsed``
+    is the file's :func:`read_examples` with the same options, when a preview already
+    read it.
     """
     options = options or ImportOptions()
-    parsed = read_examples(path, options)
+    parsed = parsed or read_examples(path, options)
     table = parsed.table
     con.register("_parsed", table)
     try:
@@ -385,6 +486,10 @@ def import_file(
                 parsed.n_rows - added,
             ],
         )
+        by = con.execute(
+            "SELECT kind, split, count(*) FROM examples WHERE import_id = ? GROUP BY ALL",
+            [import_id],
+        ).fetchall()
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -392,5 +497,12 @@ def import_file(
     finally:
         con.unregister("_parsed")
     return ImportResult(
-        import_id, parsed.path, parsed.preset, parsed.n_rows, added, parsed.n_rows - added
+        import_id,
+        parsed.path,
+        parsed.preset,
+        parsed.n_rows,
+        added,
+        parsed.n_rows - added,
+        parsed.kind_note,
+        {(k, sp): n for k, sp, n in by},
     )

@@ -9,6 +9,8 @@ mapped in SQL by the importer's vectorised path.
 [{'instruction': 'Who?', 'context': 'Ann did.', 'reference': 'Ann'}]
 >>> detect_preset({"instruction", "input", "output"})
 'alpaca'
+>>> PRESET_KINDS["alpaca"], PRESET_KINDS["summarization"]
+('instruction', 'context')
 """
 
 from __future__ import annotations
@@ -168,6 +170,22 @@ PRESETS: dict[str, Callable[[dict], list[dict]]] = {
     "nq": _preset_nq,
     "chat": _preset_chat,
     "self_instruct": _preset_self_instruct,
+}
+
+
+#: The example kind each preset's data plays in RESET. The paper's indicators I_instr /
+#: I_faith follow the dataset's role, not whether one row happens to carry a context:
+#: Alpaca's ``input``, Dolly's context, a chat system prompt or a Self-Instruct task
+#: input are part of an instruction-following request; QA over passages and
+#: summarization are context-dependent. A test checks every preset declares one.
+PRESET_KINDS: dict[str, str] = {
+    "alpaca": "instruction",
+    "dolly": "instruction",
+    "self_instruct": "instruction",
+    "chat": "instruction",
+    "qa": "context",
+    "nq": "context",
+    "summarization": "context",
 }
 
 

@@ -92,12 +92,18 @@ def _stamp(con, selection_id: str) -> dict:
                (SELECT count(*) FROM judgments),
                (SELECT max(created_at)::VARCHAR FROM judgments),
                (SELECT count(*) FROM selection_scores WHERE selection_id = ?),
-               (SELECT count(*) FROM examples)
+               (SELECT count(*) FROM examples),
+               (SELECT count(*) FROM rekinds)
         """,
         [selection_id],
     )
+    # rekinds: the queue caches each example's kind, and a re-kind changes no row count.
     return dict(
-        zip(("candidates", "judgments", "judged_at", "scores", "examples"), row, strict=True)
+        zip(
+            ("candidates", "judgments", "judged_at", "scores", "examples", "rekinds"),
+            row,
+            strict=True,
+        )
     )
 
 

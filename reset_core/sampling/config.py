@@ -35,7 +35,8 @@ class ModelSpec(BaseModel):
     )
     model: str = Field(
         description="Local folder or Hugging Face hub id (transformers, vllm), or the served "
-        "model name (openai)."
+        "model name (openai). Default: the round's policy (the newest MTL or RESET "
+        "checkpoint; RESET samples one policy per round), else the embedded SmolLM2."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     adapter: str | None = Field(

@@ -96,6 +96,65 @@ class SamplingPlan:
         return budget / n if n else float(DEFAULT_MAX_TOKENS)
 
 
+@dataclass(frozen=True)
+class DefaultModel:
+    """The model sampling uses when none is chosen, and why (a line for the page and CLI).
+
+    ``spec`` holds :class:`ModelSpec` fields (``model``, ``adapter``, ``name``);
+    ``checkpoint`` is the round's policy as a :func:`trained_checkpoints` row
+    ``(model_id, name, path, adapter_path, stage)``, or None for the embedded model.
+    """
+
+    spec: dict[str, Any]
+    checkpoint: tuple | None
+    why: str
+
+
+def default_model(con) -> DefaultModel:
+    """One policy per round: the round's policy, else the embedded SmolLM2.
+
+    RESET samples one model per round: the MTL checkpoint, then each round's result
+    (:func:`reset_core.training.queries.round_policy`). Before any such checkpoint
+    exists, the embedded model is the default (``ModelUnavailable`` when it is not
+    prepared).
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO models (model_id, name, path, adapter_path, stage, training_run_id, "
+    ...     "created_at) VALUES ('m:mtl', 'mtl', '/m/smol', '/runs/1/adapter', 'mtl', 'run-1', "
+    ...     "'2026-01-01')")
+    >>> d = default_model(con)
+    >>> d.spec["model"], d.spec["adapter"], d.checkpoint[0]
+    ('/m/smol', '/runs/1/adapter', 'm:mtl')
+    >>> d.why
+    "mtl · smol + LoRA (MTL): the round's policy, the newest MTL or RESET checkpoint (RESET samples one policy per round)"
+    """
+    from reset_core.models import DEFAULT_MODEL_NAME, default_model_path
+    from reset_core.training.queries import model_label, round_policy
+
+    policy = round_policy(con, split=None)
+    row = policy and one(
+        con,
+        "SELECT model_id, name, path, adapter_path, stage FROM models WHERE model_id = ?",
+        [policy],
+    )
+    if row and row[2]:
+        label = model_label(con, policy)
+        return DefaultModel(
+            {"model": row[2], "adapter": row[3], "name": label},
+            tuple(row),
+            f"{label}: the round's policy, the newest MTL or RESET checkpoint "
+            "(RESET samples one policy per round)",
+        )
+    return DefaultModel(
+        {"model": str(default_model_path()), "adapter": None, "name": DEFAULT_MODEL_NAME},
+        None,
+        f"the embedded {DEFAULT_MODEL_NAME}: no MTL or RESET checkpoint yet (once one is "
+        "trained, the round's policy is the default)",
+    )
+
+
 def check_model(spec: ModelSpec) -> None:
     """Reject a model that cannot run before a worker is launched for it.
 

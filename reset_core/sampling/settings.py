@@ -110,18 +110,34 @@ class DecodingSetting(BaseModel):
         return _seed(self.setting_id, example_id, sample_index)
 
 
-def setting_label(temperature: float, top_k: int, top_p: float = 1.0, n: int = 1) -> str:
+#: What a setting's label shows: the help of every column or axis of them.
+SETTING_HELP = (
+    "Temperature and top-k (top-p and n when not 1; max_tokens or seed when another setting "
+    "differs only in them). The setting's id is in the hover."
+)
+
+
+def setting_label(
+    temperature: float,
+    top_k: int,
+    top_p: float = 1.0,
+    n: int = 1,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+) -> str:
     """A decoding setting as people read it: ``T 0.5 · top-k 20``, never its ``s:`` id.
 
     Temperature and top-k always (``top-k all`` when unrestricted); top-p and n only
-    when they differ from their defaults (1 and 1). max_tokens and seed are left out:
-    they rarely vary inside a grid, and the full setting sits beside the label where
-    a page shows one (hover, help).
+    when they differ from their defaults (1 and 1). max_tokens and seed only when
+    given: they rarely vary inside a grid, so :func:`setting_labels_of` (and the SQL
+    label) add them just where two settings would otherwise read the same.
 
     >>> setting_label(0.5, 20)
     'T 0.5 · top-k 20'
     >>> setting_label(1.0, -1, top_p=0.9, n=4)
     'T 1 · top-k all · top-p 0.9 · n 4'
+    >>> setting_label(0.5, 20, max_tokens=256, seed=3)
+    'T 0.5 · top-k 20 · max_tokens 256 · seed 3'
     """
     k = "all" if top_k == -1 else str(top_k)
     text = f"T {temperature:g} · top-k {k}"
@@ -129,14 +145,55 @@ def setting_label(temperature: float, top_k: int, top_p: float = 1.0, n: int = 1
         text += f" · top-p {top_p:g}"
     if n != 1:
         text += f" · n {n}"
+    if max_tokens is not None:
+        text += f" · max_tokens {max_tokens}"
+    if seed is not None:
+        text += f" · seed {seed}"
     return text
 
 
-def setting_label_sql(alias: str = "d") -> str:
-    """The SQL twin of :func:`setting_label` over a ``decoding_settings`` row ``alias``.
+def setting_labels_of(settings: Iterable[DecodingSetting | Mapping[str, Any]]) -> list[str]:
+    """Labels for settings shown together, told apart when only max_tokens or seed differ.
 
-    NULL when the row is missing (a LEFT JOIN that found nothing), so callers can
-    ``coalesce`` to the id. A test checks both give the same text.
+    A setting's label names max_tokens (or seed) exactly when another setting in
+    ``settings`` has the same temperature, top-k, top-p and n but a different
+    max_tokens (or seed), so no two distinct settings ever share a label. Missing
+    fields take :class:`DecodingSetting`'s defaults.
+
+    >>> setting_labels_of([{"temperature": 0.5, "top_k": 20, "max_tokens": 64},
+    ...                    {"temperature": 0.5, "top_k": 20, "max_tokens": 256},
+    ...                    {"temperature": 1.0, "top_k": 20, "max_tokens": 64}])
+    ['T 0.5 · top-k 20 · max_tokens 64', 'T 0.5 · top-k 20 · max_tokens 256', 'T 1 · top-k 20']
+    """
+    fields = DecodingSetting.model_fields
+    rows = [
+        {f: (s.get(f) if s.get(f) is not None else fields[f].default) for f in fields}
+        for s in (x.model_dump() if isinstance(x, DecodingSetting) else dict(x) for x in settings)
+    ]
+    base = [(r["temperature"], r["top_k"], r["top_p"], r["n"]) for r in rows]
+    varies: dict[tuple, dict[str, set]] = {}
+    for b, r in zip(base, rows, strict=True):
+        group = varies.setdefault(b, {"max_tokens": set(), "seed": set()})
+        group["max_tokens"].add(r["max_tokens"])
+        group["seed"].add(r["seed"])
+    return [
+        setting_label(
+            *b,
+            max_tokens=r["max_tokens"] if len(varies[b]["max_tokens"]) > 1 else None,
+            seed=r["seed"] if len(varies[b]["seed"]) > 1 else None,
+        )
+        for b, r in zip(base, rows, strict=True)
+    ]
+
+
+def setting_label_sql(alias: str = "d") -> str:
+    """The SQL twin of :func:`setting_labels_of` over a ``decoding_settings`` row ``alias``.
+
+    The label of :func:`setting_label`, plus max_tokens (or seed) when another stored
+    setting matches on everything else but differs in it, so labels stay unique on
+    every chart, table and filter. NULL when the row is missing (a LEFT JOIN that found
+    nothing), so callers can ``coalesce`` to the id. A test checks both give the same
+    text.
 
     >>> from reset_core.store import connect
     >>> con = connect(":memory:")
@@ -145,19 +202,35 @@ def setting_label_sql(alias: str = "d") -> str:
     ...     [s.setting_id, s.temperature, s.top_k, s.top_p, s.max_tokens, s.seed, s.n])
     >>> con.execute(f"SELECT {setting_label_sql('d')} FROM decoding_settings d").fetchone()[0]
     'T 1 · top-k all · top-p 0.9 · n 4'
+    >>> _ = con.execute("INSERT INTO decoding_settings VALUES ('s:x', 1.0, -1, 0.9, 64, 0, 4)")
+    >>> sorted(r[0] for r in con.execute(f"SELECT {setting_label_sql('d')} FROM decoding_settings d").fetchall())
+    ['T 1 · top-k all · top-p 0.9 · n 4 · max_tokens 256', 'T 1 · top-k all · top-p 0.9 · n 4 · max_tokens 64']
     """
     a = alias
+
+    def differs_only_in(field: str) -> str:
+        # Another stored setting reads the same but for ``field``: name it, then.
+        return (
+            "EXISTS (SELECT 1 FROM decoding_settings o WHERE "
+            f"o.temperature = {a}.temperature AND o.top_k = {a}.top_k AND "
+            f"o.top_p = {a}.top_p AND o.n = {a}.n AND o.{field} <> {a}.{field})"
+        )
+
     return (
         f"('T ' || printf('%g', {a}.temperature) || ' · top-k ' || "
         f"CASE WHEN {a}.top_k = -1 THEN 'all' ELSE {a}.top_k::VARCHAR END || "
         f"CASE WHEN {a}.top_p <> 1 THEN ' · top-p ' || printf('%g', {a}.top_p) ELSE '' END || "
-        f"CASE WHEN {a}.n <> 1 THEN ' · n ' || {a}.n::VARCHAR ELSE '' END)"
+        f"CASE WHEN {a}.n <> 1 THEN ' · n ' || {a}.n::VARCHAR ELSE '' END || "
+        f"CASE WHEN {differs_only_in('max_tokens')} "
+        f"THEN ' · max_tokens ' || {a}.max_tokens::VARCHAR ELSE '' END || "
+        f"CASE WHEN {differs_only_in('seed')} THEN ' · seed ' || {a}.seed::VARCHAR ELSE '' END)"
     )
 
 
 def setting_order_sql(alias: str = "d") -> str:
     """ORDER BY terms listing settings as people scan them: cooler first, then top-k
-    from the most restrictive to unrestricted (``-1`` last), then top-p and n.
+    from the most restrictive to unrestricted (``-1`` last), then top-p, n, max_tokens
+    and seed.
 
     >>> from reset_core.store import connect
     >>> con = connect(":memory:")
@@ -170,7 +243,7 @@ def setting_order_sql(alias: str = "d") -> str:
     a = alias
     return (
         f"{a}.temperature, CASE WHEN {a}.top_k = -1 THEN 2147483647 ELSE {a}.top_k END, "
-        f"{a}.top_p, {a}.n"
+        f"{a}.top_p, {a}.n, {a}.max_tokens, {a}.seed"
     )
 
 
