@@ -15,7 +15,7 @@ from reset_core.judging.launch import (
     cache_path,
     create_judge_job,
     estimate_judging,
-    estimate_plan,
+    estimate_plan_cached,
     llm_spec,
     sync_judge_job,
 )
@@ -132,8 +132,9 @@ plan = JudgePlan(aspects=aspects, splits=splits) if splits else None
 if not splits:
     st.warning("Choose at least one split to judge.")
 elif specs and n_cand:
-    # Counted in the database (no item is read into Python): fast at a million candidates.
-    est = estimate_plan(con, specs, plan, cache=cache_path(ui.db_path()))
+    # Counted in the database (no item is read into Python), and kept until the data
+    # changes: the page's other reruns do not recount a million candidates.
+    est = estimate_plan_cached(con, specs, plan, cache=cache_path(ui.db_path()))
     n_items = sum(v["n_items"] for v in est.values())
     st.dataframe([{"judge": k, **v} for k, v in est.items()], hide_index=True, width="stretch")
     total = sum(v["cost_usd"] for v in est.values())

@@ -9,6 +9,8 @@ the same figures.
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 
@@ -26,6 +28,9 @@ from reset_core.judging.worker import build_judge, items_from_table
 from reset_core.store import insert_arrow
 
 SPLITS = ("seen", "test_seen", "test_unseen")
+IFEVAL_META = {
+    "ifeval": {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+}
 
 
 def _seed(con) -> None:
@@ -55,6 +60,8 @@ def _seed(con) -> None:
                 "source": "t",
                 "split": SPLITS[i % 3],
                 "content_hash": f"h{i}",
+                # Two examples carry IFEval's verifiable instructions: only they go to it.
+                "meta": json.dumps(IFEVAL_META) if i in (0, 4) else None,
             }
         )
     insert_arrow(con, "examples", pa.Table.from_pylist(examples))
@@ -76,7 +83,8 @@ def _seed(con) -> None:
     insert_arrow(con, "candidates", pa.Table.from_pylist(cands))
 
 
-def _verdicts(con, judge_id: str, rows: list[tuple[str, str, float | None]]) -> None:
+def _verdicts(con, judge_id: str, rows: list[tuple], status: str = "parse_error") -> None:
+    """Verdicts (candidate, aspect, score): a None score has ``status``."""
     insert_arrow(
         con,
         "judgments",
@@ -89,7 +97,7 @@ def _verdicts(con, judge_id: str, rows: list[tuple[str, str, float | None]]) -> 
                     "judge_id": judge_id,
                     "aspect": a,
                     "score": s,
-                    "status": "ok" if s is not None else "parse_error",
+                    "status": "ok" if s is not None else status,
                 }
                 for c, a, s in rows
             ]
@@ -163,6 +171,8 @@ def test_sql_estimate_equals_the_per_item_estimate(con, tmp_path, plan):
     # Valid verdicts leave the plan, failed ones stay in it.
     _verdicts(con, a, [("c01-0", "task", 0.5), ("c01-1", "task", None), ("c02-2", "task", 1.0)])
     _verdicts(con, "metric:rouge_l:v1", [("c00-0", "task", 0.2)])
+    # "Cannot score this" is final: not planned again (a failure above is).
+    _verdicts(con, "metric:rouge_l:v1", [("c03-1", "task", None)], status="not_applicable")
     cache = tmp_path / "no_cache_yet.sqlite"
     _same(estimate_plan(con, specs, plan, cache=cache), _python_estimate(con, specs, plan, cache))
 
@@ -173,7 +183,7 @@ def test_cached_requests_are_counted_as_the_worker_would_find_them(con, tmp_path
     from reset_core.judging.engine import JudgeCache
 
     _seed(con)
-    specs = _specs(con)[3:5]
+    specs = [s for s in _specs(con) if s["type"] == "llm"]
     cache = tmp_path / "cache.sqlite"
     plan = JudgePlan(redo=redo, splits=list(SPLITS), aspects="all")
     store = JudgeCache(cache)
@@ -196,6 +206,20 @@ def test_cached_requests_are_counted_as_the_worker_would_find_them(con, tmp_path
     )
     _same(sql, py)
     assert sum(e["n_cached"] for e in py.values()) > 0 if redo else True
+
+
+def test_plan_leaves_out_what_a_judge_cannot_score(con):
+    _seed(con)
+    _verdicts(con, "metric:rouge_l:v1", [("c03-1", "task", None)], status="not_applicable")
+    _verdicts(con, "metric:token_f1:v1", [("c03-1", "task", None)], status="timeout")
+    items = plan_items(con, offline_specs(), splits=list(SPLITS)).to_pylist()
+    planned = {(r["judge_id"], r["candidate_id"]) for r in items}
+    assert ("metric:rouge_l:v1", "c03-1") not in planned  # it said it cannot: final
+    assert ("metric:token_f1:v1", "c03-1") in planned  # a failure is judged again
+    ifeval = {r["example_id"] for r in items if r["judge_id"] == "metric:ifeval:v1"}
+    assert ifeval == {"e00", "e04"}  # only the examples carrying verifiable instructions
+    meta = next(r["meta"] for r in items if r["judge_id"] == "metric:ifeval:v1")
+    assert json.loads(meta) == IFEVAL_META
 
 
 def test_splits_choose_whose_answers_are_judged(con, db_path):
@@ -242,3 +266,25 @@ def test_cli_judges_the_splits_it_is_given(db_path, capsys):
     con.close()
     assert splits == {"seen", "test_seen"}
     assert main(["--db", db, "judge", "--offline", "--splits", "holdout", "--dry-run"]) != 0
+
+
+def test_the_page_estimate_is_kept_until_the_data_changes(con, tmp_path):
+    from reset_core.judging import launch
+
+    _seed(con)
+    specs, plan = offline_specs(), JudgePlan(splits=list(SPLITS))
+    cache = tmp_path / "cache.sqlite"
+    first = launch.estimate_plan_cached(con, specs, plan, cache=cache)
+    assert first == estimate_plan(con, specs, plan, cache=cache)
+    calls = []
+    real = launch.estimate_plan
+    launch.estimate_plan = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        assert launch.estimate_plan_cached(con, specs, plan, cache=cache) == first
+        assert calls == []  # same data: not recounted
+        _verdicts(con, "metric:rouge_l:v1", [("c00-0", "task", 0.4)])
+        again = launch.estimate_plan_cached(con, specs, plan, cache=cache)
+        assert calls == [1]  # a new verdict: recounted
+        assert again["metric:rouge_l:v1"]["n_items"] == first["metric:rouge_l:v1"]["n_items"] - 1
+    finally:
+        launch.estimate_plan = real

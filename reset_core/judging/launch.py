@@ -7,13 +7,14 @@ cost), counted in the database; :func:`create_judge_job` streams the plan's item
 (:func:`plan_items`) into the job folder for :mod:`reset_core.judging.worker`;
 :func:`sync_judge_job` ingests its shards.
 
->>> [s["name"] for s in offline_specs()]
-['rouge_l', 'instruction_proxy', 'knowledge_precision']
+>>> [s["name"] for s in offline_specs()]  # two independent judges per aspect
+['rouge_l', 'token_f1', 'instruction_proxy', 'ifeval', 'knowledge_precision', 'embedding_support']
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE
 from reset_core.judging.rubrics import latest_rubric
 from reset_core.judging.worker import ENTRY, build_judge, items_from_table
+from reset_core.store import one
 
 #: Before the first run of a judge set the estimate assumes, per judge type,
 #: (judgments/s, seconds to start): the metric judges as measured on a busy shared
@@ -45,7 +47,7 @@ def cache_path(db_path: str | Path) -> Path:
 
 
 def offline_specs() -> list[dict]:
-    """The demo's no-API panel: one metric judge per aspect."""
+    """The no-API panel: two metric judges per aspect (see ``DEFAULT_OFFLINE``)."""
     return [{"type": "metric", "name": n} for n in DEFAULT_OFFLINE]
 
 
@@ -98,10 +100,16 @@ class JudgePlan(BaseModel):
     limit: int | None = Field(None, ge=1, description="judge at most this many items")
 
 
-#: A valid verdict: the judge gave a score (a failure is a NULL score, judged again).
-_HAS_VERDICT = (
-    "EXISTS (SELECT 1 FROM judgments j WHERE j.candidate_id = c.candidate_id "
-    "AND j.judge_id = ja.judge_id AND j.aspect = ja.aspect AND j.score IS NOT NULL)"
+#: Items with a valid verdict: the judge gave a score, or said it cannot score this
+#: item at all (``not_applicable``: no reference, no context; asking again would say
+#: the same). A failure (timeout, parse error, ...) is a NULL score and is judged again.
+#: Only the plan's judges' rows are read: an anti join against a handful of judges'
+#: verdicts, not every verdict in the database.
+_DONE = (
+    "ANTI JOIN (SELECT candidate_id, judge_id, aspect FROM judgments "
+    "WHERE judge_id IN (SELECT unnest(?)) AND (score IS NOT NULL OR status = 'not_applicable')) "
+    "done ON done.candidate_id = c.candidate_id AND done.judge_id = ja.judge_id "
+    "AND done.aspect = ja.aspect "
 )
 _NEEDED = (
     "(ja.aspect = 'task' OR (ja.aspect = 'instruction' AND e.kind = 'instruction') "
@@ -109,7 +117,7 @@ _NEEDED = (
 )
 _ITEM_COLUMNS = (
     "ja.judge_id, c.candidate_id, c.example_id, ja.aspect, e.instruction, e.context, "
-    "e.reference, e.kind, c.text, c.finish_reason"
+    "e.reference, e.kind, c.text, c.finish_reason, CAST(e.meta AS VARCHAR) AS meta"
 )
 
 
@@ -122,17 +130,24 @@ def _plan_from(judges: list[Judge], plan: JudgePlan) -> tuple[str, list]:
     pairs = [(j.judge_id, a) for j in judges for a in j.aspects]
     values = ", ".join("(?, ?)" for _ in pairs)
     params: list = [v for p in pairs for v in p]
+    sql = (
+        "FROM candidates c JOIN examples e USING (example_id) "
+        f"CROSS JOIN (VALUES {values}) ja(judge_id, aspect) "
+    )
+    if not plan.redo:
+        sql += _DONE
+        params.append([j.judge_id for j in judges])
     where = ["e.split IN (SELECT unnest(?))"]
     params.append(list(plan.splits))
     if plan.aspects == "needed":
         where.append(_NEEDED)
-    if not plan.redo:
-        where.append("NOT " + _HAS_VERDICT)
-    sql = (
-        "FROM candidates c JOIN examples e USING (example_id) "
-        f"CROSS JOIN (VALUES {values}) ja(judge_id, aspect) WHERE {' AND '.join(where)}"
-    )
-    return sql, params
+    for j in judges:
+        # A judge that votes only on some examples (IFEval: those carrying verifiable
+        # instructions) is not handed the others at all.
+        if getattr(j, "applies_sql", None):
+            where.append(f"(ja.judge_id <> ? OR ({j.applies_sql}))")
+            params.append(j.judge_id)
+    return sql + f"WHERE {' AND '.join(where)}", params
 
 
 def _plan(plan: JudgePlan | None, kw: dict) -> JudgePlan:
@@ -259,17 +274,9 @@ WITH items AS (
            length(e.instruction) AS n_instruction, length(coalesce(e.context, '')) AS n_context,
            length(coalesce(e.reference, '')) AS n_reference, length(coalesce(c.text, '')) AS n_text,
            {words_items}
-           (row_number() OVER (PARTITION BY c.example_id, ja.aspect ORDER BY c.candidate_id)
-            - 1) // {k} AS chunk
+           {chunk} AS chunk
     {plan_from}
-), requests AS (
-    SELECT example_id, aspect, chunk, any_value(has_ctx) AS has_ctx,
-           any_value(has_ref) AS has_ref, count(*) AS g,
-           any_value(n_instruction) AS n_instruction, any_value(n_context) AS n_context,
-           any_value(n_reference) AS n_reference, sum(n_text) AS n_text,
-           {words_requests}
-           bool_or(touched_item) AS touched
-    FROM items GROUP BY example_id, aspect, chunk
+), requests AS ({requests}
 ), sized AS (
     SELECT r.touched, r.g,
            {tokens} AS prompt_tokens
@@ -280,6 +287,19 @@ SELECT touched, count(*) AS n_requests, coalesce(sum(g), 0) AS n_items,
        coalesce(sum(prompt_tokens), 0) AS prompt_tokens
 FROM sized GROUP BY touched
 """
+#: Pointwise (one candidate per call): every item is its own request.
+_ONE_PER_REQUEST = """
+    SELECT *, 1 AS g, touched_item AS touched FROM items"""
+#: Several candidates per call: an example's items of one aspect, in candidate order,
+#: in chunks of ``k`` (as :meth:`LLMJudge.requests` groups them).
+_GROUPED = """
+    SELECT example_id, aspect, chunk, any_value(has_ctx) AS has_ctx,
+           any_value(has_ref) AS has_ref, count(*) AS g,
+           any_value(n_instruction) AS n_instruction, any_value(n_context) AS n_context,
+           any_value(n_reference) AS n_reference, sum(n_text) AS n_text,
+           {words_requests}
+           bool_or(touched_item) AS touched
+    FROM items GROUP BY example_id, aspect, chunk"""
 
 
 def _llm_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path | None) -> dict:
@@ -324,11 +344,17 @@ def _llm_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path | None) -
             "r.n_context + s.t_reference * r.n_reference + s.t_text * r.n_text + 3) // 4)"
         )
         words_items = words_requests = ""
+    grouped = k > 1
     sql = _REQUESTS_SQL.format(
-        k=k,
+        chunk=(
+            "(row_number() OVER (PARTITION BY c.example_id, ja.aspect "
+            f"ORDER BY c.candidate_id) - 1) // {k}"
+            if grouped
+            else "0"
+        ),
+        requests=_GROUPED.format(words_requests=words_requests) if grouped else _ONE_PER_REQUEST,
         plan_from=plan_from,
         words_items=words_items + f" {touched} AS touched_item,",
-        words_requests=words_requests,
         tokens=tokens,
     )
     cur = con.cursor()  # the shapes table is this cursor's alone
@@ -429,6 +455,49 @@ def estimate_plan(
         if left is not None:
             left -= est["n_items"]
     return out
+
+
+#: Estimates already computed in this process, by (judges, plan, cache, data stamp).
+_ESTIMATES: OrderedDict[tuple, dict] = OrderedDict()
+_ESTIMATES_KEPT = 16
+
+
+def data_stamp(con) -> tuple:
+    """What a plan depends on in the database: it differs whenever candidates, examples
+    or verdicts were added or removed (cheap: table counts and the newest verdict)."""
+    return one(
+        con,
+        "SELECT (SELECT count(*) FROM candidates), (SELECT count(*) FROM examples), "
+        "(SELECT count(*) FROM judgments), (SELECT max(created_at)::VARCHAR FROM judgments)",
+    )
+
+
+def estimate_plan_cached(
+    con, specs: list[dict], plan: JudgePlan, *, cache: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """:func:`estimate_plan`, kept per process until the data or the cache file changes.
+
+    The Judge page reruns on every widget change; at a million candidates the estimate
+    takes about a second, the stamp a few milliseconds. Returns a copy to keep safe.
+    """
+    cache_stamp = None
+    if cache is not None and Path(cache).exists():
+        st = Path(cache).stat()
+        cache_stamp = (str(Path(cache).resolve()), st.st_mtime_ns, st.st_size)
+    key = (
+        json.dumps(specs, sort_keys=True, default=str),
+        plan.model_dump_json(),
+        str(cache),
+        cache_stamp,
+        data_stamp(con),
+    )
+    if key in _ESTIMATES:
+        _ESTIMATES.move_to_end(key)
+    else:
+        _ESTIMATES[key] = estimate_plan(con, specs, plan, cache=cache)
+        while len(_ESTIMATES) > _ESTIMATES_KEPT:
+            _ESTIMATES.popitem(last=False)
+    return {k: dict(v) for k, v in _ESTIMATES[key].items()}
 
 
 def _limited_estimate(con, spec: dict, plan: JudgePlan, limit: int, cache):
