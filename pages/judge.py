@@ -50,7 +50,8 @@ use_offline = st.checkbox(
     "Offline metric judges (no API key needed)",
     value=True,
     key="use_offline",
-    help="One judge per aspect: " + ", ".join(DEFAULT_OFFLINE),
+    help="Two independent judges per aspect, so their agreement can be measured: "
+    + ", ".join(DEFAULT_OFFLINE),
 )
 with st.expander("What the offline judges measure, and what they cannot"):
     for name in DEFAULT_OFFLINE:

@@ -395,6 +395,8 @@ class EmbeddingSupportJudge(_MetricJudge):
         "(no vote)."
     )
     batch_size = 64
+    #: A sentence longer than this many word pieces is cut (the model was trained on 128).
+    max_tokens = 128
 
     @cached_property
     def _model(self):
@@ -409,23 +411,27 @@ class EmbeddingSupportJudge(_MetricJudge):
         return torch, AutoTokenizer.from_pretrained(folder), model
 
     def embed(self, texts: list[str]):
-        """L2-normalised mean-pooled embeddings (the model's sentence-transformers recipe)."""
+        """L2-normalised mean-pooled embeddings (the model's sentence-transformers recipe),
+        one row per text in order. Batches go by length, so little of them is padding."""
         torch, tok, model = self._model
-        out = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = [None] * len(texts)
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i : i + self.batch_size]
                 enc = tok(
-                    texts[i : i + self.batch_size],
+                    [texts[k] for k in idx],
                     padding=True,
                     truncation=True,
-                    max_length=256,
+                    max_length=self.max_tokens,
                     return_tensors="pt",
                 )
                 hidden = model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1))
-        return torch.cat(out) if out else None
+                for k, row in zip(idx, torch.nn.functional.normalize(pooled, dim=-1), strict=True):
+                    out[k] = row
+        return torch.stack(out) if out else None
 
     def _inapplicable(self, it: JudgeItem) -> str | None:
         if not split_sentences(it.context or ""):
