@@ -26,7 +26,7 @@ from reset_core.aspects import ASPECTS
 from reset_core.ingest.config import SPLITS  # noqa: F401 - the splits a plan can judge
 from reset_core.judging.base import Judge, JudgeItem
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge, render_messages
-from reset_core.judging.metric_judges import DEFAULT_OFFLINE
+from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.rubrics import latest_rubric
 from reset_core.judging.worker import ENTRY, build_judge, items_from_table
 from reset_core.store import one
@@ -571,6 +571,9 @@ def _assumed_rate(spec: dict) -> tuple[float, float, str]:
         per_s = cfg.concurrency * cfg.candidates_per_call / LLM_REQUEST_S
         return per_s, 0.0, f"{cfg.concurrency} requests in flight at ~{LLM_REQUEST_S:g} s each"
     per_s, startup = DEFAULT_JUDGE_RATES[spec["type"]]
+    if spec["type"] == "metric":
+        # A metric judge slower than the rest (a model, a big import) says its own rate.
+        per_s, startup = getattr(METRIC_JUDGES.get(spec["name"]), "assumed_rate", (per_s, startup))
     return (
         per_s,
         startup,

@@ -285,6 +285,9 @@ class IFEvalJudge(_MetricJudge):
         "skips a check that needs NLTK's sentence data when it is not installed."
     )
 
+    #: (judgments/s, seconds to start) before its first run: lm-eval's import and
+    #: langdetect's profiles load slowly; measured on the demo's IFEval prompts.
+    assumed_rate = (12.0, 10.0)
     #: The examples it can vote on, for the plan (the examples table as ``e``).
     applies_sql = "coalesce(json_array_length(e.meta, '$.ifeval.instruction_id_list'), 0) > 0"
 
@@ -394,6 +397,10 @@ class EmbeddingSupportJudge(_MetricJudge):
         "sentences embed close together); it does not score examples without a context "
         "(no vote)."
     )
+    #: (judgments/s, seconds to start) before its first run: measured on the demo's
+    #: context examples on a shared 2-core CPU under heavy load (torch, the model and
+    #: about 15 sentences/s); the duration estimate uses it for this judge's items.
+    assumed_rate = (5.0, 30.0)
     batch_size = 64
     #: A sentence longer than this many word pieces is cut (the model was trained on 128).
     max_tokens = 128
