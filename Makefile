@@ -57,6 +57,7 @@ format: setup
 bench: setup model
 	$(PY) bench/import.py
 	$(PY) bench/judging.py
+	$(PY) bench/judge_plan.py
 	$(PY) bench/review_ui.py
 	$(PY) bench/ui_feedback.py
 
