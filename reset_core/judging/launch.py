@@ -309,8 +309,10 @@ def _llm_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path | None) -
 
     Cache hits need each request's content hash, which only the rendered prompt gives.
     A request can only be in the cache if this judge has sent a prompt for the same
-    example and aspect before; those few (every one, with ``redo``) are rendered and
-    looked up in Python, exactly as the worker would, and replace their SQL figures.
+    example and aspect before, which left a verdict in ``judgments``; those few (every
+    one, with ``redo``) are rendered and looked up in Python, exactly as the worker
+    would, and replace their SQL figures. One exception errs on the safe side: answers
+    cached by a worker killed before it saved their batch count as requests to send.
     """
     cfg = judge.config
     k = cfg.candidates_per_call
