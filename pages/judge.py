@@ -10,12 +10,13 @@ from reset_core import jobs
 from reset_core.aspects import ASPECTS
 from reset_core.judging.base import STATUSES
 from reset_core.judging.launch import (
+    SPLITS,
+    JudgePlan,
     cache_path,
     create_judge_job,
-    estimate_job,
     estimate_judging,
+    estimate_plan_cached,
     llm_spec,
-    plan_items,
     sync_judge_job,
 )
 from reset_core.judging.llm_judge import LLMJudgeConfig
@@ -36,6 +37,7 @@ from reset_core.scoring.selection import preview_selection, save_selection
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
+P = lambda name: help_text(JudgePlan, name)  # noqa: E731
 
 st.title("Judge")
 con = ui.cursor()
@@ -49,7 +51,8 @@ use_offline = st.checkbox(
     "Offline metric judges (no API key needed)",
     value=True,
     key="use_offline",
-    help="One judge per aspect: " + ", ".join(DEFAULT_OFFLINE),
+    help="Two independent judges per aspect, so their agreement can be measured: "
+    + ", ".join(DEFAULT_OFFLINE),
 )
 with st.expander("What the offline judges measure, and what they cannot"):
     for name in DEFAULT_OFFLINE:
@@ -120,30 +123,35 @@ if llm_cfg is not None:
 
 # ----------------------------------------------------------------------------- launch
 st.header("2 · Estimate and launch")
-aspects = st.radio(
-    "Aspects",
-    ["needed", "all"],
-    horizontal=True,
-    key="plan_aspects",
-    help="needed: only the aspects the RESET formula uses for each example kind",
+c1, c2 = st.columns(2)
+aspects = c1.radio(
+    "Aspects", ["needed", "all"], horizontal=True, key="plan_aspects", help=P("aspects")
 )
-if specs and n_cand:
-    items = plan_items(con, specs, aspects=aspects)
-    est = estimate_job(specs, items, cache_path(ui.db_path()))
+splits = c2.multiselect(
+    "Splits", list(SPLITS), default=["seen"], key="plan_splits", help=P("splits")
+)
+plan = JudgePlan(aspects=aspects, splits=splits) if splits else None
+if not splits:
+    st.warning("Choose at least one split to judge.")
+elif specs and n_cand:
+    # Counted in the database (no item is read into Python), and kept until the data
+    # changes: the page's other reruns do not recount a million candidates.
+    est = estimate_plan_cached(con, specs, plan, cache=cache_path(ui.db_path()))
+    n_items = sum(v["n_items"] for v in est.values())
     st.dataframe([{"judge": k, **v} for k, v in est.items()], hide_index=True, width="stretch")
     total = sum(v["cost_usd"] for v in est.values())
     st.caption(
-        f"{items.num_rows:,} items to judge; estimated ${total:.4f} "
+        f"{n_items:,} items to judge; estimated ${total:.4f} "
         f"(worst case ${sum(v['cost_usd_max'] for v in est.values()):.4f}). Estimates count "
         "prompt tokens approximately; cached verdicts cost nothing."
     )
     if ui.launch_button(
         "Launch judging",
-        estimate_judging(con, specs, items),
+        estimate_judging(con, specs, est),
         key="launch",
-        disabled=items.num_rows == 0,
+        disabled=n_items == 0,
     ):
-        job_id = create_judge_job(con, ui.db_path(), specs, items=items, aspects=aspects)
+        job_id = create_judge_job(con, ui.db_path(), specs, plan=plan)
         jobs.launch(con, job_id)
         st.session_state["judge_job"] = job_id
 elif not specs:

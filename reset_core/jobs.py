@@ -242,17 +242,29 @@ def create_job(
     kind: str,
     entry: str,
     config: dict[str, Any],
-    inputs: pa.Table,
+    inputs: pa.Table | pa.RecordBatchReader,
 ) -> str:
-    """Write a job folder and its ``jobs`` row; return the job id. Does not launch."""
+    """Write a job folder and its ``jobs`` row; return the job id. Does not launch.
+
+    ``inputs`` may be a stream of record batches (a large plan read from the database):
+    it is written batch by batch, never held whole.
+    """
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     job_dir = Path(jobs_root) / job_id
     job_dir.mkdir(parents=True)
-    pq.write_table(inputs, job_dir / "input.parquet")
+    if isinstance(inputs, pa.Table):
+        pq.write_table(inputs, job_dir / "input.parquet")
+        n_total = inputs.num_rows
+    else:
+        n_total = 0
+        with pq.ParquetWriter(job_dir / "input.parquet", inputs.schema) as out:
+            for batch in inputs:
+                out.write_batch(batch)
+                n_total += batch.num_rows
     write_json_atomic(job_dir / "job.json", {"kind": kind, "entry": entry, "config": config})
     con.execute(
         "INSERT INTO jobs (job_id, kind, status, config, work_dir, n_total) VALUES (?, ?, 'queued', ?, ?, ?)",
-        [job_id, kind, json.dumps(config), str(job_dir.resolve()), inputs.num_rows],
+        [job_id, kind, json.dumps(config), str(job_dir.resolve()), n_total],
     )
     return job_id
 

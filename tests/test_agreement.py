@@ -267,3 +267,59 @@ def test_agreement_matrix_is_symmetric_with_human(filled):
     assert raters == ["judge:a", "judge:b", "human"]
     assert cells[0][1] is cells[1][0] and cells[0][0] is None
     assert cells[2][0].n == 4
+
+
+def test_the_offline_panel_gives_every_aspect_two_judges_on_the_demo(con, db_path):
+    """With no API key, the demo's Agreement page compares two judges on every aspect.
+
+    Demo examples with two answers each (the reference, and another
+    example's reference: a good and an off-topic answer), judged by the default offline
+    panel in its worker: each aspect has two judges scoring the same candidates, and
+    their rank correlation is defined (not "needs two judges").
+    """
+    import random
+
+    import pyarrow as pa
+
+    from reset_core.ingest.demo import load_demo
+    from reset_core.jobs import run_here
+    from reset_core.judging.launch import create_judge_job, offline_specs, sync_judge_job
+    from reset_core.store import insert_arrow
+
+    load_demo(con)
+    rows = con.execute(  # a dozen seen examples of each source keeps the test quick
+        "SELECT example_id, coalesce(reference, instruction) FROM examples WHERE split = 'seen' "
+        "QUALIFY row_number() OVER (PARTITION BY source ORDER BY example_id) <= 12 "
+        "ORDER BY example_id"
+    ).fetchall()
+    rng = random.Random(0)
+    answers = [r[1] for r in rows]
+    insert_arrow(
+        con,
+        "candidates",
+        pa.Table.from_pylist(
+            [
+                {
+                    "candidate_id": f"{ex}-{s}",
+                    "example_id": ex,
+                    "model_id": "m",
+                    "setting_id": "s",
+                    "sample_index": s,
+                    "seed": 0,
+                    "text": ref if s == 0 else rng.choice(answers),
+                    "engine": "test",
+                }
+                for ex, ref in rows
+                for s in range(2)
+            ]
+        ),
+    )
+    job = create_judge_job(con, db_path, offline_specs())
+    assert run_here(con, job) == 0
+    assert sync_judge_job(con, job)["status"] == "done"
+    ensure_fresh(con)
+    for aspect in ("task", "instruction", "faithfulness"):
+        report = ag.judge_agreement(con, aspect, n_boot=20)
+        assert len(report.judges) == 2, (aspect, report.judges, report.notes)
+        (stats,) = report.pairs.values()
+        assert stats["spearman"].value is not None and stats["spearman"].n >= 20, aspect

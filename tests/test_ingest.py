@@ -497,3 +497,40 @@ def test_a_rekind_refreshes_the_summaries_that_cache_kinds(con):
     assert {r[0] for r in con.execute(q.format("review_queue")).fetchall()} == {"context"}
     ensure_fresh(con)
     assert {r[0] for r in con.execute(q.format("analytics_candidates")).fetchall()} == {"context"}
+
+
+def test_meta_objects_are_kept_per_example_and_checked(con, tmp_path):
+    """``meta=<column>`` keeps each row's object as the example's JSON metadata (IFEval's
+    verifiable instructions travel this way); anything but an object is refused."""
+    ifeval = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    path = tmp_path / "ifeval.jsonl"
+    path.write_text(
+        json.dumps({"key": 1, "prompt": "Write without commas.", "info": {"ifeval": ifeval}})
+        + "\n"
+        + json.dumps({"key": 2, "prompt": "Say hi."})
+        + "\n"
+    )
+    opts = ImportOptions(mapping={"id": "key", "instruction": "prompt", "meta": "info"}, source="t")
+    assert import_file(con, path, opts).n_added == 2
+    rows = con.execute("SELECT example_id, meta FROM examples ORDER BY 1").fetchall()
+    assert [(r[0], json.loads(r[1]) if r[1] else None) for r in rows] == [
+        ("t:1", {"ifeval": ifeval}),
+        ("t:2", None),
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"key": 3, "prompt": "Hi.", "info": "not an object"}) + "\n")
+    with pytest.raises(
+        ImportRejected, match=r"bad.jsonl, line 1, field 'info': expected an object"
+    ):
+        import_file(con, bad, opts)
+
+
+def test_demo_ifeval_prompts_carry_their_verifiable_instructions(con):
+    from reset_core.ingest.demo import load_demo
+
+    load_demo(con)
+    n, n_meta = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE json_array_length(meta, "
+        "'$.ifeval.instruction_id_list') > 0) FROM examples WHERE source = 'ifeval'"
+    ).fetchall()[0]
+    assert n == n_meta == 47

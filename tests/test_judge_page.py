@@ -34,7 +34,10 @@ def _unrankable_warnings(at) -> list[str]:
 def test_offline_judging_from_the_page_gives_picks(page, db_path):
     at = page().run()
     assert not at.exception
-    assert "24 items to judge" in " ".join(c.value for c in at.caption)
+    # task by ROUGE-L and token F1 (12 candidates), instruction by the proxy (6; IFEval only
+    # takes examples carrying verifiable instructions), faithfulness by K-Precision and
+    # embedding support (6)
+    assert "42 items to judge" in " ".join(c.value for c in at.caption)
     # Nothing judged yet: no ranking counts, no "not rankable" warning, one pointer.
     assert not _unrankable_warnings(at)
     assert "Not rankable" not in [m.label for m in at.metric]
@@ -50,7 +53,7 @@ def test_offline_judging_from_the_page_gives_picks(page, db_path):
     assert not [b for b in at.button if b.key and b.key.startswith(("refresh_", "cancel_"))]
     assert any(c.value.startswith("0 items to judge") for c in at.caption)
     summary = at.dataframe[1].value  # [0] is the estimate, [1] the per-judge summary
-    assert int(summary["scored"].sum()) == 24 and int(summary["failed"].sum()) == 0
+    assert int(summary["scored"].sum()) == 42 and int(summary["failed"].sum()) == 0
     at.button(key="save_selection").click().run()
     assert not at.exception
     picks = at.dataframe[-1].value
@@ -104,12 +107,12 @@ def test_running_job_shows_live_progress_and_the_launched_job_first(page):
     bars = [p for p in at.get("progress")]
     # the job just launched is the first line, with its counts and what it does
     assert bars and bars[0].proto.text.startswith(f"{job_id}: ")
-    assert "/24 items" in bars[0].proto.text
+    assert "/42 items" in bars[0].proto.text
     assert not [b for b in at.button if b.key and b.key.startswith("refresh_")]
     _wait_until_done(page_db(at), job_id)
     at.run()
     bars = [p for p in at.get("progress")]
-    assert bars[0].proto.text == f"{job_id}: done · 24/24 items"
+    assert bars[0].proto.text == f"{job_id}: done · 42/42 items"
 
 
 def test_rubric_edit_creates_a_new_version(page):
@@ -139,3 +142,30 @@ def test_a_standin_judge_is_labelled_a_placeholder_on_the_page(db_path, con, ope
     assert set(summary["endpoint"]) == {openai_server.base_url}
     assert set(summary["output_modes"]) == {"json_schema"}
     assert any(judge_id in i.value and "placeholders" in i.value for i in at.info)
+
+
+def test_the_splits_to_judge_are_chosen_on_the_page(page, db_path):
+    from reset_core.store import connect
+
+    con = connect(db_path)  # two of the six examples become test examples
+    con.execute("UPDATE examples SET split = 'test_seen' WHERE example_id IN ('i0', 'x0')")
+    con.close()
+    at = page().run()
+    assert at.multiselect(key="plan_splits").value == ["seen"]  # RESET's split by default
+    assert "28 items to judge" in " ".join(c.value for c in at.caption)
+    at.multiselect(key="plan_splits").set_value(["test_seen"]).run()
+    assert "14 items to judge" in " ".join(c.value for c in at.caption)
+    at.button(key="launch").click().run()
+    assert not at.exception
+    job_id = at.session_state["judge_job"]
+    _wait_until_done(page_db(at), job_id)
+    at.run()  # the page ingests the finished job's verdicts
+    con = connect(db_path)
+    judged = con.execute(
+        "SELECT DISTINCT c.example_id FROM judgments j JOIN candidates c USING (candidate_id) "
+        "ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert judged == [("i0",), ("x0",)]
+    at.multiselect(key="plan_splits").set_value([]).run()
+    assert any("at least one split" in w.value for w in at.warning)

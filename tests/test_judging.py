@@ -290,15 +290,18 @@ def test_offline_job_scores_every_needed_aspect_and_resumes(con, db_path):
     work = con.execute("SELECT work_dir FROM jobs WHERE job_id=?", [job]).fetchall()[0][0]
     assert run_worker(work) == 0
     prog = sync_judge_job(con, job)
-    # each candidate: task + (instruction or faithfulness)
-    assert prog["status"] == "done" and prog["n_done"] == 2 * n
+    # each candidate: task (ROUGE-L, token F1) + instruction (the proxy; IFEval votes only
+    # on examples with verifiable instructions, none here) or faithfulness (K-Precision,
+    # embedding support)
+    n_items = 2 * n + n // 2 + 2 * (n // 2)
+    assert prog["status"] == "done" and prog["n_done"] == n_items
     assert con.execute("SELECT count(*), count(score) FROM judgments").fetchall()[0] == (
-        2 * n,
-        2 * n,
+        n_items,
+        n_items,
     )
     assert run_worker(work) == 0  # resume: every key is done, nothing rewritten
     sync_judge_job(con, job)
-    assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == 2 * n
+    assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == n_items
     sel = save_selection(con, SelectionConfig())
     assert sel.n_unrankable == 0 and sel.n_picked == 6
     picked = {
@@ -316,7 +319,7 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
     from reset_core.jobs import launch
     from reset_core.judging.launch import (
         create_judge_job,
-        estimate_job,
+        estimate_plan,
         llm_spec,
         plan_items,
         sync_judge_job,
@@ -326,7 +329,7 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
     spec = llm_spec(con, _llm(openai_server, price_input_per_mtok=1.0))
     items = plan_items(con, [spec])
     assert items.num_rows == 2 * n
-    est = estimate_job([spec], items, tmp_path / "nocache.sqlite")
+    est = estimate_plan(con, [spec], cache=tmp_path / "nocache.sqlite")
     assert next(iter(est.values()))["n_requests"] == 2 * n
     job = create_judge_job(con, db_path, [spec], items=items)
     launch(con, job)
@@ -339,3 +342,57 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
     assert con.execute("SELECT count(score) FROM judgments").fetchall()[0][0] == 2 * n
     # the judge and its rubrics are recorded
     assert con.execute("SELECT kind FROM judges").fetchall() == [("llm",)]
+
+
+def test_ifeval_judge_runs_lm_evals_checks_on_the_examples_that_carry_them():
+    meta = {
+        "ifeval": {
+            "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+            "kwargs": [{}, {}],
+        }
+    }
+
+    def item(text, m=meta):
+        return JudgeItem(
+            "e",
+            "c",
+            "instruction",
+            "Answer in lowercase, no commas.",
+            None,
+            None,
+            "instruction",
+            text,
+            meta=m,
+        )
+
+    judge = METRIC_JUDGES["ifeval"]()
+    both, one, none, empty, plain = judge.judge(
+        [
+            item("all lowercase and no comma"),
+            item("lowercase, with a comma"),
+            item("Upper, and a comma"),
+            item("   "),
+            item("anything", None),
+        ]
+    )
+    assert (both.score, one.score, none.score, empty.score) == (1.0, 0.5, 0.0, 0.0)
+    assert "not followed: punctuation:no_comma" in one.rationale
+    assert plain.status == "not_applicable" and plain.score is None
+
+
+def test_embedding_support_prefers_the_answer_the_context_supports():
+    ctx = "The Eiffel Tower is in Paris. It was finished in 1889 for the World's Fair."
+    texts = [
+        "The tower stands in Paris and was completed in 1889.",
+        "Bananas are rich in potassium.",
+        "",
+    ]
+    items = [
+        JudgeItem("e", f"c{i}", "faithfulness", "Where is it?", ctx, None, "context", t)
+        for i, t in enumerate(texts)
+    ]
+    supported, unsupported, empty = METRIC_JUDGES["embedding_support"]().judge(items)
+    assert supported.score > 0.6 > 0.3 > unsupported.score
+    assert empty.status == "not_applicable"
+    no_context = JudgeItem("e", "c", "faithfulness", "Q", None, None, "context", "Paris.")
+    assert METRIC_JUDGES["embedding_support"]().judge([no_context])[0].status == "not_applicable"

@@ -25,7 +25,7 @@ def test_home_with_demo_points_past_import(app):
     con.close()
     app.run()
     assert not app.exception
-    assert _metrics(app)["Examples"] == "512"
+    assert _metrics(app)["Examples"] == "559"
     links = app.get("page_link")
     assert not links or "Import" not in links[0].proto.label
 
@@ -108,7 +108,7 @@ def test_data_page_filters_and_pages_in_sql(app):
     con.close()
     app.switch_page("pages/data.py").run()
     assert not app.exception
-    assert "512 matching examples" in [c.value for c in app.caption]
+    assert "559 matching examples" in [c.value for c in app.caption]
     app.multiselect(key="f_kind").select("context").run()
     n_context = 210  # natural_questions 150 + adversarial_qa 60; Dolly is instruction data
     assert f"{n_context} matching examples" in [c.value for c in app.caption]

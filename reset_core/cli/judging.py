@@ -9,6 +9,7 @@ are printed first; ``--dry-run`` stops there::
     OPENAI_API_KEY=... reset-studio judge --llm --model gpt-4o --dry-run  # cost estimate
     reset-studio judge --llm --base-url http://127.0.0.1:8000/v1 --model m --budget-usd 5
     reset-studio judge --offline --aspects all --redo --limit 100
+    reset-studio judge --offline --splits seen,test_seen                  # test answers too
 """
 
 from __future__ import annotations
@@ -41,39 +42,40 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     from reset_core import jobs
     from reset_core.judging.launch import (
+        JudgePlan,
         cache_path,
         create_judge_job,
-        estimate_job,
         estimate_judging,
-        plan_items,
+        estimate_plan,
         sync_judge_job,
     )
     from reset_core.judging.queries import job_judgment_counts
+    from reset_core.options import options_from_args
     from reset_core.store import connect
 
     con = connect(args.db)
     try:
         specs = _judge_specs(args, con)
-        plan = {"aspects": args.aspects, "redo": args.redo, "limit": args.limit}
-        items = plan_items(con, specs, **plan)
+        plan = options_from_args(JudgePlan, args)
+        est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
     except (ValidationError, ValueError) as e:
         msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    est = estimate_job(specs, items, cache_path(args.db))
     for judge_id, e in est.items():
         print(
             f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
             f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
             f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
         )
-    if items.num_rows:
-        print(estimate_judging(con, specs, items))
-    if args.dry_run or items.num_rows == 0:
-        if items.num_rows == 0:
+    n_items = sum(e["n_items"] for e in est.values())
+    if n_items:
+        print(estimate_judging(con, specs, est))
+    if args.dry_run or n_items == 0:
+        if n_items == 0:
             print("nothing to judge: every candidate already has a verdict from these judges")
         return 0
-    job_id = create_judge_job(con, args.db, specs, items=items, **plan)
+    job_id = create_judge_job(con, args.db, specs, plan=plan)
     t0 = time.monotonic()
     jobs.run_here(con, job_id)  # headless: the same worker, in this process
     prog = sync_judge_job(con, job_id)
@@ -101,6 +103,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``judge`` to the ``reset-studio`` subparsers."""
+    from reset_core.judging.launch import JudgePlan
     from reset_core.judging.llm_judge import LLMJudgeConfig
     from reset_core.options import add_options
 
@@ -108,14 +111,7 @@ def add_commands(sub) -> None:
     p.add_argument("--offline", action="store_true", help="the metric judges (no API needed)")
     p.add_argument("--llm", action="store_true", help="an LLM judge over an OpenAI-compatible API")
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
-    p.add_argument(
-        "--aspects",
-        choices=["needed", "all"],
-        default="needed",
-        help="needed: only what the RESET formula uses per example kind",
-    )
-    p.add_argument("--redo", action="store_true", help="judge again what already has a verdict")
-    p.add_argument("--limit", type=int, help="judge at most this many items")
+    add_options(p, JudgePlan)
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
     add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)

@@ -24,7 +24,9 @@ FIELDS = ("instruction", "context", "reference")
 
 
 #: What a column mapping may fill: the text fields plus per-row id, source, split, kind.
-MAPPING_TARGETS = (*FIELDS, "id", "source", "split", "kind")
+#: ``meta``: an object per row kept as the example's JSON metadata (e.g. IFEval's
+#: verifiable instructions, which its judge reads).
+MAPPING_TARGETS = (*FIELDS, "id", "source", "split", "kind", "meta")
 
 
 class ImportRejected(ValueError):
@@ -51,7 +53,8 @@ class ImportOptions(BaseModel):
     mapping: dict[str, str] = Field(
         default_factory=dict,
         description="Explicit column mapping, e.g. instruction=question, context=passage, "
-        "reference=answers[0], id=qid. Dotted paths and [i] indexes reach nested fields.",
+        "reference=answers[0], id=qid. Dotted paths and [i] indexes reach nested fields. "
+        "meta=<column> keeps an object per row as the example's metadata (JSON).",
     )
     kind: Literal["auto", "instruction", "context"] | None = Field(
         None,

@@ -23,6 +23,7 @@ DEMO_MAPPING = {
     "source": "source",
     "split": "split",
     "kind": "kind",
+    "meta": "meta",  # IFEval's verifiable instructions, read by its judge
 }
 
 

@@ -30,6 +30,7 @@ line (or record/row) and the field.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ _MAPPED_COLUMNS = (
     "source_",
     "split_",
     "kind_",
+    "meta_",
 )
 
 _FINALIZE = """
@@ -86,6 +88,7 @@ SELECT
         AS kind_by,
     context IS NOT NULL AS has_context,
     source_ AS source,
+    meta_ AS meta,
     coalesce(split_, CASE WHEN $by_ratio THEN
         CASE WHEN u < $r_seen THEN 'seen' WHEN u < $r_test_seen THEN 'test_seen'
              ELSE 'test_unseen' END
@@ -278,6 +281,8 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
     if options.mapping:
         if any(not re.fullmatch(r"[^.\[\]]+", c) for c in options.mapping.values()):
             return None
+        if "meta" in options.mapping:
+            return None  # objects per row: the row reader keeps each one exactly
         columns, preset = dict(options.mapping), "mapping"
     else:
         preset = options.preset or detect_preset(set(types))
@@ -318,7 +323,8 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
             CAST(nullif({col("reference")}, '') AS VARCHAR) AS reference,
             CAST(nullif({col("source")}, '') AS VARCHAR) AS source_,
             CAST(nullif({col("split")}, '') AS VARCHAR) AS split_,
-            CAST(nullif({col("kind")}, '') AS VARCHAR) AS kind_
+            CAST(nullif({col("kind")}, '') AS VARCHAR) AS kind_,
+            CAST(NULL AS VARCHAR) AS meta_
         FROM raw""",
         params,
     )
@@ -419,6 +425,7 @@ def _map_rows(staging, path: Path, reader, options: ImportOptions) -> str:
             cols["source_"].append(ex.get("source") or None)
             cols["split_"].append(ex.get("split") or None)
             cols["kind_"].append(ex.get("kind") or None)
+            cols["meta_"].append(json.dumps(ex["meta"]) if ex.get("meta") is not None else None)
     mapped = pa.table(
         {k: pa.array(v, type=pa.int64() if k == "rownum" else pa.string()) for k, v in cols.items()}
     )
@@ -466,9 +473,9 @@ def import_file(
         before = one(con, "SELECT count(*) FROM examples")[0]
         con.execute(
             "INSERT INTO examples (example_id, instruction, context, reference, kind, source, "
-            "split, content_hash, import_id) "
+            "split, content_hash, import_id, meta) "
             "SELECT p.example_id, p.instruction, p.context, p.reference, p.kind, p.source, "
-            "p.split, p.content_hash, ? FROM _parsed p "
+            "p.split, p.content_hash, ?, CAST(p.meta AS JSON) FROM _parsed p "
             "ANTI JOIN examples e ON e.content_hash = p.content_hash",
             [import_id],
         )

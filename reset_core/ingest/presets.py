@@ -252,7 +252,10 @@ def mapping_preset(mapping: dict[str, str]) -> Callable[[dict], list[dict]]:
                 if target == "instruction":
                     raise RowError(path, "missing required field") from None
                 value = None
-            if value is not None and not isinstance(value, str):
+            if target == "meta":
+                if value is not None and not isinstance(value, dict):
+                    raise RowError(path, f"expected an object, got {type(value).__name__}")
+            elif value is not None and not isinstance(value, str):
                 if target == "id" and isinstance(value, int):
                     value = str(value)
                 else:

@@ -59,6 +59,8 @@ class JudgeItem:
     kind: str  # 'instruction' | 'context'
     text: str  # the candidate's answer
     finish_reason: str | None = None  # 'length' = cut off at max_tokens
+    #: The example's metadata (``examples.meta``): e.g. IFEval's verifiable instructions.
+    meta: dict | None = field(default=None, compare=False)  # a dict: kept out of the hash
 
 
 @dataclass

@@ -1,28 +1,35 @@
 """Judging jobs, app side (owns the database): plan, estimate, start and follow them.
 
-:func:`plan_items` picks the (candidate, aspect, judge) triples still without a valid
-verdict, :func:`estimate_job` is the dry run, :func:`create_judge_job` writes the job
-folder for :mod:`reset_core.judging.worker`, :func:`sync_judge_job` ingests its shards.
+A :class:`JudgePlan` says which (judge, candidate, aspect) items a run takes: the
+aspects each example's kind needs, the chosen splits, and only what has no valid
+verdict yet. :func:`estimate_plan` is the dry run (items, requests, cache hits, tokens,
+cost), counted in the database; :func:`create_judge_job` streams the plan's items
+(:func:`plan_items`) into the job folder for :mod:`reset_core.judging.worker`;
+:func:`sync_judge_job` ingests its shards.
 
->>> [s["name"] for s in offline_specs()]
-['rouge_l', 'instruction_proxy', 'knowledge_precision']
+>>> [s["name"] for s in offline_specs()]  # two independent judges per aspect
+['rouge_l', 'token_f1', 'instruction_proxy', 'ifeval', 'knowledge_precision', 'embedding_support']
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
+from pydantic import BaseModel, Field
 
 from reset_core import jobs
 from reset_core.aspects import ASPECTS
-from reset_core.judging.base import Judge
-from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig
-from reset_core.judging.metric_judges import DEFAULT_OFFLINE
+from reset_core.ingest.config import SPLITS  # noqa: F401 - the splits a plan can judge
+from reset_core.judging.base import Judge, JudgeItem
+from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge, render_messages
+from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.rubrics import latest_rubric
 from reset_core.judging.worker import ENTRY, build_judge, items_from_table
+from reset_core.store import one
 
 #: Before the first run of a judge set the estimate assumes, per judge type,
 #: (judgments/s, seconds to start): the metric judges as measured on a busy shared
@@ -40,7 +47,7 @@ def cache_path(db_path: str | Path) -> Path:
 
 
 def offline_specs() -> list[dict]:
-    """The demo's no-API panel: one metric judge per aspect."""
+    """The no-API panel: two metric judges per aspect (see ``DEFAULT_OFFLINE``)."""
     return [{"type": "metric", "name": n} for n in DEFAULT_OFFLINE]
 
 
@@ -76,72 +83,371 @@ def register_judges(con, specs: list[dict]) -> list[Judge]:
     return judges
 
 
-def plan_items(
-    con,
-    specs: list[dict],
-    *,
-    aspects: str = "needed",
-    redo: bool = False,
-    limit: int | None = None,
-) -> pa.Table:
+class JudgePlan(BaseModel):
+    """Which items a judging run takes: the help texts of the CLI flags and the Judge page."""
+
+    aspects: Literal["needed", "all"] = Field(
+        "needed",
+        description="needed: only the aspects the RESET formula uses for each example's kind "
+        "(task always; instruction for open-ended, faithfulness for context examples); "
+        "all: every aspect each judge can score",
+    )
+    splits: list[Literal["seen", "test_seen", "test_unseen"]] = Field(
+        default_factory=lambda: ["seen"],
+        min_length=1,
+        description="the example splits whose candidates are judged: seen (what RESET "
+        "samples and selects from), test_seen and test_unseen (test answers, to compare "
+        "models); e.g. seen,test_seen",
+    )
+    redo: bool = Field(False, description="judge again what already has a valid verdict")
+    limit: int | None = Field(None, ge=1, description="judge at most this many items")
+
+
+#: Items with a valid verdict: the judge gave a score, or said it cannot score this
+#: item at all (``not_applicable``: no reference, no context; asking again would say
+#: the same). A failure (timeout, parse error, ...) is a NULL score and is judged again.
+#: Only the plan's judges' rows are read: an anti join against a handful of judges'
+#: verdicts, not every verdict in the database.
+_DONE = (
+    "ANTI JOIN (SELECT candidate_id, judge_id, aspect FROM judgments "
+    "WHERE judge_id IN (SELECT unnest(?)) AND (score IS NOT NULL OR status = 'not_applicable')) "
+    "done ON done.candidate_id = c.candidate_id AND done.judge_id = ja.judge_id "
+    "AND done.aspect = ja.aspect "
+)
+_NEEDED = (
+    "(ja.aspect = 'task' OR (ja.aspect = 'instruction' AND e.kind = 'instruction') "
+    "OR (ja.aspect = 'faithfulness' AND e.kind = 'context'))"
+)
+_ITEM_COLUMNS = (
+    "ja.judge_id, c.candidate_id, c.example_id, ja.aspect, e.instruction, e.context, "
+    "e.reference, e.kind, c.text, c.finish_reason, CAST(e.meta AS VARCHAR) AS meta"
+)
+
+
+def _plan_from(judges: list[Judge], plan: JudgePlan) -> tuple[str, list]:
+    """The FROM/WHERE of a plan over ``candidates c``, ``examples e``, judge aspects ``ja``.
+
+    The judge × aspect pairs are a VALUES list, so the plan is one statement the
+    database runs (and a cursor of another thread can run too).
+    """
+    pairs = [(j.judge_id, a) for j in judges for a in j.aspects]
+    values = ", ".join("(?, ?)" for _ in pairs)
+    params: list = [v for p in pairs for v in p]
+    sql = (
+        "FROM candidates c JOIN examples e USING (example_id) "
+        f"CROSS JOIN (VALUES {values}) ja(judge_id, aspect) "
+    )
+    if not plan.redo:
+        sql += _DONE
+        params.append([j.judge_id for j in judges])
+    where = ["e.split IN (SELECT unnest(?))"]
+    params.append(list(plan.splits))
+    if plan.aspects == "needed":
+        where.append(_NEEDED)
+    for j in judges:
+        # A judge that votes only on some examples (IFEval: those carrying verifiable
+        # instructions) is not handed the others at all.
+        if getattr(j, "applies_sql", None):
+            where.append(f"(ja.judge_id <> ? OR ({j.applies_sql}))")
+            params.append(j.judge_id)
+    return sql + f"WHERE {' AND '.join(where)}", params
+
+
+def _plan(plan: JudgePlan | None, kw: dict) -> JudgePlan:
+    if plan is not None and kw:
+        raise TypeError("give either a JudgePlan or its fields, not both")
+    return plan if plan is not None else JudgePlan(**kw)
+
+
+def plan_items(con, specs: list[dict], plan: JudgePlan | None = None, **kw: Any) -> pa.Table:
     """The work of a judging run, one row per (judge, candidate, aspect), as Arrow.
 
-    ``aspects="needed"``: the aspects the RESET formula uses for each example's kind
-    (task always; instruction for open-ended, faithfulness for context examples);
-    ``"all"``: every aspect each judge can score. Triples that already have a valid
-    verdict from that judge are left out unless ``redo``.
+    Per :class:`JudgePlan`: the aspects each example's kind needs (or all a judge
+    scores), the chosen splits (default ``seen``), and only items without a valid
+    verdict from that judge unless ``redo``. The rows carry what the worker needs
+    (texts included); :func:`estimate_plan` sizes the same plan without reading them.
     """
-    if aspects not in ("needed", "all"):
-        raise ValueError(f"aspects must be 'needed' or 'all', got {aspects!r}")
-    judges = [build_judge(s) for s in specs]
-    jrows = pa.table(
-        {
-            "judge_id": [j.judge_id for j in judges for a in j.aspects],
-            "aspect": [a for j in judges for a in j.aspects],
-        }
+    plan = _plan(plan, kw)
+    sql, params = _plan_from([build_judge(s) for s in specs], plan)
+    sql = (
+        f"SELECT {_ITEM_COLUMNS} {sql} "
+        "ORDER BY ja.judge_id, c.example_id, c.candidate_id, ja.aspect"
     )
-    con.register("_judge_aspects", jrows)
-    try:
-        # RESET samples and judges the seen split.
-        where, params = ["e.split = 'seen'"], []
-        needed = (
-            "(ja.aspect = 'task' OR (ja.aspect = 'instruction' AND e.kind = 'instruction') "
-            "OR (ja.aspect = 'faithfulness' AND e.kind = 'context'))"
-        )
-        if aspects == "needed":
-            where.append(needed)
-        if not redo:
-            where.append(
-                "NOT EXISTS (SELECT 1 FROM judgments j WHERE j.candidate_id = c.candidate_id "
-                "AND j.judge_id = ja.judge_id AND j.aspect = ja.aspect AND j.score IS NOT NULL)"
-            )
-        sql = (
-            "SELECT ja.judge_id, c.candidate_id, c.example_id, ja.aspect, e.instruction, "
-            "e.context, e.reference, e.kind, c.text, c.finish_reason "
-            "FROM candidates c JOIN examples e USING (example_id) CROSS JOIN _judge_aspects ja "
-            f"WHERE {' AND '.join(where)} ORDER BY ja.judge_id, c.example_id, c.candidate_id, ja.aspect"
-        )
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return con.sql(sql, params=params).to_arrow_table()
-    finally:
-        con.unregister("_judge_aspects")
+    if plan.limit:
+        sql += f" LIMIT {int(plan.limit)}"
+    return con.sql(sql, params=params).to_arrow_table()
 
 
-def estimate_job(specs: list[dict], items: pa.Table, cache: str | Path | None) -> dict[str, Any]:
-    """Dry run per judge: requests, cache hits, tokens and cost; nothing is sent.
+def _plan_batches(con, specs: list[dict], plan: JudgePlan, batch_rows: int = 100_000):
+    """:func:`plan_items` as a stream of Arrow record batches (a big plan never sits whole
+    in Python memory: the job input is written batch by batch)."""
+    sql, params = _plan_from([build_judge(s) for s in specs], plan)
+    sql = (
+        f"SELECT {_ITEM_COLUMNS} {sql} "
+        "ORDER BY ja.judge_id, c.example_id, c.candidate_id, ja.aspect"
+    )
+    if plan.limit:
+        sql += f" LIMIT {int(plan.limit)}"
+    cur = con.cursor()  # its own cursor: the caller's stays free while the stream is read
+    reader = cur.sql(sql, params=params).to_arrow_reader(batch_rows)
 
-    Metric judges cost nothing and send nothing; they are listed with zeros.
+    def batches():
+        try:
+            yield from reader
+        finally:
+            cur.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+# ------------------------------------------------------------------ the estimate, in SQL
+#: Python's whitespace (what ``str.split()`` splits on) as an RE2 class: the "words"
+#: token counter counts runs of anything else.
+_NOT_SPACE = "[^" + "".join(f"\\x{{{i:x}}}" for i in range(0x110000) if chr(i).isspace()) + "]+"
+
+
+def _words_sql(col: str) -> str:
+    return f"len(regexp_extract_all(coalesce({col}, ''), '{_NOT_SPACE}'))"
+
+
+def _prompt_shapes(judge: LLMJudge | LocalLLMJudge) -> pa.Table:
+    """Per aspect, group size and which optional fields are shown: the prompt's fixed part.
+
+    A request's prompt is the rendered template with the example's fields and the
+    candidates' texts filled in, so its length is the template's own characters (and
+    words) plus those of each field it shows. Rendering each shape once with one-letter
+    stand-ins measures the fixed part and how often each field appears, from the same
+    :func:`render_messages` the worker sends: the SQL estimate follows any template change.
     """
-    out = {}
-    for spec in specs:
-        judge = build_judge(spec, cache=cache)
-        mine = items.filter(pa.compute.equal(items["judge_id"], judge.judge_id))
-        if isinstance(judge, LLMJudge):
-            out[judge.judge_id] = vars(judge.estimate(items_from_table(mine)))
+    rows = []
+    k = judge.config.candidates_per_call
+
+    def prompt(aspect, g, ctx, ref, fill):
+        items = [
+            JudgeItem(
+                "e",
+                f"c{i}",
+                aspect,
+                fill["instruction"],
+                fill["context"] if ctx else None,
+                fill["reference"] if ref else None,
+                "context" if ctx else "instruction",
+                fill["text"],
+            )
+            for i in range(g)
+        ]
+        return "\n".join(m["content"] for m in render_messages(judge.rubrics[aspect], items))
+
+    one = dict.fromkeys(("instruction", "context", "reference", "text"), "x")
+    for aspect in judge.aspects:
+        for g in range(1, k + 1):
+            for ctx in (False, True):
+                for ref in (False, True):
+                    base = prompt(aspect, g, ctx, ref, one)
+                    # How many times each field shows: the growth when it grows by one.
+                    times = {
+                        f: len(prompt(aspect, g, ctx, ref, {**one, f: "xx"})) - len(base)
+                        for f in one
+                    }
+                    times["text"] //= g
+                    n_fields = sum(times[f] for f in ("instruction", "context", "reference"))
+                    n_fields += times["text"] * g
+                    rows.append(
+                        {
+                            "aspect": aspect,
+                            "g": g,
+                            "has_ctx": ctx,
+                            "has_ref": ref,
+                            "chars": len(base) - n_fields,
+                            "words": len(base.split()) - n_fields,
+                            "t_instruction": times["instruction"],
+                            "t_context": times["context"],
+                            "t_reference": times["reference"],
+                            "t_text": times["text"],
+                        }
+                    )
+    return pa.Table.from_pylist(rows)
+
+
+_REQUESTS_SQL = """
+WITH items AS (
+    SELECT c.example_id, c.candidate_id, ja.aspect, ja.judge_id,
+           coalesce(e.context, '') <> '' AS has_ctx,
+           coalesce(e.reference, '') <> '' AS has_ref,
+           length(e.instruction) AS n_instruction, length(coalesce(e.context, '')) AS n_context,
+           length(coalesce(e.reference, '')) AS n_reference, length(coalesce(c.text, '')) AS n_text,
+           {words_items}
+           {chunk} AS chunk
+    {plan_from}
+), requests AS ({requests}
+), sized AS (
+    SELECT r.touched, r.g,
+           {tokens} AS prompt_tokens
+    FROM requests r JOIN _shapes s
+      ON s.aspect = r.aspect AND s.g = r.g AND s.has_ctx = r.has_ctx AND s.has_ref = r.has_ref
+)
+SELECT touched, count(*) AS n_requests, coalesce(sum(g), 0) AS n_items,
+       coalesce(sum(prompt_tokens), 0) AS prompt_tokens
+FROM sized GROUP BY touched
+"""
+#: Pointwise (one candidate per call): every item is its own request.
+_ONE_PER_REQUEST = """
+    SELECT *, 1 AS g, touched_item AS touched FROM items"""
+#: Several candidates per call: an example's items of one aspect, in candidate order,
+#: in chunks of ``k`` (as :meth:`LLMJudge.requests` groups them).
+_GROUPED = """
+    SELECT example_id, aspect, chunk, any_value(has_ctx) AS has_ctx,
+           any_value(has_ref) AS has_ref, count(*) AS g,
+           any_value(n_instruction) AS n_instruction, any_value(n_context) AS n_context,
+           any_value(n_reference) AS n_reference, sum(n_text) AS n_text,
+           {words_requests}
+           bool_or(touched_item) AS touched
+    FROM items GROUP BY example_id, aspect, chunk"""
+
+
+def _llm_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path | None) -> dict:
+    """One LLM judge's dry run (:class:`~reset_core.judging.llm_judge.CostEstimate`
+    fields) computed in the database: requests grouped and prompt tokens counted from
+    text lengths, as :meth:`LLMJudge.estimate` does per rendered prompt.
+
+    Cache hits need each request's content hash, which only the rendered prompt gives.
+    A request can only be in the cache if this judge has sent a prompt for the same
+    example and aspect before, which left a verdict in ``judgments``; those few (every
+    one, with ``redo``) are rendered and looked up in Python, exactly as the worker
+    would, and replace their SQL figures. One exception errs on the safe side: answers
+    cached by a worker killed before it saved their batch count as requests to send.
+    """
+    cfg = judge.config
+    k = cfg.candidates_per_call
+    words = cfg.token_counter == "words"
+    plan_from, params = _plan_from([judge], plan)
+    cached_possible = cache is not None and Path(cache).exists()
+    touched = (
+        "EXISTS (SELECT 1 FROM judgments jt JOIN candidates ct USING (candidate_id) "
+        "WHERE jt.judge_id = ja.judge_id AND jt.aspect = ja.aspect "
+        "AND ct.example_id = c.example_id)"
+        if cached_possible
+        else "false"
+    )
+    if words:
+        tokens = (
+            "greatest(1, s.words + s.t_instruction * r.w_instruction + s.t_context * "
+            "r.w_context + s.t_reference * r.w_reference + s.t_text * r.w_text)"
+        )
+        words_items = (
+            f"{_words_sql('e.instruction')} AS w_instruction, {_words_sql('e.context')} AS "
+            f"w_context, {_words_sql('e.reference')} AS w_reference, "
+            f"{_words_sql('c.text')} AS w_text,"
+        )
+        words_requests = (
+            "any_value(w_instruction) AS w_instruction, any_value(w_context) AS w_context, "
+            "any_value(w_reference) AS w_reference, sum(w_text) AS w_text,"
+        )
+    else:  # approx: characters / 4, rounded up
+        tokens = (
+            "greatest(1, (s.chars + s.t_instruction * r.n_instruction + s.t_context * "
+            "r.n_context + s.t_reference * r.n_reference + s.t_text * r.n_text + 3) // 4)"
+        )
+        words_items = words_requests = ""
+    grouped = k > 1
+    sql = _REQUESTS_SQL.format(
+        chunk=(
+            "(row_number() OVER (PARTITION BY c.example_id, ja.aspect "
+            f"ORDER BY c.candidate_id) - 1) // {k}"
+            if grouped
+            else "0"
+        ),
+        requests=_GROUPED.format(words_requests=words_requests) if grouped else _ONE_PER_REQUEST,
+        plan_from=plan_from,
+        words_items=words_items + f" {touched} AS touched_item,",
+        tokens=tokens,
+    )
+    cur = con.cursor()  # the shapes table is this cursor's alone
+    try:
+        cur.register("_shapes", _prompt_shapes(judge))
+        rows = cur.execute(sql, params).fetchall()
+    finally:
+        cur.close()
+    n_items = n_req = pt = 0
+    hit_items = None
+    for touched_group, n_r, n_i, p in rows:
+        if touched_group:
+            hit_items = n_i
+            continue
+        n_req, n_items, pt = n_req + n_r, n_items + int(n_i), pt + int(p)
+    n_cached = 0
+    if hit_items:
+        # The groups this judge has seen before: their exact requests and cache keys.
+        est = _touched_estimate(con, judge, spec, plan, cache)
+        n_items += est.n_items
+        n_req += est.n_requests
+        n_cached = est.n_cached
+        pt += est.prompt_tokens
+    ct = n_req * cfg.expected_output_tokens
+    return {
+        "n_items": n_items,
+        "n_requests": n_req,
+        "n_cached": n_cached,
+        "prompt_tokens": pt,
+        "completion_tokens": ct,
+        "cost_usd": judge.ledger.cost(pt, ct),
+        "cost_usd_max": judge.ledger.cost(pt, n_req * cfg.max_tokens),
+    }
+
+
+def _touched_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path):
+    """:meth:`LLMJudge.estimate` on the planned items of the (example, aspect) groups this
+    judge has judged before: the only ones whose requests the cache can hold."""
+    plan_from, params = _plan_from([judge], plan)
+    sql = (
+        f"SELECT {_ITEM_COLUMNS} {plan_from} AND EXISTS (SELECT 1 FROM judgments jt "
+        "JOIN candidates ct USING (candidate_id) WHERE jt.judge_id = ja.judge_id "
+        "AND jt.aspect = ja.aspect AND ct.example_id = c.example_id) "
+        "ORDER BY c.example_id, c.candidate_id, ja.aspect"
+    )
+    items = con.sql(sql, params=params).to_arrow_table()
+    return build_judge(spec, cache=cache).estimate(items_from_table(items))
+
+
+def _count_by_judge(con, judges: list[Judge], plan: JudgePlan) -> dict[str, int]:
+    plan_from, params = _plan_from(judges, plan)
+    rows = con.execute(f"SELECT ja.judge_id, count(*) {plan_from} GROUP BY ALL", params).fetchall()
+    return dict(rows)
+
+
+def estimate_plan(
+    con,
+    specs: list[dict],
+    plan: JudgePlan | None = None,
+    *,
+    cache: str | Path | None = None,
+    **kw: Any,
+) -> dict[str, dict[str, Any]]:
+    """Dry run per judge id: items, requests, cache hits, tokens and cost; nothing is sent.
+
+    The same figures :meth:`LLMJudge.estimate` gives per rendered prompt, computed in
+    the database from text lengths (a million candidates take seconds, not minutes).
+    Metric and in-process judges send nothing and cost nothing: they are listed with
+    their item counts and zeros. ``plan.limit`` caps the whole run, as the job does:
+    the first ``limit`` items in judge order.
+    """
+    plan = _plan(plan, kw)
+    judges = [build_judge(s) for s in specs]
+    out: dict[str, dict[str, Any]] = {}
+    counts = _count_by_judge(con, judges, plan)
+    left = plan.limit
+    for spec, judge in sorted(zip(specs, judges, strict=True), key=lambda p: p[1].judge_id):
+        n = counts.get(judge.judge_id, 0)
+        if left is not None:
+            n = min(n, left)
+        if isinstance(judge, LLMJudge) and n:
+            if left is not None and n < counts.get(judge.judge_id, 0):
+                # A limit that cuts this judge's items: the figures of exactly those items.
+                est = vars(_limited_estimate(con, spec, plan, left, cache))
+            else:
+                est = _llm_estimate(con, judge, spec, plan, Path(cache) if cache else None)
         else:
-            n = mine.num_rows
-            out[judge.judge_id] = {
+            est = {
                 "n_items": n,
                 "n_requests": 0,
                 "n_cached": 0,
@@ -150,7 +456,64 @@ def estimate_job(specs: list[dict], items: pa.Table, cache: str | Path | None) -
                 "cost_usd": 0.0,
                 "cost_usd_max": 0.0,
             }
+        out[judge.judge_id] = est
+        if left is not None:
+            left -= est["n_items"]
     return out
+
+
+#: Estimates already computed in this process, by (judges, plan, cache, data stamp).
+_ESTIMATES: OrderedDict[tuple, dict] = OrderedDict()
+_ESTIMATES_KEPT = 16
+
+
+def data_stamp(con) -> tuple:
+    """What a plan depends on in the database: it differs whenever candidates, examples
+    or verdicts were added or removed (cheap: table counts and the newest verdict)."""
+    return one(
+        con,
+        "SELECT (SELECT count(*) FROM candidates), (SELECT count(*) FROM examples), "
+        "(SELECT count(*) FROM judgments), (SELECT max(created_at)::VARCHAR FROM judgments)",
+    )
+
+
+def estimate_plan_cached(
+    con, specs: list[dict], plan: JudgePlan, *, cache: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """:func:`estimate_plan`, kept per process until the data or the cache file changes.
+
+    The Judge page reruns on every widget change; at a million candidates the estimate
+    takes about a second, the stamp a few milliseconds. Returns a copy to keep safe.
+    """
+    cache_stamp = None
+    if cache is not None and Path(cache).exists():
+        st = Path(cache).stat()
+        cache_stamp = (str(Path(cache).resolve()), st.st_mtime_ns, st.st_size)
+    key = (
+        json.dumps(specs, sort_keys=True, default=str),
+        plan.model_dump_json(),
+        str(cache),
+        cache_stamp,
+        data_stamp(con),
+    )
+    if key in _ESTIMATES:
+        _ESTIMATES.move_to_end(key)
+    else:
+        _ESTIMATES[key] = estimate_plan(con, specs, plan, cache=cache)
+        while len(_ESTIMATES) > _ESTIMATES_KEPT:
+            _ESTIMATES.popitem(last=False)
+    return {k: dict(v) for k, v in _ESTIMATES[key].items()}
+
+
+def _limited_estimate(con, spec: dict, plan: JudgePlan, limit: int, cache):
+    """A run cut by ``--limit``: a small, known number of items, estimated per item."""
+    judge = build_judge(spec, cache=cache)
+    sql, params = _plan_from([judge], plan)
+    sql = (
+        f"SELECT {_ITEM_COLUMNS} {sql} ORDER BY ja.judge_id, c.example_id, c.candidate_id, "
+        f"ja.aspect LIMIT {int(limit)}"
+    )
+    return judge.estimate(items_from_table(con.sql(sql, params=params).to_arrow_table()))
 
 
 def create_judge_job(
@@ -159,26 +522,35 @@ def create_judge_job(
     specs: list[dict],
     items: pa.Table | None = None,
     batch_size: int = 256,
-    **plan: Any,
+    plan: JudgePlan | None = None,
+    **kw: Any,
 ) -> str:
-    """Register the judges, plan the items (unless given) and write the job; not launched."""
+    """Register the judges, plan the items (unless given) and write the job; not launched.
+
+    The plan streams from the database into the job's input file in record batches.
+    """
     from reset_core.jobs import create_job
     from reset_core.paths import jobs_dir
 
-    register_judges(con, specs)
+    plan = _plan(plan, kw)
     if items is None:
-        items = plan_items(con, specs, **plan)
-    if items.num_rows == 0:
+        n = sum(_count_by_judge(con, [build_judge(s) for s in specs], plan).values())
+        n = min(n, plan.limit) if plan.limit else n
+    else:
+        n = items.num_rows
+    if n == 0:
         raise ValueError(
             "nothing to judge: every candidate already has a verdict from these judges"
         )
+    register_judges(con, specs)
     config = {
         "judges": specs,
         "cache_path": str(cache_path(db_path)),
         "batch_size": batch_size,
-        "plan": {k: v for k, v in plan.items() if v is not None},
+        "plan": plan.model_dump(exclude_none=True),
     }
-    return create_job(con, jobs_dir(db_path), "judge", ENTRY, config, items)
+    inputs = items if items is not None else _plan_batches(con, specs, plan)
+    return create_job(con, jobs_dir(db_path), "judge", ENTRY, config, inputs)
 
 
 def sync_judge_job(con, job_id: str) -> dict[str, Any]:
@@ -219,6 +591,9 @@ def _assumed_rate(spec: dict) -> tuple[float, float, str]:
         per_s = cfg.concurrency * cfg.candidates_per_call / LLM_REQUEST_S
         return per_s, 0.0, f"{cfg.concurrency} requests in flight at ~{LLM_REQUEST_S:g} s each"
     per_s, startup = DEFAULT_JUDGE_RATES[spec["type"]]
+    if spec["type"] == "metric":
+        # A metric judge slower than the rest (a model, a big import) says its own rate.
+        per_s, startup = getattr(METRIC_JUDGES.get(spec["name"]), "assumed_rate", (per_s, startup))
     return (
         per_s,
         startup,
@@ -226,12 +601,16 @@ def _assumed_rate(spec: dict) -> tuple[float, float, str]:
     )
 
 
-def estimate_judging(con, specs: list[dict], items: pa.Table) -> jobs.LaunchEstimate:
+def estimate_judging(
+    con, specs: list[dict], items: pa.Table | dict[str, dict[str, Any]] | dict[str, int]
+) -> jobs.LaunchEstimate:
     """How long judging ``items`` should take here: the duration side of :func:`estimate_job`.
 
     Measured on this database's last finished jobs with the same judges (the same
     judge ids), or assumed per judge type before their first run, each judge's items
-    at its own rate (the worker runs the judges one after another).
+    at its own rate (the worker runs the judges one after another). ``items``: the
+    planned items (Arrow, with a ``judge_id`` column), or their number per judge id
+    (:func:`estimate_plan`'s result, or plain counts).
 
     >>> from reset_core.store import connect
     >>> metric = offline_specs()[0]
@@ -249,11 +628,15 @@ def estimate_judging(con, specs: list[dict], items: pa.Table) -> jobs.LaunchEsti
     runs = [
         (c, p) for c, p in jobs.finished_runs(con, "judge") if _judge_set(c["judges"]) == judge_set
     ]
+    if isinstance(items, pa.Table):
+        counts = pa.compute.value_counts(items["judge_id"]).to_pylist() if items.num_rows else []
+        n_of = {c["values"]: c["counts"] for c in counts}
+    else:
+        n_of = {k: v["n_items"] if isinstance(v, dict) else int(v) for k, v in items.items()}
+    n_items = sum(n_of.values())
     measured = jobs.measure(runs, unit="judgments", subject="these judges")
     if measured is not None:
-        return jobs.LaunchEstimate(items.num_rows, measured)
-    counts = pa.compute.value_counts(items["judge_id"]).to_pylist() if items.num_rows else []
-    n_of = {c["values"]: c["counts"] for c in counts}
+        return jobs.LaunchEstimate(n_items, measured)
     seconds, startup, basis = 0.0, 0.0, []
     for spec in specs:
         per_s, start, words = _assumed_rate(spec)
@@ -261,8 +644,8 @@ def estimate_judging(con, specs: list[dict], items: pa.Table) -> jobs.LaunchEsti
         startup = max(startup, start)
         if words not in basis:
             basis.append(words)
-    per_s = items.num_rows / seconds if seconds else _assumed_rate(specs[0])[0]
+    per_s = n_items / seconds if seconds else _assumed_rate(specs[0])[0]
     assumed = jobs.Throughput(
         "judgments", per_s, startup, "these judges", assumption=f"({'; '.join(basis)})"
     )
-    return jobs.LaunchEstimate(items.num_rows, assumed)
+    return jobs.LaunchEstimate(n_items, assumed)

