@@ -396,7 +396,7 @@ class TransformersGenerator:
         The prefill covers every prompt column but the last; ``generate`` then gets the
         full prompt rows with the cache expanded to one row per candidate, so its first
         step reads one token per row and samples the first new token from there on. A
-        group whose candidates exceed ``batch_size`` (one prompt with a large ``n``)
+        group whose candidates exceed ``batch_size`` (one prompt with more settings x samples)
         decodes in several chunks from copies of the same cache.
         """
         import torch
