@@ -102,10 +102,10 @@ def test_sampling_worker_reports_decoding_steps_within_one_batch(
     phases = [r["phase"] for r in reports]
     assert any(p and "importing torch" in p for p in phases)
     assert any(p and "reading the weights" in p for p in phases)
-    # the prefill (every prompt token at once, the longest step) layer by layer, then
-    # every decoding step
+    # the prefill (every prompt token at once, the longest step) layer by layer: the 6
+    # examples' prompts, read once for all 3 settings; then every decoding step
     prefill = [r["detail"] for r in reports if "prompts: layer" in (r["detail"] or "")]
-    assert prefill and prefill[0].startswith("batch 1/1 · reading 18 prompts: layer ")
+    assert prefill and prefill[0].startswith("batch 1/1 · reading 6 prompts: layer ")
     in_flight = [r for r in reports if r["n_done"] == 0 and r["n_partial"] > 0]
     steps = [r["detail"] for r in in_flight if "token" in (r["detail"] or "")]
     assert len(set(steps)) >= 5 and all(s.startswith("batch 1/1 · token ") for s in steps)

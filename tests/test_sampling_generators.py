@@ -146,13 +146,127 @@ def test_contract_subset_of_sample_indices_for_resume(engine, make_generator):
 # ------------------------------------------------------------------ transformers specifics
 
 
-def test_transformers_candidate_does_not_depend_on_its_batch(make_generator):
-    """Each candidate samples from its own seeded stream: batch size and neighbours don't matter."""
+@pytest.mark.parametrize("small_batch", [1, 5])
+def test_transformers_candidate_does_not_depend_on_its_batch(make_generator, small_batch):
+    """Each candidate samples from its own seeded stream: batch size and neighbours don't matter.
+
+    Batch 64 reads both prompts together and decodes all 12 candidates in one call;
+    batch 1 reads each prompt alone and decodes one candidate per call; batch 5 reads
+    each prompt alone and decodes its 6 candidates in two calls from copies of its cache.
+    """
     big = make_generator("transformers", batch_size=64)
-    small = make_generator("transformers", batch_size=1)
-    a = {(r.example_id, r.setting_id, r.sample_index): r.text for r in big.generate(_requests())}
-    b = {(r.example_id, r.setting_id, r.sample_index): r.text for r in small.generate(_requests())}
+    small = make_generator("transformers", batch_size=small_batch)
+    key = lambda r: (r.example_id, r.setting_id, r.sample_index)  # noqa: E731
+    a = {
+        key(r): (r.text, r.seed, r.finish_reason, r.completion_tokens, r.prompt_tokens)
+        for r in big.generate(_requests())
+    }
+    b = {
+        key(r): (r.text, r.seed, r.finish_reason, r.completion_tokens, r.prompt_tokens)
+        for r in small.generate(_requests())
+    }
     assert a == b
+
+
+def _count_prompt_reads(model):
+    """Hook the input embeddings: rows of every forward pass that reads more than one token."""
+    reads: list[tuple[int, int]] = []
+
+    def hook(module, args, output):
+        ids = args[0]
+        if ids.shape[1] > 1:
+            reads.append(tuple(ids.shape))
+
+    return reads, model.get_input_embeddings().register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("batch_size", [64, 5, 1])
+def test_transformers_reads_each_prompt_once(make_generator, batch_size):
+    """Every setting and sample of a prompt continues from one prefill of it.
+
+    2 prompts x 3 settings give 12 candidates; the model reads each prompt's tokens
+    once (one multi-token forward pass per group of prompts), and every other pass
+    reads one new token per candidate.
+    """
+    gen = make_generator("transformers", batch_size=batch_size)
+    reads, handle = _count_prompt_reads(gen.model)
+    try:
+        results = gen.generate(_requests())
+    finally:
+        handle.remove()
+    assert len(results) == 12
+    assert sum(rows for rows, _ in reads) == len(PROMPTS)
+    widths = {len(gen.prompt_ids(build_messages(*p))) for p in PROMPTS.values()}
+    # the prefill stops one token short: generate's first step reads the last one
+    assert {cols + 1 for _, cols in reads} <= widths | {max(widths)}
+
+
+def _read_whole_prompt(gen, eid: str, setting: DecodingSetting, index: int) -> list[int]:
+    """One candidate the plain way: ``generate`` reads its whole prompt itself, no cache
+    handed in, with the same per-row sampler and seed; returns its new token ids."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from reset_core.sampling.transformers_backend import PerRowSampler
+
+    ids = torch.tensor([gen.prompt_ids(build_messages(*PROMPTS[eid]))])
+    s = setting
+    sampler = PerRowSampler(
+        ids.shape[1], [s.temperature], [s.top_k], [s.top_p], [s.max_tokens],
+        [s.candidate_seed(eid, index)], gen.eos_id, "cpu",
+    )  # fmt: skip
+    with torch.inference_mode():
+        out = gen.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=s.max_tokens,
+            logits_processor=LogitsProcessorList([sampler]),
+            pad_token_id=gen.tokenizer.pad_token_id,
+            eos_token_id=sorted(gen.eos_ids),
+        )
+    return out[0, ids.shape[1] :].tolist()
+
+
+def test_transformers_rows_from_the_shared_prefill_match_plain_generate(tiny_model_dir):
+    """Candidates continued from the shared prefill are the tokens plain ``generate`` gives
+    when it reads the whole prompt, and each row stops on its own: at an EOS ("stop",
+    the EOS counted) or at its own limit ("length")."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reset_core.sampling.transformers_backend import TransformersGenerator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    spec = ModelSpec(model="tiny", device="cpu")
+    short = DecodingSetting(temperature=0.0, max_tokens=4)
+    hot = DecodingSetting(temperature=1.0, top_k=50, max_tokens=12, n=3)
+    nucleus = DecodingSetting(temperature=0.8, top_p=0.9, max_tokens=9, n=2)
+    # The random model never says EOS: make the fourth token of one sampled candidate
+    # an end of sequence, so that some rows stop early and others run to their limit.
+    probe = _read_whole_prompt(TransformersGenerator(spec, model, tok), "e1", hot, 0)
+    j = next(j for j in range(3, len(probe)) if probe[j] not in probe[:j])
+    model.generation_config.eos_token_id = [model.generation_config.eos_token_id, probe[j]]
+    gen = TransformersGenerator(spec, model, tok)
+
+    results = gen.generate(_requests([short, hot, nucleus]))
+    assert len(results) == 2 * 6
+    settings = {s.setting_id: s for s in (short, hot, nucleus)}
+    for r in results:
+        setting = settings[r.setting_id]
+        want = _read_whole_prompt(gen, r.example_id, setting, r.sample_index)
+        stop = next((i for i, t in enumerate(want) if t in gen.eos_ids), None)
+        kept = want if stop is None else want[:stop]
+        assert (r.text, r.finish_reason, r.completion_tokens) == (
+            tok.decode(kept, skip_special_tokens=True),
+            "length" if stop is None else "stop",
+            len(kept) + (stop is not None),
+        )
+        assert r.prompt_tokens == len(gen.prompt_ids(build_messages(*PROMPTS[r.example_id])))
+    first = next(r for r in results if (r.example_id, r.sample_index) == ("e1", 0)
+                 and r.setting_id == hot.setting_id)  # fmt: skip
+    assert (first.finish_reason, first.completion_tokens) == ("stop", j + 1)
+    assert {"stop", "length"} == {r.finish_reason for r in results}
 
 
 def test_transformers_seeds_differ_per_candidate_and_are_reproducible(

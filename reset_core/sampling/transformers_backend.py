@@ -1,14 +1,19 @@
 """Sampling with Hugging Face transformers, on CPU or CUDA, batched across examples AND settings.
 
 A plain ``model.generate`` applies one temperature / top-k / top-p to the whole batch,
-which would force one call per setting (and a naive loop, one per candidate). Instead
-every candidate is its own row, and :class:`PerRowSampler`, a transformers
-``LogitsProcessor``, samples each row's next token under that row's own setting from
-that row's own seeded ``torch.Generator`` and hands ``generate`` a one-hot choice,
-which greedy decoding then takes. So:
+which would force one call per setting (and a naive loop, one per candidate), and it
+reads the prompt again in every call and for every returned sequence. Instead:
 
-* one ``generate`` call covers ``batch_size`` candidates from any mix of examples,
-  settings and sample indices (rows are sorted by length to keep padding low);
+* each prompt is read once (the prefill): the candidates of a ``generate`` call are
+  grouped by prompt, the prompts of a group (whole prompts, up to ``batch_size``
+  candidates; left padding, sorted by length to keep it low) run through the model in
+  one forward pass, and their KV cache is then expanded to one row per candidate
+  (``Cache.batch_select_indices``) for every setting and sample of that prompt. A
+  context example (a 1-2k token passage) costs one prefill, not one per candidate;
+* every candidate is its own decoding row, and :class:`PerRowSampler`, a transformers
+  ``LogitsProcessor``, samples each row's next token under that row's own setting from
+  that row's own seeded ``torch.Generator`` and hands ``generate`` (continuing from
+  the expanded cache) a one-hot choice, which greedy decoding then takes;
 * a candidate's tokens depend only on its prompt, setting and seed, not on which
   other rows shared its batch: every row's random stream is its own, drawn once
   per step (rows still differ by float rounding of padded attention, which is tiny);
@@ -17,9 +22,9 @@ which greedy decoding then takes. So:
 * while a batch runs, the caller's ``progress`` hook hears how far it is, so a job's
   progress moves long before the batch's shard is written: :class:`PrefillProgress`
   (forward hooks on the decoder layers) reports the prefill layer by layer, the one
-  long step (every prompt token of every row at once: tens of seconds for a batch of
-  32 long prompts on a busy CPU), and :class:`DecodeProgress` (a ``StoppingCriteria``
-  that never stops) every decoding step after it.
+  long step (every prompt token of the group at once: seconds for a group of long
+  prompts on a busy CPU), and :class:`DecodeProgress` (a ``StoppingCriteria`` that
+  never stops) every decoding step after it.
 
 Seeds: every candidate gets ``setting.candidate_seed(example_id, sample_index)``,
 recorded with it; rerunning one candidate alone gives the same text.
@@ -42,10 +47,12 @@ True
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from reset_core.sampling.base import (
     GenerationRequest,
@@ -55,6 +62,38 @@ from reset_core.sampling.base import (
     Status,
 )
 from reset_core.sampling.config import ModelSpec
+
+
+class _Row(NamedTuple):
+    """One candidate to make: its request, sample index, seed and prompt length."""
+
+    req: GenerationRequest
+    index: int
+    seed: int
+    prompt_tokens: int
+
+
+def _pack(prompts: list, batch_size: int) -> list[list]:
+    """Consecutive prompts, whole, into groups of at most ``batch_size`` candidates.
+
+    A prompt is never split across groups (that would read it twice); one with more
+    candidates than ``batch_size`` is a group of its own.
+
+    >>> [[k for k, _ in g] for g in _pack([("a", [1] * 3), ("b", [1] * 2), ("c", [1] * 9)], 5)]
+    [['a', 'b'], ['c']]
+    """
+    groups: list[list] = []
+    current: list = []
+    n = 0
+    for key, rows in prompts:
+        if current and n + len(rows) > batch_size:
+            groups.append(current)
+            current, n = [], 0
+        current.append((key, rows))
+        n += len(rows)
+    if current:
+        groups.append(current)
+    return groups
 
 
 class PerRowSampler:
@@ -267,6 +306,11 @@ class TransformersGenerator:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
         self.eos_id = eos[0] if isinstance(eos, list) else eos
         self._prompt_cache: dict[str, list[int]] = {}
+        # transformers 5.x renamed the cache argument (and output field) from
+        # ``past_key_values`` to ``cache``; use whichever this version's model takes.
+        forward = inspect.signature(type(model).forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
+        self._logits_to_keep = "logits_to_keep" in forward
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of the chat prompt (template + generation prompt), cached per prompt."""
@@ -285,16 +329,17 @@ class TransformersGenerator:
     def generate(
         self, requests: Sequence[GenerationRequest], progress: Progress | None = None
     ) -> list[GenerationResult]:
-        rows = []
+        # Every candidate of one prompt (all its settings and samples) shares that
+        # prompt's prefill, so candidates are grouped by their prompt's token ids.
+        by_prompt: dict[tuple[int, ...], list[_Row]] = {}
         for req in requests:
-            ids = self.prompt_ids(req.messages)
+            ids = tuple(self.prompt_ids(req.messages))
             for i in req.sample_indices:
-                rows.append((req, i, req.setting.candidate_seed(req.example_id, i), ids))
-        # Similar lengths and limits together: less padding, batches that end together.
-        rows.sort(key=lambda r: (r[0].setting.max_tokens, len(r[3])))
+                row = _Row(req, i, req.setting.candidate_seed(req.example_id, i), len(ids))
+                by_prompt.setdefault(ids, []).append(row)
+        groups = _pack(sorted(by_prompt.items(), key=lambda kv: len(kv[0])), self.spec.batch_size)
         out: list[GenerationResult] = []
-        bs = self.spec.batch_size
-        for start in range(0, len(rows), bs):
+        for group in groups:
             report = None
             if progress is not None:
                 n_before = len(out)
@@ -302,29 +347,121 @@ class TransformersGenerator:
                 def report(done: float, detail: str | None, n_before: int = n_before) -> None:
                     progress(n_before + done, detail)
 
-            out += self._generate_batch(rows[start : start + bs], report)
+            out += self._generate_group(group, report)
             if progress is not None:
                 progress(len(out), None)
         return out
 
-    def _generate_batch(
-        self, rows: list, progress: Progress | None = None
+    def _prefill(self, input_ids, mask, progress: Progress | None):
+        """One forward pass over the prompts of a group; returns their KV cache.
+
+        Positions follow ``generate``'s own rule for left padding (the running count
+        of real tokens), so the cache is the one ``generate`` would have built.
+        """
+        import torch
+
+        n = input_ids.shape[0]
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        kwargs = {self._cache_kwarg: None, "use_cache": True}
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1  # the prefill's logits are never read
+        hooks = None
+        if progress is not None:
+            reading = f"reading {n} prompt{'s' * (n != 1)}"
+            progress(0.0, reading)
+            hooks = PrefillProgress(self.model, lambda layer: progress(0.0, f"{reading}: {layer}"))
+        try:
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=positions.to(self.device),
+                    **kwargs,
+                )
+        except torch.OutOfMemoryError as e:
+            raise RuntimeError(
+                f"out of memory reading {n} prompts at once; lower batch_size "
+                f"(now {self.spec.batch_size}): {e}"
+            ) from e
+        finally:
+            if hooks is not None:
+                hooks.close()
+        return getattr(out, self._cache_kwarg)
+
+    def _generate_group(
+        self, group: list[tuple[tuple[int, ...], list[_Row]]], progress: Progress | None = None
+    ) -> list[GenerationResult]:
+        """Prefill a group's prompts once, then decode all their candidates from that cache.
+
+        The prefill covers every prompt column but the last; ``generate`` then gets the
+        full prompt rows with the cache expanded to one row per candidate, so its first
+        step reads one token per row and samples the first new token from there on. A
+        group whose candidates exceed ``batch_size`` (one prompt with more settings x samples)
+        decodes in several chunks from copies of the same cache.
+        """
+        import torch
+
+        width = max(len(ids) for ids, _ in group)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids, _ in group])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids, _ in group])
+        t0 = time.perf_counter()
+        # A one-token prompt leaves nothing to prefill: generate reads it itself.
+        cache = self._prefill(input_ids[:, :-1], mask[:, :-1], progress) if width > 1 else None
+        prefill_s = time.perf_counter() - t0
+        # Rows with similar limits decode together: chunks that end together.
+        rows = sorted(
+            ((p, row) for p, (_, rows) in enumerate(group) for row in rows),
+            key=lambda pr: (pr[1].req.setting.max_tokens, pr[0]),
+        )
+        bs = self.spec.batch_size
+        chunks = [rows[i : i + bs] for i in range(0, len(rows), bs)]
+        results: list[GenerationResult] = []
+        for c, chunk in enumerate(chunks):
+            index = torch.tensor([p for p, _ in chunk])
+            chunk_cache = None
+            if cache is not None:
+                # The last chunk takes the prefill cache itself; earlier ones a copy.
+                chunk_cache = cache if c == len(chunks) - 1 else copy.deepcopy(cache)
+                chunk_cache.batch_select_indices(index.to(self.device))
+            report = None
+            if progress is not None:
+                n_before = len(results)
+
+                def report(done: float, detail: str | None, n_before: int = n_before) -> None:
+                    progress(n_before + done, detail)
+
+            results += self._decode(
+                [row for _, row in chunk],
+                input_ids[index],
+                mask[index],
+                chunk_cache,
+                prefill_s,
+                report,
+            )
+        return results
+
+    def _decode(
+        self,
+        rows: list[_Row],
+        input_ids,
+        mask,
+        cache,
+        prefill_s: float,
+        progress: Progress | None = None,
     ) -> list[GenerationResult]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        width = max(len(r[3]) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r[3])) + r[3] for r in rows])
-        mask = torch.tensor([[0] * (width - len(r[3])) + [1] * len(r[3]) for r in rows])
-        settings = [r[0].setting for r in rows]
+        width = input_ids.shape[1]
+        settings = [r.req.setting for r in rows]
         sampler = PerRowSampler(
             prompt_len=width,
             temperatures=[s.temperature for s in settings],
             top_ks=[s.top_k for s in settings],
             top_ps=[s.top_p for s in settings],
             max_tokens=[s.max_tokens for s in settings],
-            seeds=[r[2] for r in rows],
+            seeds=[r.seed for r in rows],
             eos_token_id=self.eos_id,
             device=self.device,
         )
@@ -332,17 +469,11 @@ class TransformersGenerator:
             max_new_tokens=max(s.max_tokens for s in settings),
             do_sample=False,  # the sampler has already chosen; greedy takes its choice
             num_beams=1,
-            pad_token_id=pad,
+            pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=sorted(self.eos_ids),
         )
         stopping = StoppingCriteriaList()
-        prefill = None
         if progress is not None:
-            reading = f"reading {len(rows)} prompts"
-            progress(0.0, reading)
-            prefill = PrefillProgress(
-                self.model, lambda layer: progress(0.0, f"{reading}: {layer}")
-            )
             stopping.append(
                 DecodeProgress(
                     width,
@@ -352,6 +483,7 @@ class TransformersGenerator:
                     self.device,
                 )
             )
+        kwargs = {} if cache is None else {self._cache_kwarg: cache}
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -361,31 +493,30 @@ class TransformersGenerator:
                     generation_config=config,
                     logits_processor=LogitsProcessorList([sampler]),
                     stopping_criteria=stopping,
+                    **kwargs,
                 )
         except torch.OutOfMemoryError as e:
             raise RuntimeError(
                 f"out of memory generating {len(rows)} candidates at once; lower batch_size "
                 f"(now {self.spec.batch_size}): {e}"
             ) from e
-        finally:
-            if prefill is not None:
-                prefill.close()
-        latency_ms = (time.perf_counter() - t0) * 1000
+        # A candidate waited for its prompts' prefill and its chunk's decoding.
+        latency_ms = (prefill_s + time.perf_counter() - t0) * 1000
         new_tokens = seqs[:, width:].tolist()
         results = []
-        for (req, index, seed, ids), toks, setting in zip(rows, new_tokens, settings, strict=True):
+        for row, toks, setting in zip(rows, new_tokens, settings, strict=True):
             toks = toks[: setting.max_tokens]
             stop = next((j for j, t in enumerate(toks) if t in self.eos_ids), None)
             kept = toks if stop is None else toks[:stop]
             results.append(
                 GenerationResult(
-                    example_id=req.example_id,
+                    example_id=row.req.example_id,
                     setting_id=setting.setting_id,
-                    sample_index=index,
-                    seed=seed,
+                    sample_index=row.index,
+                    seed=row.seed,
                     text=self.tokenizer.decode(kept, skip_special_tokens=True),
                     finish_reason="length" if stop is None else "stop",
-                    prompt_tokens=len(ids),
+                    prompt_tokens=row.prompt_tokens,
                     completion_tokens=len(kept) + (stop is not None),
                     latency_ms=latency_ms,
                 )
