@@ -462,6 +462,44 @@ def effective_picks(
     ).to_arrow_table()
 
 
+def live_pick_changes(con, selection_id: str | None = None) -> pa.Table:
+    """Pick flags with overrides applied, for the examples that have an override in force.
+
+    ``candidate_id, picked`` for every candidate the selection (default: the latest)
+    scored on those examples; other examples keep the judges' picks. Summaries that
+    store judge picks (analytics) join this at read time, so an override shows at once
+    without rebuilding them.
+
+    >>> from reset_core.store import connect
+    >>> live_pick_changes(connect(":memory:")).num_rows
+    0
+    """
+    empty = pa.table(
+        {"candidate_id": pa.array([], pa.string()), "picked": pa.array([], pa.bool_())}
+    )
+    selection_id = selection_id or latest_selection(con)
+    if not selection_id or not one(con, "SELECT count(*) FROM overrides")[0]:
+        return empty
+    ids = [
+        r[0]
+        for r in con.execute(
+            f"WITH {_state_ctes()} SELECT example_id FROM ex_overridden"
+        ).fetchall()
+    ]
+    if not ids:
+        return empty
+    con.register("_effective", effective_picks(con, selection_id, example_ids=ids))
+    try:
+        return con.sql(
+            "SELECT s.candidate_id, coalesce(p.candidate_id IS NOT NULL, false) AS picked "
+            "FROM selection_scores s LEFT JOIN _effective p ON p.candidate_id = s.candidate_id "
+            "WHERE s.selection_id = ? AND s.example_id IN (SELECT unnest(?))",
+            params=[selection_id, ids],
+        ).to_arrow_table()
+    finally:
+        con.unregister("_effective")
+
+
 def current_overrides(con) -> pa.Table:
     """Live overrides in force, one row each: ``example_id, candidate_id, action``.
 
