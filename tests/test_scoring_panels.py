@@ -431,6 +431,10 @@ def test_overrides_made_before_saving_are_not_baked_in(reviewed):
     live = {r["example_id"]: r["candidate_id"] for r in effective_picks(con, sel).to_pylist()}
     assert live == {"X": "x2", "Y": "y3"}
     assert example_state(con, "Y", sel).judge_pick == "y1"  # the label shows the judges' pick
+    # The Judge page's table of the saved selection: judge picks, overrides read live.
+    rows = selection_rows(con, sel, picks_only=False).set_index("setting")
+    assert rows.loc["s:x1", "picked"] and rows.loc["s:x1", "override"] == "veto"
+    assert rows.loc["s:y3", "override"] == "force" and not rows.loc["s:y3", "picked"]
 
 
 # ----------------------------------------------------------------------------- kept scores
