@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from reset_core.scoring import queries
 from reset_core.scoring.aspect_scores import Scope, ensure_aspect_scores
 from reset_core.scoring.config import SelectionConfig
 from reset_core.scoring.panels import Panel, get_panel
@@ -48,6 +49,27 @@ __all__ = [
 ]
 
 
+#: The round's policy per (database file, split, data stamp): finding it scans every
+#: candidate (about half a second at a million), too slow to repeat on each re-rank.
+_POLICY_CACHE: dict[tuple, list[str] | None] = {}
+
+
+def _model_scope(con, cfg: SelectionConfig) -> list[str] | None:
+    """``cfg.model_scope(con)``, remembered while candidates, examples and models stand still."""
+    if cfg.all_models or cfg.model_ids:
+        return cfg.model_scope(con)
+    path = one(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    if not path or not path[0]:  # an in-memory database has no identity to key on
+        return cfg.model_scope(con)
+    models = one(con, "SELECT count(*), max(created_at)::VARCHAR FROM models")
+    key = (path[0], cfg.split, queries.judge_versions(con), models)
+    if key not in _POLICY_CACHE:
+        if len(_POLICY_CACHE) > 64:
+            _POLICY_CACHE.clear()
+        _POLICY_CACHE[key] = cfg.model_scope(con)
+    return _POLICY_CACHE[key]
+
+
 def prepare(con, cfg: SelectionConfig) -> Scope:
     """The kept aspect scores ``cfg`` ranks from: its panel on its split and model scope.
 
@@ -55,7 +77,7 @@ def prepare(con, cfg: SelectionConfig) -> Scope:
     at once; pages call it once before a series of live re-ranks.
     """
     panel: Panel = get_panel(con, cfg.panel)
-    return ensure_aspect_scores(con, panel, cfg.split, cfg.model_scope(con))
+    return ensure_aspect_scores(con, panel, cfg.split, _model_scope(con, cfg))
 
 
 def _ranking_ctes(cfg: SelectionConfig, full_rank: bool) -> str:
