@@ -167,7 +167,7 @@ def judge_versions(con) -> str:
 def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[str, list]:
     """Each panel judge's latest valid verdict per candidate in scope, and its scaled score.
 
-    A SELECT of ``candidate_id, example_id, kind, judge_id, aspect, lin, scaled``:
+    A SELECT of ``candidate_id, judge_id, aspect, lin, scaled``:
     ``lin`` is the judge's own [0, 1] score (what ``agree`` compares), ``scaled`` the
     same on the panel's scale, computed per judge and aspect over the candidates in
     scope (see :data:`reset_core.scoring.panels.SCALE_HELP`). Parameters:
@@ -183,18 +183,14 @@ def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[st
     }[scale]
     sql = f"""
         WITH pj AS (SELECT unnest(?::VARCHAR[]) AS aspect, unnest(?::VARCHAR[]) AS judge_id),
-        cand AS ({scope}),
         latest AS (
             -- the latest valid verdict per candidate, judge and aspect (a re-judged
             -- candidate counts once)
-            SELECT j.candidate_id, any_value(cand.example_id) AS example_id,
-                   any_value(cand.kind) AS kind, j.judge_id, j.aspect,
-                   arg_max(j.score, (j.created_at, j.judgment_id)) AS lin
+            SELECT j.candidate_id, j.judge_id, j.aspect, arg_max(j.score, j.created_at) AS lin
             FROM judgments j JOIN pj ON pj.judge_id = j.judge_id AND pj.aspect = j.aspect
-            JOIN cand ON cand.candidate_id = j.candidate_id
-            WHERE j.score IS NOT NULL
+            WHERE j.score IS NOT NULL AND j.candidate_id IN (SELECT candidate_id FROM ({scope}))
             GROUP BY j.candidate_id, j.judge_id, j.aspect)
-        SELECT candidate_id, example_id, kind, judge_id, aspect, lin, {scaled} AS scaled
+        SELECT candidate_id, judge_id, aspect, lin, {scaled} AS scaled
         FROM latest"""
     return sql, params
 

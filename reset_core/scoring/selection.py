@@ -133,7 +133,9 @@ def _ranking_ctes(cfg: SelectionConfig, full_rank: bool) -> str:
         if cfg.target_size
         else ""
     )
-    ctes.append(f"picks AS (SELECT example_id, candidate_id, kind, score FROM cut{target})")
+    ctes.append(
+        f"picks AS MATERIALIZED (SELECT example_id, candidate_id, kind, score FROM cut{target})"
+    )
     return "WITH " + ",\n".join(ctes)
 
 
@@ -171,25 +173,40 @@ class SelectionResult:
     model_ids: list[str] | None = None  # the models ranked (None: every model)
 
 
+#: What a preview reports beyond the kept counts: picks and how many examples changed.
 _SUMMARY = """
     old AS (SELECT example_id, candidate_id FROM selection_scores
             WHERE selection_id = ? AND picked),
-    diff AS (SELECT coalesce(n.example_id, o.example_id) AS example_id
-             FROM picks n FULL JOIN old o
-               ON n.example_id = o.example_id AND n.candidate_id = o.candidate_id
-             WHERE n.candidate_id IS NULL OR o.candidate_id IS NULL)
-    SELECT * FROM
-        (SELECT count(*), count(*) FILTER (WHERE score IS NULL), count(DISTINCT example_id)
-         FROM s),
-        (SELECT count(*), count(DISTINCT example_id) FROM picks),
-        (SELECT count(DISTINCT example_id) FROM diff)
+    diff AS (SELECT example_id FROM (
+                 (SELECT example_id, candidate_id FROM picks
+                  EXCEPT SELECT example_id, candidate_id FROM old)
+                 UNION ALL
+                 (SELECT example_id, candidate_id FROM old
+                  EXCEPT SELECT example_id, candidate_id FROM picks)))
+    SELECT (SELECT count(*) FROM picks), (SELECT count(DISTINCT example_id) FROM picks),
+           (SELECT count(DISTINCT example_id) FROM diff)
 """
 
+#: The same when each example has at most one new pick (top-1 presets): one join on
+#: the example instead of two set differences over (example, candidate) pairs.
+_SUMMARY_TOP1 = """
+    old AS (SELECT example_id, candidate_id FROM selection_scores
+            WHERE selection_id = ? AND picked)
+    SELECT (SELECT count(*) FROM picks), (SELECT count(*) FROM picks),
+           (SELECT count(DISTINCT coalesce(n.example_id, o.example_id))
+            FROM picks n FULL JOIN old o ON n.example_id = o.example_id
+            WHERE n.candidate_id IS DISTINCT FROM o.candidate_id)
+"""
 
-#: The same counts over a just-stored selection (no second ranking).
-_STORED_SUMMARY = (
-    "WITH s AS (SELECT example_id, candidate_id, score, picked FROM selection_scores "
-    "WHERE selection_id = ?), picks AS (SELECT * FROM s WHERE picked)," + _SUMMARY
+#: The same over a just-stored selection (no second ranking), with its own counts.
+_STORED_SUMMARY = """
+    WITH s AS (SELECT example_id, candidate_id, score, picked FROM selection_scores
+               WHERE selection_id = ?),
+    picks AS (SELECT example_id, candidate_id FROM s WHERE picked),
+""" + _SUMMARY.replace(
+    "SELECT (SELECT count(*) FROM picks)",
+    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FILTER (WHERE score IS NULL) FROM s), "
+    "(SELECT count(DISTINCT example_id) FROM s), (SELECT count(*) FROM picks)",
 )
 
 
@@ -218,12 +235,11 @@ def preview_selection(con, cfg: SelectionConfig, against: str | None = None) -> 
     """
     scope = prepare(con, cfg)
     against = against or latest_selection(con)
-    row = one(
-        con,
-        _ranking_ctes(cfg, full_rank=False) + "," + _SUMMARY,
-        [scope.scope_id, against],
-    )
-    return _result(row, None, against, scope)
+    summary = _SUMMARY_TOP1 if cfg.k() == 1 else _SUMMARY
+    row = one(con, _ranking_ctes(cfg, full_rank=False) + "," + summary, [scope.scope_id, against])
+    # Counts that do not depend on the weight come with the kept scores.
+    unrankable = scope.n_unrankable + (scope.n_disagree if cfg.require_agreement else 0)
+    return _result((scope.n_candidates, unrankable, scope.n_examples, *row), None, against, scope)
 
 
 def save_selection(con, cfg: SelectionConfig, against: str | None = None) -> SelectionResult:
