@@ -60,7 +60,10 @@ def _aggregate_sql(
     panel: Panel, judges: dict[str, list[str]], split: str, model_ids: Sequence[str] | None
 ) -> tuple[str, list]:
     """SELECT of one row per candidate in scope with its combined aspect scores."""
-    verdicts, params = queries.scaled_verdicts_sql(panel.scale, model_ids)
+    # Linear scores need no scope statistics: the final join to the scope filters them.
+    verdicts, params = queries.scaled_verdicts_sql(
+        panel.scale, split, model_ids, in_scope=panel.scale != "linear"
+    )
     aspects = [a for a, ids in judges.items() for _ in ids]
     ids = [j for ids in judges.values() for j in ids]
     scope, scope_params = queries.scope_sql(model_ids)
@@ -102,7 +105,7 @@ def _aggregate_sql(
                 {missing("faithfulness", "faith", "context")}), '') AS missing
         FROM cand LEFT JOIN wide USING (candidate_id)
     """
-    return sql, [aspects, ids, split, *params, split, *scope_params]
+    return sql, [aspects, ids, *params, split, *scope_params]
 
 
 def ensure_aspect_scores(

@@ -164,17 +164,25 @@ def judge_versions(con) -> str:
     return hashlib.sha1(repr(row).encode()).hexdigest()[:16]
 
 
-def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[str, list]:
+def scaled_verdicts_sql(
+    scale: str, split: str, model_ids: Sequence[str] | None, in_scope: bool = True
+) -> tuple[str, list]:
     """Each panel judge's latest valid verdict per candidate in scope, and its scaled score.
 
     A SELECT of ``candidate_id, judge_id, aspect, lin, scaled``:
     ``lin`` is the judge's own [0, 1] score (what ``agree`` compares), ``scaled`` the
     same on the panel's scale, computed per judge and aspect over the candidates in
     scope (see :data:`reset_core.scoring.panels.SCALE_HELP`). Parameters:
-    ``[aspects, judge_ids, split, *scope params]`` where the two lists pair up the
-    panel's (aspect, judge) choices.
+    ``[aspects, judge_ids, *params]`` where the two lists pair up the panel's (aspect,
+    judge) choices and ``params`` is returned. ``in_scope=False`` keeps verdicts on
+    candidates outside the scope (only for the linear scale, whose scores do not depend
+    on the other candidates, when the caller joins the scope itself: it saves a
+    semi-join over every judgment).
     """
+    if not in_scope and scale != "linear":
+        raise ValueError(f"scale: {scale} needs the scope's verdicts only (in_scope=True)")
     scope, params = scope_sql(model_ids)
+    where = f"AND j.candidate_id IN (SELECT candidate_id FROM ({scope}))" if in_scope else ""
     over = "OVER (PARTITION BY judge_id, aspect"
     scaled = {
         "linear": "lin",
@@ -188,11 +196,11 @@ def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[st
             -- candidate counts once)
             SELECT j.candidate_id, j.judge_id, j.aspect, arg_max(j.score, j.created_at) AS lin
             FROM judgments j JOIN pj ON pj.judge_id = j.judge_id AND pj.aspect = j.aspect
-            WHERE j.score IS NOT NULL AND j.candidate_id IN (SELECT candidate_id FROM ({scope}))
+            WHERE j.score IS NOT NULL {where}
             GROUP BY j.candidate_id, j.judge_id, j.aspect)
         SELECT candidate_id, judge_id, aspect, lin, {scaled} AS scaled
         FROM latest"""
-    return sql, params
+    return sql, ([split, *params] if in_scope else [])
 
 
 def judge_score_distribution(
@@ -216,7 +224,7 @@ def judge_score_distribution(
     judges = resolve_panel(con, panel, split, model_ids)
     aspects = [a for a, ids in judges.items() for _ in ids]
     ids = [j for ids in judges.values() for j in ids]
-    sql, params = scaled_verdicts_sql(panel.scale, model_ids)
+    sql, params = scaled_verdicts_sql(panel.scale, split, model_ids)
     # [0, 1] scales share fixed bins so judges compare at a glance; z-scores have no bounds.
     edges = (
         "min(scaled) AS lo, max(scaled) AS hi"
@@ -238,5 +246,5 @@ def judge_score_distribution(
                count(*) AS n
         FROM b GROUP BY judge_id, aspect, bin ORDER BY judge_id, aspect, bin
         """,
-        [aspects, ids, split, *params],
+        [aspects, ids, *params],
     ).df()

@@ -198,16 +198,14 @@ _SUMMARY_TOP1 = """
             WHERE n.candidate_id IS DISTINCT FROM o.candidate_id)
 """
 
-#: The same over a just-stored selection (no second ranking), with its own counts.
-_STORED_SUMMARY = """
-    WITH s AS (SELECT example_id, candidate_id, score, picked FROM selection_scores
-               WHERE selection_id = ?),
-    picks AS (SELECT example_id, candidate_id FROM s WHERE picked),
-""" + _SUMMARY.replace(
-    "SELECT (SELECT count(*) FROM picks)",
-    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FILTER (WHERE score IS NULL) FROM s), "
-    "(SELECT count(DISTINCT example_id) FROM s), (SELECT count(*) FROM picks)",
-)
+
+def _stored_summary(k: int) -> str:
+    """The pick counts of a just-stored selection (no second ranking). Params: its id, against."""
+    summary = _SUMMARY_TOP1 if k == 1 else _SUMMARY
+    return (
+        "WITH picks AS (SELECT example_id, candidate_id FROM selection_scores "
+        "WHERE selection_id = ? AND picked)," + summary
+    )
 
 
 def _result(row, sel_id, against, scope: Scope) -> SelectionResult:
@@ -288,20 +286,29 @@ def save_selection(con, cfg: SelectionConfig, against: str | None = None) -> Sel
             "INSERT INTO selections (selection_id, preset, config) VALUES (?, ?, ?)",
             [sel_id, cfg.preset, json.dumps(record)],
         )
+        # Top-k alone is a flag on the rank; a RESET-S cut or a target size needs the picks.
+        simple = cfg.preset != "reset_s" and not cfg.target_size
+        thr = "" if cfg.threshold is None else f" AND r.score >= {float(cfg.threshold)!r}"
+        picked = (
+            f"coalesce(r.rank <= {cfg.k()}{thr}, false)"
+            if simple
+            else ("p.candidate_id IS NOT NULL")
+        )
+        join = "" if simple else "LEFT JOIN picks p ON p.candidate_id = r.candidate_id"
         con.execute(
             "INSERT INTO selection_scores (selection_id, candidate_id, example_id, score, rank, "
             "picked, s_task, s_instr, s_faith, agree, missing) "
             + _ranking_ctes(cfg, full_rank=True)
-            + """
-            SELECT ?, r.candidate_id, r.example_id, r.score, r.rank,
-                   p.candidate_id IS NOT NULL, r.s_task, r.s_instr, r.s_faith, r.agree,
-                   r.missing
-            FROM ranked r LEFT JOIN picks p ON p.candidate_id = r.candidate_id""",
+            + f"""
+            SELECT ?, r.candidate_id, r.example_id, r.score, r.rank, {picked},
+                   r.s_task, r.s_instr, r.s_faith, r.agree, r.missing
+            FROM ranked r {join}""",
             [scope.scope_id, sel_id],
         )
-        row = one(con, _STORED_SUMMARY, [sel_id, against])
+        row = one(con, _stored_summary(cfg.k()), [sel_id, against])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return _result(row, sel_id, against, scope)
+    unrankable = scope.n_unrankable + (scope.n_disagree if cfg.require_agreement else 0)
+    return _result((scope.n_candidates, unrankable, scope.n_examples, *row), sel_id, against, scope)
