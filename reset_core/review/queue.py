@@ -165,7 +165,7 @@ def refresh_queue(con, selection_id: str, force: bool = False) -> bool:
 
 
 def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
-    """WHERE clause over ``q`` (summary), ``f`` (review flags) and ``o`` (overridden)."""
+    """WHERE clause over ``q`` (summary) and ``f`` (review flags, see :func:`refresh_flags`)."""
     clauses, params = ["q.selection_id = ?"], [selection_id]
     for col, values in (("kind", f.kinds), ("source", f.sources), ("split", f.splits)):
         if values:
@@ -187,7 +187,7 @@ def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
     if f.reviewed is not None:
         clauses.append(("" if f.reviewed else "NOT ") + "coalesce(f.reviewed, false)")
     if f.overridden is not None:
-        clauses.append(("" if f.overridden else "NOT ") + "(o.example_id IS NOT NULL)")
+        clauses.append(("" if f.overridden else "NOT ") + "coalesce(f.overridden, false)")
     if f.link:
         sql, link_params = review_links.linked_sql(f.link)
         clauses.append(f"q.example_id IN (SELECT example_id FROM ({sql}))")
@@ -239,8 +239,6 @@ def _from(con) -> str:
     SELECT {cols}
     FROM review_queue q
     LEFT JOIN review_flags f ON f.example_id = q.example_id
-    LEFT JOIN (SELECT example_id FROM review_flags WHERE overridden) o
-           ON o.example_id = q.example_id
     """
 
 
@@ -279,7 +277,7 @@ def queue_page(
         raise ValueError("page: must be >= 0; page_size: must be in [1, 500]")
     where, params = _where(selection_id, f)
     cols = """q.example_id, coalesce(f.reviewed, false) AS reviewed,
-              o.example_id IS NOT NULL AS overridden, q.pick_score, q.kind, q.source, q.split,
+              coalesce(f.overridden, false) AS overridden, q.pick_score, q.kind, q.source, q.split,
               q.n_candidates, q.disagreement, q.n_failed, f.last_reviewer, q.judge_pick"""
     df = con.execute(
         _from(con).format(cols=cols) + f" WHERE {where} ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?",
