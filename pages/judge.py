@@ -32,12 +32,14 @@ from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubr
 from reset_core.options import help_text
 from reset_core.sampling.queries import count_candidates
 from reset_core.scoring.config import SelectionConfig
+from reset_core.scoring.panels import Panel
 from reset_core.scoring.queries import latest_selection, selection_rows
 from reset_core.scoring.selection import preview_selection, save_selection
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
 P = lambda name: help_text(JudgePlan, name)  # noqa: E731
+PN = lambda name: help_text(Panel, name)  # noqa: E731
 
 st.title("Judge")
 con = ui.cursor()
@@ -234,7 +236,7 @@ c1, c2, c3 = st.columns(3)
 preset = c1.selectbox("Preset", ["reset", "reset_s", "custom"], key="preset", help=S("preset"))
 weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
 combine = c3.selectbox(
-    "Combine judges", ["mean", "agree", "judge"], key="combine", help=S("combine")
+    "Combine judges", ["mean", "agree", "judge"], key="combine", help=P("combine")
 )
 by_aspect = {}
 if combine == "judge":
@@ -248,8 +250,8 @@ if combine == "judge":
             format_func=lambda j: labels.get(j, j),
         )
 c1, c2, c3, c4 = st.columns(4)
-delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=S("delta"))
-threshold = c2.number_input("Threshold (0 = preset default)", 0.0, value=0.0, help=S("threshold"))
+delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=PN("delta"))
+threshold = c2.number_input("Threshold (0 = none)", 0.0, value=0.0, help=S("threshold"))
 top_k = c3.number_input("Top-k (custom)", 1, 1000, 1, help=S("top_k"))
 target = c4.number_input("Target size (custom, 0 = all)", 0, value=0, help=S("target_size"))
 try:
@@ -284,7 +286,7 @@ m[3].metric(
 )
 if prev.n_unrankable:
     why = "not judged yet, or the judge failed" + (
-        f", or the judges differ by more than δ = {cfg.delta:g}" if combine == "agree" else ""
+        f", or the judges differ by more than δ = {delta:g}" if combine == "agree" else ""
     )
     st.warning(
         f"{prev.n_unrankable:,} of the {prev.n_candidates:,} candidates in the {cfg.split} split "

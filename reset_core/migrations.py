@@ -441,6 +441,57 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        "009_aspect_scores",
+        """
+        -- Per-candidate aspect scores under one (panel, split, model scope), kept so a
+        -- weight or preset change re-ranks from one table instead of re-aggregating
+        -- every judgment (reset_core.scoring.aspect_scores). Derived and recomputable:
+        -- rebuilt when the stamp of its inputs changes, safe to drop.
+        CREATE TABLE aspect_scores (
+            scope        TEXT NOT NULL,     -- aspect_scores_state.scope
+            candidate_id TEXT NOT NULL,
+            example_id   TEXT NOT NULL,
+            kind         TEXT NOT NULL,
+            s_task       DOUBLE,
+            s_instr      DOUBLE,
+            s_faith      DOUBLE,
+            agree        BOOLEAN NOT NULL,  -- judges within the panel's delta where needed
+            missing      TEXT               -- why not rankable; NULL when rankable
+        );
+        CREATE TABLE aspect_scores_state (
+            scope      TEXT PRIMARY KEY,    -- hash of (panel without its name, split, models)
+            stamp      TEXT NOT NULL,       -- row counts of the inputs it was built from
+            panel      JSON NOT NULL,
+            judges     JSON NOT NULL,       -- the panel resolved: judge ids per aspect
+            split      TEXT NOT NULL,
+            model_ids  JSON,                -- null: every model
+            n_candidates BIGINT NOT NULL,   -- counts a preview reports, weight-independent
+            n_examples   BIGINT NOT NULL,
+            n_unrankable BIGINT NOT NULL,   -- missing a needed aspect
+            n_disagree   BIGINT NOT NULL,   -- rankable, but the judges disagree
+            seconds    DOUBLE,
+            built_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- Per example, the review flags the queue filters on (reviewed, overridden, last
+        -- reviewer), derived from the append-only overrides and rebuilt when their count
+        -- changes (reset_core.review.queue), so a queue render never re-derives the state
+        -- of every override event. Derived, safe to drop.
+        CREATE TABLE review_flags (
+            example_id    TEXT PRIMARY KEY,
+            reviewed      BOOLEAN NOT NULL,
+            overridden    BOOLEAN NOT NULL,
+            last_at       TIMESTAMP,
+            last_reviewer TEXT
+        );
+        CREATE TABLE review_flags_state (n_events BIGINT NOT NULL);
+        -- Stored selections hold the judges' picks only; reviewers' overrides are
+        -- applied when read (reset_core.review.events.effective_picks). Rows written
+        -- before this migration had them baked in: the column says which were edited.
+        COMMENT ON COLUMN selection_scores.override IS
+            'legacy: the override baked in at save time (rows before 009); new rows NULL';
+        """,
+    ),
+    Migration(
         "010_judge_endpoints",
         """
         -- Judges registered before endpoints were recorded get theirs as well as it can

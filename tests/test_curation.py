@@ -82,8 +82,11 @@ def test_freeze_is_a_snapshot_with_a_manifest(con):
     man = curation_queries.manifest(con, set_id)
     assert man["n_items"] == 7
     assert man["selection"]["config"]["weights"] == {"w": 2.0}
-    assert man["weights"] == {"w": 2.0}
+    # A config not written by save_selection is recorded as it is, never filled in.
+    assert man["weight"] is None and man["panel"] is None
+    assert man["generator_models"] == [{"model_id": "m-base", "label": "m-base", "n_items": 7}]
     assert sorted(man["overrides"]["events_applied"]) == ["v1", "x1"]
+    assert man["overrides"]["n_applied"] == 2  # one veto and one exclusion in force
     assert man["overrides"]["by_outcome"] == {"judge": 6, "next_best": 1}
     assert man["filters"]["preset"] == "RESET"
     assert len(man["content_hash"]) == 64

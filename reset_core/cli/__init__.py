@@ -5,7 +5,7 @@ Each stage's commands live in the module named after the stage, each with an
 holds the ``--db`` option and turns a busy database into exit status 3::
 
     cli/db.py        db info, db init          cli/judging.py   judge
-    cli/models.py    model prepare             cli/scoring.py   select
+    cli/models.py    model prepare             cli/scoring.py   select, panel
     cli/ingest.py    import, rekind            cli/curation.py  curate, export
     cli/sampling.py  sample                    cli/training.py  train
 

@@ -12,18 +12,22 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from reset_core.scoring.reset_s import FRACTION_HELP, RESET_S_FRACTION
+
 #: Presets. RESET keeps every pick (top-1 per seen example). RESET-S ("supercharged")
-#: keeps only the best-scored third of them: the paper's "less is more" result, a set
-#: about three times smaller and of higher quality. MTL is not a preset of picks but
-#: of references (see :func:`create_reference_set`).
+#: keeps only the best-scored fraction of them (a third by default), per example kind:
+#: the paper's "less is more" result. It is the cut selection's ``reset_s`` preset
+#: makes, the same code (:mod:`reset_core.scoring.reset_s`); a selection saved as
+#: ``reset_s`` is RESET-S already and is not cut twice. MTL is not a preset of picks
+#: but of references (see :func:`create_reference_set`).
 PRESETS: dict[str, str] = {
     "RESET": "every pick (top-1 per seen example), best first, up to the target size",
-    "RESET-S": "only the best-scored third of the picks, up to the target size",
+    "RESET-S": "only the best-scored third of the picks per kind (as selection's reset_s), "
+    "up to the target size",
     "MTL": "examples with their reference answers as completions (the multi-task baseline)",
 }
 
-
-RESET_S_FRACTION = 1 / 3
+__all__ = ["PRESETS", "RESET_S_FRACTION", "CurationSpec"]
 
 
 class CurationSpec(BaseModel):
@@ -32,9 +36,11 @@ class CurationSpec(BaseModel):
     selection_id: str = Field(description="The scoring run (selection) whose picks to freeze.")
     preset: Literal["RESET", "RESET-S"] = Field(
         "RESET",
-        description="RESET keeps every pick; RESET-S keeps only the best-scored third "
-        "(a smaller, higher-quality set: the paper's 'less is more').",
+        description="RESET keeps every pick; RESET-S keeps only the best-scored fraction of "
+        "them per kind, a third by default (a smaller, higher-quality set: the paper's 'less "
+        "is more'; the same cut as selection's reset_s, which is not cut twice).",
     )
+    reset_s_fraction: float = Field(RESET_S_FRACTION, gt=0, le=1, description=FRACTION_HELP)
     target_size: int | None = Field(
         None,
         ge=1,

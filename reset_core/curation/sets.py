@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 
 import pyarrow as pa
 
-from reset_core.curation.config import RESET_S_FRACTION, CurationSpec
+from reset_core.curation.config import CurationSpec
 from reset_core.curation.queries import reference_filter
+from reset_core.scoring.reset_s import keep_best_sql
 from reset_core.store import insert_arrow, one
 
 
@@ -86,8 +86,37 @@ def apply_overrides(con, selection_id: str) -> pa.Table:
 # --------------------------------------------------------------------------- building sets
 
 
+def _selection_config(con, selection_id: str) -> tuple[str, dict] | None:
+    """(preset, config) of a stored selection, its config read as today's fields.
+
+    Selections saved before panels existed stored flat judge fields; reading them
+    through :class:`~reset_core.scoring.config.SelectionConfig` gives their panel.
+    """
+    from reset_core.scoring.config import SelectionConfig
+
+    row = one(con, "SELECT preset, config FROM selections WHERE selection_id = ?", [selection_id])
+    if row is None:
+        return None
+    raw = (json.loads(row[1]) if isinstance(row[1], str) else row[1]) or {}
+    if "weight" not in raw:
+        return row[0], raw  # not written by save_selection: never fill in defaults
+    try:
+        cfg = SelectionConfig.model_validate(raw).model_dump(mode="json")
+    except ValueError:
+        return row[0], raw
+    return row[0], {**raw, **cfg}
+
+
+def _cuts_reset_s(con, spec: CurationSpec) -> bool:
+    """Whether curation makes the RESET-S cut: not when the selection made it already."""
+    if spec.preset != "RESET-S":
+        return False
+    sel = _selection_config(con, spec.selection_id)
+    return not (sel and sel[0] == "reset_s")
+
+
 def _picks_with_text(con, spec: CurationSpec) -> tuple[pa.Table, list[str]]:
-    """Picks after overrides and filters, joined with example and candidate text."""
+    """Picks after overrides, filters and the preset's cut, joined with example and candidate text."""
     picks = apply_overrides(con, spec.selection_id)
     applied = json.loads((picks.schema.metadata or {}).get(b"applied_events", b"[]"))
     con.register("_picks", picks)
@@ -105,12 +134,15 @@ def _picks_with_text(con, spec: CurationSpec) -> tuple[pa.Table, list[str]]:
             params.append(spec.min_score)
         sql = (
             "SELECT p.example_id, p.candidate_id, p.score, p.how, e.kind, e.source, "
-            "e.instruction, e.context, c.text AS completion "
+            "e.instruction, e.context, c.text AS completion, c.model_id "
             "FROM _picks p JOIN examples e USING (example_id) "
             "JOIN candidates c ON c.candidate_id = p.candidate_id"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY p.score DESC NULLS LAST, p.example_id"
         )
+        if _cuts_reset_s(con, spec):
+            # The one RESET-S definition, as selection's reset_s preset applies it.
+            sql = f"WITH f AS ({sql}) {keep_best_sql('f', spec.reset_s_fraction)}"
+        sql = f"SELECT * FROM ({sql}) ORDER BY score DESC NULLS LAST, example_id, candidate_id"
         table = con.sql(sql, params=params).to_arrow_table()
     finally:
         con.unregister("_picks")
@@ -118,10 +150,8 @@ def _picks_with_text(con, spec: CurationSpec) -> tuple[pa.Table, list[str]]:
 
 
 def _cut(rows: list[dict], spec: CurationSpec) -> list[dict]:
-    """Apply the preset and target size to rows sorted best first."""
+    """Apply the target size to rows sorted best first (the preset's cut is made in SQL)."""
     n = len(rows)
-    if spec.preset == "RESET-S":
-        n = math.ceil(n * RESET_S_FRACTION)
     if spec.target_size is not None:
         n = min(n, spec.target_size)
     if n >= len(rows):
@@ -296,11 +326,13 @@ def create_curated_set(con, spec: CurationSpec) -> str:
     >>> con.execute("SELECT candidate_id FROM curated_items WHERE set_id = ?", [vetoed]).fetchall()
     [('b',)]
     """
-    sel = one(
-        con, "SELECT preset, config FROM selections WHERE selection_id = ?", [spec.selection_id]
-    )
+    from reset_core.review.events import live_override_counts
+    from reset_core.training.queries import model_labels
+
+    sel = _selection_config(con, spec.selection_id)
     if sel is None:
         raise ValueError(f"selection_id: no scoring run {spec.selection_id!r}")
+    sel_preset, sel_config = sel
     table, applied = _picks_with_text(con, spec)
     kept = _cut(table.to_pylist(), spec)
     items = [
@@ -314,16 +346,42 @@ def create_curated_set(con, spec: CurationSpec) -> str:
         }
         for r in kept
     ]
-    sel_config = json.loads(sel[1]) if isinstance(sel[1], str) else sel[1]
     judges, rubrics = _judges_and_rubrics(con, [r["candidate_id"] for r in items])
     overrides_used = sorted({r["example_id"] for r in kept if r["how"] != "judge"})
+    labels = model_labels(con)
+    panel = sel_config.get("panel") if isinstance(sel_config.get("panel"), dict) else None
+    live = live_override_counts(con, spec.selection_id)
     manifest = {
         "kind": "picks",
-        "selection": {"selection_id": spec.selection_id, "preset": sel[0], "config": sel_config},
-        "weights": (sel_config or {}).get("weights"),
+        "selection": {
+            "selection_id": spec.selection_id,
+            "preset": sel_preset,
+            "config": sel_config,
+        },
+        # What made these picks, at a glance (all of it is in selection.config too).
+        "generator_models": [
+            {"model_id": m, "label": labels.get(m, m), "n_items": n}
+            for m, n in sorted(_count([r["model_id"] for r in kept]).items())
+        ],
+        "panel": panel,
+        "judges_used": sel_config.get("judges_used"),
+        "scale": (panel or {}).get("scale"),
+        "weight": sel_config.get("weight"),
+        "preset": spec.preset,
+        "reset_s": {
+            "fraction": spec.reset_s_fraction
+            if _cuts_reset_s(con, spec)
+            else sel_config.get("reset_s_fraction"),
+            "cut_by": "curation"
+            if _cuts_reset_s(con, spec)
+            else ("selection" if sel_preset == "reset_s" else None),
+            "require_agreement": sel_config.get("require_agreement"),
+        },
         "judges": judges,
         "rubric_versions": rubrics,
         "overrides": {
+            "n_applied": sum(live.values()),
+            "in_force": live,
             "events_applied": applied,
             "examples_changed": overrides_used,
             "by_outcome": _count([r["how"] for r in kept]),
