@@ -38,8 +38,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_db import build_bench_db  # noqa: E402
 from browser import chromium_page, streamlit_server  # noqa: E402
 
-#: the scores-and-picks section counts as rendered when its "Picks" figure shows
-PICKS_METRIC = '[data-testid="stMetric"]:has([data-testid="stMetricLabel"] :text-is("Picks"))'
+#: the scores-and-picks section counts as rendered when its "Picks" figure shows (Home
+#: has a "Picks" count too, so the figure is found inside the section's own container)
+PICKS_METRIC = (
+    '.st-key-scores_and_picks [data-testid="stMetric"]'
+    ':has([data-testid="stMetricLabel"] :text-is("Picks"))'
+)
 
 
 def _open_judge(page, url: str, timeout_s: float) -> float:

@@ -532,16 +532,16 @@ def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
         "score) and after the panel's scale method: the scores the rule combines.",
     )
     cols = st.columns(2)
-    for col, d, which, title in (
-        (cols[0], before, "linear", "before: " + SCALE_HELP["linear"]),
-        (cols[1], after, panel.scale, "after: " + SCALE_HELP[panel.scale]),
+    for col, d, which, when, title in (
+        (cols[0], before, "linear", "before", SCALE_HELP["linear"]),
+        (cols[1], after, panel.scale, "after", SCALE_HELP[panel.scale]),
     ):
         d = d[d["aspect"] == aspect]
         fig = go.Figure()
         for judge_id, g in d.groupby("judge_id"):
             fig.add_bar(x=(g["lo"] + g["hi"]) / 2, y=g["n"], width=g["hi"] - g["lo"], name=judge_id)
         fig.update_layout(
-            title=title,
+            title=f"{when}: {title}",
             barmode="overlay",
             height=320,
             margin={"t": 40, "b": 20},
@@ -550,7 +550,7 @@ def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
             legend={"orientation": "h"},
         )
         fig.update_traces(opacity=0.55)
-        col.plotly_chart(fig, key=f"dist_{which}_{aspect}", width="stretch")
+        col.plotly_chart(fig, key=f"dist_{when}_{aspect}", width="stretch")
 
 
 def saved_selections(cur) -> None:

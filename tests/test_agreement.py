@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from reset_core.analytics import agreement as ag
 from reset_core.analytics.summaries import ensure_fresh, missing_summary
 from reset_core.review import links as review_links
+from reset_core.store import connect
 
 
 def test_pair_stats_match_hand_computed_values():
@@ -267,3 +268,99 @@ def test_agreement_matrix_is_symmetric_with_human(filled):
     assert raters == ["judge:a", "judge:b", "human"]
     assert cells[0][1] is cells[1][0] and cells[0][0] is None
     assert cells[2][0].n == 4
+
+
+# ----------------------------------------------------------------------------- panel vs panel
+def _two_panel_db(con):
+    """Four instruction examples, two candidates each, judged by J1 everywhere and by J2
+    on e1-e3 only, so a J1 panel and a J2 panel pick alike on e1 and e3, swap on e2,
+    and only J1 can pick on e4."""
+    from reset_core.scoring.panels import Panel, save_panel
+
+    con.execute("INSERT INTO models (model_id, name, stage) VALUES ('m', 'tiny', 'base')")
+    con.execute(
+        "INSERT INTO examples (example_id, instruction, kind, source, split, content_hash) "
+        "SELECT 'e' || i, 'Question ' || i, 'instruction', 'demo', 'seen', 'h' || i "
+        "FROM range(1, 5) t(i)"
+    )
+    con.execute(
+        "INSERT INTO candidates (candidate_id, example_id, model_id, setting_id, sample_index, "
+        "seed, text, engine) SELECT 'e' || i || x, 'e' || i, 'm', 's', 0, 0, 'answer ' || x, 't' "
+        "FROM range(1, 5) t(i), (VALUES ('a'), ('b')) v(x)"
+    )
+    # (candidate, J1 score, J2 score or None); each judge scores task and instruction alike
+    scores = [
+        ("e1a", 0.9, 0.9), ("e1b", 0.1, 0.1),  # both pick a
+        ("e2a", 0.9, 0.1), ("e2b", 0.1, 0.9),  # J1 picks a, J2 picks b
+        ("e3a", 0.8, 0.8), ("e3b", 0.2, 0.3),  # both pick a
+        ("e4a", 0.5, None), ("e4b", 0.4, None),  # J2 never judged e4: only J1 picks
+    ]  # fmt: skip
+    rows = [
+        (f"{c}:{j}:{a}", c, j, a, s)
+        for c, s1, s2 in scores
+        for j, s in (("J1", s1), ("J2", s2))
+        if s is not None
+        for a in ("task", "instruction")
+    ]
+    con.execute(
+        "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, score, status) "
+        "SELECT r[1], r[2], r[3], r[4], r[5]::DOUBLE, 'ok' FROM (SELECT unnest(?) AS r)",
+        [[list(map(str, r)) for r in rows]],
+    )
+    # A reviewer's veto of e1's judge pick: a panel comparison is about the judges' picks.
+    con.execute(
+        "INSERT INTO overrides (event_id, example_id, candidate_id, action, reviewer) "
+        "VALUES ('o1', 'e1', 'e1a', 'veto', 'alice')"
+    )
+    for name, judge in (("only-j1", "J1"), ("only-j2", "J2")):
+        save_panel(con, Panel(name=name, judges={"task": [judge], "instruction": [judge]}))
+
+
+def test_compare_panels_counts_same_and_changed_picks_by_hand(con):
+    from reset_core.scoring.config import SelectionConfig
+
+    _two_panel_db(con)
+    r = ag.compare_panels(
+        con, SelectionConfig(panel="only-j1"), SelectionConfig(panel="only-j2"), "J1", "J2"
+    )
+    # e1, e3 alike; e2 swapped; e4 picked by J1 only -> 2 of 4 examples alike
+    assert (r.n_examples, r.n_same, r.n_changed, r.only_a, r.only_b) == (4, 2, 2, 1, 0)
+    assert r.overlap == pytest.approx(0.5)
+    changed = r.changed
+    assert list(changed["example_id"]) == ["e2", "e4"]
+    assert list(changed["pick_a"]) == ["e2a", "e4a"]
+    assert changed["pick_b"].iloc[0] == "e2b" and changed["pick_b"].isna().iloc[1]
+    assert [sorted(c) for c in changed["candidates"]] == [["e2a", "e2b"], ["e4a"]]
+    # a Review link to the changed examples' picks
+    q = review_links.region_query(list(changed["candidates"].iloc[0]))
+    assert sorted(review_links.parse(q)["candidates"]) == ["e2a", "e2b"]
+    # A panel against itself: every example alike.
+    same = ag.compare_panels(
+        con, SelectionConfig(panel="only-j1"), SelectionConfig(panel="only-j1")
+    )
+    assert (same.n_examples, same.n_same, same.n_changed, same.overlap) == (4, 4, 0, 1.0)
+    assert same.changed.empty
+
+
+def test_agreement_page_compares_two_saved_panels_and_opens_the_changes_in_review(app):
+    con = connect(app.db)
+    _two_panel_db(con)
+    con.close()
+    at = app.switch_page("pages/agreement.py").run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_panel_a").options == ["default", "only-j1", "only-j2"]
+    at.selectbox(key="cmp_panel_a").select("only-j1")
+    at.selectbox(key="cmp_panel_b").select("only-j2").run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Overlap"] == "50.0%"
+    assert metrics["Same pick"] == "2 / 4"
+    assert metrics["Examples that change"] == "2"
+    shown = at.dataframe[-1].value  # the changed examples close the page
+    assert list(shown["example_id"]) == ["e2", "e4"]
+    at.selectbox(key="cmp_example").select_index(1)  # e2 only
+    at.button(key="cmp_open").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Review"
+    assert sorted(at.query_params["candidates"].split(",")) == ["e2a", "e2b"]
