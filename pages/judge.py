@@ -204,21 +204,36 @@ def judge_jobs(watching: list[str]) -> None:
 judge_jobs(judging_now)
 
 # ----------------------------------------------------------------------------- judgments
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _verdicts(_con, db: str, stamp: str) -> tuple:
+    """The verdict summary and statuses: seconds at millions of verdicts, so read once per
+    change of the judgments (stored verdicts are only ever appended)."""
+    return judgment_summary(_con), judgment_statuses(_con)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _with_status(_con, db: str, stamp: str, status: str):
+    return judgments_with_status(_con, status, limit=100)
+
+
 st.header("3 · Judgments")
-summary = judgment_summary(con)
+stamp = judge_versions(con)
+summary, statuses = _verdicts(con, ui.db_path(), stamp)
 if summary.empty:
     st.caption("No judgments yet.")
 else:
     st.dataframe(summary, hide_index=True, width="stretch")
     pick = st.selectbox(
         "Show",
-        judgment_statuses(con),
+        statuses,
         key="judgment_status",
         format_func=lambda s: f"{s}: {STATUSES.get(s, '')}",
         help="Failures first: each keeps its error and the raw answer.",
     )
     st.dataframe(
-        judgments_with_status(con, pick, limit=100),
+        _with_status(con, ui.db_path(), stamp, pick),
         hide_index=True,
         width="stretch",
     )
@@ -236,6 +251,8 @@ if summary.empty:
     st.stop()
 
 NEW_PANEL = "new panel…"
+#: Up to this many stored verdicts the score histograms are drawn without asking.
+DIST_AT_ONCE = 500_000
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -260,7 +277,7 @@ def _resolved(_con, db: str, stamp: str, panel_json: str, split: str, models: tu
     return resolve_panel(_con, panel, split, None if models is None else list(models))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner="Binning each judge's verdicts…", max_entries=32)
 def _distribution(_con, db: str, stamp: str, panel_json: str, split: str, models: tuple | None):
     """The panel judges' histograms on linear [0,1] (before) and on the panel's scale (after)."""
     panel = Panel.model_validate_json(panel_json)
@@ -346,8 +363,9 @@ def _panel_builder(cur, base: Panel, judges_on: dict, labels: dict) -> Panel | N
         except ValueError as e:
             st.error(str(e))
         else:
-            st.session_state["panel_choice"] = panel.name
-            st.rerun(scope="fragment")
+            # the chooser is drawn already: it shows the saved panel from the next run on
+            st.session_state["_panel_saved"] = panel.name
+            st.rerun()
     return panel
 
 
@@ -361,7 +379,7 @@ def scores_and_picks() -> None:
     """
     cur = ui.cursor()
     split = SelectionConfig.model_fields["split"].default
-    stamp = judge_versions(cur)
+    stamp = judge_versions(cur)  # what every cached read below depends on
     facts = _scope_facts(cur, ui.db_path(), stamp, split)
     labels, mlabels = facts["judge_labels"], facts["model_labels"]
 
@@ -392,6 +410,8 @@ def scores_and_picks() -> None:
 
     # --- the panel: shown before anything is scored, never implied
     panels = {p.name: p for p in list_panels(cur)}
+    if saved := st.session_state.pop("_panel_saved", None):
+        st.session_state["panel_choice"] = saved
     choice = st.selectbox(
         "Judge panel",
         [*panels, NEW_PANEL],
@@ -512,6 +532,18 @@ def scores_and_picks() -> None:
 def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
     """Each panel judge's scores before and after the panel's scale method."""
     st.subheader("What the scale method does")
+    n_verdicts = int(summary["n"].sum())
+    # Binning every verdict on a scale takes tens of seconds at millions of verdicts, and
+    # a running query holds the page: shown at once on small runs, on request on large ones.
+    if not st.toggle(
+        "Show each judge's score distribution",
+        value=n_verdicts <= DIST_AT_ONCE,
+        key="show_dist",
+        help=f"Histograms of the panel judges' verdicts before and after the scale method. "
+        f"Computed once per panel and cached; with {n_verdicts:,} verdicts "
+        + ("this is quick." if n_verdicts <= DIST_AT_ONCE else "this takes a while."),
+    ):
+        return
     before, after = _distribution(
         cur,
         ui.db_path(),
