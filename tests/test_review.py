@@ -358,9 +358,9 @@ def test_unsupported_spans_highlight_after_escaping():
     assert ":orange-background[Paris]" in md and "\\<rocks\\>" in md
 
 
-def test_current_overrides_is_what_selection_joins(rcon):
-    """scoring.override_state delegates here: lifted and replaced overrides drop out."""
-    from reset_core.scoring.selection import override_state
+def test_current_overrides_drops_lifted_and_replaced_overrides(rcon):
+    """The live overrides in force: lifted and replaced overrides drop out."""
+    from reset_core.review.events import current_overrides as override_state
 
     record(rcon, "ex-0", "force", "alice", candidate_id="ex-0/c1")
     record(rcon, "ex-0", "force", "bob", candidate_id="ex-0/c2")  # replaces alice's force

@@ -136,18 +136,22 @@ def test_one_named_judge_and_agreement_rule(table):
 def test_presets_on_fixed_table(table):
     picks = lambda cfg: {c for c, x in _rows(table, cfg).items() if x["picked"]}  # noqa: E731
     assert picks(SelectionConfig(preset="reset")) == {"A", "C", "G"}
-    # RESET-S: threshold 2.2 drops G (0.4); A (2.2) clears it and its judges agree within 0.2
-    assert picks(SelectionConfig(preset="reset_s", threshold=2.2)) == {"A", "C"}
-    # ... but not within 0.1: E1 loses its pick
-    assert picks(SelectionConfig(preset="reset_s", threshold=2.2, delta=0.1)) == {"C"}
-    # default threshold 0.75·(1+w) = 2.25: only C (2.4)
-    assert picks(SelectionConfig(preset="reset_s")) == {"C"}
+    # RESET-S keeps the best third of the top-1 picks per kind: instruction A 2.2, G 0.4
+    # -> ceil(2/3) = 1: A; context C 2.4 -> C
+    assert picks(SelectionConfig(preset="reset_s")) == {"A", "C"}
+    # ... with a stricter panel (judges agree within 0.1), A's task judges (0.5 vs 0.7)
+    # disagree: A is not rankable, B (1.5) is E1's pick and the best instruction pick
+    strict = SelectionConfig(preset="reset_s", require_agreement=True, delta=0.1)
+    assert picks(strict) == {"B", "C"}
+    assert _rows(table, strict)["A"]["missing"] == "judges disagree"
+    # a threshold applies to any preset: 2.3 drops A (2.2) and G
+    assert picks(SelectionConfig(preset="reset", threshold=2.3)) == {"C"}
     # custom: top-2 per example, best 3 overall: C 2.4, A 2.2, D 2.0 (B 1.5, G 0.4 cut)
     assert picks(SelectionConfig(preset="custom", top_k=2, target_size=3)) == {"C", "A", "D"}
     assert picks(SelectionConfig(preset="custom", top_k=2, threshold=1.0)) == {"A", "B", "C", "D"}
 
 
-def test_overrides_slot_in_on_top(table):
+def test_overrides_are_not_baked_into_scores(table):
     def event(eid, example, cand, action, value=None):
         table.execute(
             "INSERT INTO overrides (event_id, example_id, candidate_id, action, value, reviewer, "
@@ -158,13 +162,12 @@ def test_overrides_slot_in_on_top(table):
     event("o1", "E1", "A", "veto")
     event("o2", "E2", "D", "force")
     event("o3", "E3", None, "exclude")
+    # The judges' picks stand in the scores; reviewers' overrides are applied when
+    # picks are read (reset_core.review.events.effective_picks, tested in
+    # test_scoring_panels.py).
     r = _rows(table, SelectionConfig())
-    assert {c for c, x in r.items() if x["picked"]} == {"B", "D"}
-    assert r["A"]["override"] == "veto" and r["A"]["rank"] is None
-    assert r["D"]["override"] == "force" and r["G"]["override"] == "exclude"
-    event("o4", "E1", "A", "undo", '{"event_id": "o1"}')
-    r = _rows(table, SelectionConfig())
-    assert r["A"]["picked"] and not r["B"]["picked"]
+    assert {c for c, x in r.items() if x["picked"]} == {"A", "C", "G"}
+    assert "override" not in r["A"] and r["A"]["rank"] == 1
 
 
 def test_saved_selection_and_changed_picks(table):

@@ -454,7 +454,7 @@ def effective_picks(
 
 
 def current_overrides(con) -> pa.Table:
-    """Live overrides in the shape selection joins: ``example_id, candidate_id, action``.
+    """Live overrides in force, one row each: ``example_id, candidate_id, action``.
 
     One ``veto`` row per vetoed candidate, one ``force`` row for an example's forced
     candidate, one ``exclude`` row (candidate NULL) per excluded example, all derived

@@ -26,6 +26,7 @@ from reset_core.review.events import (
     ExampleState,
     _state_ctes,
     candidate_names,
+    effective_picks,
     example_state,
 )
 from reset_core.sampling.settings import setting_label_sql, setting_order_sql
@@ -261,8 +262,15 @@ def queue_page(
         ).fetchall()
     )
     picks = dict(zip(ids, df.pop("judge_pick"), strict=True))
-    for e in df.loc[df["overridden"], "example_id"]:  # only these can differ from the judges
-        picks[e] = example_state(con, e, selection_id).pick
+    overridden = df.loc[df["overridden"], "example_id"].tolist()
+    if overridden:  # only these can differ from the judges: one read-time query for them all
+        live = effective_picks(con, selection_id, example_ids=overridden, include_none=True)
+        best: dict[str, tuple] = {}
+        for r in live.to_pylist():  # the best-scored effective pick (rank order), or None
+            key = (r["candidate_id"] is not None, r["score"] or float("-inf"))
+            if r["example_id"] not in best or key > best[r["example_id"]][0]:
+                best[r["example_id"]] = (key, r["candidate_id"])
+        picks.update({e: best.get(e, (None, None))[1] for e in overridden})
     df.insert(1, "setting", df["example_id"].map(_setting_labels_of(con, picks)))
     df["instruction"] = df["example_id"].map(text)
     if f.link:
