@@ -53,7 +53,7 @@ from reset_core.training.queries import model_labels, round_policy
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
-P = lambda name: help_text(Panel, name)  # noqa: E731
+PN = lambda name: help_text(Panel, name)  # noqa: E731 - panel fields
 
 st.title("Judge")
 con = ui.cursor()
@@ -322,7 +322,7 @@ def _panel_builder(cur, base: Panel, judges_on: dict, labels: dict) -> Panel | N
         index=list(SCALE_HELP).index(base.scale),
         format_func=lambda m: SCALE_HELP[m].split(":")[0],
         key=f"pscale_{k}",
-        help=P("scale"),
+        help=PN("scale"),
     )
     c1.caption(SCALE_HELP[scale])
     combine = c2.selectbox(
@@ -330,16 +330,16 @@ def _panel_builder(cur, base: Panel, judges_on: dict, labels: dict) -> Panel | N
         ["mean", "agree"],
         index=["mean", "agree"].index(base.combine),
         key=f"pcombine_{k}",
-        help=P("combine"),
+        help=PN("combine"),
     )
     delta = c3.number_input(
-        "δ (agreement)", 0.0, 1.0, base.delta, 0.05, key=f"pdelta_{k}", help=P("delta")
+        "δ (agreement)", 0.0, 1.0, base.delta, 0.05, key=f"pdelta_{k}", help=PN("delta")
     )
     placeholders = c4.checkbox(
         "Include placeholders",
         base.include_placeholders,
         key=f"pph_{k}",
-        help=P("include_placeholders"),
+        help=PN("include_placeholders"),
     )
     c1, c2 = st.columns([3, 1])
     name = c1.text_input(
@@ -585,6 +585,13 @@ def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
         col.plotly_chart(fig, key=f"dist_{when}_{aspect}", width="stretch")
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _selection_rows(_con, db: str, selection_id: str, picks_only: bool):
+    """A stored selection's first rows: seconds at a million candidates, and a stored
+    selection never changes, so a live re-rank does not read it again."""
+    return selection_rows(_con, selection_id, picks_only=picks_only, limit=200)
+
+
 def saved_selections(cur) -> None:
     sels = list_selections(cur)
     if sels.empty:
@@ -595,9 +602,7 @@ def saved_selections(cur) -> None:
     st.markdown(f"**Latest: {sel}**")
     only_picks = st.checkbox("Picks only", value=True, key="only_picks")
     st.dataframe(
-        selection_rows(cur, sel, picks_only=only_picks, limit=200),
-        hide_index=True,
-        width="stretch",
+        _selection_rows(cur, ui.db_path(), sel, only_picks), hide_index=True, width="stretch"
     )
 
 
