@@ -37,7 +37,6 @@ from reset_core.scoring.panels import (
     SCALE_HELP,
     Panel,
     list_panels,
-    resolve_panel,
     save_panel,
 )
 from reset_core.scoring.queries import (
@@ -48,7 +47,7 @@ from reset_core.scoring.queries import (
     selection_rows,
 )
 from reset_core.scoring.reset_s import FRACTION_HELP
-from reset_core.scoring.selection import preview_selection, save_selection
+from reset_core.scoring.selection import prepare, preview_selection, save_selection
 from reset_core.training.queries import model_labels, round_policy
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
@@ -271,12 +270,6 @@ def _judges_on(_con, db: str, stamp: str, split: str, models: tuple | None) -> d
     return judges_with_verdicts(_con, split, None if models is None else list(models))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _resolved(_con, db: str, stamp: str, panel_json: str, split: str, models: tuple | None):
-    panel = Panel.model_validate_json(panel_json)
-    return resolve_panel(_con, panel, split, None if models is None else list(models))
-
-
 @st.cache_data(show_spinner="Binning each judge's verdicts…", max_entries=32)
 def _distribution(_con, db: str, stamp: str, panel_json: str, split: str, models: tuple | None):
     """The panel judges' histograms on linear [0,1] (before) and on the panel's scale (after)."""
@@ -429,7 +422,14 @@ def scores_and_picks() -> None:
             panel = _panel_builder(cur, base, judges_on, labels)
         if panel is None:
             return
-    resolved = _resolved(cur, ui.db_path(), stamp, panel.model_dump_json(), split, models_key)
+    # The panel resolved to judges per aspect, as the kept aspect scores record it: cheap
+    # when they are fresh, and built now otherwise (the first re-rank would build them).
+    try:
+        kept = prepare(cur, SelectionConfig(panel=panel, split=split, **scope))
+    except ValueError as e:  # a saved panel naming judges this database lacks, say
+        st.error(str(e))
+        return
+    resolved = kept.judges
     with st.container(border=True, key="panel_shown"):
         st.markdown(f"**Panel {panel.name}**: {panel.describe_rule()}")
         st.dataframe(

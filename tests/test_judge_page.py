@@ -125,10 +125,10 @@ def panel_page(db_path):
     """Two judges on every candidate of tests.test_agreement's four examples, and a
     placeholder judge (the stand-in's verdicts) on a few."""
     from reset_core.store import connect
-    from tests.test_agreement import _two_panel_db
+    from tests.panel_data import fill_two_panels
 
     con = connect(db_path)
-    _two_panel_db(con)
+    fill_two_panels(con)
     con.execute(
         "INSERT INTO judges (judge_id, name, kind, description, placeholder) VALUES "
         "('J1', 'J1', 'llm', 'strict grader', false), ('J2', 'J2', 'llm', NULL, false), "
