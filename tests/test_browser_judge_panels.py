@@ -35,6 +35,15 @@ def picks(page):
     )
 
 
+def idle(page) -> None:
+    """Wait until the page's script run is over (a dropdown opened mid-run is redrawn shut)."""
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=T,
+    )
+
+
 def test_choose_a_saved_panel_and_save_a_selection_with_it(app):
     url, page = app
     page.goto(url + "/judge")
@@ -44,7 +53,8 @@ def test_choose_a_saved_panel_and_save_a_selection_with_it(app):
     expect(shown).to_contain_text("mean of linear [0,1] scores", timeout=T)
     expect(picks(page)).to_have_text("4", timeout=T)
 
-    page.locator(".st-key-panel_choice").get_by_role("combobox").click()
+    idle(page)
+    page.locator(".st-key-panel_choice input").click()  # the box, not its label
     page.get_by_role("option", name="only-j2", exact=True).click()
     expect(shown).to_contain_text("Panel only-j2", timeout=T)
     expect(picks(page)).to_have_text("3", timeout=T)  # J2 never judged e4
