@@ -132,14 +132,16 @@ def test_decoding_page_shows_settings_grid_and_bias(filled_app):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["setting"]) == [LABEL["s:cold"], LABEL["s:hot"], LABEL["s:never"]]
-    assert list(table["n_picks"]) == [0, 6, 0]
-    assert "2 of 3 settings never won a pick" in _text(at)
+    # The judges picked s:hot six times; alice's veto (e1) and force (e2) move two of
+    # those picks to s:cold, and analytics shows the picks with overrides applied.
+    assert list(table["n_picks"]) == [2, 4, 0]
+    assert "1 of 3 settings never won a pick" in _text(at)
     assert len(at.dataframe[1].value) == 6
     # The suggested grid names settings by their values; the ids wait in the tooltip.
     drop = next(m for m in at.markdown if m.value.startswith("Drop"))
     drop_text = drop.value.replace("\\", "")
-    assert LABEL["s:cold"] in drop_text and LABEL["s:never"] in drop_text
-    assert "s:cold" in drop.proto.help
+    assert LABEL["s:cold"] not in drop_text and LABEL["s:never"] in drop_text
+    assert "s:never" in drop.proto.help
     assert_no_ids(at)
 
 

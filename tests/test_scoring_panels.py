@@ -13,6 +13,9 @@ import pyarrow as pa
 import pytest
 
 from reset_core import migrations
+from reset_core.analytics.decoding import setting_report
+from reset_core.analytics.summaries import ensure_fresh
+from reset_core.analytics.tradeoff import tradeoff_points
 from reset_core.curation import sets as curation
 from reset_core.curation.config import CurationSpec
 from reset_core.curation.export import export_set, load_exported
@@ -344,7 +347,7 @@ def reviewed(con):
 
 
 def _everywhere(con, sel, tmp_path) -> dict[str, str | None]:
-    """X's pick as curation, a fresh export and the Review queue each read it."""
+    """X's pick as curation, a fresh export, analytics and the Review queue each read it."""
     cur = {
         r["example_id"]: r["candidate_id"] for r in curation.apply_overrides(con, sel).to_pylist()
     }
@@ -357,6 +360,11 @@ def _everywhere(con, sel, tmp_path) -> dict[str, str | None]:
         for r in load_exported(out)
         if r["prompt"][0]["content"].startswith("do X")
     }
+    ensure_fresh(con)
+    points = tradeoff_points(con, "task", "instruction", level="candidate")["points"]
+    shown_picked = [p["candidate_id"] for p in points if p["example_id"] == "X" and p["picked"]]
+    by_setting = {r["setting_id"]: r["n_picks"] for r in setting_report(con)}
+    assert by_setting == {f"s:{p['candidate_id']}": int(p["picked"]) for p in points}
     refresh_queue(con, sel)
     page = queue_page(con, sel, QueueFilter(), 0, 10).set_index("example_id")
     shown = page.loc["X", "setting"]  # the pick's setting; NaN when there is no pick
@@ -365,12 +373,20 @@ def _everywhere(con, sel, tmp_path) -> dict[str, str | None]:
         "export": next(iter(exported), None),
         "queue": shown.removeprefix("s:") if isinstance(shown, str) else None,
         "state": example_state(con, "X", sel).pick,
+        "analytics": shown_picked[0] if shown_picked else None,
         "judge_pick": example_state(con, "X", sel).judge_pick,
     }
 
 
 def _all(pick: str | None) -> dict:
-    return {"curation": pick, "export": pick, "queue": pick, "state": pick, "judge_pick": "x1"}
+    return {
+        "curation": pick,
+        "export": pick,
+        "queue": pick,
+        "state": pick,
+        "analytics": pick,
+        "judge_pick": "x1",
+    }
 
 
 def test_every_override_after_saving_takes_effect_at_once_and_lifting_restores(reviewed, tmp_path):
@@ -415,6 +431,10 @@ def test_overrides_made_before_saving_are_not_baked_in(reviewed):
     live = {r["example_id"]: r["candidate_id"] for r in effective_picks(con, sel).to_pylist()}
     assert live == {"X": "x2", "Y": "y3"}
     assert example_state(con, "Y", sel).judge_pick == "y1"  # the label shows the judges' pick
+    # The Judge page's table of the saved selection: judge picks, overrides read live.
+    rows = selection_rows(con, sel, picks_only=False).set_index("setting")
+    assert rows.loc["s:x1", "picked"] and rows.loc["s:x1", "override"] == "veto"
+    assert rows.loc["s:y3", "override"] == "force" and not rows.loc["s:y3", "picked"]
 
 
 # ----------------------------------------------------------------------------- kept scores

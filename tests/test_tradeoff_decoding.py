@@ -40,7 +40,9 @@ def test_tradeoff_per_setting_matches_hand_means(filled):
     by = {p["setting_id"]: p for p in r["points"]}
     # faithfulness of s:cold: A and B agree except B gives e5 0.5 -> (0.75 + 0.625 + 0.75) / 3
     assert by["s:cold"]["y"] == pytest.approx((0.75 + 0.625 + 0.75) / 3)
-    assert by["s:hot"]["x"] == 1.0 and by["s:hot"]["n_picks"] == 6
+    # six judge picks; alice's veto (e1) and force (e2) move two to s:cold, at read time
+    assert by["s:hot"]["x"] == 1.0 and by["s:hot"]["n_picks"] == 4
+    assert by["s:cold"]["n_picks"] == 2
     assert by["s:hot"]["n_failed"] == 1  # B's failed instruction verdict, excluded
     assert [r["points"][i]["setting_id"] for i in r["frontier"]] == ["s:hot"]
     assert r["n_failed"] == 1
@@ -81,7 +83,8 @@ def test_model_view_from_eval_runs_and_test_answers(filled):
 
 def test_setting_report_and_suggested_grid(filled):
     rep = {r["setting_id"]: r for r in setting_report(filled)}
-    assert rep["s:hot"]["pick_share"] == 1.0 and rep["s:never"]["n_picks"] == 0
+    # overrides applied: s:hot keeps 4 of the 6 picks, s:cold gets 2 (veto on e1, force on e2)
+    assert rep["s:hot"]["pick_share"] == pytest.approx(4 / 6) and rep["s:never"]["n_picks"] == 0
     # e1's cold and hot answers are identical: one duplicate in each of those settings
     assert rep["s:cold"]["dup_rate"] == pytest.approx(1 / 6)
     assert rep["s:never"]["dup_rate"] == 0
@@ -91,7 +94,7 @@ def test_setting_report_and_suggested_grid(filled):
     # s:cold: 24 tokens, "the" x3 + "is" x2 repeated -> 19 distinct
     assert rep["s:cold"]["distinct_1"] == pytest.approx(19 / 24)
     grid = suggest_grid(list(rep.values()))
-    assert grid["drop"] == ["s:cold", "s:never"] and grid["keep"] == ["s:hot"]
+    assert grid["drop"] == ["s:never"] and grid["keep"] == ["s:hot", "s:cold"]  # most picks first
     assert suggest_grid([])["note"].startswith("No picks")
     with pytest.raises(ValueError):
         distinct_n(filled, 0)

@@ -14,7 +14,12 @@ stored at refresh.
 
 from __future__ import annotations
 
-from reset_core.analytics.summaries import DISTINCT_NS, TEXTS_PER_SETTING, distinct_n_sql
+from reset_core.analytics.summaries import (
+    DISTINCT_NS,
+    TEXTS_PER_SETTING,
+    distinct_n_sql,
+    live_picks,
+)
 from reset_core.sampling.settings import setting_label_sql, setting_order_sql
 
 
@@ -37,27 +42,10 @@ def setting_report(con, split: str = "seen") -> list[dict]:
     Each row carries ``setting``, the label people read (``T 0.5 · top-k 20``), beside
     its ``setting_id``.
     """
-    rows = con.execute(
-        """
-        WITH s AS (
-            SELECT setting_id, count(*) AS n, count(*) FILTER (WHERE picked) AS n_picks,
-                   avg(s_task) AS task, avg(s_instr) AS instruction,
-                   avg(s_faith) AS faithfulness, count(s_task) AS n_task,
-                   count(s_instr) AS n_instruction, count(s_faith) AS n_faithfulness,
-                   sum(n_failed) AS n_failed, avg(is_dup::INTEGER) AS dup_rate,
-                   avg(n_words) AS mean_words, avg(n_chars) AS mean_chars
-            FROM analytics_candidates WHERE split = ? GROUP BY setting_id
-        )
-        SELECT s.*, s.n_picks / nullif(sum(s.n_picks) OVER (), 0) AS pick_share,
-               d.temperature, d.top_k, d.top_p, d.max_tokens, d.n AS n_per_example,
-               coalesce({label}, s.setting_id) AS setting
-        FROM s LEFT JOIN decoding_settings d USING (setting_id)
-        ORDER BY d.temperature IS NULL, {order}, s.setting_id
-        """.replace("{label}", setting_label_sql("d")).replace("{order}", setting_order_sql("d")),
-        [split],
-    )
-    cols = [c[0] for c in rows.description]
-    report = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    with live_picks(con) as picked:
+        rows = _setting_rows(con, split, picked)
+        cols = [c[0] for c in rows.description]
+        report = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
     d1, d2 = distinct_n(con, 1), distinct_n(con, 2)
     for r in report:
         r["distinct_1"] = d1.get(r["setting_id"])
@@ -65,6 +53,31 @@ def setting_report(con, split: str = "seen") -> list[dict]:
         r["n_failed"] = int(r["n_failed"] or 0)
         r["text_sample"] = TEXTS_PER_SETTING
     return report
+
+
+def _setting_rows(con, split: str, picked: str):
+    return con.execute(
+        """
+        WITH s AS (
+            SELECT setting_id, count(*) AS n, count(*) FILTER (WHERE {picked}) AS n_picks,
+                   avg(s_task) AS task, avg(s_instr) AS instruction,
+                   avg(s_faith) AS faithfulness, count(s_task) AS n_task,
+                   count(s_instr) AS n_instruction, count(s_faith) AS n_faithfulness,
+                   sum(n_failed) AS n_failed, avg(is_dup::INTEGER) AS dup_rate,
+                   avg(n_words) AS mean_words, avg(n_chars) AS mean_chars
+            FROM analytics_candidates a LEFT JOIN _live_picks _lp USING (candidate_id)
+            WHERE split = ? GROUP BY setting_id
+        )
+        SELECT s.*, s.n_picks / nullif(sum(s.n_picks) OVER (), 0) AS pick_share,
+               d.temperature, d.top_k, d.top_p, d.max_tokens, d.n AS n_per_example,
+               coalesce({label}, s.setting_id) AS setting
+        FROM s LEFT JOIN decoding_settings d USING (setting_id)
+        ORDER BY d.temperature IS NULL, {order}, s.setting_id
+        """.replace("{label}", setting_label_sql("d"))
+        .replace("{order}", setting_order_sql("d"))
+        .replace("{picked}", picked),
+        [split],
+    )
 
 
 def suggest_grid(report: list[dict], rare_share: float = 0.02) -> dict:

@@ -8,7 +8,8 @@ per change of the underlying data (migrations ``006_analytics`` and
 * ``analytics_judgments``: one row per (candidate, judge, aspect) with the latest valid
   score (a retry that succeeded supersedes the failure) and the failed rows excluded;
 * ``analytics_candidates``: one row per candidate with kind, split, model, setting,
-  length, duplicate flag, pick in the latest selection and the mean score per aspect;
+  length, duplicate flag, the judges' pick in the latest selection (reviewers'
+  overrides are applied on read: :func:`live_picks`) and the mean score per aspect;
 * ``analytics_missing``: judgment rows per judge and aspect (valid / failed / n.a.);
 * ``analytics_texts``: an equal-size text sample per (setting, model) for distinct-n,
   and ``analytics_diversity``: distinct-1/2 per setting over it;
@@ -38,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -51,6 +54,27 @@ TEXTS_PER_SETTING = 200
 DISTINCT_NS = (1, 2)
 #: the rater name that stands for the reviewers' mean manual score
 HUMAN = "human"
+
+
+@contextmanager
+def live_picks(con) -> Iterator[str]:
+    """Reviewers' overrides on ``analytics_candidates.picked``, applied at read time.
+
+    The summary stores the latest selection's judge picks (it is rebuilt when the data
+    changes, not on every review action). Inside the block, ``_live_picks`` holds the
+    pick flags of the examples with an override in force (see
+    :func:`reset_core.review.events.live_pick_changes`); join it as
+    ``LEFT JOIN _live_picks _lp USING (candidate_id)`` and read the yielded
+    expression instead of ``picked``.
+    """
+    from reset_core.review.events import live_pick_changes
+
+    con.register("_live_picks", live_pick_changes(con))
+    try:
+        yield "coalesce(_lp.picked, a.picked)"
+    finally:
+        con.unregister("_live_picks")
+
 
 #: review events undone by a later ``undo`` event (their ids)
 UNDONE_SQL = """

@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 
-from reset_core.analytics.summaries import sample_buckets
+from reset_core.analytics.summaries import live_picks, sample_buckets
 from reset_core.aspects import ASPECT_COLS
 from reset_core.store import one
 
@@ -121,12 +121,14 @@ def tradeoff_points(
     }
     if level == "candidate":
         k = sample_buckets(n_both, cap)
-        rows = con.execute(
-            f"SELECT candidate_id, example_id, model_id, setting_id, kind, {xc}, {yc}, picked "
-            f"FROM analytics_candidates WHERE {where} AND bucket < ? "
-            f"AND {xc} IS NOT NULL AND {yc} IS NOT NULL ORDER BY candidate_id",
-            [*params, k],
-        ).fetchall()
+        with live_picks(con) as picked:
+            rows = con.execute(
+                f"SELECT candidate_id, example_id, model_id, setting_id, kind, {xc}, {yc}, "
+                f"{picked} FROM analytics_candidates a "
+                f"LEFT JOIN _live_picks _lp USING (candidate_id) WHERE {where} AND bucket < ? "
+                f"AND {xc} IS NOT NULL AND {yc} IS NOT NULL ORDER BY candidate_id",
+                [*params, k],
+            ).fetchall()
         keys = ("candidate_id", "example_id", "model_id", "setting_id", "kind", "x", "y", "picked")
         points = [dict(zip(keys, r, strict=True)) for r in rows]
         out["sampled"] = len(points) < n_both
@@ -144,12 +146,14 @@ def tradeoff_points(
     else:
         group = _GROUPS[level]
         gcols = ", ".join(group)
-        rows = con.execute(
-            f"SELECT {gcols}, avg({xc}), avg({yc}), count({xc}), count({yc}), count(*), "
-            f"count(*) FILTER (WHERE picked), coalesce(sum(n_failed), 0) "
-            f"FROM analytics_candidates WHERE {where} GROUP BY {gcols} ORDER BY {gcols}",
-            params,
-        ).fetchall()
+        with live_picks(con) as picked:
+            rows = con.execute(
+                f"SELECT {gcols}, avg({xc}), avg({yc}), count({xc}), count({yc}), count(*), "
+                f"count(*) FILTER (WHERE {picked}), coalesce(sum(n_failed), 0) "
+                f"FROM analytics_candidates a LEFT JOIN _live_picks _lp USING (candidate_id) "
+                f"WHERE {where} GROUP BY {gcols} ORDER BY {gcols}",
+                params,
+            ).fetchall()
         keys = (*group, "x", "y", "n_x", "n_y", "n", "n_picks", "n_failed")
         points = [dict(zip(keys, r, strict=True)) for r in rows]
         usable = [i for i, p in enumerate(points) if p["x"] is not None and p["y"] is not None]

@@ -363,11 +363,15 @@ def _state_ctes(where: str = "") -> str:
     """
 
 
-def _picks_sql(sel_where: str, include_none: bool) -> str:
-    """SELECT of effective picks over ``selection_scores`` rows matching ``sel_where``."""
+def _picks_sql(sel_where: str, include_none: bool, ev_where: str = "") -> str:
+    """SELECT of effective picks over ``selection_scores`` rows matching ``sel_where``.
+
+    ``ev_where`` narrows the override events read (an undo always targets an event of
+    its own example, so filtering by example keeps every rule intact).
+    """
     keep = "" if include_none else "WHERE out.candidate_id IS NOT NULL"
     return f"""
-    WITH {_state_ctes()},
+    WITH {_state_ctes(ev_where)},
     sel AS (SELECT example_id, candidate_id, score, rank, picked FROM selection_scores
             {sel_where}),
     exs AS (SELECT example_id, count(*) FILTER (WHERE picked) AS n_judge,
@@ -447,10 +451,53 @@ def effective_picks(
     """
     selection_id = selection_id or latest_selection(con)
     where, params = "WHERE selection_id = ?", [selection_id]
+    ev_where, ev_params = "", []
     if example_ids is not None:
         where += " AND example_id IN (SELECT unnest(?))"
         params.append(list(example_ids))
-    return con.sql(_picks_sql(where, include_none), params=params).to_arrow_table()
+        # A handful of examples (a queue page) reads only their own events.
+        ev_where, ev_params = "WHERE example_id IN (SELECT unnest(?))", [list(example_ids)]
+    return con.sql(
+        _picks_sql(where, include_none, ev_where), params=[*ev_params, *params]
+    ).to_arrow_table()
+
+
+def live_pick_changes(con, selection_id: str | None = None) -> pa.Table:
+    """Pick flags with overrides applied, for the examples that have an override in force.
+
+    ``candidate_id, picked`` for every candidate the selection (default: the latest)
+    scored on those examples; other examples keep the judges' picks. Summaries that
+    store judge picks (analytics) join this at read time, so an override shows at once
+    without rebuilding them.
+
+    >>> from reset_core.store import connect
+    >>> live_pick_changes(connect(":memory:")).num_rows
+    0
+    """
+    empty = pa.table(
+        {"candidate_id": pa.array([], pa.string()), "picked": pa.array([], pa.bool_())}
+    )
+    selection_id = selection_id or latest_selection(con)
+    if not selection_id or not one(con, "SELECT count(*) FROM overrides")[0]:
+        return empty
+    ids = [
+        r[0]
+        for r in con.execute(
+            f"WITH {_state_ctes()} SELECT example_id FROM ex_overridden"
+        ).fetchall()
+    ]
+    if not ids:
+        return empty
+    con.register("_effective", effective_picks(con, selection_id, example_ids=ids))
+    try:
+        return con.sql(
+            "SELECT s.candidate_id, coalesce(p.candidate_id IS NOT NULL, false) AS picked "
+            "FROM selection_scores s LEFT JOIN _effective p ON p.candidate_id = s.candidate_id "
+            "WHERE s.selection_id = ? AND s.example_id IN (SELECT unnest(?))",
+            params=[selection_id, ids],
+        ).to_arrow_table()
+    finally:
+        con.unregister("_effective")
 
 
 def current_overrides(con) -> pa.Table:
@@ -524,11 +571,24 @@ def manual_scores(con, example_ids: list[str] | None = None) -> pa.Table:
 
 def history(con, example_id: str) -> list[Event]:
     """Every event of one example, oldest first, each marked with the undo that cancelled it."""
+    return _histories(con, [example_id]).get(example_id, [])
+
+
+def _histories(con, example_ids: Sequence[str]) -> dict[str, list[Event]]:
+    """:func:`history` of several examples in one query."""
     rows = con.execute(
         "SELECT event_id, example_id, candidate_id, action, value, previous, reviewer, reason, "
-        "created_at FROM overrides WHERE example_id = ? ORDER BY created_at, event_id",
-        [example_id],
+        "created_at FROM overrides WHERE example_id IN (SELECT unnest(?)) "
+        "ORDER BY example_id, created_at, event_id",
+        [list(example_ids)],
     ).fetchall()
+    by_example: dict[str, list] = {}
+    for r in rows:
+        by_example.setdefault(r[1], []).append(r)
+    return {e: _events(rs) for e, rs in by_example.items()}
+
+
+def _events(rows: list[tuple]) -> list[Event]:
     events = [
         Event(
             event_id=r[0],
@@ -559,6 +619,29 @@ def example_state(con, example_id: str, selection_id: str | None = None) -> Exam
     """
     events = history(con, example_id)
     return _state(con, example_id, selection_id, events)
+
+
+def example_states(
+    con, example_ids: Sequence[str], selection_id: str | None = None
+) -> dict[str, ExampleState]:
+    """:func:`example_state` of a page of examples in two queries (not three per example).
+
+    For a handful of examples (a queue page) this is much cheaper than
+    :func:`effective_picks`, whose one SQL statement is planned for any number of them;
+    the rules are the same (the Python twins, checked against the SQL by a test).
+    """
+    ids = list(dict.fromkeys(example_ids))
+    selection_id = selection_id or latest_selection(con)
+    events = _histories(con, ids)
+    rows: dict[str, list[tuple]] = {}
+    if selection_id:
+        for r in con.execute(
+            "SELECT example_id, candidate_id, score, rank, picked FROM selection_scores "
+            "WHERE selection_id = ? AND example_id IN (SELECT unnest(?))",
+            [selection_id, ids],
+        ).fetchall():
+            rows.setdefault(r[0], []).append(r[1:])
+    return {e: _state_of(e, events.get(e, []), rows.get(e, [])) for e in ids}
 
 
 def _fold(events: list[Event]) -> dict:
@@ -637,7 +720,6 @@ def _resolve_picks(fold: dict, sel_rows: list[tuple]) -> tuple[list[str], str | 
 
 
 def _state(con, example_id: str, selection_id: str | None, events: list[Event]) -> ExampleState:
-    fold = _fold(events)
     selection_id = selection_id or latest_selection(con)
     sel_rows = (
         con.execute(
@@ -648,6 +730,11 @@ def _state(con, example_id: str, selection_id: str | None, events: list[Event]) 
         if selection_id
         else []
     )
+    return _state_of(example_id, events, sel_rows)
+
+
+def _state_of(example_id: str, events: list[Event], sel_rows: list[tuple]) -> ExampleState:
+    fold = _fold(events)
     picks, source, judge_pick = _resolve_picks(fold, sel_rows)
     live = [e for e in events if e.action != "undo" and e.undone_by is None]
     overridden = bool(

@@ -26,8 +26,8 @@ from reset_core.review.events import (
     ExampleState,
     _state_ctes,
     candidate_names,
-    effective_picks,
     example_state,
+    example_states,
 )
 from reset_core.sampling.settings import setting_label_sql, setting_order_sql
 from reset_core.store import one
@@ -263,14 +263,10 @@ def queue_page(
     )
     picks = dict(zip(ids, df.pop("judge_pick"), strict=True))
     overridden = df.loc[df["overridden"], "example_id"].tolist()
-    if overridden:  # only these can differ from the judges: one read-time query for them all
-        live = effective_picks(con, selection_id, example_ids=overridden, include_none=True)
-        best: dict[str, tuple] = {}
-        for r in live.to_pylist():  # the best-scored effective pick (rank order), or None
-            key = (r["candidate_id"] is not None, r["score"] or float("-inf"))
-            if r["example_id"] not in best or key > best[r["example_id"]][0]:
-                best[r["example_id"]] = (key, r["candidate_id"])
-        picks.update({e: best.get(e, (None, None))[1] for e in overridden})
+    if overridden:  # only these can differ from the judges: their states in two queries
+        picks.update(
+            {e: st.pick for e, st in example_states(con, overridden, selection_id).items()}
+        )
     df.insert(1, "setting", df["example_id"].map(_setting_labels_of(con, picks)))
     df["instruction"] = df["example_id"].map(text)
     if f.link:

@@ -62,24 +62,38 @@ def selection_rows(con, selection_id: str, picks_only: bool = True, limit: int =
     """A window of a stored selection: per candidate its scores, rank and pick (DataFrame).
 
     Columns: example_id, setting (the candidate's decoding setting by its values),
-    kind, rank, picked, score, s_task, s_instr, s_faith (rounded to 3 places), agree,
-    missing, override, instruction, candidate (its text); by example, then rank (not
-    rankable last). ``picks_only`` keeps the picked rows.
+    kind, rank, picked (the judges' pick), score, s_task, s_instr, s_faith (rounded to
+    3 places), agree, missing, override (a reviewer's veto, force or exclusion in force
+    now, read live), instruction, candidate (its text); by example, then rank (not
+    rankable last). ``picks_only`` keeps the judges' picks.
 
     >>> from reset_core.store import connect
     >>> selection_rows(connect(":memory:"), "sel-unknown").shape
     (0, 14)
     """
+    from reset_core.review.events import current_overrides
     from reset_core.sampling.settings import setting_label_sql
 
+    con.register("_live_ov", current_overrides(con))
+    try:
+        return _selection_rows(con, selection_id, picks_only, limit, setting_label_sql("d"))
+    finally:
+        con.unregister("_live_ov")
+
+
+def _selection_rows(con, selection_id, picks_only, limit, label_sql):
     return con.execute(
-        f"SELECT s.example_id, coalesce({setting_label_sql('d')}, c.setting_id) AS setting, "
+        f"SELECT s.example_id, coalesce({label_sql}, c.setting_id) AS setting, "
         "e.kind, s.rank, s.picked, round(s.score, 3) AS score, "
         "round(s.s_task, 3) AS s_task, round(s.s_instr, 3) AS s_instr, "
-        "round(s.s_faith, 3) AS s_faith, s.agree, s.missing, s.override, "
+        "round(s.s_faith, 3) AS s_faith, s.agree, s.missing, "
+        "coalesce(ex.action, ov.action) AS override, "
         "e.instruction, c.text AS candidate FROM selection_scores s "
         "JOIN candidates c USING (candidate_id) JOIN examples e ON e.example_id = s.example_id "
         "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id "
+        "LEFT JOIN _live_ov ov ON ov.candidate_id = s.candidate_id "
+        "LEFT JOIN (SELECT * FROM _live_ov WHERE action = 'exclude') ex "
+        "ON ex.example_id = s.example_id "
         f"WHERE s.selection_id = ? {'AND s.picked' if picks_only else ''} "
         "ORDER BY s.example_id, s.rank NULLS LAST LIMIT ?",
         [selection_id, limit],
