@@ -47,7 +47,12 @@ def build_bench_db(
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
     >>> build_bench_db(os.path.join(d, "b.duckdb"), n_examples=10, per_example=5)["candidates"]
-    50
+    56
+    >>> build_bench_db(os.path.join(d, "b.duckdb"), n_examples=10, n_judges=3)["judgments"]
+    420
+
+    (50 seen candidates and 3 models' answers to 2 test examples; 3 judges × (task +
+    instruction on 56 candidates + faithfulness on the 28 with a context).)
     """
     path = Path(path)
     for suffix in ("", ".wal"):

@@ -30,6 +30,7 @@ from reset_core.judging.queries import (
 )
 from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
 from reset_core.options import help_text
+from reset_core.review.events import event_count
 from reset_core.sampling.queries import count_candidates, split_models
 from reset_core.scoring.config import SelectionConfig
 from reset_core.scoring.panels import (
@@ -586,9 +587,10 @@ def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _selection_rows(_con, db: str, selection_id: str, picks_only: bool):
-    """A stored selection's first rows: seconds at a million candidates, and a stored
-    selection never changes, so a live re-rank does not read it again."""
+def _selection_rows(_con, db: str, selection_id: str, picks_only: bool, n_events: int):
+    """A stored selection's first rows: seconds at a million candidates. A stored
+    selection never changes and its overrides only with a new review event, so a live
+    re-rank does not read it again."""
     return selection_rows(_con, selection_id, picks_only=picks_only, limit=200)
 
 
@@ -602,7 +604,9 @@ def saved_selections(cur) -> None:
     st.markdown(f"**Latest: {sel}**")
     only_picks = st.checkbox("Picks only", value=True, key="only_picks")
     st.dataframe(
-        _selection_rows(cur, ui.db_path(), sel, only_picks), hide_index=True, width="stretch"
+        _selection_rows(cur, ui.db_path(), sel, only_picks, event_count(cur)),
+        hide_index=True,
+        width="stretch",
     )
 
 
