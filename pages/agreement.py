@@ -197,15 +197,18 @@ elif name_a == name_b:
     st.caption("Choose two different panels.")
 elif st.button("Compare picks", key="cmp_run"):
     with st.spinner("Ranking with both panels…"):
-        st.session_state["cmp_result"] = ag.compare_panels(
-            con,
-            SelectionConfig(panel=panels[name_a], weight=cmp_w),
-            SelectionConfig(panel=panels[name_b], weight=cmp_w),
-            label_a=name_a,
-            label_b=name_b,
+        st.session_state["cmp_result"] = (
+            (name_a, name_b, cmp_w),
+            ag.compare_panels(
+                con,
+                SelectionConfig(panel=panels[name_a], weight=cmp_w),
+                SelectionConfig(panel=panels[name_b], weight=cmp_w),
+                label_a=name_a,
+                label_b=name_b,
+            ),
         )
-cmp = st.session_state.get("cmp_result")
-if cmp is not None and (cmp.label_a, cmp.label_b) == (name_a, name_b):
+asked, cmp = st.session_state.get("cmp_result", (None, None))
+if cmp is not None and asked == (name_a, name_b, cmp_w):  # shown only for what it answers
     m1, m2, m3 = st.columns(3)
     m1.metric(
         "Overlap",
