@@ -80,13 +80,17 @@ def judgments_with_status(con, status: str, limit: int = 100):
     """
     from reset_core.sampling.settings import setting_label_sql
 
+    # The newest verdicts first, then their candidates: joining before the limit hashed a
+    # million candidates for 100 rows (1-3 s at 7.5M verdicts, 0.05 s this way).
     return con.execute(
+        "WITH j AS (SELECT * FROM judgments WHERE status = ? "
+        "ORDER BY created_at DESC, judgment_id LIMIT ?) "
         "SELECT j.judge_id, j.aspect, j.score, j.raw_score, j.status, j.error, j.raw_output, "
         f"j.rationale, j.attempts, c.example_id, "
         f"coalesce({setting_label_sql('d')}, c.setting_id) AS setting, c.text AS candidate "
-        "FROM judgments j JOIN candidates c USING (candidate_id) "
-        "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id WHERE j.status = ? "
-        "ORDER BY j.created_at DESC LIMIT ?",
+        "FROM j JOIN candidates c USING (candidate_id) "
+        "LEFT JOIN decoding_settings d ON d.setting_id = c.setting_id "
+        "ORDER BY j.created_at DESC, j.judgment_id",
         [status, limit],
     ).df()
 
