@@ -320,3 +320,28 @@ def test_agreement_page_compares_two_saved_panels_and_opens_the_changes_in_revie
     assert not at.exception
     assert at.title[0].value == "Review"
     assert sorted(at.query_params["candidates"].split(",")) == ["e2a", "e2b"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weight": 0.0}, {"preset": "reset_s"}, {"preset": "custom", "top_k": 2}],
+)
+def test_judge_picks_are_the_picks_of_a_full_scoring(con, options):
+    """The comparison's fast path picks exactly what score_candidates marks as picked."""
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import judge_picks, score_candidates
+
+    fill_two_panels(con)
+    for panel in ("default", "only-j1", "only-j2"):
+        cfg = SelectionConfig(panel=panel, **options)
+        full = score_candidates(con, cfg)
+        want = {
+            (e, c)
+            for e, c, p in zip(
+                *full.select(["example_id", "candidate_id", "picked"]).to_pydict().values(),
+                strict=True,
+            )
+            if p
+        }
+        got = set(zip(*judge_picks(con, cfg).to_pydict().values(), strict=True))
+        assert got == want and got

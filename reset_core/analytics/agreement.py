@@ -575,14 +575,6 @@ class PanelComparison:
         return self.n_same / self.n_examples if self.n_examples else None
 
 
-def _judge_picks(con, cfg):
-    """(example_id, candidate_id) of the judges' picks under ``cfg``, as an Arrow table."""
-    from reset_core.scoring.selection import score_candidates
-
-    t = score_candidates(con, cfg)
-    return t.filter(t["picked"]).select(["example_id", "candidate_id"])
-
-
 def compare_panels(
     con, cfg_a, cfg_b, label_a: str = "A", label_b: str = "B", shown: int = CHANGED_SHOWN
 ) -> PanelComparison:
@@ -590,11 +582,13 @@ def compare_panels(
     their panel) and compare the picks example by example, in SQL.
 
     Nothing is stored. The picks come from the scoring engine
-    (:func:`reset_core.scoring.selection.score_candidates`), so they are exactly what
+    (:func:`reset_core.scoring.selection.judge_picks`), so they are exactly what
     saving either selection would pick.
     """
-    con.register("_picks_a", _judge_picks(con, cfg_a))
-    con.register("_picks_b", _judge_picks(con, cfg_b))
+    from reset_core.scoring.selection import judge_picks
+
+    con.register("_picks_a", judge_picks(con, cfg_a))
+    con.register("_picks_b", judge_picks(con, cfg_b))
     try:
         con.execute(
             """
@@ -616,16 +610,19 @@ def compare_panels(
         )
         changed = con.execute(
             """
+            -- the shown rows first, then their texts (joining first would hash every
+            -- example and candidate for 20 rows)
+            WITH p AS (SELECT * FROM _panel_cmp WHERE NOT same ORDER BY example_id LIMIT ?)
             SELECT p.example_id, e.kind, e.instruction,
                    array_to_string(p.picks_a, ', ') AS pick_a,
                    array_to_string(p.picks_b, ', ') AS pick_b,
                    ca.text AS text_a, cb.text AS text_b,
                    list_distinct(list_concat(coalesce(p.picks_a, []), coalesce(p.picks_b, [])))
                        AS candidates
-            FROM _panel_cmp p JOIN examples e USING (example_id)
+            FROM p JOIN examples e USING (example_id)
             LEFT JOIN candidates ca ON ca.candidate_id = p.picks_a[1]
             LEFT JOIN candidates cb ON cb.candidate_id = p.picks_b[1]
-            WHERE NOT p.same ORDER BY p.example_id LIMIT ?
+            ORDER BY p.example_id
             """,
             [shown],
         ).df()
