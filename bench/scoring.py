@@ -185,6 +185,7 @@ def main() -> None:
     shutil.copy(db, work)
     Path(str(work) + ".wal").unlink(missing_ok=True)
     con = connect(work)
+    con.execute("SET enable_progress_bar = false")
     counts = one(
         con,
         "SELECT (SELECT count(*) FROM candidates c JOIN examples e USING (example_id) "

@@ -465,6 +465,10 @@ MIGRATIONS: list[Migration] = [
             judges     JSON NOT NULL,       -- the panel resolved: judge ids per aspect
             split      TEXT NOT NULL,
             model_ids  JSON,                -- null: every model
+            n_candidates BIGINT NOT NULL,   -- counts a preview reports, weight-independent
+            n_examples   BIGINT NOT NULL,
+            n_unrankable BIGINT NOT NULL,   -- missing a needed aspect
+            n_disagree   BIGINT NOT NULL,   -- rankable, but the judges disagree
             seconds    DOUBLE,
             built_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
         );

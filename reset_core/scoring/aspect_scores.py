@@ -43,6 +43,10 @@ class Scope:
     model_ids: list[str] | None  # None: every model
     built: bool  # whether this call (re)built it
     seconds: float  # time of the last build
+    n_candidates: int = 0  # candidates in scope
+    n_examples: int = 0  # their examples
+    n_unrankable: int = 0  # missing an aspect their kind needs
+    n_disagree: int = 0  # rankable, but the panel's judges disagree (beyond delta)
 
 
 def scope_id(panel: Panel, split: str, model_ids: Sequence[str] | None) -> str:
@@ -56,51 +60,52 @@ def _aggregate_sql(
     panel: Panel, judges: dict[str, list[str]], split: str, model_ids: Sequence[str] | None
 ) -> tuple[str, list]:
     """SELECT of one row per candidate in scope with its combined aspect scores."""
-    verdicts, params = queries.scaled_verdicts_sql(panel.scale, model_ids)
+    # Linear scores need no scope statistics: the final join to the scope filters them.
+    verdicts, params = queries.scaled_verdicts_sql(
+        panel.scale, split, model_ids, in_scope=panel.scale != "linear"
+    )
     aspects = [a for a, ids in judges.items() for _ in ids]
     ids = [j for ids in judges.values() for j in ids]
     scope, scope_params = queries.scope_sql(model_ids)
     delta = float(panel.delta)
-    value = f"CASE WHEN spread <= {delta!r} THEN mean END" if panel.combine == "agree" else "mean"
+    cols = {"task": "task", "instruction": "instr", "faithfulness": "faith"}
+    # One pass over the verdicts, grouped by candidate: per aspect the mean of the
+    # scaled scores, the spread of the linear ones (agreement) and how many judges.
+    per_aspect = ",\n".join(
+        f"avg(scaled) FILTER (WHERE aspect = '{a}') AS m_{c}, "
+        f"max(lin) FILTER (WHERE aspect = '{a}') - min(lin) FILTER (WHERE aspect = '{a}') "
+        f"AS sp_{c}, count(*) FILTER (WHERE aspect = '{a}') AS n_{c}"
+        for a, c in cols.items()
+    )
 
-    def missing(aspect: str, col: str, kind: str | None) -> str:
-        need = f"kind = '{kind}' AND " if kind else ""
+    def value(c: str) -> str:
+        if panel.combine == "agree":
+            return f"CASE WHEN sp_{c} <= {delta!r} THEN m_{c} END"
+        return f"m_{c}"
+
+    def missing(aspect: str, c: str, kind: str | None) -> str:
+        need = f"cand.kind = '{kind}' AND " if kind else ""
         return (
-            f"CASE WHEN {need}{col} IS NULL THEN '{aspect}' || "
-            f"CASE WHEN n_{col} > 0 THEN ' (judges disagree)' ELSE '' END END"
+            f"CASE WHEN {need}({value(c)}) IS NULL THEN '{aspect}' || "
+            f"CASE WHEN coalesce(n_{c}, 0) > 0 THEN ' (judges disagree)' ELSE '' END END"
         )
 
     sql = f"""
         WITH v AS ({verdicts}),
-        per_aspect AS (
-            SELECT candidate_id, aspect, avg(scaled) AS mean, max(lin) - min(lin) AS spread,
-                   count(*) AS n
-            FROM v GROUP BY candidate_id, aspect),
-        wide AS (
-            SELECT candidate_id,
-                max({value}) FILTER (WHERE aspect = 'task') AS s_task,
-                max({value}) FILTER (WHERE aspect = 'instruction') AS s_instr,
-                max({value}) FILTER (WHERE aspect = 'faithfulness') AS s_faith,
-                max(spread) FILTER (WHERE aspect = 'task') AS sp_task,
-                max(spread) FILTER (WHERE aspect = 'instruction') AS sp_instr,
-                max(spread) FILTER (WHERE aspect = 'faithfulness') AS sp_faith,
-                coalesce(max(n) FILTER (WHERE aspect = 'task'), 0) AS n_s_task,
-                coalesce(max(n) FILTER (WHERE aspect = 'instruction'), 0) AS n_s_instr,
-                coalesce(max(n) FILTER (WHERE aspect = 'faithfulness'), 0) AS n_s_faith
-            FROM per_aspect GROUP BY candidate_id),
+        wide AS (SELECT candidate_id, {per_aspect} FROM v GROUP BY candidate_id),
         cand AS ({scope})
-        SELECT cand.candidate_id, cand.example_id, cand.kind, s_task, s_instr, s_faith,
+        SELECT cand.candidate_id, cand.example_id, cand.kind,
+            {value("task")} AS s_task, {value("instr")} AS s_instr, {value("faith")} AS s_faith,
             coalesce(sp_task, 0) <= {delta!r}
                 AND coalesce(CASE WHEN cand.kind = 'instruction' THEN sp_instr
                                   ELSE sp_faith END, 0) <= {delta!r} AS agree,
             nullif(concat_ws(', ',
-                {missing("task", "s_task", None)},
-                {missing("instruction", "s_instr", "instruction")},
-                {missing("faithfulness", "s_faith", "context")}), '') AS missing
+                {missing("task", "task", None)},
+                {missing("instruction", "instr", "instruction")},
+                {missing("faithfulness", "faith", "context")}), '') AS missing
         FROM cand LEFT JOIN wide USING (candidate_id)
-        ORDER BY cand.example_id, cand.candidate_id
     """
-    return sql, [aspects, ids, split, *params, split, *scope_params]
+    return sql, [aspects, ids, *params, split, *scope_params]
 
 
 def ensure_aspect_scores(
@@ -119,11 +124,11 @@ def ensure_aspect_scores(
     """
     sid = scope_id(panel, split, model_ids)
     stamp = queries.judge_versions(con)
-    row = one(con, "SELECT stamp, judges, seconds FROM aspect_scores_state WHERE scope = ?", [sid])
     models = None if model_ids is None else sorted(model_ids)
-    if row is not None and row[0] == stamp and not force:
-        judges = json.loads(row[1]) if isinstance(row[1], str) else row[1]
-        return Scope(sid, panel, judges, split, models, False, row[2])
+    if not force:
+        fresh = _stored(con, sid, panel, split, models, built=False)
+        if fresh is not None and fresh[0] == stamp:
+            return fresh[1]
     t0 = time.perf_counter()
     judges = resolve_panel(con, panel, split, model_ids)
     sql, params = _aggregate_sql(panel, judges, split, model_ids)
@@ -150,7 +155,11 @@ def ensure_aspect_scores(
         seconds = time.perf_counter() - t0
         con.execute(
             "INSERT INTO aspect_scores_state (scope, stamp, panel, judges, split, model_ids, "
-            "seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "n_candidates, n_examples, n_unrankable, n_disagree, seconds) "
+            "SELECT ?, ?, ?, ?, ?, ?, count(*), count(DISTINCT example_id), "
+            "count(*) FILTER (WHERE missing IS NOT NULL), "
+            "count(*) FILTER (WHERE missing IS NULL AND NOT agree), ? "
+            "FROM aspect_scores WHERE scope = ?",
             [
                 sid,
                 stamp,
@@ -159,13 +168,28 @@ def ensure_aspect_scores(
                 split,
                 json.dumps(models),
                 seconds,
+                sid,
             ],
         )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return Scope(sid, panel, judges, split, models, True, seconds)
+    return _stored(con, sid, panel, split, models, built=True)[1]
+
+
+def _stored(con, sid, panel, split, models, built: bool) -> tuple[str, Scope] | None:
+    """(stamp, Scope) of a kept scope as its state row says, or None."""
+    row = one(
+        con,
+        "SELECT stamp, judges, seconds, n_candidates, n_examples, n_unrankable, n_disagree "
+        "FROM aspect_scores_state WHERE scope = ?",
+        [sid],
+    )
+    if row is None:
+        return None
+    judges = json.loads(row[1]) if isinstance(row[1], str) else row[1]
+    return row[0], Scope(sid, panel, judges, split, models, built, row[2], *row[3:])
 
 
 def plain_scores_sql(

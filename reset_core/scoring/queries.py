@@ -175,17 +175,25 @@ def judge_versions(con) -> str:
     return hashlib.sha1(repr(row).encode()).hexdigest()[:16]
 
 
-def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[str, list]:
+def scaled_verdicts_sql(
+    scale: str, split: str, model_ids: Sequence[str] | None, in_scope: bool = True
+) -> tuple[str, list]:
     """Each panel judge's latest valid verdict per candidate in scope, and its scaled score.
 
-    A SELECT of ``candidate_id, example_id, kind, judge_id, aspect, lin, scaled``:
+    A SELECT of ``candidate_id, judge_id, aspect, lin, scaled``:
     ``lin`` is the judge's own [0, 1] score (what ``agree`` compares), ``scaled`` the
     same on the panel's scale, computed per judge and aspect over the candidates in
     scope (see :data:`reset_core.scoring.panels.SCALE_HELP`). Parameters:
-    ``[aspects, judge_ids, split, *scope params]`` where the two lists pair up the
-    panel's (aspect, judge) choices.
+    ``[aspects, judge_ids, *params]`` where the two lists pair up the panel's (aspect,
+    judge) choices and ``params`` is returned. ``in_scope=False`` keeps verdicts on
+    candidates outside the scope (only for the linear scale, whose scores do not depend
+    on the other candidates, when the caller joins the scope itself: it saves a
+    semi-join over every judgment).
     """
+    if not in_scope and scale != "linear":
+        raise ValueError(f"scale: {scale} needs the scope's verdicts only (in_scope=True)")
     scope, params = scope_sql(model_ids)
+    where = f"AND j.candidate_id IN (SELECT candidate_id FROM ({scope}))" if in_scope else ""
     over = "OVER (PARTITION BY judge_id, aspect"
     scaled = {
         "linear": "lin",
@@ -194,20 +202,16 @@ def scaled_verdicts_sql(scale: str, model_ids: Sequence[str] | None) -> tuple[st
     }[scale]
     sql = f"""
         WITH pj AS (SELECT unnest(?::VARCHAR[]) AS aspect, unnest(?::VARCHAR[]) AS judge_id),
-        cand AS ({scope}),
         latest AS (
             -- the latest valid verdict per candidate, judge and aspect (a re-judged
             -- candidate counts once)
-            SELECT j.candidate_id, any_value(cand.example_id) AS example_id,
-                   any_value(cand.kind) AS kind, j.judge_id, j.aspect,
-                   arg_max(j.score, (j.created_at, j.judgment_id)) AS lin
+            SELECT j.candidate_id, j.judge_id, j.aspect, arg_max(j.score, j.created_at) AS lin
             FROM judgments j JOIN pj ON pj.judge_id = j.judge_id AND pj.aspect = j.aspect
-            JOIN cand ON cand.candidate_id = j.candidate_id
-            WHERE j.score IS NOT NULL
+            WHERE j.score IS NOT NULL {where}
             GROUP BY j.candidate_id, j.judge_id, j.aspect)
-        SELECT candidate_id, example_id, kind, judge_id, aspect, lin, {scaled} AS scaled
+        SELECT candidate_id, judge_id, aspect, lin, {scaled} AS scaled
         FROM latest"""
-    return sql, params
+    return sql, ([split, *params] if in_scope else [])
 
 
 def judge_score_distribution(
@@ -231,7 +235,7 @@ def judge_score_distribution(
     judges = resolve_panel(con, panel, split, model_ids)
     aspects = [a for a, ids in judges.items() for _ in ids]
     ids = [j for ids in judges.values() for j in ids]
-    sql, params = scaled_verdicts_sql(panel.scale, model_ids)
+    sql, params = scaled_verdicts_sql(panel.scale, split, model_ids)
     # [0, 1] scales share fixed bins so judges compare at a glance; z-scores have no bounds.
     edges = (
         "min(scaled) AS lo, max(scaled) AS hi"
@@ -253,5 +257,5 @@ def judge_score_distribution(
                count(*) AS n
         FROM b GROUP BY judge_id, aspect, bin ORDER BY judge_id, aspect, bin
         """,
-        [aspects, ids, split, *params],
+        [aspects, ids, *params],
     ).df()

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from reset_core.scoring import queries
 from reset_core.scoring.aspect_scores import Scope, ensure_aspect_scores
 from reset_core.scoring.config import SelectionConfig
 from reset_core.scoring.panels import Panel, get_panel
@@ -48,6 +49,27 @@ __all__ = [
 ]
 
 
+#: The round's policy per (database file, split, data stamp): finding it scans every
+#: candidate (about half a second at a million), too slow to repeat on each re-rank.
+_POLICY_CACHE: dict[tuple, list[str] | None] = {}
+
+
+def _model_scope(con, cfg: SelectionConfig) -> list[str] | None:
+    """``cfg.model_scope(con)``, remembered while candidates, examples and models stand still."""
+    if cfg.all_models or cfg.model_ids:
+        return cfg.model_scope(con)
+    path = one(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    if not path or not path[0]:  # an in-memory database has no identity to key on
+        return cfg.model_scope(con)
+    models = one(con, "SELECT count(*), max(created_at)::VARCHAR FROM models")
+    key = (path[0], cfg.split, queries.judge_versions(con), models)
+    if key not in _POLICY_CACHE:
+        if len(_POLICY_CACHE) > 64:
+            _POLICY_CACHE.clear()
+        _POLICY_CACHE[key] = cfg.model_scope(con)
+    return _POLICY_CACHE[key]
+
+
 def prepare(con, cfg: SelectionConfig) -> Scope:
     """The kept aspect scores ``cfg`` ranks from: its panel on its split and model scope.
 
@@ -55,7 +77,7 @@ def prepare(con, cfg: SelectionConfig) -> Scope:
     at once; pages call it once before a series of live re-ranks.
     """
     panel: Panel = get_panel(con, cfg.panel)
-    return ensure_aspect_scores(con, panel, cfg.split, cfg.model_scope(con))
+    return ensure_aspect_scores(con, panel, cfg.split, _model_scope(con, cfg))
 
 
 def _ranking_ctes(cfg: SelectionConfig, full_rank: bool) -> str:
@@ -111,7 +133,9 @@ def _ranking_ctes(cfg: SelectionConfig, full_rank: bool) -> str:
         if cfg.target_size
         else ""
     )
-    ctes.append(f"picks AS (SELECT example_id, candidate_id, kind, score FROM cut{target})")
+    ctes.append(
+        f"picks AS MATERIALIZED (SELECT example_id, candidate_id, kind, score FROM cut{target})"
+    )
     return "WITH " + ",\n".join(ctes)
 
 
@@ -149,26 +173,39 @@ class SelectionResult:
     model_ids: list[str] | None = None  # the models ranked (None: every model)
 
 
+#: What a preview reports beyond the kept counts: picks and how many examples changed.
 _SUMMARY = """
     old AS (SELECT example_id, candidate_id FROM selection_scores
             WHERE selection_id = ? AND picked),
-    diff AS (SELECT coalesce(n.example_id, o.example_id) AS example_id
-             FROM picks n FULL JOIN old o
-               ON n.example_id = o.example_id AND n.candidate_id = o.candidate_id
-             WHERE n.candidate_id IS NULL OR o.candidate_id IS NULL)
-    SELECT * FROM
-        (SELECT count(*), count(*) FILTER (WHERE score IS NULL), count(DISTINCT example_id)
-         FROM s),
-        (SELECT count(*), count(DISTINCT example_id) FROM picks),
-        (SELECT count(DISTINCT example_id) FROM diff)
+    diff AS (SELECT example_id FROM (
+                 (SELECT example_id, candidate_id FROM picks
+                  EXCEPT SELECT example_id, candidate_id FROM old)
+                 UNION ALL
+                 (SELECT example_id, candidate_id FROM old
+                  EXCEPT SELECT example_id, candidate_id FROM picks)))
+    SELECT (SELECT count(*) FROM picks), (SELECT count(DISTINCT example_id) FROM picks),
+           (SELECT count(DISTINCT example_id) FROM diff)
+"""
+
+#: The same when each example has at most one new pick (top-1 presets): one join on
+#: the example instead of two set differences over (example, candidate) pairs.
+_SUMMARY_TOP1 = """
+    old AS (SELECT example_id, candidate_id FROM selection_scores
+            WHERE selection_id = ? AND picked)
+    SELECT (SELECT count(*) FROM picks), (SELECT count(*) FROM picks),
+           (SELECT count(DISTINCT coalesce(n.example_id, o.example_id))
+            FROM picks n FULL JOIN old o ON n.example_id = o.example_id
+            WHERE n.candidate_id IS DISTINCT FROM o.candidate_id)
 """
 
 
-#: The same counts over a just-stored selection (no second ranking).
-_STORED_SUMMARY = (
-    "WITH s AS (SELECT example_id, candidate_id, score, picked FROM selection_scores "
-    "WHERE selection_id = ?), picks AS (SELECT * FROM s WHERE picked)," + _SUMMARY
-)
+def _stored_summary(k: int) -> str:
+    """The pick counts of a just-stored selection (no second ranking). Params: its id, against."""
+    summary = _SUMMARY_TOP1 if k == 1 else _SUMMARY
+    return (
+        "WITH picks AS (SELECT example_id, candidate_id FROM selection_scores "
+        "WHERE selection_id = ? AND picked)," + summary
+    )
 
 
 def _result(row, sel_id, against, scope: Scope) -> SelectionResult:
@@ -196,12 +233,11 @@ def preview_selection(con, cfg: SelectionConfig, against: str | None = None) -> 
     """
     scope = prepare(con, cfg)
     against = against or latest_selection(con)
-    row = one(
-        con,
-        _ranking_ctes(cfg, full_rank=False) + "," + _SUMMARY,
-        [scope.scope_id, against],
-    )
-    return _result(row, None, against, scope)
+    summary = _SUMMARY_TOP1 if cfg.k() == 1 else _SUMMARY
+    row = one(con, _ranking_ctes(cfg, full_rank=False) + "," + summary, [scope.scope_id, against])
+    # Counts that do not depend on the weight come with the kept scores.
+    unrankable = scope.n_unrankable + (scope.n_disagree if cfg.require_agreement else 0)
+    return _result((scope.n_candidates, unrankable, scope.n_examples, *row), None, against, scope)
 
 
 def save_selection(con, cfg: SelectionConfig, against: str | None = None) -> SelectionResult:
@@ -250,23 +286,32 @@ def save_selection(con, cfg: SelectionConfig, against: str | None = None) -> Sel
             "INSERT INTO selections (selection_id, preset, config) VALUES (?, ?, ?)",
             [sel_id, cfg.preset, json.dumps(record)],
         )
+        # Top-k alone is a flag on the rank; a RESET-S cut or a target size needs the picks.
+        simple = cfg.preset != "reset_s" and not cfg.target_size
+        thr = "" if cfg.threshold is None else f" AND r.score >= {float(cfg.threshold)!r}"
+        picked = (
+            f"coalesce(r.rank <= {cfg.k()}{thr}, false)"
+            if simple
+            else ("p.candidate_id IS NOT NULL")
+        )
+        join = "" if simple else "LEFT JOIN picks p ON p.candidate_id = r.candidate_id"
         con.execute(
             "INSERT INTO selection_scores (selection_id, candidate_id, example_id, score, rank, "
             "picked, s_task, s_instr, s_faith, agree, missing) "
             + _ranking_ctes(cfg, full_rank=True)
-            + """
-            SELECT ?, r.candidate_id, r.example_id, r.score, r.rank,
-                   p.candidate_id IS NOT NULL, r.s_task, r.s_instr, r.s_faith, r.agree,
-                   r.missing
-            FROM ranked r LEFT JOIN picks p ON p.candidate_id = r.candidate_id""",
+            + f"""
+            SELECT ?, r.candidate_id, r.example_id, r.score, r.rank, {picked},
+                   r.s_task, r.s_instr, r.s_faith, r.agree, r.missing
+            FROM ranked r {join}""",
             [scope.scope_id, sel_id],
         )
-        row = one(con, _STORED_SUMMARY, [sel_id, against])
+        row = one(con, _stored_summary(cfg.k()), [sel_id, against])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return _result(row, sel_id, against, scope)
+    unrankable = scope.n_unrankable + (scope.n_disagree if cfg.require_agreement else 0)
+    return _result((scope.n_candidates, unrankable, scope.n_examples, *row), sel_id, against, scope)
 
 
 def judge_picks(con, cfg: SelectionConfig) -> pa.Table:
