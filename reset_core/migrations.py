@@ -472,6 +472,18 @@ MIGRATIONS: list[Migration] = [
             seconds    DOUBLE,
             built_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
+        -- Per example, the review flags the queue filters on (reviewed, overridden, last
+        -- reviewer), derived from the append-only overrides and rebuilt when their count
+        -- changes (reset_core.review.queue), so a queue render never re-derives the state
+        -- of every override event. Derived, safe to drop.
+        CREATE TABLE review_flags (
+            example_id    TEXT PRIMARY KEY,
+            reviewed      BOOLEAN NOT NULL,
+            overridden    BOOLEAN NOT NULL,
+            last_at       TIMESTAMP,
+            last_reviewer TEXT
+        );
+        CREATE TABLE review_flags_state (n_events BIGINT NOT NULL);
         -- Stored selections hold the judges' picks only; reviewers' overrides are
         -- applied when read (reset_core.review.events.effective_picks). Rows written
         -- before this migration had them baked in: the column says which were edited.
