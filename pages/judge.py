@@ -23,7 +23,7 @@ from reset_core.judging.launch import (
 from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.queries import (
-    judge_labels,
+    judge_descriptions,
     judgment_statuses,
     judgment_summary,
     judgments_with_status,
@@ -262,7 +262,7 @@ def _scope_facts(_con, db: str, stamp: str, split: str) -> dict:
         "policy": round_policy(_con, split),
         "models": split_models(_con, split),
         "model_labels": model_labels(_con),
-        "judge_labels": judge_labels(_con),
+        "judge_labels": judge_descriptions(_con),
     }
 
 

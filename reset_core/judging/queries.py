@@ -127,9 +127,12 @@ def job_judgment_counts(con, job_id: str) -> tuple[int, int]:
     return n, n_scored
 
 
-def judge_labels(con) -> dict[str, str]:
-    """Every registered judge's display label, by judge id: its id, ``placeholder`` when
-    its verdicts are the local stand-in's, and what it measures.
+def judge_descriptions(con) -> dict[str, str]:
+    """Every registered judge as the panel builder lists it, by judge id: its id, marked
+    ``(placeholder)`` when its verdicts are the local stand-in's, and what it measures.
+
+    (The marking is the judges work's ``judge_label`` rule; once both are merged this
+    should call it.)
 
     >>> from reset_core.store import connect
     >>> con = connect(":memory:")
@@ -137,15 +140,12 @@ def judge_labels(con) -> dict[str, str]:
     ...     "INSERT INTO judges (judge_id, name, kind, description, placeholder) VALUES "
     ...     "('metric:rouge_l', 'rouge_l', 'metric', 'ROUGE-L F1 against the reference', false), "
     ...     "('llm:gpt-4o-mini', 'gpt-4o-mini', 'llm', NULL, true)")
-    >>> for judge_id, label in judge_labels(con).items():
+    >>> for judge_id, label in judge_descriptions(con).items():
     ...     print(label)
-    llm:gpt-4o-mini · placeholder (stand-in verdicts)
+    llm:gpt-4o-mini (placeholder)
     metric:rouge_l · ROUGE-L F1 against the reference
     """
     rows = con.execute(
         "SELECT judge_id, coalesce(placeholder, false), description FROM judges ORDER BY judge_id"
     ).fetchall()
-    return {
-        j: " · ".join([j] + ["placeholder (stand-in verdicts)"] * ph + [d] * bool(d))
-        for j, ph, d in rows
-    }
+    return {j: " · ".join([f"{j} (placeholder)" if ph else j] + [d] * bool(d)) for j, ph, d in rows}
