@@ -1,11 +1,11 @@
-"""Build the large benchmark database in SQL: N examples × K candidates, judged twice.
+"""Build the large benchmark database in SQL: N examples × K candidates, judged 2 or 3 times.
 
 Everything is generated with DuckDB's ``range()`` inside the database (no Python rows),
 so a 1,000,000-candidate database takes well under a minute on 2 cores.
 
 Default shape (``build_bench_db(path)``): 200,000 seen examples (half ``instruction``,
 half ``context``), 5 candidates each (one per decoding setting, from two models) =
-1,000,000 candidates; two judges score ``task`` and ``instruction``, plus ``faithfulness`` on context examples
+1,000,000 candidates; two judges (three with ``--judges 3``) score ``task`` and ``instruction``, plus ``faithfulness`` on context examples
 (5,000,000 judgments, about 2% failed = NULL score); one selection over every candidate
 with one pick per example; a few thousand review events by three reviewers; three
 models (base, MTL, RESET) with an evaluation run each and judged test-split answers.
@@ -31,21 +31,35 @@ SETTINGS = [  # (temperature, top_k, top_p)
     (1.0, -1, 1.0),
     (1.3, 100, 0.98),
 ]
-JUDGES = ("judge:llm-a", "judge:llm-b")
+JUDGES = ("judge:llm-a", "judge:llm-b", "judge:llm-c")
 MODELS = (("m:base", "base"), ("m:mtl", "mtl"), ("m:reset", "reset"))
 
 
-def build_bench_db(path: str | Path, n_examples: int = 200_000, per_example: int = 5) -> dict:
+def build_bench_db(
+    path: str | Path, n_examples: int = 200_000, per_example: int = 5, n_judges: int = 2
+) -> dict:
     """Create (or replace) the benchmark database at ``path``; return its row counts.
+
+    ``n_judges`` (2 or 3) judges score every aspect; the third (``judge:llm-c``) is a
+    lenient judge on a compressed scale (``0.5 + likert/8``), so judges' scales differ
+    the way real panels' do (``bench/scoring.py`` and ``bench/judge_page.py`` use 3).
 
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
     >>> build_bench_db(os.path.join(d, "b.duckdb"), n_examples=10, per_example=5)["candidates"]
-    50
+    56
+    >>> build_bench_db(os.path.join(d, "b.duckdb"), n_examples=10, n_judges=3)["judgments"]
+    420
+
+    (50 seen candidates and 3 models' answers to 2 test examples; 3 judges × (task +
+    instruction on 56 candidates + faithfulness on the 28 with a context).)
     """
     path = Path(path)
     for suffix in ("", ".wal"):
         Path(str(path) + suffix).unlink(missing_ok=True)
+    if n_judges not in (2, 3):
+        raise ValueError(f"n_judges: 2 or 3, got {n_judges}")
+    judges = JUDGES[:n_judges]
     con = connect(path)
     n_settings = min(per_example, len(SETTINGS))
     settings = ", ".join(
@@ -58,7 +72,7 @@ def build_bench_db(path: str | Path, n_examples: int = 200_000, per_example: int
     )
     con.execute(
         "INSERT INTO judges (judge_id, name, kind) VALUES "
-        + ", ".join(f"('{j}', '{j[6:]}', 'llm')" for j in JUDGES)
+        + ", ".join(f"('{j}', '{j[6:]}', 'llm')" for j in judges)
     )
     n_test = max(n_examples // 100, 2)
     con.execute(
@@ -130,21 +144,25 @@ def build_bench_db(path: str | Path, n_examples: int = 200_000, per_example: int
                       - CASE WHEN setting_id = 's:4' AND aspect = 'faithfulness' THEN 1 ELSE 0 END
                    )) AS la
             FROM pairs
-        ), both_judges AS (
+        ), judged AS (
             SELECT *, j.judge_id,
                    CASE WHEN j.judge_id = 'judge:llm-a' THEN la
-                        ELSE least(4, greatest(0, la + ((hash(candidate_id || 'n') % 5)::INTEGER
-                             - 2) // 2)) END AS likert,
+                        ELSE least(4, greatest(0, la + ((hash(candidate_id
+                             -- judge B's noise as it always was, judge C's its own
+                             || CASE j.judge_id WHEN 'judge:llm-b' THEN 'n' ELSE j.judge_id END)
+                             % 5)::INTEGER - 2) // 2)) END AS likert,
                    hash(candidate_id || aspect || j.judge_id) % 50 = 0 AS failed
-            FROM base, (VALUES ('judge:llm-a'), ('judge:llm-b')) j(judge_id)
+            FROM base, (SELECT unnest(?) AS judge_id) j
         )
         SELECT 'j:' || candidate_id || ':' || judge_id || ':' || aspect, candidate_id, judge_id,
                aspect,
-               CASE WHEN failed THEN NULL ELSE likert / 4.0 END,
+               CASE WHEN failed THEN NULL WHEN judge_id = 'judge:llm-c' THEN 0.5 + likert / 8.0
+                    ELSE likert / 4.0 END,
                CASE WHEN failed THEN NULL ELSE likert + 1 END,
                CASE WHEN failed THEN 'parse_error' ELSE 'ok' END
-        FROM both_judges
-        """
+        FROM judged
+        """,
+        [list(judges)],
     )
     # One selection: rank by mean score per candidate, pick rank 1 per seen example.
     con.execute("INSERT INTO selections VALUES ('sel:bench', 'reset', '{}', now())")
@@ -215,9 +233,10 @@ def main() -> None:
     ap.add_argument("path")
     ap.add_argument("--examples", type=int, default=200_000, help="seen examples (200000)")
     ap.add_argument("--per-example", type=int, default=5, help="candidates per example (5)")
+    ap.add_argument("--judges", type=int, default=2, help="judges per aspect, 2 or 3 (2)")
     args = ap.parse_args()
     t = time.perf_counter()
-    counts = build_bench_db(args.path, args.examples, args.per_example)
+    counts = build_bench_db(args.path, args.examples, args.per_example, args.judges)
     print(f"built {args.path} in {time.perf_counter() - t:.1f}s: {counts}")
 
 

@@ -9,7 +9,10 @@ from reset_core.analytics import agreement as ag
 from reset_core.analytics.summaries import ensure_fresh, missing_note
 from reset_core.aspects import ASPECTS
 from reset_core.judging.queries import judge_labels
+from reset_core.options import help_text
 from reset_core.review import links as review_links
+from reset_core.scoring.config import SelectionConfig
+from reset_core.scoring.panels import list_panels
 
 st.title("Agreement")
 con = ui.cursor()
@@ -180,3 +183,71 @@ if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 else:
     st.caption("No vetoes or forced picks on judged candidates yet: veto or force picks in Review.")
+
+# ----------------------------------------------------------------------------- panels
+st.subheader("Panel against panel")
+st.caption(
+    "Which candidate would each panel pick? Both rank the same candidates (the round's "
+    "policy on the seen split) with the RESET preset and w below; human overrides are "
+    "left out, so this compares the judges' picks only."
+)
+panels = {p.name: p for p in list_panels(con)}
+c1, c2, c3 = st.columns(3)
+name_a = c1.selectbox("Panel A", list(panels), key="cmp_panel_a")
+name_b = c2.selectbox("Panel B", list(panels), index=min(1, len(panels) - 1), key="cmp_panel_b")
+cmp_w = c3.slider(
+    "w", 0.0, 5.0, 2.0, 0.1, key="cmp_weight", help=help_text(SelectionConfig, "weight")
+)
+for col, name in ((c1, name_a), (c2, name_b)):
+    p = panels[name]
+    judges = "; ".join(
+        f"{a}: {', '.join(p.judges[a]) if a in p.judges else 'every judge with verdicts'}"
+        for a in ASPECTS
+    )
+    col.caption(f"{p.describe_rule()}. {judges}")
+if len(panels) < 2:
+    st.info("Save a second panel on the Judge page (section 4, Scores and picks) to compare two.")
+elif name_a == name_b:
+    st.caption("Choose two different panels.")
+elif st.button("Compare picks", key="cmp_run"):
+    with st.spinner("Ranking with both panels…"):
+        st.session_state["cmp_result"] = (
+            (name_a, name_b, cmp_w),
+            ag.compare_panels(
+                con,
+                SelectionConfig(panel=panels[name_a], weight=cmp_w),
+                SelectionConfig(panel=panels[name_b], weight=cmp_w),
+                label_a=name_a,
+                label_b=name_b,
+            ),
+        )
+asked, cmp = st.session_state.get("cmp_result", (None, None))
+if cmp is not None and asked == (name_a, name_b, cmp_w):  # shown only for what it answers
+    m1, m2, m3 = st.columns(3)
+    m1.metric(
+        "Overlap",
+        "n/a" if cmp.overlap is None else f"{cmp.overlap:.1%}",
+        help="examples where both panels pick the same candidate / examples either picks for",
+    )
+    m2.metric("Same pick", f"{cmp.n_same:,} / {cmp.n_examples:,}")
+    m3.metric(
+        "Examples that change",
+        f"{cmp.n_changed:,}",
+        help=f"of which {cmp.only_a:,} only {name_a} and {cmp.only_b:,} only {name_b} can pick",
+    )
+    if cmp.n_changed:
+        shown = cmp.changed
+        st.caption(f"The first {len(shown):,} of {cmp.n_changed:,} examples that change:")
+        st.dataframe(
+            shown.drop(columns=["candidates"]).rename(
+                columns={"pick_a": f"pick ({name_a})", "pick_b": f"pick ({name_b})"}
+            ),
+            hide_index=True,
+            key="cmp_changed",
+        )
+        labels = [f"{r.example_id}: {r.instruction[:60]}" for r in shown.itertuples()]
+        which = st.selectbox("Example", ["all shown", *labels], key="cmp_example")
+        if st.button("Open in Review", key="cmp_open"):
+            rows = shown if which == "all shown" else shown.iloc[[labels.index(which)]]
+            ids = [c for cands in rows["candidates"] for c in cands]
+            st.switch_page("pages/review.py", query_params=review_links.region_query(ids))

@@ -2,12 +2,14 @@
 
 import json
 
+import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
 
 import ui
 from reset_core import jobs
 from reset_core.aspects import ASPECTS
+from reset_core.errors import validation_message
 from reset_core.judging.base import STATUSES
 from reset_core.judging.launch import (
     SPLITS,
@@ -22,19 +24,33 @@ from reset_core.judging.launch import (
 from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.queries import (
-    judge_ids,
-    judge_labels,
+    judge_descriptions,
     judgment_statuses,
     judgment_summary,
     judgments_with_status,
 )
 from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
 from reset_core.options import help_text
-from reset_core.sampling.queries import count_candidates
+from reset_core.review.events import event_count
+from reset_core.sampling.queries import count_candidates, split_models
 from reset_core.scoring.config import SelectionConfig
-from reset_core.scoring.panels import Panel
-from reset_core.scoring.queries import latest_selection, selection_rows
-from reset_core.scoring.selection import preview_selection, save_selection
+from reset_core.scoring.panels import (
+    DEFAULT_PANEL,
+    SCALE_HELP,
+    Panel,
+    list_panels,
+    save_panel,
+)
+from reset_core.scoring.queries import (
+    judge_score_distribution,
+    judge_versions,
+    judges_with_verdicts,
+    list_selections,
+    selection_rows,
+)
+from reset_core.scoring.reset_s import FRACTION_HELP
+from reset_core.scoring.selection import prepare, preview_selection, save_selection
+from reset_core.training.queries import model_labels, round_policy
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
@@ -203,21 +219,36 @@ def judge_jobs(watching: list[str]) -> None:
 judge_jobs(judging_now)
 
 # ----------------------------------------------------------------------------- judgments
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _verdicts(_con, db: str, stamp: str) -> tuple:
+    """The verdict summary and statuses: seconds at millions of verdicts, so read once per
+    change of the judgments (stored verdicts are only ever appended)."""
+    return judgment_summary(_con), judgment_statuses(_con)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _with_status(_con, db: str, stamp: str, status: str):
+    return judgments_with_status(_con, status, limit=100)
+
+
 st.header("3 · Judgments")
-summary = judgment_summary(con)
+stamp = judge_versions(con)
+summary, statuses = _verdicts(con, ui.db_path(), stamp)
 if summary.empty:
     st.caption("No judgments yet.")
 else:
     st.dataframe(summary, hide_index=True, width="stretch")
     pick = st.selectbox(
         "Show",
-        judgment_statuses(con),
+        statuses,
         key="judgment_status",
         format_func=lambda s: f"{s}: {STATUSES.get(s, '')}",
         help="Failures first: each keeps its error and the raw answer.",
     )
     st.dataframe(
-        judgments_with_status(con, pick, limit=100),
+        _with_status(con, ui.db_path(), stamp, pick),
         hide_index=True,
         width="stretch",
     )
@@ -226,84 +257,372 @@ else:
 st.header("4 · Scores and picks")
 st.caption(
     "score = s_task + w·(I_instr·s_instr + I_faith·s_faith); I_instr = 1 for open-ended, "
-    "I_faith = 1 for context examples."
+    "I_faith = 1 for context examples. Each s_* combines the scores of the panel's judges "
+    "for that aspect, after the panel's scale method."
 )
 if summary.empty:
     # Nothing to rank before the first verdict: no counts that only say "not judged yet".
     st.info("Scores and picks appear here once candidates are judged: launch judging above.")
     st.stop()
-c1, c2, c3 = st.columns(3)
-preset = c1.selectbox("Preset", ["reset", "reset_s", "custom"], key="preset", help=S("preset"))
-weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
-combine = c3.selectbox(
-    "Combine judges", ["mean", "agree", "judge"], key="combine", help=P("combine")
-)
-by_aspect = {}
-if combine == "judge":
-    judges, labels = judge_ids(con), judge_labels(con)
-    cols = st.columns(3)
-    for col, a in zip(cols, ASPECTS, strict=True):
-        by_aspect[a] = col.selectbox(
-            f"Judge for {a}",
-            judges,
-            key=f"judge_for_{a}",
-            format_func=lambda j: labels.get(j, j),
+
+NEW_PANEL = "new panel…"
+#: Up to this many stored verdicts the score histograms are drawn without asking.
+DIST_AT_ONCE = 500_000
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _scope_facts(_con, db: str, stamp: str, split: str) -> dict:
+    """What the selection controls offer, read once per change of the judgments or models."""
+    return {
+        "policy": round_policy(_con, split),
+        "models": split_models(_con, split),
+        "model_labels": model_labels(_con),
+        "judge_labels": judge_descriptions(_con),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _judges_on(_con, db: str, stamp: str, split: str, models: tuple | None) -> dict:
+    return judges_with_verdicts(_con, split, None if models is None else list(models))
+
+
+@st.cache_data(show_spinner="Binning each judge's verdicts…", max_entries=32)
+def _distribution(_con, db: str, stamp: str, panel_json: str, split: str, models: tuple | None):
+    """The panel judges' histograms on linear [0,1] (before) and on the panel's scale (after)."""
+    panel = Panel.model_validate_json(panel_json)
+    models = None if models is None else list(models)
+    after = judge_score_distribution(_con, panel, split, models)
+    before = (
+        after
+        if panel.scale == "linear"
+        else judge_score_distribution(
+            _con, panel.model_copy(update={"scale": "linear"}), split, models
         )
-c1, c2, c3, c4 = st.columns(4)
-delta = c1.number_input("δ (agreement)", 0.0, 1.0, 0.2, 0.05, help=PN("delta"))
-threshold = c2.number_input("Threshold (0 = none)", 0.0, value=0.0, help=S("threshold"))
-top_k = c3.number_input("Top-k (custom)", 1, 1000, 1, help=S("top_k"))
-target = c4.number_input("Target size (custom, 0 = all)", 0, value=0, help=S("target_size"))
-try:
-    cfg = SelectionConfig(
-        preset=preset,
-        weight=weight,
-        combine=combine,
-        judge_by_aspect=by_aspect,
-        delta=delta,
-        threshold=threshold or None,
-        top_k=top_k,
-        target_size=target or None,
     )
-except ValidationError as e:
-    st.error(str(e))
-    st.stop()
+    return before, after
 
-prev = preview_selection(con, cfg)
-m = st.columns(4)
-m[0].metric("Picks", f"{prev.n_picked:,}")
-m[1].metric("Examples with a pick", f"{prev.n_examples_with_pick:,} / {prev.n_examples:,}")
-m[2].metric(
-    "Not rankable",
-    f"{prev.n_unrankable:,} / {prev.n_candidates:,}",
-    help=f"Candidates of the {cfg.split} split missing a valid verdict for an aspect their "
-    "kind needs (task, and instruction or faithfulness): never picked.",
-)
-m[3].metric(
-    "Picks changed",
-    "-" if prev.n_changed is None else f"{prev.n_changed:,}",
-    help=f"examples whose pick differs from the saved selection {prev.compared_to}",
-)
-if prev.n_unrankable:
-    why = "not judged yet, or the judge failed" + (
-        f", or the judges differ by more than δ = {delta:g}" if combine == "agree" else ""
-    )
-    st.warning(
-        f"{prev.n_unrankable:,} of the {prev.n_candidates:,} candidates in the {cfg.split} split "
-        "cannot be ranked: an aspect their kind needs (task, and instruction for open-ended or "
-        f"faithfulness for context examples) has no valid verdict ({why}). They are never "
-        "picked until judged."
-    )
-if st.button("Save selection", type="primary", key="save_selection"):
-    res = save_selection(con, cfg)
-    st.success(f"saved {res.selection_id}: {res.n_picked} picks")
 
-sel = latest_selection(con)
-if sel:
-    st.subheader(f"Saved selection {sel}")
+def _judges_text(ids: list[str], labels: dict[str, str]) -> str:
+    return "; ".join(labels.get(j, j) for j in ids) or "none with valid verdicts"
+
+
+def _panel_builder(cur, base: Panel, judges_on: dict, labels: dict) -> Panel | None:
+    """Widgets for a panel, starting from ``base``; the panel they describe (None: invalid)."""
+    k = base.name  # widget keys per starting panel: choosing another one refills them
+    st.caption(
+        "Judges per aspect, from those with verdicts on these candidates. None chosen: "
+        "every judge with verdicts on that aspect, placeholders excepted."
+    )
+    cols = st.columns(3)
+    chosen = {}
+    for col, a in zip(cols, ASPECTS, strict=True):
+        options = sorted(set(judges_on.get(a, [])) | set(base.judges.get(a, [])))
+        chosen[a] = col.multiselect(
+            f"{a} judges",
+            options,
+            default=[j for j in base.judges.get(a, []) if j in options],
+            format_func=lambda j: labels.get(j, j),
+            key=f"pj_{a}_{k}",
+        )
+    c1, c2, c3, c4 = st.columns(4)
+    scale = c1.selectbox(
+        "Scale method",
+        list(SCALE_HELP),
+        index=list(SCALE_HELP).index(base.scale),
+        format_func=lambda m: SCALE_HELP[m].split(":")[0],
+        key=f"pscale_{k}",
+        help=PN("scale"),
+    )
+    c1.caption(SCALE_HELP[scale])
+    combine = c2.selectbox(
+        "Combination rule",
+        ["mean", "agree"],
+        index=["mean", "agree"].index(base.combine),
+        key=f"pcombine_{k}",
+        help=PN("combine"),
+    )
+    delta = c3.number_input(
+        "δ (agreement)", 0.0, 1.0, base.delta, 0.05, key=f"pdelta_{k}", help=PN("delta")
+    )
+    placeholders = c4.checkbox(
+        "Include placeholders",
+        base.include_placeholders,
+        key=f"pph_{k}",
+        help=PN("include_placeholders"),
+    )
+    c1, c2 = st.columns([3, 1])
+    name = c1.text_input(
+        "Panel name", "" if base.name == DEFAULT_PANEL else base.name, key=f"pname_{k}"
+    )
+    try:
+        panel = Panel(
+            name=name.strip() or "unsaved",
+            judges=chosen,
+            scale=scale,
+            combine=combine,
+            delta=delta,
+            include_placeholders=placeholders,
+        )
+    except ValidationError as e:
+        st.error(validation_message(e))
+        return None
+    if c2.button("Save panel", key="save_panel", disabled=not name.strip()):
+        try:
+            save_panel(cur, panel)
+        except ValueError as e:
+            st.error(str(e))
+        else:
+            # the chooser is drawn already: it shows the saved panel from the next run on
+            st.session_state["_panel_saved"] = panel.name
+            st.rerun()
+    return panel
+
+
+@st.fragment
+def scores_and_picks() -> None:
+    """Panel, model scope, preset and weight, and the picks they give.
+
+    A fragment: changing the weight or any other control re-runs only this section,
+    not the launch plan and verdict tables above. Reads that only change with the
+    judgments or the models are cached under :func:`judge_versions`.
+    """
+    cur = ui.cursor()
+    split = SelectionConfig.model_fields["split"].default
+    stamp = judge_versions(cur)  # what every cached read below depends on
+    facts = _scope_facts(cur, ui.db_path(), stamp, split)
+    labels, mlabels = facts["judge_labels"], facts["model_labels"]
+
+    # --- model scope: the round's policy unless the user mixes models on purpose
+    policy = facts["policy"]
+    mix = st.toggle("Mix models", key="mix_models", help=S("all_models"))
+    if mix:
+        models = st.multiselect(
+            "Models",
+            list(facts["models"]),
+            default=list(facts["models"]),
+            format_func=lambda m: f"{mlabels.get(m, m)} ({facts['models'][m]:,} candidates)",
+            key="mix_model_ids",
+        )
+        if not models:
+            st.warning("Choose at least one model.")
+            return
+        every = set(models) == set(facts["models"])
+        scope = dict(all_models=True) if every else dict(model_ids=models)
+        model_ids = None if every else models
+    else:
+        st.markdown(
+            f"**Model**: {mlabels.get(policy, policy) if policy else 'none'} "
+            "(the round's policy: RESET samples and selects from one model per round)"
+        )
+        scope, model_ids = {}, [policy] if policy else []
+    models_key = None if model_ids is None else tuple(sorted(model_ids))
+
+    # --- the panel: shown before anything is scored, never implied
+    panels = {p.name: p for p in list_panels(cur)}
+    if saved := st.session_state.pop("_panel_saved", None):
+        st.session_state["panel_choice"] = saved
+    choice = st.selectbox(
+        "Judge panel",
+        [*panels, NEW_PANEL],
+        key="panel_choice",
+        help="Which judges score each aspect, on which scale, combined how. "
+        f"'{DEFAULT_PANEL}': every judge with verdicts, placeholders excepted, mean of "
+        "linear [0,1] scores. Build a panel to choose judges, the scale and the rule.",
+    )
+    base = panels.get(choice, panels[DEFAULT_PANEL])
+    edit = choice == NEW_PANEL or st.toggle("Edit this panel", key=f"edit_{choice}")
+    panel = base
+    if edit:
+        with st.container(border=True, key="panel_builder"):
+            judges_on = _judges_on(cur, ui.db_path(), stamp, split, models_key)
+            panel = _panel_builder(cur, base, judges_on, labels)
+        if panel is None:
+            return
+    # The panel resolved to judges per aspect, as the kept aspect scores record it: cheap
+    # when they are fresh, and built now otherwise (the first re-rank would build them).
+    try:
+        kept = prepare(cur, SelectionConfig(panel=panel, split=split, **scope))
+    except ValueError as e:  # a saved panel naming judges this database lacks, say
+        st.error(str(e))
+        return
+    resolved = kept.judges
+    with st.container(border=True, key="panel_shown"):
+        st.markdown(f"**Panel {panel.name}**: {panel.describe_rule()}")
+        st.dataframe(
+            [
+                {
+                    "aspect": a,
+                    "judges": _judges_text(resolved[a], labels),
+                    "chosen": "named" if a in panel.judges else "every judge with verdicts",
+                }
+                for a in ASPECTS
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            f"Scale: {SCALE_HELP[panel.scale]}. Placeholder verdicts "
+            + ("included." if panel.include_placeholders else "left out.")
+        )
+
+    # --- preset, weight and RESET-S
+    c1, c2 = st.columns(2)
+    preset = c1.selectbox("Preset", ["reset", "reset_s", "custom"], key="preset", help=S("preset"))
+    weight = c2.slider("w", 0.0, 5.0, 2.0, 0.1, key="weight", help=S("weight"))
+    extra: dict = {}
+    if preset == "reset_s":
+        st.caption(
+            "RESET-S: " + FRACTION_HELP + ". The same cut makes a RESET-S curated set on Train."
+        )
+        c1, c2 = st.columns(2)
+        extra["reset_s_fraction"] = c1.number_input(
+            "Fraction kept",
+            0.01,
+            1.0,
+            SelectionConfig.model_fields["reset_s_fraction"].default,
+            0.01,
+            key="reset_s_fraction",
+            help=S("reset_s_fraction"),
+        )
+        extra["require_agreement"] = c2.checkbox(
+            "Judges must agree", key="rs_agree", help=S("require_agreement")
+        )
+    elif preset == "custom":
+        c1, c2, c3, c4 = st.columns(4)
+        extra["top_k"] = c1.number_input("Top-k", 1, 1000, 1, key="top_k", help=S("top_k"))
+        target = c2.number_input(
+            "Target size (0 = all)", 0, value=0, key="target", help=S("target_size")
+        )
+        thr = c3.number_input(
+            "Threshold (0 = none)", 0.0, value=0.0, key="thr", help=S("threshold")
+        )
+        extra["require_agreement"] = c4.checkbox(
+            "Judges must agree", key="cu_agree", help=S("require_agreement")
+        )
+        extra["target_size"] = target or None
+        extra["threshold"] = thr or None
+    try:
+        cfg = SelectionConfig(
+            preset=preset, weight=weight, panel=panel, split=split, **scope, **extra
+        )
+    except ValidationError as e:
+        st.error(validation_message(e))
+        return
+
+    prev = preview_selection(cur, cfg)
+    with st.container(key="scores_and_picks"):
+        m = st.columns(4)
+        m[0].metric("Picks", f"{prev.n_picked:,}")
+        m[1].metric("Examples with a pick", f"{prev.n_examples_with_pick:,} / {prev.n_examples:,}")
+        m[2].metric(
+            "Not rankable",
+            f"{prev.n_unrankable:,} / {prev.n_candidates:,}",
+            help=f"Candidates of the {cfg.split} split missing a valid verdict for an aspect "
+            "their kind needs (task, and instruction or faithfulness): never picked.",
+        )
+        m[3].metric(
+            "Picks changed",
+            "-" if prev.n_changed is None else f"{prev.n_changed:,}",
+            help=f"examples whose pick differs from the saved selection {prev.compared_to}",
+        )
+    if prev.n_unrankable:
+        why = "not judged yet, or the judge failed" + (
+            f", or the judges differ by more than δ = {panel.delta:g}"
+            if panel.combine == "agree"
+            else ""
+        )
+        st.warning(
+            f"{prev.n_unrankable:,} of the {prev.n_candidates:,} candidates in the {cfg.split} "
+            "split cannot be ranked: an aspect their kind needs (task, and instruction for "
+            "open-ended or faithfulness for context examples) has no valid verdict of the "
+            f"panel's judges ({why}). They are never picked until judged."
+        )
+    if st.button("Save selection", type="primary", key="save_selection"):
+        res = save_selection(cur, cfg)
+        st.success(f"saved {res.selection_id} with panel {panel.name}: {res.n_picked:,} picks")
+
+    score_distributions(cur, panel, split, model_ids, stamp, resolved)
+    saved_selections(cur)
+
+
+def score_distributions(cur, panel, split, model_ids, stamp, resolved) -> None:
+    """Each panel judge's scores before and after the panel's scale method."""
+    st.subheader("What the scale method does")
+    n_verdicts = int(summary["n"].sum())
+    # Binning every verdict on a scale takes tens of seconds at millions of verdicts, and
+    # a running query holds the page: shown at once on small runs, on request on large ones.
+    if not st.toggle(
+        "Show each judge's score distribution",
+        value=n_verdicts <= DIST_AT_ONCE,
+        key="show_dist",
+        help=f"Histograms of the panel judges' verdicts before and after the scale method. "
+        f"Computed once per panel and cached; with {n_verdicts:,} verdicts "
+        + ("this is quick." if n_verdicts <= DIST_AT_ONCE else "this takes a while."),
+    ):
+        return
+    before, after = _distribution(
+        cur,
+        ui.db_path(),
+        stamp,
+        panel.model_dump_json(),
+        split,
+        None if model_ids is None else tuple(sorted(model_ids)),
+    )
+    if after.empty:
+        st.caption("No valid verdicts of the panel's judges on these candidates.")
+        return
+    aspect = st.radio(
+        "Aspect",
+        [a for a in ASPECTS if resolved[a]],
+        horizontal=True,
+        key="dist_aspect",
+        help="Each judge's verdicts on the candidates being ranked, before (its own [0,1] "
+        "score) and after the panel's scale method: the scores the rule combines.",
+    )
+    cols = st.columns(2)
+    for col, d, which, when, title in (
+        (cols[0], before, "linear", "before", SCALE_HELP["linear"]),
+        (cols[1], after, panel.scale, "after", SCALE_HELP[panel.scale]),
+    ):
+        d = d[d["aspect"] == aspect]
+        fig = go.Figure()
+        for judge_id, g in d.groupby("judge_id"):
+            fig.add_bar(x=(g["lo"] + g["hi"]) / 2, y=g["n"], width=g["hi"] - g["lo"], name=judge_id)
+        fig.update_layout(
+            title=f"{when}: {title}",
+            barmode="overlay",
+            height=320,
+            margin={"t": 40, "b": 20},
+            xaxis_title="score" if which != "standard" else "z-score",
+            yaxis_title="verdicts",
+            legend={"orientation": "h"},
+        )
+        fig.update_traces(opacity=0.55)
+        col.plotly_chart(fig, key=f"dist_{when}_{aspect}", width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _selection_rows(_con, db: str, selection_id: str, picks_only: bool, n_events: int):
+    """A stored selection's first rows: seconds at a million candidates. A stored
+    selection never changes and its overrides only with a new review event, so a live
+    re-rank does not read it again."""
+    return selection_rows(_con, selection_id, picks_only=picks_only, limit=200)
+
+
+def saved_selections(cur) -> None:
+    sels = list_selections(cur)
+    if sels.empty:
+        return
+    st.subheader("Saved selections")
+    st.dataframe(sels, hide_index=True, width="stretch", key="selections_list")
+    sel = sels["selection_id"].iloc[0]
+    st.markdown(f"**Latest: {sel}**")
     only_picks = st.checkbox("Picks only", value=True, key="only_picks")
     st.dataframe(
-        selection_rows(con, sel, picks_only=only_picks, limit=200),
+        _selection_rows(cur, ui.db_path(), sel, only_picks, event_count(cur)),
         hide_index=True,
         width="stretch",
     )
+
+
+scores_and_picks()

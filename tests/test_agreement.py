@@ -6,12 +6,14 @@ import krippendorff
 import numpy as np
 import pytest
 from analytics_data import HUMAN_TASK, cid, fill
+from panel_data import fill_two_panels
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
 from reset_core.analytics import agreement as ag
 from reset_core.analytics.summaries import ensure_fresh, missing_summary
 from reset_core.review import links as review_links
+from reset_core.store import connect
 
 
 def test_pair_stats_match_hand_computed_values():
@@ -323,3 +325,79 @@ def test_the_offline_panel_gives_every_aspect_two_judges_on_the_demo(con, db_pat
         assert len(report.judges) == 2, (aspect, report.judges, report.notes)
         (stats,) = report.pairs.values()
         assert stats["spearman"].value is not None and stats["spearman"].n >= 20, aspect
+
+
+# ----------------------------------------------------------------------------- panel vs panel
+def test_compare_panels_counts_same_and_changed_picks_by_hand(con):
+    from reset_core.scoring.config import SelectionConfig
+
+    fill_two_panels(con)
+    r = ag.compare_panels(
+        con, SelectionConfig(panel="only-j1"), SelectionConfig(panel="only-j2"), "J1", "J2"
+    )
+    # e1, e3 alike; e2 swapped; e4 picked by J1 only -> 2 of 4 examples alike
+    assert (r.n_examples, r.n_same, r.n_changed, r.only_a, r.only_b) == (4, 2, 2, 1, 0)
+    assert r.overlap == pytest.approx(0.5)
+    changed = r.changed
+    assert list(changed["example_id"]) == ["e2", "e4"]
+    assert list(changed["pick_a"]) == ["e2a", "e4a"]
+    assert changed["pick_b"].iloc[0] == "e2b" and changed["pick_b"].isna().iloc[1]
+    assert [sorted(c) for c in changed["candidates"]] == [["e2a", "e2b"], ["e4a"]]
+    # a Review link to the changed examples' picks
+    q = review_links.region_query(list(changed["candidates"].iloc[0]))
+    assert sorted(review_links.parse(q)["candidates"]) == ["e2a", "e2b"]
+    # A panel against itself: every example alike.
+    same = ag.compare_panels(
+        con, SelectionConfig(panel="only-j1"), SelectionConfig(panel="only-j1")
+    )
+    assert (same.n_examples, same.n_same, same.n_changed, same.overlap) == (4, 4, 0, 1.0)
+    assert same.changed.empty
+
+
+def test_agreement_page_compares_two_saved_panels_and_opens_the_changes_in_review(app):
+    con = connect(app.db)
+    fill_two_panels(con)
+    con.close()
+    at = app.switch_page("pages/agreement.py").run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_panel_a").options == ["default", "only-j1", "only-j2"]
+    at.selectbox(key="cmp_panel_a").select("only-j1")
+    at.selectbox(key="cmp_panel_b").select("only-j2").run()
+    at.button(key="cmp_run").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Overlap"] == "50.0%"
+    assert metrics["Same pick"] == "2 / 4"
+    assert metrics["Examples that change"] == "2"
+    shown = at.dataframe[-1].value  # the changed examples close the page
+    assert list(shown["example_id"]) == ["e2", "e4"]
+    at.selectbox(key="cmp_example").select_index(1)  # e2 only
+    at.button(key="cmp_open").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Review"
+    assert sorted(at.query_params["candidates"].split(",")) == ["e2a", "e2b"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"weight": 0.0}, {"preset": "reset_s"}, {"preset": "custom", "top_k": 2}],
+)
+def test_judge_picks_are_the_picks_of_a_full_scoring(con, options):
+    """The comparison's fast path picks exactly what score_candidates marks as picked."""
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import judge_picks, score_candidates
+
+    fill_two_panels(con)
+    for panel in ("default", "only-j1", "only-j2"):
+        cfg = SelectionConfig(panel=panel, **options)
+        full = score_candidates(con, cfg)
+        want = {
+            (e, c)
+            for e, c, p in zip(
+                *full.select(["example_id", "candidate_id", "picked"]).to_pydict().values(),
+                strict=True,
+            )
+            if p
+        }
+        got = set(zip(*judge_picks(con, cfg).to_pydict().values(), strict=True))
+        assert got == want and got

@@ -169,3 +169,88 @@ def test_the_splits_to_judge_are_chosen_on_the_page(page, db_path):
     assert judged == [("i0",), ("x0",)]
     at.multiselect(key="plan_splits").set_value([]).run()
     assert any("at least one split" in w.value for w in at.warning)
+
+
+@pytest.fixture
+def panel_page(db_path):
+    """Two judges on every candidate of tests.test_agreement's four examples, and a
+    placeholder judge (the stand-in's verdicts) on a few."""
+    from reset_core.store import connect
+    from tests.panel_data import fill_two_panels
+
+    con = connect(db_path)
+    fill_two_panels(con)
+    con.execute(
+        "INSERT INTO judges (judge_id, name, kind, description, placeholder) VALUES "
+        "('J1', 'J1', 'llm', 'strict grader', false), ('J2', 'J2', 'llm', NULL, false), "
+        "('J3', 'J3', 'llm', NULL, true)"
+    )
+    con.execute(
+        "INSERT INTO judgments (judgment_id, candidate_id, judge_id, aspect, score, status) "
+        "SELECT 'ph' || candidate_id || a, candidate_id, 'J3', a, 1.0, 'ok' "
+        "FROM candidates, (VALUES ('task'), ('instruction')) v(a) WHERE candidate_id LIKE '%b'"
+    )
+    con.close()
+    at = AppTest.from_file(str(ROOT / "pages" / "judge.py"), default_timeout=60)
+    at.session_state["db_path"] = str(db_path)
+    return at
+
+
+def _texts(at) -> str:
+    return " ".join(str(e.value) for kind in ("markdown", "caption") for e in getattr(at, kind))
+
+
+def _panel_table(at) -> dict[str, str]:
+    (table,) = [d.value for d in at.dataframe if "judges" in d.value.columns]
+    return dict(zip(table["aspect"], table["judges"], strict=True))
+
+
+def test_panel_flow_shows_the_default_builds_saves_and_selects_with_a_panel(panel_page):
+    at = panel_page.run()
+    assert not at.exception
+    # Before anything is scored: the panel in use, its judges per aspect, scale and rule.
+    assert at.selectbox(key="panel_choice").value == "default"
+    assert "Panel default" in _texts(at) and "mean of linear [0,1] scores" in _texts(at)
+    judges = _panel_table(at)
+    assert judges["task"] == "J1 · strict grader; J2"  # the placeholder J3 left out
+    assert judges["faithfulness"] == "none with valid verdicts"
+    # One model, the round's policy, by its label.
+    assert "**Model**: tiny (the round's policy" in _texts(at)
+    # Each judge's scores before and after the scale method.
+    assert len(at.get("plotly_chart")) == 2
+    assert {m.label: m.value for m in at.metric}["Picks"] == "4"
+
+    # Build a panel: J2 alone, on the rank scale; the stand-in's judge is offered, labelled.
+    at.selectbox(key="panel_choice").select("new panel…").run()
+    assert not at.exception
+    task = at.multiselect(key="pj_task_default")
+    assert "J3 (placeholder)" in task.options
+    task.set_value(["J2"])
+    at.multiselect(key="pj_instruction_default").set_value(["J2"])
+    at.selectbox(key="pscale_default").select("rank")
+    at.text_input(key="pname_default").input("j2-rank").run()
+    assert not at.exception
+    assert "rank: each judge's percentile rank within the run" in _texts(at)
+    at.button(key="save_panel").click().run()
+    assert not at.exception
+    assert at.selectbox(key="panel_choice").value == "j2-rank"
+    assert "Panel j2-rank" in _texts(at) and "mean of rank scores" in _texts(at)
+    assert _panel_table(at)["task"] == "J2"
+    # J2 never judged e4, and prefers b on e2: three picks, not four.
+    assert {m.label: m.value for m in at.metric}["Picks"] == "3"
+
+    at.button(key="save_selection").click().run()
+    assert not at.exception
+    assert any("with panel j2-rank" in s.value for s in at.success)
+    (sels,) = [d.value for d in at.dataframe if "selection_id" in d.value.columns]
+    assert list(sels["panel"]) == ["j2-rank"] and list(sels["scale"]) == ["rank"]
+    picks = at.dataframe[-1].value
+    assert sorted(picks["candidate"]) == ["answer a", "answer a", "answer b"]
+
+    # Mixing models is an explicit choice, and RESET-S shows its parameter and help.
+    at.toggle(key="mix_models").set_value(True).run()
+    assert at.multiselect(key="mix_model_ids").value == ["m"]
+    at.selectbox(key="preset").select("reset_s").run()
+    assert not at.exception
+    fraction = at.number_input(key="reset_s_fraction")
+    assert fraction.value == pytest.approx(1 / 3) and "three times smaller" in fraction.help

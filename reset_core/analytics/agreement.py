@@ -540,3 +540,94 @@ def agreement_matrix(
             i, j = raters.index(judge), raters.index(HUMAN)
             cells[i][j] = cells[j][i] = s[stat]
     return raters, cells
+
+
+# ----------------------------------------------------------------------------- panel vs panel
+#: changed examples listed by :func:`compare_panels` (the rest are counted)
+CHANGED_SHOWN = 20
+
+
+@dataclass
+class PanelComparison:
+    """Two panels' picks over the same examples: how often they pick the same candidate.
+
+    ``n_examples`` counts the examples where at least one panel picks something;
+    ``n_same`` those where both pick exactly the same candidate(s), ``n_changed`` the
+    rest (``n_same + n_changed = n_examples``), of which ``only_a`` / ``only_b`` are
+    picked by one panel only (the other finds no rankable candidate there).
+    ``changed``: up to :data:`CHANGED_SHOWN` changed examples (a pandas DataFrame:
+    example_id, kind, instruction, pick_a, pick_b, the two picks' texts, and
+    ``candidates``: every candidate id either panel picks there, for a Review link).
+    """
+
+    label_a: str
+    label_b: str
+    n_examples: int
+    n_same: int
+    n_changed: int
+    only_a: int
+    only_b: int
+    changed: object  # pandas DataFrame
+
+    @property
+    def overlap(self) -> float | None:
+        """Examples picked alike / examples either panel picks for; None when none."""
+        return self.n_same / self.n_examples if self.n_examples else None
+
+
+def compare_panels(
+    con, cfg_a, cfg_b, label_a: str = "A", label_b: str = "B", shown: int = CHANGED_SHOWN
+) -> PanelComparison:
+    """Pick with ``cfg_a`` and with ``cfg_b`` (two ``SelectionConfig``s that differ in
+    their panel) and compare the picks example by example, in SQL.
+
+    Nothing is stored. The picks come from the scoring engine
+    (:func:`reset_core.scoring.selection.judge_picks`), so they are exactly what
+    saving either selection would pick.
+    """
+    from reset_core.scoring.selection import judge_picks
+
+    con.register("_picks_a", judge_picks(con, cfg_a))
+    con.register("_picks_b", judge_picks(con, cfg_b))
+    try:
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _panel_cmp AS
+            WITH a AS (SELECT example_id, list(candidate_id ORDER BY candidate_id) AS picks
+                       FROM _picks_a GROUP BY example_id),
+                 b AS (SELECT example_id, list(candidate_id ORDER BY candidate_id) AS picks
+                       FROM _picks_b GROUP BY example_id)
+            SELECT example_id, a.picks AS picks_a, b.picks AS picks_b,
+                   coalesce(a.picks = b.picks, false) AS same
+            FROM a FULL JOIN b USING (example_id)
+            """
+        )
+        n, same, only_a, only_b = one(
+            con,
+            "SELECT count(*), count(*) FILTER (WHERE same), "
+            "count(*) FILTER (WHERE picks_b IS NULL), count(*) FILTER (WHERE picks_a IS NULL) "
+            "FROM _panel_cmp",
+        )
+        changed = con.execute(
+            """
+            -- the shown rows first, then their texts (joining first would hash every
+            -- example and candidate for 20 rows)
+            WITH p AS (SELECT * FROM _panel_cmp WHERE NOT same ORDER BY example_id LIMIT ?)
+            SELECT p.example_id, e.kind, e.instruction,
+                   array_to_string(p.picks_a, ', ') AS pick_a,
+                   array_to_string(p.picks_b, ', ') AS pick_b,
+                   ca.text AS text_a, cb.text AS text_b,
+                   list_distinct(list_concat(coalesce(p.picks_a, []), coalesce(p.picks_b, [])))
+                       AS candidates
+            FROM p JOIN examples e USING (example_id)
+            LEFT JOIN candidates ca ON ca.candidate_id = p.picks_a[1]
+            LEFT JOIN candidates cb ON cb.candidate_id = p.picks_b[1]
+            ORDER BY p.example_id
+            """,
+            [shown],
+        ).df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _panel_cmp")
+        con.unregister("_picks_a")
+        con.unregister("_picks_b")
+    return PanelComparison(label_a, label_b, n, same, n - same, only_a, only_b, changed)

@@ -945,3 +945,15 @@ def undo(
         seen=seen,
         selection_id=selection_id,
     )
+
+
+def event_count(con) -> int:
+    """How many review events are stored: a complete change counter of the overrides in
+    force, since events are only ever appended (undo is an event too). DuckDB answers it
+    from table metadata, so a page can key a cache on it at no cost.
+
+    >>> from reset_core.store import connect
+    >>> event_count(connect(":memory:"))
+    0
+    """
+    return one(con, "SELECT count(*) FROM overrides")[0]

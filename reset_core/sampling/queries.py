@@ -78,3 +78,19 @@ def job_candidates(con, job_id: str, limit: int = 50, offset: int = 0):
         "c.setting_id, c.sample_index LIMIT ? OFFSET ?",
         [job_id, limit, offset],
     ).df()
+
+
+def split_models(con, split: str = "seen") -> dict[str, int]:
+    """The models with candidates on ``split`` and how many each, most first.
+
+    >>> from reset_core.store import connect
+    >>> split_models(connect(":memory:"))
+    {}
+    """
+    return dict(
+        con.execute(
+            "SELECT c.model_id, count(*) AS n FROM candidates c JOIN examples e USING (example_id) "
+            "WHERE e.split = ? GROUP BY c.model_id ORDER BY n DESC, c.model_id",
+            [split],
+        ).fetchall()
+    )

@@ -39,9 +39,20 @@ def stored_picks(con, selection_id: str) -> dict[str, frozenset]:
 
 
 def list_selections(con):
-    """Scoring runs with their pick counts, newest first (a pandas DataFrame)."""
+    """Scoring runs with their panel and pick counts, newest first (a pandas DataFrame).
+
+    Columns: selection_id, preset, panel (its name; NULL for selections saved before
+    panels), scale (the panel's scale method), weight, created_at, picks.
+
+    >>> from reset_core.store import connect
+    >>> list(list_selections(connect(":memory:")).columns)
+    ['selection_id', 'preset', 'panel', 'scale', 'weight', 'created_at', 'picks']
+    """
     return con.execute(
-        "SELECT s.selection_id, s.preset, s.created_at, "
+        "SELECT s.selection_id, s.preset, "
+        "coalesce(s.config->>'$.panel.name', s.config->>'$.panel') AS panel, "
+        "s.config->>'$.panel.scale' AS scale, (s.config->>'$.weight')::DOUBLE AS weight, "
+        "s.created_at, "
         "(SELECT count(*) FROM selection_scores x WHERE x.selection_id = s.selection_id AND x.picked)"
         " AS picks FROM selections s ORDER BY s.created_at DESC, s.selection_id"
     ).df()
