@@ -483,10 +483,13 @@ def test_a_rekind_refreshes_the_summaries_that_cache_kinds(con):
     from reset_core.analytics.summaries import ensure_fresh
     from reset_core.ingest.rekind import rekind_source
     from reset_core.review.queue import queue_is_fresh, refresh_queue
+    from reset_core.scoring.aspect_scores import ensure_aspect_scores
+    from reset_core.scoring.panels import Panel
 
     review_data.seed(con)  # ex-0 and ex-3 are source "squad": ex-0 instruction, ex-3 context
     refresh_queue(con, review_data.SELECTION)
     ensure_fresh(con)
+    ensure_aspect_scores(con, Panel())
     result = rekind_source(con, "squad", "context")
     assert result.changes == {("instruction", "context"): 1}
     assert result.n_selections == 1  # sel-1 scored ex-0 as an instruction example
@@ -497,6 +500,8 @@ def test_a_rekind_refreshes_the_summaries_that_cache_kinds(con):
     assert {r[0] for r in con.execute(q.format("review_queue")).fetchall()} == {"context"}
     ensure_fresh(con)
     assert {r[0] for r in con.execute(q.format("analytics_candidates")).fetchall()} == {"context"}
+    ensure_aspect_scores(con, Panel())  # the kept aspect scores cache kinds too
+    assert {r[0] for r in con.execute(q.format("aspect_scores")).fetchall()} == {"context"}
 
 
 def test_meta_objects_are_kept_per_example_and_checked(con, tmp_path):

@@ -163,12 +163,14 @@ def judge_versions(con) -> str:
 
     Judgments, candidates and examples are only ever appended (keys, never replaced),
     so their row counts are a complete change counter; DuckDB answers ``count(*)``
-    from table metadata. The judges' placeholder flags are a handful of rows.
+    from table metadata. The judges' placeholder flags are a handful of rows. A
+    re-kind (``rekinds``, one row per request) changes stored kinds, which the kept
+    scores cache, so its count is part of the stamp too.
     """
     row = one(
         con,
         "SELECT * FROM (SELECT count(*) FROM judgments), (SELECT count(*) FROM candidates), "
-        "(SELECT count(*) FROM examples), "
+        "(SELECT count(*) FROM examples), (SELECT count(*) FROM rekinds), "
         "(SELECT coalesce(string_agg(judge_id || ':' || coalesce(placeholder, false)::VARCHAR, "
         "',' ORDER BY judge_id), '') FROM judges)",
     )
