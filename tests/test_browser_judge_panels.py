@@ -44,6 +44,22 @@ def idle(page) -> None:
     )
 
 
+def choose(page, key: str, option: str) -> None:
+    """Open the selectbox ``key`` and pick ``option``, as a person would: click again if
+    the list closed (a script run that ends just then redraws the box shut)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        idle(page)
+        page.locator(f".st-key-{key} input").click()  # the box, not its label
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"{option!r} never showed in the {key} list")
+
+
 def test_choose_a_saved_panel_and_save_a_selection_with_it(app):
     url, page = app
     page.goto(url + "/judge")
@@ -53,9 +69,7 @@ def test_choose_a_saved_panel_and_save_a_selection_with_it(app):
     expect(shown).to_contain_text("mean of linear [0,1] scores", timeout=T)
     expect(picks(page)).to_have_text("4", timeout=T)
 
-    idle(page)
-    page.locator(".st-key-panel_choice input").click()  # the box, not its label
-    page.get_by_role("option", name="only-j2", exact=True).click()
+    choose(page, "panel_choice", "only-j2")
     expect(shown).to_contain_text("Panel only-j2", timeout=T)
     expect(picks(page)).to_have_text("3", timeout=T)  # J2 never judged e4
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from reset_core.models import DEFAULT_MODEL_NAME
 from reset_core.paths import DEFAULT_MODEL_DIR
 
 
@@ -47,7 +48,7 @@ def test_cli_samples_demo_examples_with_smollm2(tmp_path):
         "FROM candidates c JOIN decoding_settings d USING (setting_id) JOIN models m USING (model_id)"
     ).fetchall()
     assert len(rows) == 18
-    assert {r[5] for r in rows} == {"smollm2-135m-instruct"}
+    assert {r[5] for r in rows} == {DEFAULT_MODEL_NAME}  # the name pages show; ids hash weights
     assert all(r[1] in ("stop", "length") and 1 <= r[2] <= 17 for r in rows)
     # A real instruct model answers in words: most candidates are non-trivial text.
     assert sum(len(r[0].split()) >= 3 for r in rows) >= 15
