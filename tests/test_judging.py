@@ -299,6 +299,13 @@ def test_offline_job_scores_every_needed_aspect_and_resumes(con, db_path):
         n_items,
         n_items,
     )
+    # When verdicts land, the kept aspect scores the Judge page opens on are built
+    # (default panel, seen split, the round's policy), current with these verdicts.
+    from reset_core.scoring.queries import judge_versions
+
+    kept = con.execute("SELECT stamp, split, n_candidates FROM aspect_scores_state").fetchall()
+    assert len(kept) == 1 and kept[0][1] == "seen" and kept[0][2] > 0
+    assert kept[0][0] == judge_versions(con)
     assert run_worker(work) == 0  # resume: every key is done, nothing rewritten
     sync_judge_job(con, job)
     assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == n_items

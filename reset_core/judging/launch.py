@@ -560,7 +560,29 @@ def sync_judge_job(con, job_id: str) -> dict[str, Any]:
 
     progress = sync_job(con, job_id, ingest=lambda d: ingest_shards(con, "judgments", d))
     record_endpoints(con, progress.get("endpoints") or {})
+    if progress.get("status") in ("done", "failed", "cancelled"):
+        keep_default_scores(con)
     return progress
+
+
+def keep_default_scores(con) -> None:
+    """Build the kept aspect scores the Judge page opens on, as soon as verdicts land.
+
+    The default selection (default panel, seen split, the round's policy) re-ranks
+    from kept per-candidate aspect scores; building them takes seconds at a million
+    candidates. Paying that when a judging job ends, while the person watches its
+    progress, keeps the first visit to the scores fast. Cheap when they are current;
+    a failure here never fails the job (the page builds them on its first visit).
+    """
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import prepare
+
+    try:
+        prepare(con, SelectionConfig())
+    except Exception as e:  # noqa: BLE001 - an optimisation; the page rebuilds on demand
+        import logging
+
+        logging.getLogger(__name__).warning("kept aspect scores not prebuilt: %s", e)
 
 
 def record_endpoints(con, endpoints: dict[str, dict]) -> None:
