@@ -403,3 +403,18 @@ def test_embedding_support_prefers_the_answer_the_context_supports():
     assert empty.status == "not_applicable"
     no_context = JudgeItem("e", "c", "faithfulness", "Q", None, None, "context", "Paris.")
     assert METRIC_JUDGES["embedding_support"]().judge([no_context])[0].status == "not_applicable"
+
+
+def test_cli_says_when_there_is_nothing_to_judge_and_why(con, db_path, capsys):
+    from reset_core.cli import main
+    from reset_core.store import connect
+
+    con.close()
+    assert main(["--db", str(db_path), "judge", "--offline", "--dry-run"]) == 0
+    assert "nothing to judge: no candidates yet" in capsys.readouterr().out
+    con = connect(db_path)
+    _seed_db(con)
+    con.close()
+    # every candidate judged: then the message says so (the splits are part of the plan)
+    assert main(["--db", str(db_path), "judge", "--offline", "--splits", "test_unseen"]) == 0
+    assert "every candidate of these splits already has a verdict" in capsys.readouterr().out

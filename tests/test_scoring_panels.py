@@ -504,3 +504,33 @@ def test_migration_keeps_stored_selections_readable(tmp_path):
         con.execute("SELECT manifest FROM curated_sets WHERE set_id = ?", [set_id]).fetchall()[0][0]
     )
     assert man["panel"]["combine"] == "agree" and man["weight"] == 2.0
+
+
+def test_cli_saves_lists_and_selects_with_a_panel(scales, db_path, capsys):
+    from reset_core.cli import main
+
+    scales.close()
+    db = ["--db", str(db_path)]
+    assert main([*db, "panel", "save", "narrow", "--task", "N", "--scale", "standard"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "saved panel narrow: mean of standardised scores",
+        "  task: N",
+        "  instruction: I (every judge with verdicts)",
+        "  faithfulness: none (every judge with verdicts)",
+    ]
+    assert main([*db, "panel", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert (
+        "default: mean of linear [0,1] scores\n  task: N, W (every judge with verdicts)" in listed
+    )
+    assert "narrow: mean of standardised scores\n  task: N\n" in listed
+    # The saved panel drives selection from the CLI: N alone ranks b first (linear: a).
+    assert main([*db, "select", "--panel", "narrow"]) == 0
+    out = capsys.readouterr().out
+    assert "panel narrow: mean of standardised scores" in out and "1 picks" in out
+    con = connect(db_path)
+    assert con.execute("SELECT candidate_id FROM selection_scores WHERE picked").fetchall() == [
+        ("b",)
+    ]
+    assert main([*db, "panel", "save", "default"]) == 2  # the default cannot be saved over
+    assert "default" in capsys.readouterr().err

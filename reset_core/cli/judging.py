@@ -73,7 +73,14 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         print(estimate_judging(con, specs, est))
     if args.dry_run or n_items == 0:
         if n_items == 0:
-            print("nothing to judge: every candidate already has a verdict from these judges")
+            from reset_core.sampling.queries import count_candidates
+
+            print(
+                "nothing to judge: every candidate of these splits already has a verdict "
+                "from these judges"
+                if count_candidates(con)
+                else "nothing to judge: no candidates yet (reset-studio sample makes them)"
+            )
         return 0
     job_id = create_judge_job(con, args.db, specs, plan=plan)
     t0 = time.monotonic()

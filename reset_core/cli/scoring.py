@@ -18,7 +18,6 @@ selection reports how many picks changed against the previous one::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from pydantic import ValidationError
@@ -147,16 +146,19 @@ def _cmd_panel(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"saved panel {panel.name}: {panel.describe_rule()}")
-        print(json.dumps(panel.model_dump()["judges"]))
+        _print_panel(panel, resolve_panel(con, panel, args.split), "saved panel ")
         return 0
     for panel in list_panels(con):
-        judges = resolve_panel(con, panel, args.split)
-        print(f"{panel.name}: {panel.describe_rule()}")
-        for a, ids in judges.items():
-            named = "" if a in panel.judges else " (every judge with verdicts)"
-            print(f"  {a}: {', '.join(ids) or 'none'}{named}")
+        _print_panel(panel, resolve_panel(con, panel, args.split))
     return 0
+
+
+def _print_panel(panel, judges: dict[str, list[str]], prefix: str = "") -> None:
+    """A panel's rule, then per aspect the judges it resolves to on this database."""
+    print(f"{prefix}{panel.name}: {panel.describe_rule()}")
+    for a, ids in judges.items():
+        named = "" if a in panel.judges else " (every judge with verdicts)"
+        print(f"  {a}: {', '.join(ids) or 'none'}{named}")
 
 
 def add_commands(sub) -> None:
