@@ -91,13 +91,27 @@ def pending_requests(
 
 
 def _chunks(requests: list[GenerationRequest], size: int) -> Iterator[list[GenerationRequest]]:
+    """Shards of about ``size`` candidates, cut only between examples.
+
+    An example's settings are contiguous in the request list, and the transformers
+    backend reads each prompt once per generate call: cutting inside an example would
+    make a second call read its prompt again. So a shard ends at the first example
+    boundary once it holds ``size`` candidates (it can exceed ``size`` by at most one
+    example's candidates; the backend still decodes in groups of its batch size).
+
+    >>> from reset_core.sampling.settings import DecodingSetting
+    >>> s = DecodingSetting()
+    >>> reqs = [GenerationRequest(e, [], s, (0, 1)) for e in "aabbbc"]
+    >>> [[r.example_id for r in c] for c in _chunks(reqs, 3)]
+    [['a', 'a'], ['b', 'b', 'b'], ['c']]
+    """
     batch, n = [], 0
     for req in requests:
-        batch.append(req)
-        n += len(req.sample_indices)
-        if n >= size:
+        if n >= size and req.example_id != batch[-1].example_id:
             yield batch
             batch, n = [], 0
+        batch.append(req)
+        n += len(req.sample_indices)
     if batch:
         yield batch
 
