@@ -20,3 +20,12 @@ def validation_message(e: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
     )
+
+
+def rejection_message(e: ValueError) -> str:
+    """A rejected option in one line: per field for a ValidationError, else its text.
+
+    >>> rejection_message(ValueError("no saved panel 'nope'"))
+    "no saved panel 'nope'"
+    """
+    return validation_message(e) if isinstance(e, ValidationError) else str(e)

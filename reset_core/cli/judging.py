@@ -18,9 +18,7 @@ import argparse
 import json
 import sys
 
-from pydantic import ValidationError
-
-from reset_core.errors import validation_message
+from reset_core.errors import rejection_message
 
 
 def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
@@ -58,9 +56,8 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         specs = _judge_specs(args, con)
         plan = options_from_args(JudgePlan, args)
         est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
-    except (ValidationError, ValueError) as e:
-        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
-        print(f"error: {msg}", file=sys.stderr)
+    except ValueError as e:  # a pydantic ValidationError is one too
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
         return 2
     for judge_id, e in est.items():
         print(

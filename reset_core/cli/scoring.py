@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
 from reset_core.aspects import ASPECTS
-from reset_core.errors import validation_message
+from reset_core.errors import rejection_message
 
 
 def _panel_from_args(con, args: argparse.Namespace, name: str | None = None):
@@ -111,11 +109,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
         panel = _panel_from_args(con, args)
         args.panel = panel
         cfg = options_from_args(SelectionConfig, args)
-    except ValidationError as e:
-        print(f"error: {validation_message(e)}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ValueError as e:  # a pydantic ValidationError is one too
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
         return 2
     res = (preview_selection if args.dry_run else save_selection)(con, cfg)
     models = "all models" if res.model_ids is None else ", ".join(res.model_ids) or "no model"
@@ -140,11 +135,8 @@ def _cmd_panel(args: argparse.Namespace) -> int:
     if args.action == "save":
         try:
             panel = save_panel(con, _panel_from_args(con, args, name=args.name))
-        except ValidationError as e:
-            print(f"error: {validation_message(e)}", file=sys.stderr)
-            return 2
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
+        except ValueError as e:  # a pydantic ValidationError is one too
+            print(f"error: {rejection_message(e)}", file=sys.stderr)
             return 2
         _print_panel(panel, resolve_panel(con, panel, args.split), "saved panel ")
         return 0
