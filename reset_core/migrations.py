@@ -548,6 +548,62 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "012_evaluations",
+        """
+        -- An evaluation: checkpoints answering one frozen test set with one fixed decoding
+        -- setting, scored by one frozen judge panel (reset_core.evaluation). It drives
+        -- ordinary sampling and judging jobs (evaluation_jobs), so its answers are
+        -- candidates and its scores judgments; what it adds is the frozen inputs.
+        CREATE TABLE evaluations (
+            evaluation_id TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            config        JSON NOT NULL,   -- EvalConfig as given
+            frozen        JSON NOT NULL,   -- panel, judge specs (rubric text included) per
+                                           -- judge id, setting, test-set filter: never edited
+            status        TEXT NOT NULL,   -- planned | sampling | judging | done | failed
+            error         TEXT,
+            experiment_id TEXT,            -- the experiment that made it, if any
+            created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at   TIMESTAMP
+        );
+        -- The test set, resolved once when the evaluation is created, so a later import
+        -- or re-kind never changes what an evaluation measured.
+        CREATE TABLE evaluation_examples (
+            evaluation_id TEXT NOT NULL,
+            example_id    TEXT NOT NULL,
+            PRIMARY KEY (evaluation_id, example_id)
+        );
+        -- The checkpoints compared, in the order given (position 0 first).
+        CREATE TABLE evaluation_checkpoints (
+            evaluation_id TEXT NOT NULL,
+            model_id      TEXT NOT NULL,
+            position      INTEGER NOT NULL,
+            label         TEXT NOT NULL,   -- e.g. base, MTL, RESET round 1, or the arm name
+            PRIMARY KEY (evaluation_id, model_id)
+        );
+        -- The sampling and judging jobs an evaluation started (stage: sample | judge).
+        CREATE TABLE evaluation_jobs (
+            evaluation_id TEXT NOT NULL,
+            job_id        TEXT NOT NULL,
+            stage         TEXT NOT NULL,
+            model_id      TEXT,            -- sample jobs: the checkpoint it answers with
+            PRIMARY KEY (evaluation_id, job_id)
+        );
+        -- A paper experiment run from a recipe (reset_core.evaluation.experiments): the
+        -- recipe as run, and each step's outputs (models, sets, jobs, the evaluation).
+        CREATE TABLE experiments (
+            experiment_id TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            recipe        JSON NOT NULL,
+            state         JSON NOT NULL,   -- step name -> {status, job_id, outputs}
+            status        TEXT NOT NULL,   -- running | done | failed
+            error         TEXT,
+            created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at   TIMESTAMP
+        );
+        """,
+    ),
 ]
 
 
