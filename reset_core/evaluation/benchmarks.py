@@ -31,6 +31,7 @@ import duckdb
 
 from reset_core.evaluation.config import TestSet
 from reset_core.paths import BENCHMARKS_DIR
+from reset_core.store import one
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,12 @@ def benchmark_status(con: duckdb.DuckDBPyConnection) -> list[dict]:
     in_seen (its source's examples in ``seen``), total (its size), license, credit."""
     out = []
     for b in BENCHMARKS.values():
-        test, seen = con.execute(
+        test, seen = one(
+            con,
             "SELECT count(*) FILTER (WHERE split <> 'seen'), count(*) FILTER (WHERE split = 'seen') "
             "FROM examples WHERE source = ?",
             [b.source],
-        ).fetchone()
+        )
         out.append(
             {
                 "name": b.name,
