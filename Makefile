@@ -93,4 +93,4 @@ bench: setup model
 	$(PY) bench/ui_feedback.py
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR)
+	rm -rf $(VENV) $(MODEL_DIR) data/nltk_data
