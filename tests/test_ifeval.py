@@ -365,3 +365,77 @@ def test_instruction_proxy_uses_lm_evals_checkers_for_stated_constraints():
     assert "failed: at most 2 sentences" in sentences.rationale
     # our own checks remain where IFEval has no equivalent
     assert "starts with yes or no" in judge("Is it? Answer yes or no.", "Maybe.").rationale
+
+
+def test_benchmark_answers_judged_by_a_worker_give_the_direct_accuracy(con, db_path):
+    """The whole path: the preset's meta, a judging job in its own process (which must
+    find NLTK's data itself), verdicts stored with raw_output, accuracy read back."""
+    import time
+
+    import pyarrow as pa
+
+    from reset_core.jobs import launch
+    from reset_core.judging.launch import JudgePlan, create_judge_job, sync_judge_job
+    from reset_core.store import insert_arrow
+
+    install_benchmark(con, "ifeval")
+    ex = con.execute(
+        "SELECT example_id, instruction, meta FROM examples ORDER BY example_id"
+    ).fetchall()
+    # the prompt itself as the answer: deterministic, and it follows some instructions
+    insert_arrow(
+        con,
+        "candidates",
+        pa.table(
+            {
+                "candidate_id": [f"c-{e[0]}" for e in ex],
+                "example_id": [e[0] for e in ex],
+                "model_id": ["m"] * len(ex),
+                "setting_id": ["s"] * len(ex),
+                "sample_index": [0] * len(ex),
+                "seed": [0] * len(ex),
+                "text": [e[1] for e in ex],
+                "engine": ["test"] * len(ex),
+            }
+        ),
+    )
+    plan = JudgePlan(splits=["test_unseen"])
+    job = create_judge_job(con, db_path, [{"type": "metric", "name": "ifeval"}], plan=plan)
+    launch(con, job)
+    deadline = time.time() + 300
+    while (prog := sync_judge_job(con, job))["status"] == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    assert prog["status"] == "done", prog
+    stored = con.execute(
+        "SELECT status, raw_output FROM judgments WHERE judge_id = 'metric:ifeval:v1'"
+    ).fetchall()
+    assert len(stored) == 541 and {s for s, _ in stored} == {"ok"}
+    direct = []
+    for _, instruction, meta in ex:
+        spec = json.loads(meta)["ifeval"]
+        direct.append(check(spec["instruction_id_list"], spec["kwargs"], instruction, instruction))
+    got = accuracy(parse_result(raw) for _, raw in stored)
+    assert got == accuracy(direct)
+    assert (got["n_prompts"], got["n_instructions"], got["n_unscored"]) == (541, 834, 0)
+
+
+def test_verdicts_repeat_even_where_a_checker_draws_at_random():
+    """IFEval's prompt 1122 asks for the 'letter' '#', which lm-eval's letter checker
+    replaces with a random letter; langdetect samples too. Both are seeded per check,
+    and the caller's random state is left as it was."""
+    import random
+
+    row = next(
+        json.loads(x)
+        for x in BENCHMARKS["ifeval"].file.read_text().splitlines()
+        if json.loads(x)["key"] == 1122
+    )
+    answer = "#fun #party #night #vibes\nwhat a great evening out with friends in the city"
+    verdicts = set()
+    for seed in range(8):
+        random.seed(seed)
+        before = random.getstate()
+        r = check(row["instruction_id_list"], row["kwargs"], row["prompt"], answer)
+        assert random.getstate() == before
+        verdicts.add((r.strict, r.loose))
+    assert len(verdicts) == 1

@@ -12,9 +12,12 @@ so lm-eval is imported one way:
   missing. Offline that is a network call (an error printed, or a wait on a firewall), so
   the import runs with ``nltk.download`` replaced by a refusal; the two checks are then
   reported as unscored with :data:`PUNKT_MISSING` as the reason, never as failed.
+- langdetect (three checks) and the draw a checker makes for an argument it rejects are
+  seeded, so a verdict is the same on every run.
 
 >>> r = check(["punctuation:no_comma", "change_case:english_lowercase"], [{}, {}],
-...           "Answer in lowercase, no commas.", "All good here\\nand no comma")
+...           "Answer in lowercase, no commas.",
+...           "Sure thing\\nhere is my answer written in plain lowercase english words")
 >>> r.strict, r.loose
 ((True, False), (True, True))
 >>> check(["no:such_check"], [{}], "p", "a").unscored
@@ -27,6 +30,7 @@ import contextlib
 import functools
 import inspect
 import io
+import random
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -85,6 +89,12 @@ def lm_eval_ifeval():
             contextlib.redirect_stdout(io.StringIO()),
         ):
             from lm_eval.tasks.ifeval import utils
+    # Three checks (response language, all lowercase, all capitals) ask langdetect, which
+    # samples at random per call unless seeded: the same answer could flip verdicts
+    # between runs. A fixed seed, as langdetect's README advises, makes them repeatable.
+    from langdetect import DetectorFactory
+
+    DetectorFactory.seed = 0
     return utils
 
 
@@ -118,6 +128,22 @@ def kwargs_problem(instruction_id: str, kwargs: object) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _seeded(instruction_id: str):
+    """Python's ``random`` seeded by the instruction id for one check, then restored.
+
+    A checker given an argument it rejects draws a random one instead (IFEval's own
+    prompt 1122 asks for the "letter" ``#``, so lm-eval counts a random letter): seeded,
+    the same answer gets the same verdict on every run, strict and loose alike.
+    """
+    state = random.getstate()
+    random.seed(instruction_id)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def check(
     instruction_ids: list[str], kwargs_list: list[dict | None], prompt: str, response: str
 ) -> IFEvalResult:
@@ -142,8 +168,10 @@ def check(
                 key=0, instruction_id_list=[iid], prompt=prompt, kwargs=[kwargs or {}]
             )
             try:
-                s = utils.test_instruction_following_strict(inp, response)
-                lo = utils.test_instruction_following_loose(inp, response)
+                with _seeded(iid):
+                    s = utils.test_instruction_following_strict(inp, response)
+                with _seeded(iid):
+                    lo = utils.test_instruction_following_loose(inp, response)
             except LookupError:  # NLTK data this checker needs is not installed
                 reason = PUNKT_MISSING
         if reason is None:
