@@ -19,6 +19,7 @@ from reset_core.evaluation.compare import (
     answer_pairs,
     compare,
     mean_ci,
+    means,
     paired_stats,
 )
 
@@ -103,6 +104,17 @@ def test_missing_answers_and_failed_judges_are_counted_never_zero(filled):
     # read; n + n_missing covers every example that needs the aspect.
     assert ((t.n + t.n_missing) == 3).all()
     assert len(t) == (2 * 2 + 2 + 2) * 3  # task x 4 groups, instruction x 2, faith x 2
+
+
+def test_means_in_sql_are_the_comparisons_means(filled):
+    t = compare(filled, ev.EVAL_ID, n_boot=0).table
+    m = means(filled, ev.EVAL_ID)
+    key = ["aspect", "kind", "split", "model_id"]
+    got = m.set_index(key).sort_index()
+    want = t.set_index(key).sort_index()
+    assert list(got.index) == list(want.index)
+    assert (got.n == want.n).all() and (got.n_missing == want.n_missing).all()
+    assert np.allclose(got["mean"], want["mean"]) and (got.label == want.label).all()
 
 
 def test_confidence_intervals_contain_the_delta_and_are_seeded(filled):
@@ -313,6 +325,8 @@ def test_answer_pairs_windowed_and_ordered(filled):
     assert page.example_id.tolist() == full.example_id.tolist()[1:3]
     assert full.delta.tolist() == sorted(full.delta.tolist(), reverse=True)
     assert len(p.set_index("example_id").loc["i1"].instruction) == 160  # a preview
+    by_abs = answer_pairs(filled, ev.EVAL_ID, "m:base", "m:mtl", order="abs").delta.abs()
+    assert by_abs.dropna().is_monotonic_decreasing
     with pytest.raises(ValueError, match="order"):
         answer_pairs(filled, ev.EVAL_ID, "m:base", "m:reset", order="random")
     with pytest.raises(ValueError, match="b: 'm:zzz' is not one of the checkpoints"):

@@ -6,6 +6,8 @@ import evaluation_data as ev
 import pytest
 
 from reset_core.cli import main
+from reset_core.evaluation.charts import delta_figure, plane_figure
+from reset_core.evaluation.compare import compare
 from reset_core.evaluation.report import report_html, report_markdown, write_report
 from reset_core.store import connect
 
@@ -127,3 +129,31 @@ def test_cli_report(db_path, tmp_path, capsys):
     assert "--experiment" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "y"), "--n-boot", "-1"]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_charts_draw_the_comparisons_figures(filled):
+    c = compare(filled, ev.EVAL_ID, n_boot=200)
+    fig = plane_figure(c)
+    assert [t.name for t in fig.data] == ["base (baseline)", "MTL", "RESET round 1"]
+    p = c.plane.set_index("model_id")
+    reset = fig.data[2]
+    assert (reset.x[0], reset.y[0]) == (
+        p.loc["m:reset", "instruction"],
+        p.loc["m:reset", "faithfulness"],
+    )
+    # error bars reach the CI bounds
+    assert reset.x[0] + reset.error_x.array[0] == pytest.approx(
+        p.loc["m:reset", "instruction_ci_high"]
+    )
+    assert reset.y[0] - reset.error_y.arrayminus[0] == pytest.approx(
+        p.loc["m:reset", "faithfulness_ci_low"]
+    )
+    assert fig.data[0].marker.symbol == "diamond"  # the baseline drawn apart
+    assert len(fig.layout.annotations) == 2  # an arrow from the baseline to each other
+    d = delta_figure(c, "faithfulness")
+    assert [t.name for t in d.data] == ["MTL", "RESET round 1"]
+    t = c.table[(c.table.aspect == "faithfulness") & (c.table.model_id == "m:reset")]
+    assert list(d.data[1].x) == pytest.approx(list(t.delta))
+    assert list(d.data[1].y) == [f"context · {s}" for s in t.split]
+    with pytest.raises(ValueError, match="aspect"):
+        delta_figure(c, "style")

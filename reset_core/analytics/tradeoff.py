@@ -204,12 +204,12 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
 
     One row per (model, source): ``source="evaluation <name>"`` places each checkpoint
     of a finished evaluation (the :data:`MODEL_VIEW_EVALUATIONS` most recent) by its
-    comparison (``reset_core.evaluation.compare``: its frozen judges and decoding, on
+    comparison's means (``reset_core.evaluation.compare.means``: its frozen judges and decoding, on
     its test set; instruction on instruction examples, faithfulness on context ones);
     ``source="test answers"`` is the mean judged score of the model's candidates on the
     test splits, by every judge and setting.
     """
-    from reset_core.evaluation.compare import compare
+    from reset_core.evaluation.compare import means
     from reset_core.training.queries import model_labels
 
     xc, yc = _cols(x, y)
@@ -221,10 +221,10 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
         "ORDER BY coalesce(finished_at, created_at) DESC, evaluation_id LIMIT ?",
         [MODEL_VIEW_EVALUATIONS],
     ).fetchall():
-        # Means only: the Evaluate page shows the intervals, this view runs per render.
-        c = compare(con, evaluation_id, n_boot=0)
-        for model_id in c.labels:
-            mine = c.table[c.table.model_id == model_id]
+        # The comparison's means (its intervals and tests are the Evaluate page's), in
+        # SQL, since this view runs on every render of the Trade-off page.
+        table = means(con, evaluation_id)
+        for (model_id, label), mine in table.groupby(["model_id", "label"], sort=False):
             vx, nx = _evaluation_point(mine, x)
             vy, ny = _evaluation_point(mine, y)
             if vx is None or vy is None:
@@ -232,7 +232,7 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
             out.append(
                 {
                     "model_id": model_id,
-                    "name": c.labels[model_id] or labels.get(model_id, model_id),
+                    "name": label or labels.get(model_id, model_id),
                     "stage": stages.get(model_id, "other"),
                     "source": f"evaluation {name}",
                     "evaluation_id": evaluation_id,

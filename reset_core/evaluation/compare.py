@@ -304,7 +304,8 @@ def _judge_named(frozen: dict, aspect: str, name: str) -> list[str]:
 
 
 # The evaluation's answers and each one's mean frozen-judge score per aspect, aggregated
-# in SQL to one row per (example, checkpoint, aspect) over the examples that need it.
+# in SQL to one row per (example, checkpoint, aspect) over the examples that need it,
+# with the baseline's score on the same example and aspect beside it (``base``).
 # $judges is the frozen panel as (aspect, judge_id) pairs.
 _SCORES_SQL = """
 WITH ex AS (
@@ -312,7 +313,7 @@ WITH ex AS (
     JOIN examples e USING (example_id)
     WHERE ee.evaluation_id = $eid {ex_filter}
 ), ck AS (
-    SELECT model_id FROM evaluation_checkpoints WHERE evaluation_id = $eid {ck_filter}
+    SELECT model_id FROM evaluation_checkpoints WHERE evaluation_id = $eid
 ), fj AS (
     SELECT unnest($aspects) AS aspect, unnest($judges) AS judge_id
 ), ans AS (
@@ -330,13 +331,35 @@ WITH ex AS (
     FROM v GROUP BY ALL
 ), need AS (
     SELECT DISTINCT example_id, aspect FROM s WHERE votes
+), scores AS (
+    SELECT need.aspect, ex.kind, ex.split, need.example_id, ck.model_id, s.score,
+           max(s.score) FILTER (WHERE ck.model_id = $baseline)
+               OVER (PARTITION BY need.aspect, need.example_id) AS base
+    FROM need JOIN ex USING (example_id) CROSS JOIN ck
+    LEFT JOIN s ON s.example_id = need.example_id AND s.model_id = ck.model_id
+               AND s.aspect = need.aspect
 )
-SELECT need.aspect, ex.kind, ex.split, need.example_id, ck.model_id, s.score
-FROM need JOIN ex USING (example_id) CROSS JOIN ck
-LEFT JOIN s ON s.example_id = need.example_id AND s.model_id = ck.model_id
-           AND s.aspect = need.aspect
-ORDER BY need.aspect, ex.kind, ex.split, need.example_id, ck.model_id
 """
+_SCORE_COLUMNS = ["aspect", "kind", "split", "example_id", "model_id", "score", "base"]
+
+
+def _score_params(evaluation_id, setting_id, judges, baseline, kind, split) -> tuple[str, dict]:
+    pairs = [(a, j) for a, ids in judges.items() for j in ids]
+    params = {
+        "eid": evaluation_id,
+        "setting": setting_id,
+        "aspects": [a for a, _ in pairs],
+        "judges": [j for _, j in pairs],
+        "baseline": baseline,
+    }
+    ex_filter = ""
+    if kind:
+        ex_filter += " AND e.kind = $kind"
+        params["kind"] = kind
+    if split:
+        ex_filter += " AND e.split = $split"
+        params["split"] = split
+    return _SCORES_SQL.format(ex_filter=ex_filter), params
 
 
 def _scores(
@@ -344,32 +367,45 @@ def _scores(
     evaluation_id: str,
     setting_id: str,
     judges: dict[str, list[str]],
+    baseline: str,
     *,
     kind: str | None = None,
     split: str | None = None,
-    models: list[str] | None = None,
 ) -> pd.DataFrame:
-    pairs = [(a, j) for a, ids in judges.items() for j in ids]
-    params = {
-        "eid": evaluation_id,
-        "setting": setting_id,
-        "aspects": [a for a, _ in pairs],
-        "judges": [j for _, j in pairs],
-    }
-    ex_filter, ck_filter = "", ""
-    if kind:
-        ex_filter += " AND e.kind = $kind"
-        params["kind"] = kind
-    if split:
-        ex_filter += " AND e.split = $split"
-        params["split"] = split
-    if models:
-        ck_filter = "AND list_contains($models, model_id)"
-        params["models"] = models
-    if not pairs:
-        return pd.DataFrame(columns=["aspect", "kind", "split", "example_id", "model_id", "score"])
-    sql = _SCORES_SQL.format(ex_filter=ex_filter, ck_filter=ck_filter)
-    return con.execute(sql, params).df()
+    """Per (aspect, example, checkpoint): its score (NaN = missing) and the baseline's."""
+    if not any(judges.values()):
+        return pd.DataFrame(columns=_SCORE_COLUMNS)
+    sql, params = _score_params(evaluation_id, setting_id, judges, baseline, kind, split)
+    df = con.execute(
+        sql + "SELECT * FROM scores ORDER BY aspect, kind, split, example_id, model_id", params
+    ).df()
+    # Few distinct values each: categories make the per-group slicing cheap.
+    return df.astype({c: "category" for c in ("aspect", "kind", "split", "model_id")})
+
+
+def means(con, evaluation_id: str) -> pd.DataFrame:
+    """Per (aspect, kind, split, checkpoint): ``label, n, n_missing, mean``, all in SQL.
+
+    The means of :func:`compare`'s table without its intervals and tests: what a view
+    that only places checkpoints needs (the Trade-off page's model view).
+    """
+    info = evaluation_info(con, evaluation_id)
+    judges = _frozen_judges(info["frozen"], evaluation_id)
+    columns = ["aspect", "kind", "split", "model_id", "label", "n", "n_missing", "mean"]
+    if not any(judges.values()):
+        return pd.DataFrame(columns=columns)
+    base = info["checkpoints"][0] if info["checkpoints"] else ""
+    sql, params = _score_params(
+        evaluation_id, info["frozen"]["setting_id"], judges, base, None, None
+    )
+    df = con.execute(
+        sql + "SELECT aspect, kind, split, model_id, count(score) AS n, "
+        "count(*) - count(score) AS n_missing, avg(score) AS mean "
+        "FROM scores GROUP BY ALL ORDER BY ALL",
+        params,
+    ).df()
+    df.insert(4, "label", df.model_id.map(info["labels"]).fillna(df.model_id))
+    return df
 
 
 def _paired_rows(
@@ -383,11 +419,7 @@ def _paired_rows(
     rows = []
     if scores.empty:
         return rows
-    base = scores[scores.model_id == baseline][[*group, "example_id", "score"]].rename(
-        columns={"score": "base"}
-    )
-    merged = scores.merge(base, on=[*group, "example_id"], how="left")
-    for key, g in merged.groupby([*group, "model_id"], sort=False):
+    for key, g in scores.groupby([*group, "model_id"], sort=False, observed=True):
         key = key if isinstance(key, tuple) else (key,)
         model_id = key[-1]
         valid = g.score.dropna().to_numpy(dtype=float)
@@ -408,7 +440,7 @@ def _paired_rows(
                 test="baseline",
             )
         else:
-            both = g.dropna(subset=["score", "base"])
+            both = g.dropna(subset=["score", "base"])  # the examples both have a score on
             row.update(
                 paired_stats(
                     (both.score - both.base).to_numpy(dtype=float), n_boot=n_boot, seed=seed
@@ -451,7 +483,7 @@ def compare(
     order = {m: i for i, m in enumerate(models)}
     setting = frozen["setting_id"]
 
-    scores = _scores(con, evaluation_id, setting, judges)
+    scores = _scores(con, evaluation_id, setting, judges, baseline)
     table = _frame(
         _paired_rows(scores, ["aspect", "kind", "split"], baseline, n_boot, seed),
         TABLE_COLUMNS,
@@ -472,7 +504,7 @@ def compare(
     kp = pd.DataFrame(columns=KPRECISION_COLUMNS)
     if kp_judges:
         kp_scores = _scores(
-            con, evaluation_id, setting, {"faithfulness": kp_judges}, kind="context"
+            con, evaluation_id, setting, {"faithfulness": kp_judges}, baseline, kind="context"
         )
         kp = _frame(
             _paired_rows(kp_scores, ["split"], baseline, n_boot, seed),
@@ -505,25 +537,22 @@ def compare(
 
 def _plane(scores, models, labels, baseline, n_boot, seed) -> pd.DataFrame:
     """Each checkpoint's instruction (instruction examples) and faithfulness (context)."""
-    rows = []
-    for m in models:
-        row = {"model_id": m, "label": labels.get(m, m), "is_baseline": m == baseline}
-        for aspect in ("instruction", "faithfulness"):
-            kind = next(k for k, a in KIND_ASPECT.items() if a == aspect)
-            sub = scores[(scores.aspect == aspect) & (scores.kind == kind)]
-            mine = sub[sub.model_id == m].score.dropna().to_numpy(dtype=float)
+    rows = {
+        m: {"model_id": m, "label": labels.get(m, m), "is_baseline": m == baseline} for m in models
+    }
+    for aspect in ("instruction", "faithfulness"):
+        kind = next(k for k, a in KIND_ASPECT.items() if a == aspect)
+        sub = scores[(scores.aspect == aspect) & (scores.kind == kind)]
+        groups = dict(list(sub.groupby("model_id", observed=True)))
+        for m, row in rows.items():
+            g = groups.get(m, sub.iloc[:0])
+            mine = g.score.dropna().to_numpy(dtype=float)
             row[aspect] = float(mine.mean()) if len(mine) else np.nan
             row[f"{aspect}_ci_low"], row[f"{aspect}_ci_high"] = _ci((mine,), _mean, n_boot, seed)
             row[f"n_{aspect}"] = len(mine)
-            if m == baseline:
-                row[f"delta_{aspect}"] = np.nan
-            else:
-                a = sub[sub.model_id == m].set_index("example_id").score
-                b = sub[sub.model_id == baseline].set_index("example_id").score
-                d = (a - b).dropna()
-                row[f"delta_{aspect}"] = float(d.mean()) if len(d) else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows, columns=PLANE_COLUMNS)
+            d = (g.score - g.base).dropna()
+            row[f"delta_{aspect}"] = float(d.mean()) if len(d) and m != baseline else np.nan
+    return pd.DataFrame(list(rows.values()), columns=PLANE_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- IFEval
