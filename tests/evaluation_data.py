@@ -356,15 +356,22 @@ def fill_evaluation(con, evaluation_id: str = EVAL_ID, **kw) -> str:
 
 
 def add_experiment(con, experiment_id: str, evaluation_id: str, name: str = "mtl-tradeoff"):
-    """An experiments row whose state names ``evaluation_id`` (H-experiments' shape)."""
+    """An experiments row whose state names ``evaluation_id`` (experiments.py's shape)."""
     recipe = {
         "name": name,
         "description": "The MTL baseline against the base model.",
-        "steps": [{"step": "train_mtl", "epochs": 1}, {"step": "evaluate"}],
+        "examples": {"count": 24, "seed": 0},
+        "mtl": {"train": {"num_train_epochs": 1.0, "learning_rate": 2e-4}},
+        "evaluation": {"checkpoints": ["base", "mtl"], "baseline": "base"},
     }
     state = {
-        "train_mtl": {"status": "done", "job_id": "job-1", "outputs": {"model_id": "m:mtl"}},
-        "evaluate": {"status": "done", "outputs": {"evaluation_id": evaluation_id}},
+        "experiment_id": experiment_id,
+        "models": {"base": "m:base", "mtl": "m:mtl"},
+        "steps": {
+            "mtl.set": {"status": "done", "outputs": {"set_id": "cs-1"}},
+            "mtl.train": {"status": "done", "job_id": "job-1", "outputs": {"model_id": "m:mtl"}},
+            "evaluate": {"status": "done", "outputs": {"evaluation_id": evaluation_id}},
+        },
     }
     con.execute(
         "INSERT INTO experiments (experiment_id, name, recipe, state, status) "

@@ -66,7 +66,7 @@ def test_experiment_report_wraps_its_evaluation_with_the_recipe(filled):
     page = report_html(filled, experiment_id="exp-1", n_boot=0)
     assert "<h1>Experiment mtl-tradeoff</h1>" in page
     assert "The MTL baseline against the base model." in page
-    assert "train_mtl" in page and ev.EVAL_ID in page
+    assert "<td>mtl.train</td>" in page and "job-1" in page and ev.EVAL_ID in page
     assert "<h2>Evaluation base vs MTL vs RESET</h2>" in page
     md = report_markdown(filled, experiment_id="exp-1", n_boot=0)
     assert md.startswith("# Experiment mtl-tradeoff") and "## Recipe" in md

@@ -285,8 +285,10 @@ def _ids_in(obj) -> list[str]:
 
 
 def _steps_table(state: dict) -> pd.DataFrame:
+    """One row per step: ``state["steps"]`` (step name -> {status, job_id, outputs})."""
+    steps = state.get("steps") if isinstance(state.get("steps"), dict) else state
     rows = []
-    for step, s in state.items():
+    for step, s in steps.items():
         s = s if isinstance(s, dict) else {"status": s}
         outputs = s.get("outputs")
         rows.append(
