@@ -155,6 +155,10 @@ def test_p_value_is_scipys_wilcoxon_on_the_same_vector(filled):
     assert r.test == "Wilcoxon signed-rank, two-sided"
     d = np.random.default_rng(0).normal(size=40)
     assert paired_stats(d)["p_value"] == stats.wilcoxon(d).pvalue
+    # equal answers scored through different judge means are a zero delta, not noise
+    noisy = np.array([(0.1 + 0.5) / 2 - (0.2 + 0.4) / 2, 0.2, -0.1, 0.3])
+    assert noisy[0] != 0
+    assert paired_stats(noisy)["p_value"] == stats.wilcoxon([0.0, 0.2, -0.1, 0.3]).pvalue
     # NaN, with the reason, where the test cannot be computed
     zero = paired_stats(np.zeros(5))
     assert np.isnan(zero["p_value"]) and zero["test"] == "not computed: every paired delta is 0"

@@ -227,7 +227,10 @@ def paired_stats(deltas: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
 
     ``test`` names the test, or says why there is no p-value (NaN then).
     """
-    d = np.asarray(deltas, dtype=float)
+    # Scores are means of judges' [0, 1] scores, so equal answers can differ by float
+    # noise ((0.1 + 0.5) / 2 vs (0.2 + 0.4) / 2): rounded, a tie stays a tie and a zero
+    # delta stays zero for the signed-rank test.
+    d = np.round(np.asarray(deltas, dtype=float), 12)
     out = {"n_pairs": len(d), "delta": float(d.mean()) if len(d) else np.nan}
     out["ci_low"], out["ci_high"] = _ci((d,), _mean, n_boot, seed)
     if len(d) < 2:
