@@ -41,22 +41,24 @@ def test_html_report_is_self_contained_and_says_what_was_frozen(filled):
         "faithfulness · context examples · test_seen",
     ):
         assert text in page, text
-    sizes = re.search(r"<h3>Test set</h3>\s*(<table.*?</table>)", page, re.S).group(1)
+    assert page.count("<h1>") == 1 and "<h1>Evaluation base vs MTL vs RESET</h1>" in page
+    sizes = re.search(r"<h2>Test set</h2>\s*(<table.*?</table>)", page, re.S).group(1)
     assert sizes.count("<td>test_unseen</td>") == 2 and "<td>ifeval</td>" in sizes
 
 
 def test_markdown_report_has_the_same_tables(filled):
     md = report_markdown(filled, ev.EVAL_ID, n_boot=200)
-    assert "#### faithfulness · context examples · test_seen" in md
+    assert md.startswith("# Evaluation base vs MTL vs RESET") and md.count("\n# ") == 0
+    assert "### faithfulness · context examples · test_seen" in md
     # RESET on faithfulness/context/test_seen: 2 scored, 1 missing, delta +0.350
     line = next(
         ln
-        for ln in md.split("\n#### faithfulness · context examples · test_seen")[1].splitlines()
+        for ln in md.split("\n### faithfulness · context examples · test_seen")[1].splitlines()
         if ln.startswith("| RESET round 1")
     )
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[1:4] == ["2", "1", "0.900"] and cells[6] == "+0.350"
-    assert "### IFEval" in md and "### K-Precision (context examples)" in md
+    assert "\n## IFEval" in md and "\n## K-Precision (context examples)" in md
     assert "| base (baseline) |" in md
     assert "<script" not in md
 

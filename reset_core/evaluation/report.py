@@ -435,11 +435,11 @@ def report_html(
             body.append("<p>This experiment has not made an evaluation yet.</p>")
     else:
         title = f"Evaluation {evaluation_info(con, ids[0])['name']}"
-        body.append(f"<h1>{_h(title)}</h1>")
     for eid in ids:
         info = evaluation_info(con, eid)
         c = compare(con, eid, baseline=baseline, n_boot=n_boot, seed=seed)
-        body.append(_evaluation_html(con, c, info, fig, level=2))
+        # An evaluation's own report is the page (h1); an experiment's holds sections.
+        body.append(_evaluation_html(con, c, info, fig, level=2 if exp else 1))
     body.append(
         f"<p class='meta'>Written by RESET Studio on "
         f"{datetime.now().isoformat(timespec='seconds')}.</p>"
@@ -529,15 +529,10 @@ def report_markdown(
         ]
         if not ids:
             parts.append("This experiment has not made an evaluation yet.")
-    else:
-        parts.append(f"# Evaluation {evaluation_info(con, ids[0])['name']}")
     for eid in ids:
         info = evaluation_info(con, eid)
-        parts.append(
-            _evaluation_md(
-                con, compare(con, eid, baseline=baseline, n_boot=n_boot, seed=seed), info
-            )
-        )
+        c = compare(con, eid, baseline=baseline, n_boot=n_boot, seed=seed)
+        parts.append(_evaluation_md(con, c, info, level=2 if exp else 1))
     return "\n\n".join(parts) + "\n"
 
 
