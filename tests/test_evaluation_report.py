@@ -157,5 +157,7 @@ def test_charts_draw_the_comparisons_figures(filled):
     t = c.table[(c.table.aspect == "faithfulness") & (c.table.model_id == "m:reset")]
     assert list(d.data[1].x) == pytest.approx(list(t.delta))
     assert list(d.data[1].y) == [f"context · {s}" for s in t.split]
+    # rows are categories on y: plotly's grouping must offset along y, not shift x
+    assert all(t.orientation == "h" for t in d.data) and d.layout.scattermode == "group"
     with pytest.raises(ValueError, match="aspect"):
         delta_figure(c, "style")

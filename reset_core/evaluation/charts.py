@@ -81,6 +81,7 @@ def plane_figure(comparison: Comparison) -> go.Figure:
                 showarrow=True,
                 arrowhead=3,
                 arrowwidth=1.5,
+                standoff=9,  # the head stops at the marker's edge, so it stays visible
                 arrowcolor=color,
                 opacity=0.6,
                 text="",
@@ -110,6 +111,7 @@ def delta_figure(comparison: Comparison, aspect: str) -> go.Figure:
                 x=g.delta,
                 y=g.row,
                 mode="markers",
+                orientation="h",  # rows are categories on y: grouping offsets along y
                 name=label,
                 marker={"size": 11, "color": COLORS[(i + 1) % len(COLORS)]},
                 error_x=_err(g.delta, g.ci_low, g.ci_high),
