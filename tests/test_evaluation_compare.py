@@ -329,6 +329,10 @@ def test_answer_pairs_windowed_and_ordered(filled):
     assert page.example_id.tolist() == full.example_id.tolist()[1:3]
     assert full.delta.tolist() == sorted(full.delta.tolist(), reverse=True)
     assert len(p.set_index("example_id").loc["i1"].instruction) == 160  # a preview
+    faith = answer_pairs(filled, ev.EVAL_ID, "m:base", "m:mtl", aspect="faithfulness")
+    assert faith.attrs["n_total"] == 6 and set(faith.kind) == {"context"}
+    far = answer_pairs(filled, ev.EVAL_ID, "m:base", "m:mtl", aspect="faithfulness", offset=10)
+    assert far.empty and far.attrs["n_total"] == 6  # past the end: still counted
     by_abs = answer_pairs(filled, ev.EVAL_ID, "m:base", "m:mtl", order="abs").delta.abs()
     assert by_abs.dropna().is_monotonic_decreasing
     with pytest.raises(ValueError, match="order"):

@@ -732,7 +732,8 @@ def answer_pairs(
     Columns ``example_id, kind, split, source, instruction`` (a preview), ``aspect,
     score_a, score_b, delta`` (= score_b − score_a; NULL where either has no score).
     ``aspect=None`` scores each example on its kind's own aspect (instruction or
-    faithfulness). ``order``: ``delta`` (b's regressions first), ``-delta`` (b's gains
+    faithfulness); ``aspect="instruction"``/``"faithfulness"`` lists only the examples
+    of the kind that aspect is asked of, ``"task"`` every example. ``order``: ``delta`` (b's regressions first), ``-delta`` (b's gains
     first), ``abs`` (largest change), ``example``. Windowed in SQL: ``limit`` rows
     from ``offset``; ``df.attrs["n_total"]`` is how many rows the filter matches.
     """
@@ -765,6 +766,11 @@ def answer_pairs(
     if aspect:
         aspect_sql = "$aspect"
         params["aspect"] = aspect
+        # instruction is asked of instruction examples, faithfulness of context ones
+        own = [k for k, a in KIND_ASPECT.items() if a == aspect]
+        if own:
+            where += " AND e.kind = $own_kind"
+            params["own_kind"] = own[0]
     else:
         aspect_sql = "CASE e.kind " + " ".join(
             f"WHEN '{k}' THEN '{asp}'" for k, asp in KIND_ASPECT.items()
@@ -818,7 +824,7 @@ def answer_pairs(
 
 
 def _count_pairs(con, evaluation_id: str, where: str, params: dict) -> int:
-    p = {k: params[k] for k in ("kind", "split") if k in params}
+    p = {k: params[k] for k in ("kind", "split", "own_kind") if k in params}
     return one(
         con,
         f"SELECT count(*) FROM evaluation_examples ee JOIN examples e USING (example_id) "
