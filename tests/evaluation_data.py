@@ -42,7 +42,7 @@ MODELS = [m for m, _ in CHECKPOINTS]
 ROUGE, LLM_A, PROXY, IFEVAL, KP = (
     "metric:rouge_l:v1",
     "llm:judge-a",
-    "metric:instruction_proxy:v1",
+    "metric:instruction_proxy:v2",
     "metric:ifeval:v1",
     "metric:knowledge_precision:v1",
 )
