@@ -27,6 +27,7 @@ from reset_core.evaluation.launch import (
     checkpoint_summary,
     create_evaluation,
     freeze_panel,
+    resume_evaluation,
     run_evaluation,
 )
 from reset_core.sampling.config import ModelSpec
@@ -296,9 +297,27 @@ def test_cancel_then_advance_resumes(tests_db, db_path, tiny_model_dir, adapter_
     cancel_evaluation(con, evaluation_id)
     ev = queries.get_evaluation(con, evaluation_id)
     assert (ev["status"], ev["error"]) == ("failed", "cancelled")
+    # A cancelled evaluation stays put (a page polling it restarts nothing) until resumed.
+    assert advance_evaluation(con, db_path, evaluation_id).status == "failed"
+    assert len(queries.evaluation_jobs(con, evaluation_id)) == 1
+    resume_evaluation(con, evaluation_id)
     p = run_evaluation(con, db_path, evaluation_id, poll_s=0.1)
     assert p.status == "done"
     _assert_complete(con, evaluation_id)
+
+
+def test_a_model_sampled_from_an_endpoint_is_a_checkpoint(tests_db, db_path, openai_server):
+    """A base model sampling registered from an OpenAI-compatible server answers there."""
+    from reset_core.sampling.launch import record_model_and_grid
+
+    con = tests_db
+    spec = ModelSpec(engine="openai", model="local-test", base_url=openai_server.base_url)
+    record_model_and_grid(con, spec, [])
+    evaluation_id = create_evaluation(con, db_path, _cfg([spec.model_id], count=2))
+    assert run_evaluation(con, db_path, evaluation_id, poll_s=0.1).status == "done"
+    _assert_complete(con, evaluation_id)
+    engines = con.execute("SELECT DISTINCT engine FROM candidates").fetchall()
+    assert engines == [("openai",)]
 
 
 def test_failing_judge_is_retried_a_bounded_number_of_times_then_reported(

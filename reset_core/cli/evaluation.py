@@ -123,7 +123,12 @@ def _summary(con, evaluation_id: str) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from reset_core.evaluation.launch import cancel_evaluation, create_evaluation, run_evaluation
+    from reset_core.evaluation.launch import (
+        cancel_evaluation,
+        create_evaluation,
+        resume_evaluation,
+        run_evaluation,
+    )
     from reset_core.evaluation.queries import get_evaluation
     from reset_core.store import connect
 
@@ -133,6 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             evaluation_id = get_evaluation(con, args.resume)["evaluation_id"]
+            resume_evaluation(con, evaluation_id)
             print(f"resuming {evaluation_id}: only missing answers and verdicts are made")
         else:
             cfg = _config(con, args)

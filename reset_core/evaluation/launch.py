@@ -403,19 +403,14 @@ def advance_evaluation(
     then, once every checkpoint has answered, one judging job for every verdict the
     frozen judges still owe on the answers; nothing missing marks it done. Resumable
     by construction: candidates and verdicts are keyed, so a step after a killed worker
-    plans only what is missing. A failed evaluation (cancelled, or out of attempts)
-    is resumed: it gets fresh attempts. ``launch=False`` writes the job without
-    starting a worker (``run_evaluation`` runs it in this process).
+    plans only what is missing. A finished evaluation (done, or failed: cancelled or
+    out of attempts) is left as it is; :func:`resume_evaluation` restarts a failed one.
+    ``launch=False`` writes the job without starting a worker (``run_evaluation`` runs
+    it in this process).
     """
     ev = queries.get_evaluation(con, evaluation_id)
-    if ev["status"] == "done":
+    if ev["status"] in FINISHED:
         return progress(con, evaluation_id)
-    if ev["status"] == "failed":  # resuming: fresh attempts from now
-        con.execute(
-            "UPDATE evaluations SET status = 'planned', error = NULL, finished_at = NULL, "
-            "started_at = current_timestamp WHERE evaluation_id = ?",
-            [evaluation_id],
-        )
     running = []
     for job in queries.evaluation_jobs(con, evaluation_id):
         if job["status"] == "queued" and launch:
@@ -561,13 +556,28 @@ def run_evaluation(
             # This process is the worker: a later sync that finds it gone (killed) marks
             # the job failed, and the next step plans what is missing.
             con.execute("UPDATE jobs SET pid = ? WHERE job_id = ?", [os.getpid(), job["job_id"]])
-            jobs.run_here(con, job["job_id"])
-            _sync(con, job["job_id"], job["stage"])
+            code = jobs.run_here(con, job["job_id"])
+            done = _sync(con, job["job_id"], job["stage"])
+            # The worker records Ctrl-C as its failure and returns; here it must stop
+            # the run, not start the next attempt.
+            if code and (done.get("error") or "").startswith("KeyboardInterrupt"):
+                raise KeyboardInterrupt
+
+
+def resume_evaluation(con, evaluation_id: str) -> None:
+    """Let a failed (cancelled, or out of attempts) evaluation run again, with fresh
+    attempts; what it made is kept. A done or running evaluation is left as it is."""
+    if queries.get_evaluation(con, evaluation_id)["status"] == "failed":
+        con.execute(
+            "UPDATE evaluations SET status = 'planned', error = NULL, finished_at = NULL, "
+            "started_at = current_timestamp WHERE evaluation_id = ?",
+            [evaluation_id],
+        )
 
 
 def cancel_evaluation(con, evaluation_id: str) -> None:
     """Stop an evaluation: its running jobs stop after their current batch, and it is
-    marked failed ("cancelled"); what finished is kept, and advancing resumes it."""
+    marked failed ("cancelled"); what finished is kept (:func:`resume_evaluation`)."""
     queries.get_evaluation(con, evaluation_id)  # ValueError when unknown
     for job in queries.evaluation_jobs(con, evaluation_id):
         if job["status"] in jobs.ACTIVE:
