@@ -252,7 +252,7 @@ def _kill_when_shard_written(con, job_id, rng) -> None:
 
 
 def test_kill_9_of_workers_then_advance_loses_and_duplicates_nothing(
-    tests_db, db_path, tiny_model_dir
+    tests_db, db_path, tiny_model_dir, monkeypatch
 ):
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
@@ -264,6 +264,8 @@ def test_kill_9_of_workers_then_advance_loses_and_duplicates_nothing(
     cheap = {"task": "rouge_l", "instruction": "instruction_proxy"}
     cheap["faithfulness"] = "knowledge_precision"
     save_panel(con, Panel(name="cheap", judges={a: [f"metric:{n}:v1"] for a, n in cheap.items()}))
+    # Small judging batches (a shard each), so the judging worker is killed mid-run too.
+    monkeypatch.setattr("reset_core.evaluation.launch.JUDGE_BATCH_SIZE", 2)
     # One answer per generate call and longer answers: the worker is killed mid-run.
     cfg = _cfg([base], count=8, batch_size=1, panel="cheap")
     cfg.tests.splits = ["test_seen"]  # the short open-ended prompts: quick answers
@@ -280,6 +282,11 @@ def test_kill_9_of_workers_then_advance_loses_and_duplicates_nothing(
     assert p.status == "done", f"random seed {seed}: {p}"
     _assert_complete(con, evaluation_id)
     jobs_ = queries.evaluation_jobs(con, evaluation_id)
+    # Each killed worker left its job failed and a second job made the rest, unless the
+    # kill came after its last shard (nothing left to make) or after its very end.
+    for stage in ("sample", "judge"):
+        statuses = [j["status"] for j in jobs_ if j["stage"] == stage]
+        assert statuses in (["done"], ["failed"], ["failed", "done"]), f"seed {seed}: {jobs_}"
     sample_jobs = [j["job_id"] for j in jobs_ if j["stage"] == "sample"]
     keys = _shard_rows(con, sample_jobs, ["candidate_id"])
     assert len(keys) == len(set(keys)) == 8, f"random seed {seed}: answers made twice"

@@ -56,6 +56,8 @@ from reset_core.store import insert_arrow, one
 MAX_ATTEMPTS = 3
 
 FINISHED = ("done", "failed")
+#: Items per judging batch (one shard each): the most a killed judging worker loses.
+JUDGE_BATCH_SIZE = 256
 
 
 @dataclass
@@ -463,6 +465,7 @@ def advance_evaluation(
             con,
             db_path,
             list(frozen["specs"].values()),
+            batch_size=JUDGE_BATCH_SIZE,
             plan=_judge_plan(frozen),
             candidates=answers,
             judge_aspects=_judge_aspects(frozen),
