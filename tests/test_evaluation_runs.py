@@ -327,6 +327,20 @@ def test_a_model_sampled_from_an_endpoint_is_a_checkpoint(tests_db, db_path, ope
     assert engines == [("openai",)]
 
 
+def test_examples_gone_from_the_database_fail_the_evaluation_clearly(
+    tests_db, db_path, tiny_model_dir
+):
+    con = tests_db
+    base = ensure_model(con, str(tiny_model_dir))
+    evaluation_id = create_evaluation(con, db_path, _cfg([base], count=2))
+    con.execute(
+        "DELETE FROM examples WHERE example_id IN (SELECT example_id FROM evaluation_examples)"
+    )
+    p = advance_evaluation(con, db_path, evaluation_id, launch=False)
+    assert p.status == "failed" and "no longer in the database" in p.message
+    assert queries.evaluation_jobs(con, evaluation_id) == []
+
+
 def test_failing_judge_is_retried_a_bounded_number_of_times_then_reported(
     tests_db, db_path, tiny_model_dir
 ):

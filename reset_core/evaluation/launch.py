@@ -443,6 +443,13 @@ def advance_evaluation(
             _set_status(con, evaluation_id, "failed", error)
             return progress(con, evaluation_id, message=error)
         job_id = _start_sampling(con, db_path, ev, model_id, launch)
+        if job_id is None:  # nothing left to ask for, yet answers lack: examples are gone
+            error = (
+                f"{ck['label']} ({model_id}) lacks answers to examples that are no longer in "
+                "the database; the frozen test set cannot be answered in full"
+            )
+            _set_status(con, evaluation_id, "failed", error)
+            return progress(con, evaluation_id, message=error)
         _set_status(con, evaluation_id, "sampling")
         return progress(
             con, evaluation_id, running=[job_id], message=f"sampling answers of {ck['label']}"
@@ -479,8 +486,9 @@ def advance_evaluation(
     return progress(con, evaluation_id, message="every answer and verdict is in")
 
 
-def _start_sampling(con, db_path, ev: dict, model_id: str, launch: bool) -> str:
-    from reset_core.sampling.launch import plan_sampling, start_sampling
+def _start_sampling(con, db_path, ev: dict, model_id: str, launch: bool) -> str | None:
+    """Start the sampling job of a checkpoint's missing answers (None: none to make)."""
+    from reset_core.sampling.launch import SamplingRejected, plan_sampling, start_sampling
 
     frozen = ev["frozen"]
     spec = ModelSpec(**frozen["models"][model_id]["spec"])
@@ -488,15 +496,20 @@ def _start_sampling(con, db_path, ev: dict, model_id: str, launch: bool) -> str:
     selection = SampleSelection(
         kinds=tests.kinds, sources=tests.sources, splits=tests.splits, count=tests.count
     )
-    plan = plan_sampling(
-        con,
-        selection,
-        spec,
-        [DecodingSetting(**frozen["decoding"])],
-        check=False,  # checked when the evaluation was created; a failure fails the job
-        example_ids=queries.example_ids(con, ev["evaluation_id"]),
-        model_id=model_id,
-    )
+    try:
+        plan = plan_sampling(
+            con,
+            selection,
+            spec,
+            [DecodingSetting(**frozen["decoding"])],
+            check=False,  # checked when the evaluation was created; a failure fails the job
+            example_ids=queries.example_ids(con, ev["evaluation_id"]),
+            model_id=model_id,
+        )
+    except SamplingRejected:  # none of its examples is left
+        return None
+    if plan.n_new == 0:
+        return None
     job_id = start_sampling(con, plan, jobs_dir(db_path), launch=False)
     _record_job(con, ev["evaluation_id"], job_id, "sample", model_id)
     if launch:

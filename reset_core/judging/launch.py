@@ -197,9 +197,8 @@ def plan_items(
     Per :class:`JudgePlan`: the aspects each example's kind needs (or all a judge
     scores), the chosen splits (default ``seen``), and only items without a valid
     verdict from that judge unless ``redo``; only ``candidates`` and ``judge_aspects``
-    when given (see :func:`_plan_from`). The rows
-    carry what the worker needs (texts included); :func:`estimate_plan` sizes the same
-    plan without reading them.
+    when given (see :func:`_plan_from`). The rows carry what the worker needs (texts
+    included); :func:`estimate_plan` sizes the same plan without reading them.
     """
     plan = _plan(plan, kw)
     sql, params = _plan_from([build_judge(s) for s in specs], plan, candidates, judge_aspects)
