@@ -256,6 +256,7 @@ def test_kill_9_of_workers_then_advance_loses_and_duplicates_nothing(
 ):
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
+    from reset_core.judging.worker import build_judge
     from reset_core.scoring.panels import Panel, save_panel
 
     con = tests_db
@@ -263,7 +264,8 @@ def test_kill_9_of_workers_then_advance_loses_and_duplicates_nothing(
     # Judges that start fast (no embedding model to load): the test is about resuming.
     cheap = {"task": "rouge_l", "instruction": "instruction_proxy"}
     cheap["faithfulness"] = "knowledge_precision"
-    save_panel(con, Panel(name="cheap", judges={a: [f"metric:{n}:v1"] for a, n in cheap.items()}))
+    ids = {a: [build_judge({"type": "metric", "name": n}).judge_id] for a, n in cheap.items()}
+    save_panel(con, Panel(name="cheap", judges=ids))
     # Small judging batches (a shard each), so the judging worker is killed mid-run too.
     monkeypatch.setattr("reset_core.evaluation.launch.JUDGE_BATCH_SIZE", 2)
     # One answer per generate call and longer answers: the worker is killed mid-run.
@@ -474,3 +476,36 @@ def test_cli_evaluates_by_label_lists_and_resumes(
     assert "splits" in capsys.readouterr().err
     assert main([*db, "evaluate", "--resume", "eval-missing"]) == 2
     assert main([*db, "evaluate"]) == 2
+
+
+def test_per_source_test_set_takes_count_of_each_source(con):
+    """A stratified test set: at most ``count`` of every matching source, seeded."""
+    from reset_core.evaluation.config import TestSet
+    from reset_core.evaluation.launch import _test_examples
+    from reset_core.ingest.demo import load_demo
+
+    load_demo(con)
+    tests = TestSet(splits=["test_seen", "test_unseen"], count=5, per_source=True)
+    ids = _test_examples(con, tests)
+    sources = dict(
+        con.execute(
+            "SELECT source, count(*) FROM examples WHERE example_id IN (SELECT unnest(?)) "
+            "GROUP BY source",
+            [ids],
+        ).fetchall()
+    )
+    # Every demo source has test examples; each gives 5, none crowds out the others.
+    assert sources == {
+        s: 5
+        for s in (
+            "adversarial_qa",
+            "dolly",
+            "dolly_context",
+            "ifeval",
+            "natural_questions",
+            "self_instruct",
+        )
+    }
+    assert _test_examples(con, tests) == ids  # seeded: the same subset again
+    plain = _test_examples(con, tests.model_copy(update={"per_source": False}))
+    assert len(plain) == 5

@@ -217,16 +217,18 @@ def checkpoint_spec(
 
 
 def _test_examples(con, tests: TestSet) -> list[str]:
+    """The test set's example ids: a seeded subset of the matches, or one per source."""
+    from reset_core.evaluation.queries import matching_sources
     from reset_core.sampling.launch import select_examples
 
-    selection = SampleSelection(
-        kinds=tests.kinds,
-        sources=tests.sources,
-        splits=tests.splits,
-        count=tests.count,
-        seed=tests.seed,
-    )
-    return sorted(e[0] for e in select_examples(con, selection))
+    fields = tests.model_dump(include={"kinds", "sources", "splits", "count", "seed"})
+    if not tests.per_source:
+        return sorted(e[0] for e in select_examples(con, SampleSelection(**fields)))
+    ids: list[str] = []
+    for source in matching_sources(con, tests.kinds, tests.sources, tests.splits):
+        selection = SampleSelection(**{**fields, "sources": [source]})
+        ids += [e[0] for e in select_examples(con, selection)]
+    return sorted(ids)
 
 
 def _new_id() -> str:

@@ -165,3 +165,21 @@ def get_evaluation(con, evaluation_id: str) -> dict[str, Any]:
         "n_examples": row[10],
         "checkpoints": [{"model_id": m, "label": lab, "position": p} for m, lab, p in checkpoints],
     }
+
+
+def matching_sources(con, kinds=(), sources=(), splits=()) -> list[str]:
+    """The sources with examples matching the filters, by name (a stratified test set).
+
+    >>> from reset_core.store import connect
+    >>> matching_sources(connect(":memory:"), splits=["test_seen"])
+    []
+    """
+    from reset_core.ingest.queries import example_filter
+
+    where, params = example_filter(kinds, sources, splits)
+    return [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT source FROM examples{where} ORDER BY source", params
+        ).fetchall()
+    ]
