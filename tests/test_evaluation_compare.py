@@ -22,6 +22,7 @@ from reset_core.evaluation.compare import (
     means,
     paired_stats,
 )
+from reset_core.evaluation.ifeval import MEASURES
 
 
 @pytest.fixture
@@ -367,3 +368,15 @@ def test_answer_pair_shows_both_answers_and_every_frozen_verdict(filled):
         ).fetchone()[0]
     )
     assert frozen["judges"] == ev.JUDGES
+
+
+def test_one_checkpoint_has_means_and_no_deltas(filled):
+    """An evaluation of the baseline alone: every table has its means, deltas are NaN."""
+    con = filled
+    ev.add_evaluation(con, "eval-one", checkpoints=[("m:mtl", "MTL")])
+    c = compare(con, "eval-one", n_boot=200)
+    assert set(c.table.label) == {"MTL"} and c.table["mean"].notna().any()
+    assert c.table["delta"].isna().all()
+    assert set(c.ifeval.measure) == set(MEASURES) and c.ifeval["value"].notna().all()
+    assert c.ifeval[["delta", "delta_ci_low", "delta_ci_high"]].isna().all().all()
+    assert c.kprecision["delta"].isna().all() and len(c.plane) == 1

@@ -459,7 +459,8 @@ def _frame(rows: list[dict], columns: list[str], labels: dict[str, str], baselin
         return pd.DataFrame(columns=columns)
     df["label"] = df.model_id.map(labels).fillna(df.model_id)
     df["is_baseline"] = df.model_id == baseline
-    return df[columns].reset_index(drop=True)
+    # A column no row filled (deltas when the baseline is the only checkpoint) is NaN.
+    return df.reindex(columns=columns).reset_index(drop=True)
 
 
 def compare(
