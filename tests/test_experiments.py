@@ -127,6 +127,9 @@ def test_tiny_experiment_runs_headless_through_its_evaluation(demo_con, db_path,
 
     # Every step was an ordinary stage call: its rows are where the stages put them.
     mtl = steps["mtl.train"]["outputs"]
+    mtl_run = con.execute(
+        "SELECT run_id FROM training_runs WHERE model_id = ?", [mtl["model_id"]]
+    ).fetchone()[0]
     stage, parent = con.execute(
         "SELECT stage, parent_id FROM models WHERE model_id = ?", [mtl["model_id"]]
     ).fetchone()
@@ -179,6 +182,21 @@ def test_tiny_experiment_runs_headless_through_its_evaluation(demo_con, db_path,
         "w0.train",
         "evaluate",
     ]
+
+    # The same MTL again (same base, references and training fields) is reused, not trained.
+    n_runs = con.execute("SELECT count(*) FROM training_runs").fetchone()[0]
+    again = ex.start_experiment(
+        con, db_path, tiny_recipe(tiny_model_dir, arms=[], evaluation={"baseline": "base"})
+    )
+    assert ex.run_experiment(con, db_path, again, until="evaluate").step == "evaluate"
+    assert _steps(con, again)["mtl.train"]["outputs"]["reused_run"] == mtl_run
+    assert _steps(con, again)["mtl.train"]["outputs"]["model_id"] == mtl["model_id"]
+    assert con.execute("SELECT count(*) FROM training_runs").fetchone()[0] == n_runs
+    no_reuse = tiny_recipe(tiny_model_dir, arms=[], evaluation={"baseline": "base"})
+    no_reuse = no_reuse.model_copy(update={"reuse_mtl": False})
+    third = ex.start_experiment(con, db_path, no_reuse)
+    ex.run_experiment(con, db_path, third, until="evaluate")
+    assert _steps(con, third)["mtl.train"]["outputs"]["model_id"] != mtl["model_id"]
 
     pytest.importorskip("reset_core.evaluation.launch")  # H-evalrun's part of issue #12
     p = ex.run_experiment(con, db_path, exp_id)

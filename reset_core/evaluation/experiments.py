@@ -25,8 +25,9 @@ stopped, and a killed job is relaunched, resuming from its shards or checkpoints
 Reuse is by key, as the stages already do it: an arm whose candidates (same model,
 examples, settings and sample indices) exist samples nothing, and judging skips
 verdicts already given, so two arms on the same candidates (the weighting ablation)
-sample and judge once. Trained models are never reused: every experiment trains its
-own MTL and arms.
+sample and judge once. An MTL run identical to an earlier finished one (same base
+model, same reference set, same training fields) is reused unless the recipe says
+``reuse_mtl = false``; arms are always trained.
 
 >>> sorted(list_recipes(None))
 ['decoding-ablation', 'mtl-tradeoff', 'weighting-ablation']
@@ -268,6 +269,12 @@ class Recipe(BaseModel):
         default_factory=SeenExamples, description="The seen examples used."
     )
     mtl: MTLStage = Field(default_factory=MTLStage, description="The MTL stage.")
+    reuse_mtl: bool = Field(
+        True,
+        description="Reuse the model of an earlier finished MTL run with the same base model, "
+        "the same reference set and the same training fields instead of training it again "
+        "(its candidates on seen data are then shared with that run's experiments).",
+    )
     arms: list[Arm] = Field(
         default_factory=list, description="RESET arms, run in order (none: MTL against base)."
     )
@@ -607,11 +614,16 @@ def _run_step(con, db_path, recipe: Recipe, state: dict, step: str, launch: bool
 
         base = state["models"][BASE]
         cfg = _train_cfg(state, base, recipe.mtl.train)
+        set_id = state["steps"]["mtl.set"]["outputs"]["set_id"]
+        if recipe.reuse_mtl:
+            earlier = _same_training(con, set_id, base["model_id"], cfg)
+            if earlier:
+                return earlier
         run_id, job_id = start_training(
             con,
             db_path,
             cfg,
-            set_id=state["steps"]["mtl.set"]["outputs"]["set_id"],
+            set_id=set_id,
             base_model_id=base["model_id"],
             launch=launch,
         )
@@ -727,6 +739,28 @@ def _run_step(con, db_path, recipe: Recipe, state: dict, step: str, launch: bool
     raise ValueError(f"unknown step {step!r}")
 
 
+def _same_training(con, set_id: str, base_model_id: str, cfg) -> dict | None:
+    """The model of an earlier finished run of exactly this training, if there is one.
+
+    Same curated set (its id is a hash of its content), same starting model and the
+    same training fields (output folder aside): the same model, up to nondeterminism
+    of the hardware, so training it again would only cost time.
+    """
+    want = cfg.model_dump(exclude={"output_dir"})
+    rows = con.execute(
+        "SELECT r.run_id, r.config, m.model_id, m.path, m.adapter_path FROM training_runs r "
+        "JOIN models m ON m.model_id = r.model_id WHERE r.curated_set_id = ? "
+        "AND r.base_model_id = ? ORDER BY r.created_at",
+        [set_id, base_model_id],
+    ).fetchall()
+    for run_id, config, model_id, path, adapter in rows:
+        config = json.loads(config) if isinstance(config, str) else config
+        train = {k: v for k, v in config["train"].items() if k != "output_dir"}
+        if train == want:
+            return {"model_id": model_id, "path": path, "adapter": adapter, "reused_run": run_id}
+    return None
+
+
 def _refuse_mixed_scope(con, arm: Arm, sampled: dict) -> None:
     """Selection ranks every seen candidate of the model: refuse when others are there.
 
@@ -747,7 +781,8 @@ def _refuse_mixed_scope(con, arm: Arm, sampled: dict) -> None:
             f"arms.{arm.name}: its start checkpoint has {row[0]} other seen candidates "
             f"({row[1]} other settings or other examples), which selection would rank with "
             "this arm's; order the arms so that each later arm's grid and examples contain "
-            "the earlier ones', or start it from another checkpoint"
+            "the earlier ones', start it from another checkpoint, or set reuse_mtl = false "
+            "when an earlier experiment's MTL model is shared"
         )
 
 
@@ -824,7 +859,8 @@ def advance_experiment(
                 else:
                     jobs.requeue(con, info["job_id"])
             elif s == "evaluate" and info.get("outputs"):
-                info["status"] = "running"  # the evaluation resumes by its own keys
+                # The evaluation resumes by its own keys (a failed one gets fresh attempts).
+                info.update(status="running", resumed=True)
             else:
                 info["status"] = "pending"
         status = "running"
@@ -878,6 +914,8 @@ def advance_experiment(
                     )
             if step == "evaluate":
                 ev_status, message, running = _evaluation_status(con, db_path, info, launch)
+                if ev_status == "failed" and info.pop("resumed", False):
+                    ev_status = "running"  # headless: run_evaluation resumes it next
                 if ev_status == "done":
                     info.update(status="done", finished_at=_now())
                     continue
@@ -959,7 +997,7 @@ def run_experiment(
             row = one(con, "SELECT status, pid FROM jobs WHERE job_id = ?", [job_id])
             if row and row[0] in jobs.ACTIVE and not (row[1] and jobs._alive(row[1])):
                 jobs.requeue(con, job_id)
-    resume = status == "failed"
+    resume, evaluated = status == "failed", False
     while True:
         p = advance_experiment(
             con, db_path, experiment_id, launch=False, resume=resume, stop_before=until
@@ -972,7 +1010,10 @@ def run_experiment(
         if p.step == "evaluate":
             from reset_core.evaluation.launch import run_evaluation
 
+            if evaluated:  # it ran to its end and is still not done: say so, do not spin
+                return p
             run_evaluation(con, db_path, p.evaluation_id)
+            evaluated = True
         elif p.job_id and p.job_status == "queued":
             jobs.run_here(con, p.job_id)
         else:
