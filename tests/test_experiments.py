@@ -214,7 +214,9 @@ def test_tiny_experiment_runs_headless_through_its_evaluation(demo_con, db_path,
         ).fetchone()[0]
         == exp_id
     )
-    assert ex.list_experiments(con).loc[0, "evaluation_id"] == ev
+    listed = ex.list_experiments(con).set_index("experiment_id")
+    assert listed.loc[exp_id, "evaluation_id"] == ev and listed.loc[exp_id, "status"] == "done"
+    assert listed.loc[exp_id, "steps_done"] == listed.loc[exp_id, "steps_total"] == 13
 
 
 def test_a_killed_job_fails_the_step_and_resumes(demo_con, db_path, tiny_model_dir):
@@ -276,3 +278,33 @@ def test_start_refuses_a_missing_model_and_no_examples(con, db_path, tmp_path):
         ex.start_experiment(con, db_path, r)
     with pytest.raises(KeyError, match="no experiment"):
         ex.get_experiment(con, "exp-nope")
+
+
+def test_the_app_path_advances_without_blocking_to_the_end(demo_con, db_path, tiny_model_dir):
+    """What the app does on each refresh: advance_experiment(launch=True) until done."""
+    pytest.importorskip("reset_core.evaluation.launch")
+    con = demo_con
+    recipe = tiny_recipe(
+        tiny_model_dir,
+        arms=[],
+        evaluation={
+            "checkpoints": ["base", "mtl"],
+            "baseline": "base",
+            "tests": {"count": 3},
+            "max_tokens": 8,
+        },
+    )
+    exp_id = ex.start_experiment(con, db_path, recipe)
+    seen, deadline = [], time.monotonic() + 600
+    while time.monotonic() < deadline:
+        p = ex.advance_experiment(con, db_path, exp_id)
+        seen.append(p.step)
+        if p.status != "running":
+            break
+        time.sleep(0.5)
+    assert p.status == "done", p
+    # Launched workers, not in-process runs: every job has its own process id.
+    pids = con.execute("SELECT pid FROM jobs ORDER BY created_at").fetchall()
+    assert pids and all(pid for (pid,) in pids)
+    assert {"mtl.train", "evaluate"} <= set(seen)
+    assert ex.get_experiment(con, exp_id)["evaluation_id"] == p.evaluation_id
