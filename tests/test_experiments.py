@@ -250,12 +250,16 @@ def test_a_killed_job_fails_the_step_and_resumes(demo_con, db_path, tiny_model_d
 def test_an_abandoned_headless_job_is_run_again(demo_con, db_path, tiny_model_dir):
     """A headless run killed mid-job leaves its job 'running' with no worker."""
     con = demo_con
-    exp_id = ex.start_experiment(con, db_path, tiny_recipe(tiny_model_dir))
+    arms = tiny_recipe(tiny_model_dir).model_dump()["arms"][:1]
+    arms[0]["name"] = "t0.7"  # arm names may hold dots
+    recipe = tiny_recipe(tiny_model_dir, arms=arms, evaluation={"checkpoints": ["mtl", "t0.7"]})
+    exp_id = ex.start_experiment(con, db_path, recipe)
     p = ex.advance_experiment(con, db_path, exp_id, launch=False)
     assert p.job_status == "queued"
     con.execute("UPDATE jobs SET status = 'running' WHERE job_id = ?", [p.job_id])
-    p = ex.run_experiment(con, db_path, exp_id, until="w2.judge")
-    assert p.step == "w2.judge" and _steps(con, exp_id)["w2.sample"]["status"] == "done"
+    p = ex.run_experiment(con, db_path, exp_id, until="t0.7.judge")
+    assert p.step == "t0.7.judge", p
+    assert _steps(con, exp_id)["t0.7.sample"]["status"] == "done"
 
 
 def test_an_arm_whose_ranking_would_mix_other_settings_is_refused(

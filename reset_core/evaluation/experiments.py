@@ -330,6 +330,16 @@ def step_names(recipe: Recipe) -> list[str]:
     return [*names, "evaluate"]
 
 
+def split_step(step: str) -> tuple[str, str]:
+    """(arm or stage, action) of a step name; arm names may hold dots.
+
+    >>> split_step("fixed-t0.5.sample"), split_step("evaluate")
+    (('fixed-t0.5', 'sample'), ('', 'evaluate'))
+    """
+    head, _, what = step.rpartition(".")
+    return head, what
+
+
 def _error_in(e: ValidationError, source: str) -> RecipeError:
     from reset_core.errors import validation_message
 
@@ -652,7 +662,7 @@ def _run_step(con, db_path, recipe: Recipe, state: dict, step: str, launch: bool
         )
         return {"evaluation_id": eval_id, "checkpoints": models}
 
-    arm_name, _, what = step.partition(".")
+    arm_name, what = split_step(step)
     arm = recipe.arm(arm_name)
     out = state["steps"]
     if what == "sample":
@@ -801,7 +811,7 @@ def _sync(con, kind: str, job_id: str) -> dict:
 
 
 def _job_kind(step: str) -> str:
-    what = step.rsplit(".", 1)[-1]
+    what = split_step(step)[1]
     return {"train": "train", "sample": "sample", "judge": "judge"}[what]
 
 
