@@ -869,8 +869,11 @@ def advance_experiment(
                 else:
                     jobs.requeue(con, info["job_id"])
             elif s == "evaluate" and info.get("outputs"):
-                # The evaluation resumes by its own keys (a failed one gets fresh attempts).
-                info.update(status="running", resumed=True)
+                from reset_core.evaluation.launch import resume_evaluation
+
+                # It resumes by its own keys (what it made is kept), with fresh attempts.
+                resume_evaluation(con, info["outputs"]["evaluation_id"])
+                info["status"] = "running"
             else:
                 info["status"] = "pending"
         status = "running"
@@ -924,8 +927,6 @@ def advance_experiment(
                     )
             if step == "evaluate":
                 ev_status, message, running = _evaluation_status(con, db_path, info, launch)
-                if ev_status == "failed" and info.pop("resumed", False):
-                    ev_status = "running"  # headless: run_evaluation resumes it next
                 if ev_status == "done":
                     info.update(status="done", finished_at=_now())
                     continue
