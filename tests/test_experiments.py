@@ -246,6 +246,17 @@ def test_a_killed_job_fails_the_step_and_resumes(demo_con, db_path, tiny_model_d
     assert steps["mtl.train"]["job_id"] == job_id and steps["mtl.train"]["status"] == "done"
     assert con.execute("SELECT count(*) FROM training_runs").fetchone()[0] == 1
 
+    # A cancelled (failed) evaluation fails the experiment; resuming resumes the evaluation.
+    launch = pytest.importorskip("reset_core.evaluation.launch")
+    p = ex.advance_experiment(con, db_path, exp_id, launch=False)
+    assert p.step == "evaluate" and p.evaluation_id, p
+    launch.cancel_evaluation(con, p.evaluation_id)
+    p = ex.advance_experiment(con, db_path, exp_id, launch=False)
+    assert p.status == "failed" and p.step == "evaluate", p
+    p = ex.run_experiment(con, db_path, exp_id)
+    assert p.status == "done" and ex.get_experiment(con, exp_id)["evaluation_id"] == p.evaluation_id
+    assert con.execute("SELECT count(*) FROM evaluations").fetchone()[0] == 1
+
 
 def test_an_abandoned_headless_job_is_run_again(demo_con, db_path, tiny_model_dir):
     """A headless run killed mid-job leaves its job 'running' with no worker."""
