@@ -323,3 +323,22 @@ def test_the_app_path_advances_without_blocking_to_the_end(demo_con, db_path, ti
     assert pids and all(pid for (pid,) in pids)
     assert {"mtl.train", "evaluate"} <= set(seen)
     assert ex.get_experiment(con, exp_id)["evaluation_id"] == p.evaluation_id
+
+
+def test_cli_lists_recipes_and_rejects_a_bad_recipe_file(db_path, tmp_path, capsys):
+    from reset_core.cli import main
+
+    assert main(["--db", str(db_path), "experiment", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mtl-tradeoff", "decoding-ablation", "weighting-ablation"):
+        assert f"{name}: " in out
+    assert "evaluates base, mtl (baseline base) on 24 test examples" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\ndescription = "d"\n[examples]\ncount = 0\n')
+    assert main(["--db", str(db_path), "experiment", "--recipe", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: examples.count: Input should be greater than or equal to 1" in err
+    assert main(["--db", str(db_path), "experiment"]) == 2
+    assert "give one of NAME, --recipe FILE or --resume ID" in capsys.readouterr().err
+    assert main(["--db", str(db_path), "experiment", "--resume", "exp-nope"]) == 2
+    assert "no experiment 'exp-nope'" in capsys.readouterr().err
