@@ -119,7 +119,7 @@ def loop_status(con) -> LoopStatus:
     )
     # Which round is open: the newest RESET model's until it is evaluated, else the next.
     policy, trained = (newest[0], None) if newest else (None, None)
-    if newest and newest[1] != "mtl" and not _evaluated(con, newest[0]):
+    if newest and newest[1] != "mtl" and newest[2] and not _evaluated(con, newest[0]):
         policy, trained = newest[2], newest[0]
     rnd = (_reset_round(con, policy) if policy else 0) + 1
     status = LoopStatus(rnd, policy, labels.get(policy, policy) if policy else None, [mtl])
