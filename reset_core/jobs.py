@@ -269,12 +269,10 @@ def create_job(
     return job_id
 
 
-def launch(con, job_id: str) -> int:
-    """Start (or restart, to resume) the worker process for a job; return its pid."""
-    job_dir = work_dir(con, job_id)
+def _reset_progress(job_dir: Path) -> None:
+    """Forget the last attempt's end: a rerun must not be judged by its "failed" or
+    "cancelled" progress before the new worker has written its own."""
     (job_dir / "cancel").unlink(missing_ok=True)
-    # A relaunch must not be judged by the last attempt's "failed"/"cancelled" progress
-    # before the new worker has written its own.
     previous = read_json(job_dir / "progress.json")
     if previous:
         write_json_atomic(
@@ -288,6 +286,26 @@ def launch(con, job_id: str) -> int:
                 "detail": None,
             },
         )
+
+
+def requeue(con, job_id: str) -> None:
+    """Put a failed, cancelled or abandoned job back to 'queued', to rerun it headless.
+
+    For a job whose worker is gone (killed, or a headless run whose process died):
+    :func:`run_here` then resumes it from its saved shards or checkpoints, as
+    :func:`launch` would in a child process.
+    """
+    _reset_progress(work_dir(con, job_id))
+    con.execute(
+        "UPDATE jobs SET status='queued', pid=NULL, error=NULL, finished_at=NULL WHERE job_id=?",
+        [job_id],
+    )
+
+
+def launch(con, job_id: str) -> int:
+    """Start (or restart, to resume) the worker process for a job; return its pid."""
+    job_dir = work_dir(con, job_id)
+    _reset_progress(job_dir)
     log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [sys.executable, "-m", "reset_core.jobs", str(job_dir)],
