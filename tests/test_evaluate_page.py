@@ -158,3 +158,23 @@ def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir)
     assert {m.label: m.value for m in at.metric}["Test examples"] == "4"
     ifeval = _frame(at, "measure_text", "value")
     assert len(ifeval) == 4 and set(ifeval.n_prompts + ifeval.n_unscored) == {4}
+
+
+def test_trade_off_places_the_evaluated_checkpoints_and_links_to_their_results(app):
+    con = connect(app.db)
+    ed.fill_evaluation(con)
+    con.close()
+    app.switch_page("pages/tradeoff.py").run()
+    assert not app.exception, app.exception
+    points = app.get("plotly_chart")[-1].proto.spec
+    for model_id in ed.MODELS:  # each checkpoint, placed from that evaluation
+        assert f'"{model_id}","{ed.EVAL_ID}"' in points
+    link = next(p.proto for p in app.get("page_link") if p.proto.label.startswith("Evaluation "))
+    assert link.label == "Evaluation base vs MTL vs RESET: results →"
+    assert link.page == "evaluate" and f"evaluation={ed.EVAL_ID}" in link.query_string
+    # The link opens that evaluation's results.
+    app.switch_page("pages/evaluate.py")
+    app.query_params.update({"ev_tab": "Results", "evaluation": ed.EVAL_ID})
+    app.run()
+    assert not app.exception, app.exception
+    assert app.selectbox(key="ev_pick").value == ed.EVAL_ID
