@@ -178,3 +178,63 @@ def test_trade_off_places_the_evaluated_checkpoints_and_links_to_their_results(a
     app.run()
     assert not app.exception, app.exception
     assert app.selectbox(key="ev_pick").value == ed.EVAL_ID
+
+
+def test_a_user_recipe_runs_in_one_click_and_links_to_its_evaluation(app, tiny_model_dir):
+    """A recipe file beside the database (the tiny model, MTL against base) is listed with
+    the built-ins, runs from its button through every step, and ends in an evaluation."""
+    from reset_core.ingest.demo import load_demo
+
+    con = connect(app.db)
+    load_demo(con)
+    con.close()
+    recipes = app.db.parent / "experiments"
+    recipes.mkdir()
+    (recipes / "tiny-tradeoff.toml").write_text(
+        f"""
+name = "tiny-tradeoff"
+description = "The tiny model against its MTL fine-tune, on four test examples."
+base_model = "{tiny_model_dir}"
+[examples]
+count = 8
+[mtl.train]
+max_steps = 2
+[evaluation]
+checkpoints = ["base", "mtl"]
+baseline = "base"
+max_tokens = 8
+[evaluation.tests]
+count = 4
+"""
+    )
+    at = app
+    at.switch_page("pages/evaluate.py")
+    at.query_params["ev_tab"] = "Experiments"
+    at.run()
+    assert not at.exception, at.exception
+    listed = {b.key for b in at.button if b.key and b.key.startswith("ex_start_")}
+    assert {
+        "ex_start_mtl-tradeoff",
+        "ex_start_decoding-ablation",
+        "ex_start_weighting-ablation",
+        "ex_start_tiny-tradeoff",
+    } <= listed
+    at.button(key="ex_start_tiny-tradeoff").click().run()
+    assert not at.exception, at.exception
+    assert any("Started experiment" in s.value for s in at.success), [e.value for e in at.error]
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        at.run()  # each run advances it (the polled fragment)
+        con = connect(app.db)
+        (status,) = con.execute("SELECT status FROM experiments").fetchone()
+        con.close()
+        if status in ("done", "failed"):
+            break
+        time.sleep(1)
+    at.run()
+    assert status == "done", [e.value for e in at.error]
+    steps = _frame(at, "step", "status")
+    assert list(steps.step) == ["mtl.set", "mtl.train", "evaluate"]
+    assert set(steps.status) == {"done"}
+    link = next(p.proto for p in at.get("page_link") if p.proto.label.startswith("Its evaluation"))
+    assert "ev_tab=Results" in link.query_string and "evaluation=eval-" in link.query_string
