@@ -112,12 +112,16 @@ def test_before_after_lists_examples_by_delta_and_opens_one_side_by_side(app):
     assert ed.cand("c1", "m:reset").replace(":", "%3A") in link.query_string
 
 
-def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir):
-    """Install IFEval, evaluate the tiny model on four of its prompts, read the results."""
+def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir, tmp_path):
+    """Install IFEval, evaluate two checkpoints on four of its prompts, read the results."""
+    import shutil
+
     from reset_core.training.launch import ensure_model
 
+    twin = shutil.copytree(tiny_model_dir, tmp_path / "tiny-twin")  # a second checkpoint
     con = connect(app.db)
     model_id = ensure_model(con, str(tiny_model_dir), name="tiny")
+    twin_id = ensure_model(con, str(twin), name="tiny-twin")
     con.close()
     at = app
     at.switch_page("pages/evaluate.py").run()
@@ -135,7 +139,7 @@ def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir)
     assert not [b for b in at.button if b.key == "ev_install_ifeval"]  # nothing left to add
     assert at.multiselect(key="ev_sources").options == ["ifeval"]
 
-    at.multiselect(key="ev_checkpoints").set_value([model_id])
+    at.multiselect(key="ev_checkpoints").set_value([model_id, twin_id])
     at.multiselect(key="ev_sources").set_value(["ifeval"])
     at.number_input(key="ev_count").set_value(4)
     at.number_input(key="ev_dec_max_tokens").set_value(8)
@@ -157,7 +161,10 @@ def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir)
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["Test examples"] == "4"
     ifeval = _frame(at, "measure_text", "value")
-    assert len(ifeval) == 4 and set(ifeval.n_prompts + ifeval.n_unscored) == {4}
+    assert len(ifeval) == 8 and set(ifeval.n_prompts + ifeval.n_unscored) == {4}
+    # Greedy decoding and equal weights: the twin answers exactly as the tiny model does.
+    deltas = ifeval[~ifeval.is_baseline.astype(bool)].delta.dropna()
+    assert len(deltas) > 0 and set(deltas) == {0.0}
 
 
 def test_trade_off_places_the_evaluated_checkpoints_and_links_to_their_results(app):
