@@ -593,6 +593,10 @@ def results(con, evals: pd.DataFrame) -> None:
     labels = {c["model_id"]: c["label"] for c in checkpoints}
     if info["status"] == "failed":
         st.error(f"This evaluation failed: {info.get('error') or 'no error recorded'}")
+        if st.button("Resume (make only the missing answers and verdicts)", key="ev_resume"):
+            evaluations.resume_evaluation(con, evaluation_id)
+            evaluations.advance_evaluation(con, ui.db_path(), evaluation_id)
+            st.rerun()
     elif info["status"] != "done":
         st.info(
             f"This evaluation is {info['status']}: the tables show the answers and verdicts "

@@ -146,6 +146,15 @@ def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir,
     at.button(key="ev_start").click().run()
     assert not at.exception, at.exception
     assert any("Started evaluation" in s.value for s in at.success), [e.value for e in at.error]
+    evaluation_id = at.session_state["ev_launched"]
+    # Cancelled while it runs: failed, saying why; resumed, it makes only what is missing.
+    at.button(key=f"ev_cancel_{evaluation_id}").click().run()
+    assert not at.exception, at.exception
+    at.query_params["ev_tab"] = "Results"
+    at.run()
+    assert "This evaluation failed: cancelled" in [e.value for e in at.error]
+    at.button(key="ev_resume").click().run()
+    assert not at.exception, at.exception
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         at.run()  # each run advances it (the polled fragment)
@@ -156,7 +165,6 @@ def test_a_new_evaluation_runs_from_the_page_to_its_results(app, tiny_model_dir,
             break
         time.sleep(1)
     assert status == "done"
-    at.query_params["ev_tab"] = "Results"
     at.run()
     assert not at.exception, at.exception
     assert {m.label: m.value for m in at.metric}["Test examples"] == "4"
