@@ -7,6 +7,7 @@ queue, so the link lands on an example view.
 """
 
 import re
+from pathlib import Path
 
 import evaluation_data as ed
 import pytest
@@ -94,3 +95,21 @@ def test_before_after_side_by_side_and_open_in_review(app):
     cards = page.locator("[class*='st-key-rv_cand_']")
     expect(cards).to_have_count(2, timeout=T)
     expect(cards.nth(0)).to_contain_text("Answer to c1 by", timeout=T)
+
+
+def test_results_download_the_report_built_on_click(app):
+    url, page = app
+    page.goto(url + "/evaluate?ev_tab=Results")
+    expect(page.get_by_text("Judge panel", exact=True)).to_be_visible(timeout=T)
+    # The HTML is built when the button is clicked (plotly inlined: one offline file).
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download report (HTML, opens offline)").click()
+    d = download.value
+    assert d.suggested_filename == f"{ed.EVAL_ID}.html"
+    html = Path(d.path()).read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") and "base vs MTL vs RESET" in html
+    assert "<script src=" not in html  # nothing fetched from the network
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download tables (Markdown)").click()
+    md = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "| " in md and "RESET round 1" in md
