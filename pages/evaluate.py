@@ -689,7 +689,8 @@ def before_after(con, evals: pd.DataFrame) -> None:
     if st.session_state.get("_ba_filter") != (evaluation_id, a, b, aspect, kind, split, order):
         st.session_state["ba_page"] = 1  # a new list starts at its first window
         st.session_state["_ba_filter"] = (evaluation_id, a, b, aspect, kind, split, order)
-    page = int(st.number_input("Window", min_value=1, value=1, step=1, key="ba_page")) - 1
+    w1, w2 = st.columns([1, 4], vertical_alignment="bottom")
+    page = int(w1.number_input("Window", min_value=1, value=1, step=1, key="ba_page")) - 1
     pairs = compare.answer_pairs(
         con,
         evaluation_id,
@@ -709,15 +710,18 @@ def before_after(con, evals: pd.DataFrame) -> None:
             f"{page * PAIRS_PAGE + 1:,}."
         )
         return
-    st.caption(
+    w2.caption(
         f"Examples {page * PAIRS_PAGE + 1:,}–{page * PAIRS_PAGE + len(pairs):,} of "
-        f"{n_total:,}; B − A is NULL where either answer has no score yet."
+        f"{n_total:,}; B − A is NULL where either answer has no score yet. Click a row "
+        "(or pick below) to open it."
     )
-    st.dataframe(
+    event = st.dataframe(
         pairs,
         hide_index=True,
         width="stretch",
         key="ba_table",
+        on_select="rerun",
+        selection_mode="single-row",
         column_config={
             "score_a": NUMBER("A", format="%.3f", help=labels[a]),
             "score_b": NUMBER("B", format="%.3f", help=labels[b]),
@@ -726,6 +730,11 @@ def before_after(con, evals: pd.DataFrame) -> None:
         },
     )
     shown = pairs["example_id"].tolist()
+    rows = event.selection.rows if event and event.selection else []
+    clicked = shown[rows[0]] if rows else None
+    if clicked and clicked != st.session_state.get("_ba_clicked"):
+        st.session_state["ba_example"] = clicked  # a new click wins over the picker
+    st.session_state["_ba_clicked"] = clicked
     if st.session_state.get("ba_example") not in shown:
         st.session_state["ba_example"] = shown[0]
     deltas = dict(zip(pairs["example_id"], pairs["delta"], strict=True))
@@ -823,13 +832,41 @@ def experiments_tab(con, db: str) -> None:
     except ValueError as e:  # a user recipe that does not parse: its file, line and field
         st.error(str(e))
         recipes = {}
+    s1, s2, s3 = st.columns(3)
+    size = {
+        "examples": s1.number_input(
+            "Seen examples (0 = the recipe's)",
+            0,
+            10_000_000,
+            0,
+            key="ex_examples",
+            help="How many seen examples the MTL stage and the RESET arms use.",
+        ),
+        "tests": s2.number_input(
+            "Test examples (0 = the recipe's)",
+            0,
+            1_000_000,
+            0,
+            key="ex_tests",
+            help="How many test examples the evaluation answers (a seeded subset).",
+        ),
+        "max_steps": s3.number_input(
+            "Training steps (0 = the recipe's)",
+            -1,
+            1_000_000,
+            0,
+            key="ex_max_steps",
+            help="max_steps of every training run; -1 = full epochs.",
+        ),
+    }
+    overrides = {k: int(v) for k, v in size.items() if v}
     for name, recipe in recipes.items():
         with st.container(border=True, key=f"ex_recipe_{name}"):
             r1, r2 = st.columns([5, 1], vertical_alignment="center")
             r1.markdown(f"**{escape_markdown(name)}**: {escape_markdown(recipe.description)}")
             if r2.button("Run", key=f"ex_start_{name}", type="primary"):
                 try:
-                    experiment_id = experiments.start_experiment(con, db, recipe)
+                    experiment_id = experiments.start_experiment(con, db, recipe, **overrides)
                     experiments.advance_experiment(con, db, experiment_id)
                 except (ValueError, ModelUnavailable) as e:
                     st.error(str(e))

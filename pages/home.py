@@ -33,7 +33,9 @@ elif nxt is None:
     )
     st.page_link("pages/evaluate.py", label="Evaluate and run experiments →")
 else:
-    st.page_link(nxt.page, label=f"{nxt.title} →", help=nxt.detail)
+    with st.container(border=True, key="home_next"):
+        st.page_link(nxt.page, label=f"{nxt.title} →")
+        st.caption(escape_markdown(nxt.detail[:1].upper() + nxt.detail[1:]) + ".")
 
 st.subheader(f"The MTL → RESET path: round {status.round}")
 st.caption(
@@ -44,7 +46,13 @@ st.caption(
 )
 with st.container(key="home_path"):
     for i, step in enumerate(status.steps, 1):
-        mark = "✅" if step.done else ("➡️" if nxt is not None and step.key == nxt.key else "⬜")
+        # Material icons render everywhere; emoji need a font the machine may lack.
+        if step.done:
+            mark = ":green[:material/check_circle:]"
+        elif nxt is not None and step.key == nxt.key:
+            mark = ":blue[:material/arrow_circle_right:]"
+        else:
+            mark = ":gray[:material/radio_button_unchecked:]"
         st.markdown(
             f"{mark} **{i}. {escape_markdown(step.title)}**: {escape_markdown(step.detail)}"
         )

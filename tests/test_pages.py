@@ -7,6 +7,13 @@ from conftest import FIXTURES
 from reset_core.ingest.demo import load_demo
 from reset_core.store import connect
 
+#: How Home marks the steps of the path: done, the next one, still to do.
+DONE, NEXT, TODO = (
+    ":green[:material/check_circle:]",
+    ":blue[:material/arrow_circle_right:]",
+    ":gray[:material/radio_button_unchecked:]",
+)
+
 
 def _metrics(at):
     return {m.label: m.value for m in at.metric}
@@ -29,9 +36,9 @@ def test_home_with_demo_points_past_import(app):
     # The guided path starts with the MTL baseline, on the Train page.
     link = app.get("page_link")[0].proto
     assert link.label == "Train MTL on references →" and link.page == "train"
-    steps = [m.value for m in app.markdown if m.value[:1] in "✅➡⬜"]
-    assert steps[0].startswith("➡️ **1. Train MTL on references**")
-    assert len(steps) == 7 and all(s.startswith("⬜") for s in steps[1:])
+    steps = [m.value for m in app.markdown if ":material/" in m.value]
+    assert steps[0].startswith(f"{NEXT} **1. Train MTL on references**")
+    assert len(steps) == 7 and all(s.startswith(TODO) for s in steps[1:])
     assert not app.get("graphviz_chart")  # no models yet
 
 
@@ -54,9 +61,11 @@ def test_home_shows_the_round_after_mtl_and_the_lineage_graph(app):
     assert not app.exception, app.exception
     link = app.get("page_link")[0].proto
     assert link.label == "Sample with the policy →" and link.page == "sample"
-    steps = [m.value for m in app.markdown if m.value[:1] in "✅➡⬜"]
-    assert steps[0].startswith("✅ **1. Train MTL on references**")
-    assert steps[1].startswith("➡️ **2. Sample with the policy**")
+    steps = [m.value for m in app.markdown if ":material/" in m.value]
+    assert steps[0].startswith(f"{DONE} **1. Train MTL on references**")
+    assert steps[1].startswith(f"{NEXT} **2. Sample with the policy**")
+    captions = [c.value.replace("\\", "") for c in app.caption]
+    assert any("Sample the seen examples with smol + LoRA (MTL)" in c for c in captions)
     assert any("This round's policy: smol + LoRA (MTL)." in c.value for c in app.caption)
     dot = app.get("graphviz_chart")[0].proto.spec
     assert '"m:base" -> "cur-mtl"' in dot and '"cur-mtl" -> "m:mtl"' in dot
