@@ -253,3 +253,15 @@ count = 4
     assert set(steps.status) == {"done"}
     link = next(p.proto for p in at.get("page_link") if p.proto.label.startswith("Its evaluation"))
     assert "ev_tab=Results" in link.query_string and "evaluation=eval-" in link.query_string
+
+
+@pytest.mark.parametrize("tab", ["New evaluation", "Results", "Before/after", "Experiments"])
+def test_every_tab_opens_on_an_empty_database(app, tab):
+    app.switch_page("pages/evaluate.py")
+    app.query_params["ev_tab"] = tab
+    app.run()
+    assert not app.exception, app.exception
+    if tab in ("Results", "Before/after"):
+        assert [i.value for i in app.info] == [
+            "No evaluations yet: start one in the New evaluation tab."
+        ]
