@@ -168,7 +168,7 @@ def checkpoint_choices(con) -> tuple[dict[str, str], list[str]]:
     """Every registered model by label (plus the embedded one, unregistered), and defaults.
 
     The defaults are the newest trained model's lineage, root first: base, MTL, each
-    RESET round (what the paper compares). Without a trained model: every model.
+    RESET round (what the paper compares). Without a trained model: the first three.
     """
     labels = training_queries.model_labels(con)
     models = training_queries.trained_models(con)
@@ -390,20 +390,20 @@ def pick_evaluation(evals: pd.DataFrame, key: str) -> str | None:
     ui.follow_launched("ev_launched", key)
     if st.session_state.get(key) not in ids:
         st.session_state[key] = ids[0]
-    names = evals.set_index("evaluation_id")
-    return st.selectbox(
-        "Evaluation",
-        ids,
-        format_func=lambda e: f"{names.loc[e, 'name'] or e} · {names.loc[e, 'status']} · {e}",
-        key=key,
-    )
+    rows = evals.set_index("evaluation_id")
+
+    def label(e: str) -> str:
+        name = rows.loc[e, "name"]
+        return f"{name if pd.notna(name) and name else e} · {rows.loc[e, 'status']} · {e}"
+
+    return st.selectbox("Evaluation", ids, format_func=label, key=key)
 
 
 def comparison(con, evaluation_id: str, baseline: str | None, stamp: str):
     """``compare.compare`` kept per (evaluation, baseline, state): the bootstrap is not free.
 
-    Kept in session state, one at a time; ``stamp`` changes whenever the evaluation's
-    answers or verdicts may have (its status and progress), so nothing stale is shown.
+    Kept in session state, one at a time. ``stamp`` is the evaluation's status and
+    finish time (a finished evaluation never changes), plus a refresh count while it runs.
     """
     key = (evaluation_id, baseline, stamp)
     kept = st.session_state.get("_ev_comparison")
