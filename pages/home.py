@@ -25,7 +25,11 @@ status = loop.loop_status(con)
 nxt = status.next_step
 st.subheader("Next step")
 if n["examples"] == 0:  # the path starts from examples: nothing to train on before them
-    st.page_link("pages/data.py", label="Import examples (or load the demo) →")
+    st.page_link("pages/data.py", label="Import examples →")
+    st.caption(
+        "Import your files on the Data page, or start from the demo set: "
+        "`reset-studio db init --demo` (what `make app` runs)."
+    )
 elif nxt is None:
     st.success(
         f"Round {status.round} is done and evaluated. Start the next round from its result, "
