@@ -201,9 +201,7 @@ def default_baseline(con, chosen: list[str]) -> str:
 
 def benchmark_installer(con) -> None:
     """Each built-in benchmark: installed or not, and a button that installs it."""
-    # Its own cursor: benchmark_status leaves a fetchone() result open, and DuckDB 2
-    # refuses the next statement on a cursor with an unfinished result.
-    for b in benchmarks.benchmark_status(ui.cursor()):
+    for b in benchmarks.benchmark_status(con):
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         installed, total = b["installed"], b["total"]
         c1.markdown(
