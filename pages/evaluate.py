@@ -796,7 +796,11 @@ def side_by_side(con, evaluation_id: str, example_id: str, a: str, b: str) -> No
         st.page_link(
             "pages/review.py",
             label="Open this example in Review",
-            query_params={"example": example_id, **pair["review_query"]},
+            query_params={
+                "example": example_id,
+                **pair["review_query"],
+                "via": "the before/after browser",
+            },
         )
 
 

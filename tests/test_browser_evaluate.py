@@ -91,7 +91,9 @@ def test_before_after_side_by_side_and_open_in_review(app):
     assert "candidates=" in page.url
     expect(page.get_by_text("Example c1", exact=True)).to_be_visible(timeout=T)
     banner = page.locator(".st-key-rv_link")
-    expect(banner).to_contain_text("2 candidates (in 1 example)", timeout=T)
+    expect(banner).to_contain_text(
+        "2 candidates (in 1 example) linked from the before/after browser", timeout=T
+    )
     cards = page.locator("[class*='st-key-rv_cand_']")
     expect(cards).to_have_count(2, timeout=T)
     expect(cards.nth(0)).to_contain_text("Answer to c1 by", timeout=T)
