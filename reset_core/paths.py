@@ -11,6 +11,10 @@ DATA_DIR = ROOT / "data"
 DEMO_FILE = DATA_DIR / "demo" / "demo_examples.jsonl"
 MODELS_DIR = DATA_DIR / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "smollm2-135m-instruct"
+#: NLTK data extracted by ``make setup`` (gitignored): punkt_tab for IFEval's checks.
+NLTK_DATA_DIR = DATA_DIR / "nltk_data"
+#: Benchmarks bundled with the app (e.g. IFEval's prompts), credited in data/README.md.
+BENCHMARKS_DIR = DATA_DIR / "benchmarks"
 
 
 def default_db_path() -> Path:

@@ -35,7 +35,7 @@ LOOP_TABLES: list[tuple[str, str]] = [
     ("picks", "selection_scores"),
     ("curated sets", "curated_sets"),
     ("training runs", "training_runs"),
-    ("evaluations", "eval_runs"),
+    ("evaluations", "evaluations"),
 ]
 
 
@@ -185,7 +185,8 @@ COUNT_HELP = {
     "picks": "Candidates picked by the latest scoring run (before reviewers' overrides).",
     "curated sets": "Frozen training sets.",
     "training runs": "Training runs started, whatever their status.",
-    "evaluations": "Evaluation runs.",
+    "evaluations": "Evaluations created (checkpoints compared on a frozen test set), whatever "
+    "their status.",
 }
 
 

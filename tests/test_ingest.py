@@ -25,6 +25,7 @@ PRESET_CASES = [
     ("cnn_summarization.jsonl", "summarization", 4, "context", 4),
     ("dolly_chat.jsonl", "chat", 5, "instruction", 0),
     ("self_instruct_seed.jsonl", "self_instruct", 6, "instruction", 5),
+    ("ifeval_input.jsonl", "ifeval", 6, "instruction", 0),
 ]
 
 
@@ -38,6 +39,7 @@ def test_every_preset_declares_a_kind_and_is_checked_on_real_data():
         "dolly",
         "self_instruct",
         "chat",
+        "ifeval",
     }
 
 

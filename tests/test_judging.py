@@ -352,6 +352,8 @@ def test_llm_job_in_a_worker_process_against_the_server(con, db_path, openai_ser
 
 
 def test_ifeval_judge_runs_lm_evals_checks_on_the_examples_that_carry_them():
+    from reset_core.evaluation.ifeval import parse_result
+
     meta = {
         "ifeval": {
             "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
@@ -383,8 +385,11 @@ def test_ifeval_judge_runs_lm_evals_checks_on_the_examples_that_carry_them():
         ]
     )
     assert (both.score, one.score, none.score, empty.score) == (1.0, 0.5, 0.0, 0.0)
-    assert "not followed: punctuation:no_comma" in one.rationale
+    assert "not followed (strict): punctuation:no_comma" in one.rationale
     assert plain.status == "not_applicable" and plain.score is None
+    # the verdict keeps strict and loose per instruction (the IFEval accuracy's input)
+    assert parse_result(one.raw_output).strict == (False, True)
+    assert parse_result(empty.raw_output).loose == (False, False)
 
 
 def test_embedding_support_prefers_the_answer_the_context_supports():

@@ -1,14 +1,15 @@
 """Trade-off points and Pareto frontier, decoding-setting analysis, judge length bias."""
 
-import json
-
+import evaluation_data as ev
 import pytest
 from analytics_data import cid, fill
+from evaluation_data import fill_evaluation
 
 from reset_core.analytics import summaries as analytics
 from reset_core.analytics.decoding import distinct_n, setting_report, suggest_grid
 from reset_core.analytics.judge_bias import length_bias
 from reset_core.analytics.tradeoff import model_view, pareto_frontier, tradeoff_points
+from reset_core.evaluation.compare import compare
 from reset_core.review import links as review_links
 
 
@@ -59,26 +60,33 @@ def test_tradeoff_per_candidate_highlights_picks_and_frontier(filled):
         tradeoff_points(filled, x="style")
 
 
-def test_model_view_from_eval_runs_and_test_answers(filled):
+def test_model_view_from_finished_evaluations_and_test_answers(filled):
     assert model_view(filled) == []
-    filled.execute("INSERT INTO models (model_id, name, stage) VALUES ('m:base', 'base', 'base')")
-    filled.execute(
-        "INSERT INTO eval_runs (eval_id, model_id, split, config, metrics) VALUES "
-        "('ev1', 'm:base', 'test_seen', '{}', ?), ('ev2', 'm:mtl', 'test_seen', '{}', ?)",
-        [json.dumps({"instruction": 0.4, "faithfulness": 0.6}), json.dumps({"rouge": 0.1})],
-    )
+    fill_evaluation(filled)
+    # An evaluation still judging is not placed.
+    ev.add_evaluation(filled, "eval-running", status="judging", name="unfinished")
+    analytics.ensure_fresh(filled)
     rows = model_view(filled)
-    assert rows == [
-        {
-            "model_id": "m:base",
-            "name": "base",
-            "stage": "base",
-            "source": "eval_run (test_seen)",
-            "x": 0.4,
-            "y": 0.6,
-            "n": None,
-        }
-    ]
+    from_eval = {r["model_id"]: r for r in rows if r["source"].startswith("evaluation")}
+    assert {r["evaluation_id"] for r in from_eval.values()} == {ev.EVAL_ID}
+    # instruction on instruction examples, faithfulness on context examples, pooled over
+    # splits; (c3, reset) and (c6, mtl) have no faithfulness score: left out, not 0.
+    # base's instruction: proxy alone on i1-i3 (IFEval n/a), proxy and IFEval on i4-i6
+    base_x = (1.0 + 0.5 + 0.5 + (1.0 + 0.5) / 2 + (0.5 + 0.0) / 2 + (0.0 + 0.0) / 2) / 6
+    assert from_eval["m:base"]["x"] == pytest.approx(base_x)
+    assert from_eval["m:base"]["y"] == pytest.approx((0.6 + 0.5 + 0.7 + 0.4 + 0.8 + 0.3) / 6)
+    assert from_eval["m:reset"]["y"] == pytest.approx((0.9 + 0.9 + 0.7 + 0.8 + 0.7) / 5)
+    assert from_eval["m:reset"]["n"] == 5
+    assert from_eval["m:mtl"]["name"] == "MTL" and from_eval["m:mtl"]["stage"] == "mtl"
+    assert from_eval["m:base"]["source"] == "evaluation base vs MTL vs RESET"
+    # the same figures as the evaluation's own plane
+    plane = compare(filled, ev.EVAL_ID, n_boot=0).plane.set_index("model_id")
+    for m, r in from_eval.items():
+        assert (r["x"], r["y"]) == pytest.approx(
+            (plane.loc[m, "instruction"], plane.loc[m, "faithfulness"])
+        )
+    # The judged test answers (every judge and setting) are a second, separate source.
+    assert {r["model_id"] for r in rows if r["source"] == "test answers"} == set(ev.MODELS)
 
 
 def test_setting_report_and_suggested_grid(filled):

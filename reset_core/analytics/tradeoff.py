@@ -12,8 +12,8 @@ candidate's mean valid score over judges):
 
 :func:`pareto_frontier` marks the points no other point beats on both axes.
 :func:`model_view` places base, MTL and RESET checkpoints on the same axes from
-evaluation runs (``eval_runs.metrics`` keys ``instruction`` and ``faithfulness``) and
-from their judged answers on the test splits.
+finished evaluations (through ``reset_core.evaluation.compare``) and from their judged
+answers on the test splits.
 
 All aggregation runs in SQL over ``analytics_candidates`` (see ``reset_core.analytics.summaries``).
 
@@ -22,8 +22,6 @@ All aggregation runs in SQL over ``analytics_candidates`` (see ``reset_core.anal
 """
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
@@ -178,38 +176,69 @@ def _labelled(con, points: list[dict]) -> list[dict]:
     return points
 
 
-def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dict]:
-    """Models/checkpoints on the trade-off axes, from eval runs and judged test answers.
+#: How many finished evaluations the model view places (the most recent first).
+MODEL_VIEW_EVALUATIONS = 10
 
-    One row per (model, source): ``source="eval_run"`` reads ``metrics[x]`` and
-    ``metrics[y]`` of the model's latest evaluation run; ``source="test answers"`` is the
-    mean judged score of the model's candidates on the test splits.
+
+def _evaluation_point(table, aspect: str) -> tuple[float | None, int]:
+    """A checkpoint's mean on ``aspect`` from its comparison rows, pooled over splits.
+
+    Instruction is read on instruction examples and faithfulness on context examples
+    (the plane's convention); task on every example. Pooled = the n-weighted mean of
+    the per-(kind, split) means, i.e. the mean over all those examples.
     """
+    from reset_core.aspects import KIND_ASPECT
+
+    rows = table[table.aspect == aspect]
+    kinds = [k for k, a in KIND_ASPECT.items() if a == aspect]
+    if kinds:
+        rows = rows[rows.kind.isin(kinds)]
+    n = int(rows.n.sum())
+    if n == 0:
+        return None, 0
+    return float((rows.n * rows["mean"].fillna(0)).sum() / n), n
+
+
+def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dict]:
+    """Models/checkpoints on the trade-off axes, from evaluations and judged test answers.
+
+    One row per (model, source): ``source="evaluation <name>"`` places each checkpoint
+    of a finished evaluation (the :data:`MODEL_VIEW_EVALUATIONS` most recent) by its
+    comparison's means (``reset_core.evaluation.compare.means``: its frozen judges and decoding, on
+    its test set; instruction on instruction examples, faithfulness on context ones);
+    ``source="test answers"`` is the mean judged score of the model's candidates on the
+    test splits, by every judge and setting.
+    """
+    from reset_core.evaluation.compare import means
     from reset_core.training.queries import model_labels
 
     xc, yc = _cols(x, y)
     labels = model_labels(con)
     out = []
-    for model_id, name, stage, metrics, split in con.execute(
-        """
-        SELECT r.model_id, coalesce(m.name, r.model_id), coalesce(m.stage, 'other'), r.metrics,
-               r.split
-        FROM eval_runs r LEFT JOIN models m USING (model_id)
-        QUALIFY row_number() OVER (PARTITION BY r.model_id, r.split ORDER BY r.created_at DESC) = 1
-        ORDER BY r.model_id, r.split
-        """
+    stages = dict(con.execute("SELECT model_id, stage FROM models").fetchall())
+    for evaluation_id, name in con.execute(
+        "SELECT evaluation_id, name FROM evaluations WHERE status = 'done' "
+        "ORDER BY coalesce(finished_at, created_at) DESC, evaluation_id LIMIT ?",
+        [MODEL_VIEW_EVALUATIONS],
     ).fetchall():
-        m = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
-        if isinstance(m.get(x), int | float) and isinstance(m.get(y), int | float):
+        # The comparison's means (its intervals and tests are the Evaluate page's), in
+        # SQL, since this view runs on every render of the Trade-off page.
+        table = means(con, evaluation_id)
+        for (model_id, label), mine in table.groupby(["model_id", "label"], sort=False):
+            vx, nx = _evaluation_point(mine, x)
+            vy, ny = _evaluation_point(mine, y)
+            if vx is None or vy is None:
+                continue
             out.append(
                 {
                     "model_id": model_id,
-                    "name": labels.get(model_id, name),
-                    "stage": stage,
-                    "source": f"eval_run ({split})",
-                    "x": float(m[x]),
-                    "y": float(m[y]),
-                    "n": m.get("n"),
+                    "name": label or labels.get(model_id, model_id),
+                    "stage": stages.get(model_id, "other"),
+                    "source": f"evaluation {name}",
+                    "evaluation_id": evaluation_id,
+                    "x": vx,
+                    "y": vy,
+                    "n": min(nx, ny),
                 }
             )
     for row in con.execute(
@@ -227,6 +256,7 @@ def model_view(con, x: str = "instruction", y: str = "faithfulness") -> list[dic
                 "name": labels.get(row[0], row[1]),
                 "stage": row[2],
                 "source": "test answers",
+                "evaluation_id": None,
                 "x": row[3],
                 "y": row[4],
                 "n": min(row[5], row[6]),

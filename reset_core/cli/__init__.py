@@ -8,6 +8,8 @@ holds the ``--db`` option and turns a busy database into exit status 3::
     cli/models.py    model prepare             cli/scoring.py   select, panel
     cli/ingest.py    import, rekind            cli/curation.py  curate, export
     cli/sampling.py  sample                    cli/training.py  train
+    cli/ingest.py    benchmark                 cli/evaluation.py evaluate
+    cli/report.py    report
 
 Exit status: 0 done, 1 the work failed, 2 rejected options, 3 the database is busy
 (another process, e.g. the app, holds it). Examples::
@@ -24,7 +26,18 @@ import argparse
 import sys
 
 from reset_core import paths
-from reset_core.cli import curation, db, ingest, judging, models, sampling, scoring, training
+from reset_core.cli import (
+    curation,
+    db,
+    evaluation,
+    ingest,
+    judging,
+    models,
+    report,
+    sampling,
+    scoring,
+    training,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # The order of the stages is the order of the subcommands in --help.
-    for stage in (ingest, db, models, judging, scoring, sampling, curation, training):
+    stages = (ingest, db, models, judging, scoring, sampling, curation, training, evaluation)
+    for stage in (*stages, report):
         stage.add_commands(sub)
     return parser
 

@@ -1,4 +1,5 @@
-"""``reset-studio import`` and ``rekind``: examples in from a file, all or nothing; kinds on request.
+"""``reset-studio import``, ``benchmark`` and ``rekind``: examples in from a file, all or
+nothing; the built-in benchmarks; kinds on request.
 
 The flags are :class:`~reset_core.ingest.importer.ImportOptions`, as on the Data page::
 
@@ -7,6 +8,12 @@ The flags are :class:`~reset_core.ingest.importer.ImportOptions`, as on the Data
     reset-studio import qa.parquet --mapping instruction=question,context=passage,reference=answers[0]
     reset-studio import pool.jsonl --split-ratios seen=0.8,test_seen=0.2 --seed 1
     reset-studio import alpaca.json --dry-run      # rows by kind and split; imports nothing
+
+``reset-studio benchmark`` installs a bundled offline test set (the same import, into a
+test split), e.g. IFEval's 541 prompts::
+
+    reset-studio benchmark list
+    reset-studio benchmark install ifeval
 
 ``reset-studio rekind`` changes the kind of a source's stored examples, on request only::
 
@@ -67,6 +74,48 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from reset_core.evaluation.benchmarks import BENCHMARKS, benchmark_status, install_benchmark
+    from reset_core.ingest.config import ImportRejected
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    if args.action == "list":
+        for s in benchmark_status(con):
+            print(
+                f"{s['name']}: {s['title']}; {s['installed']}/{s['total']} in a test split"
+                + (f", {s['in_seen']} in seen (training data)" if s["in_seen"] else "")
+                + f"; {s['license']}, {s['credit']}"
+            )
+        return 0
+    if args.name not in BENCHMARKS:
+        print(
+            f"error: unknown benchmark {args.name!r}; built in: {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        r = install_benchmark(con, args.name)
+    except ImportRejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("nothing was imported; the database is unchanged", file=sys.stderr)
+        return 1
+    b = BENCHMARKS[args.name]
+    print(
+        f"{args.name}: {r['n_rows']} prompts; {r['added']} added to {b.split} (source "
+        f"{b.source}), {r['already_present']} already present"
+    )
+    print(
+        f"  {r['installed']} now in a test split: an evaluation's test set with source {b.source}"
+    )
+    if r["in_seen"]:
+        print(
+            f"  {r['in_seen']} sit in the seen split (training data, e.g. the demo's): they keep "
+            "it, and evaluations on the test splits leave them out"
+        )
+    return 0
+
+
 def _cmd_rekind(args: argparse.Namespace) -> int:
     from reset_core.ingest.rekind import RekindRejected, rekind_source
     from reset_core.store import connect
@@ -99,6 +148,26 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(func=_cmd_import)
 
+    from reset_core.evaluation.benchmarks import BENCHMARKS
+
+    p = sub.add_parser(
+        "benchmark",
+        help="built-in offline test sets (IFEval's 541 prompts): list them or install one",
+        description="Install a bundled benchmark: an ordinary import (same validation and "
+        "content dedupe) into a test split, so evaluations select it and training never "
+        "sees it. Prompts already stored (e.g. the demo's) keep their split.",
+    )
+    p.add_argument(
+        "action", choices=("list", "install"), help="list the benchmarks, or install one"
+    )
+    p.add_argument(
+        "name",
+        nargs="?",
+        default="ifeval",
+        help=f"the benchmark to install: {', '.join(BENCHMARKS)} (default ifeval)",
+    )
+    p.set_defaults(func=_cmd_benchmark)
+
     from reset_core.ingest.rekind import REKIND_TARGETS
 
     p = sub.add_parser(
@@ -111,7 +180,7 @@ def add_commands(sub) -> None:
         required=True,
         choices=REKIND_TARGETS,
         help="instruction or context for every example of the source, or preset: the role "
-        "its import's preset declares (alpaca, dolly, chat, self_instruct: instruction; "
+        "its import's preset declares (alpaca, dolly, chat, self_instruct, ifeval: instruction; "
         "qa, nq, summarization: context)",
     )
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")

@@ -10,6 +10,7 @@ its answers are candidates, its scores judgments, and it resumes like they do.
     launch.py       create, advance (start the next job) and run evaluations headless
     queries.py      what the Evaluate page and the CLI read about evaluations
     compare.py      per aspect, kind and split: means, paired deltas, CIs, paired test
+    charts.py       plotly figures of a comparison: the plane, paired-delta forests
     ifeval.py       IFEval accuracy (prompt/instruction level, strict/loose)
     benchmarks.py   built-in offline test sets (IFEval's 541 prompts)
     report.py       one self-contained HTML file and Markdown tables

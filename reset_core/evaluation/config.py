@@ -58,6 +58,12 @@ class TestSet(BaseModel):
         description="At most this many examples (a seeded subset when more match).",
     )
     seed: int = Field(0, ge=0, description="Which subset when more match than count.")
+    per_source: bool = Field(
+        False,
+        description="Apply count to each source on its own (a stratified subset): at most "
+        "count examples of every matching source, so a large one (IFEval's 541 prompts) "
+        "does not crowd out the others.",
+    )
 
 
 class EvalConfig(BaseModel):

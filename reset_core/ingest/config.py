@@ -47,7 +47,8 @@ class ImportOptions(BaseModel):
 
     preset: str | None = Field(
         None,
-        description="File shape: alpaca, dolly, qa, nq, summarization, chat, self_instruct. "
+        description="File shape: alpaca, dolly, qa, nq, summarization, chat, self_instruct, "
+        "ifeval (IFEval's key, prompt, instruction_id_list, kwargs; its checks judge them). "
         "Leave empty to detect it from the columns, or give a column mapping instead.",
     )
     mapping: dict[str, str] = Field(
@@ -59,7 +60,7 @@ class ImportOptions(BaseModel):
     kind: Literal["auto", "instruction", "context"] | None = Field(
         None,
         description="Example kind for every row. Empty: the preset's kind (alpaca, dolly, chat, "
-        "self_instruct: instruction; qa, nq, summarization: context), or auto for a column "
+        "self_instruct, ifeval: instruction; qa, nq, summarization: context), or auto for a column "
         "mapping. auto (column mappings only): 'context' when a row has a context, else "
         "'instruction'. A mapped kind column wins over all of these.",
     )

@@ -164,12 +164,49 @@ def _preset_self_instruct(row: dict) -> list[dict]:
     return out
 
 
+def _preset_ifeval(row: dict) -> list[dict]:
+    """IFEval's own rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``): the
+    prompt is the instruction, and the verifiable instructions go to ``meta.ifeval``,
+    which the IFEval judge checks with lm-eval (so each id must be one lm-eval knows and
+    each kwargs object one its checker takes)."""
+    from reset_core.judging.ifeval_checks import kwargs_problem
+
+    key = row.get("key")
+    if key is not None and (not isinstance(key, str | int) or isinstance(key, bool)):
+        raise RowError("key", f"expected text or integer, got {type(key).__name__}")
+    ids = row.get("instruction_id_list")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise RowError("instruction_id_list", "expected a non-empty list of instruction ids")
+    kwargs = row.get("kwargs")
+    if kwargs is None:
+        kwargs = [{}] * len(ids)
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        got = f"{len(kwargs)} entries" if isinstance(kwargs, list) else type(kwargs).__name__
+        raise RowError(
+            "kwargs", f"expected a list of {len(ids)} objects (one per instruction id), got {got}"
+        )
+    for i, (iid, kw) in enumerate(zip(ids, kwargs, strict=True)):
+        if problem := kwargs_problem(iid, kw):
+            field = "instruction_id_list" if "lm-eval" in problem else "kwargs"
+            raise RowError(f"{field}[{i}]", problem)
+    ex = {
+        "instruction": _text(row, "prompt", required=True),
+        "context": None,
+        "reference": None,
+        "meta": {"ifeval": {"instruction_id_list": ids, "kwargs": kwargs}},
+    }
+    if key is not None:
+        ex["id"] = str(key)
+    return [ex]
+
+
 PRESETS: dict[str, Callable[[dict], list[dict]]] = {
     **FLAT_PRESETS,
     "qa": _preset_qa,
     "nq": _preset_nq,
     "chat": _preset_chat,
     "self_instruct": _preset_self_instruct,
+    "ifeval": _preset_ifeval,
 }
 
 
@@ -183,6 +220,7 @@ PRESET_KINDS: dict[str, str] = {
     "dolly": "instruction",
     "self_instruct": "instruction",
     "chat": "instruction",
+    "ifeval": "instruction",
     "qa": "context",
     "nq": "context",
     "summarization": "context",
@@ -201,12 +239,14 @@ PRESET_COLUMNS: dict[str, dict[str, str]] = {
         "context": "instances",
         "reference": "instances",
     },
+    "ifeval": {"instruction": "prompt", "id": "key"},
 }
 
 
 #: Columns that identify a preset, checked in order, for auto-detection.
 _DETECT: list[tuple[str, set[str]]] = [
     ("chat", {"messages"}),
+    ("ifeval", {"prompt", "instruction_id_list"}),
     ("self_instruct", {"instruction", "instances"}),
     ("nq", {"question", "ctxs"}),
     ("qa", {"question", "context"}),

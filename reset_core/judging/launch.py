@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,13 +125,33 @@ _ITEM_COLUMNS = (
 )
 
 
-def _plan_from(judges: list[Judge], plan: JudgePlan) -> tuple[str, list]:
+def _plan_from(
+    judges: list[Judge],
+    plan: JudgePlan,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[str, list]:
     """The FROM/WHERE of a plan over ``candidates c``, ``examples e``, judge aspects ``ja``.
 
     The judge × aspect pairs are a VALUES list, so the plan is one statement the
-    database runs (and a cursor of another thread can run too).
+    database runs (and a cursor of another thread can run too). ``candidates``
+    restricts it to those candidate ids (an evaluation's answers); None = all.
+    ``judge_aspects`` (judge id -> aspects) keeps only those aspects of each judge
+    (a frozen panel that trusts a judge on some of the aspects it scores).
     """
-    pairs = [(j.judge_id, a) for j in judges for a in j.aspects]
+    pairs = [
+        (j.judge_id, a)
+        for j in judges
+        for a in j.aspects
+        if judge_aspects is None or a in judge_aspects.get(j.judge_id, ())
+    ]
+    if not pairs:  # VALUES needs a row: a pair no candidate matches keeps the SQL valid
+        return (
+            "FROM candidates c JOIN examples e USING (example_id) "
+            "CROSS JOIN (SELECT NULL::VARCHAR AS judge_id, NULL::VARCHAR AS aspect) ja "
+            "WHERE false",
+            [],
+        )
     values = ", ".join("(?, ?)" for _ in pairs)
     params: list = [v for p in pairs for v in p]
     sql = (
@@ -142,6 +163,9 @@ def _plan_from(judges: list[Judge], plan: JudgePlan) -> tuple[str, list]:
         params.append([j.judge_id for j in judges])
     where = ["e.split IN (SELECT unnest(?))"]
     params.append(list(plan.splits))
+    if candidates is not None:
+        where.append("c.candidate_id IN (SELECT unnest(?))")
+        params.append(list(candidates))
     if plan.aspects == "needed":
         where.append(_NEEDED)
     for j in judges:
@@ -159,16 +183,25 @@ def _plan(plan: JudgePlan | None, kw: dict) -> JudgePlan:
     return plan if plan is not None else JudgePlan(**kw)
 
 
-def plan_items(con, specs: list[dict], plan: JudgePlan | None = None, **kw: Any) -> pa.Table:
+def plan_items(
+    con,
+    specs: list[dict],
+    plan: JudgePlan | None = None,
+    *,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
+    **kw: Any,
+) -> pa.Table:
     """The work of a judging run, one row per (judge, candidate, aspect), as Arrow.
 
     Per :class:`JudgePlan`: the aspects each example's kind needs (or all a judge
     scores), the chosen splits (default ``seen``), and only items without a valid
-    verdict from that judge unless ``redo``. The rows carry what the worker needs
-    (texts included); :func:`estimate_plan` sizes the same plan without reading them.
+    verdict from that judge unless ``redo``; only ``candidates`` and ``judge_aspects``
+    when given (see :func:`_plan_from`). The rows carry what the worker needs (texts
+    included); :func:`estimate_plan` sizes the same plan without reading them.
     """
     plan = _plan(plan, kw)
-    sql, params = _plan_from([build_judge(s) for s in specs], plan)
+    sql, params = _plan_from([build_judge(s) for s in specs], plan, candidates, judge_aspects)
     sql = (
         f"SELECT {_ITEM_COLUMNS} {sql} "
         "ORDER BY ja.judge_id, c.example_id, c.candidate_id, ja.aspect"
@@ -178,10 +211,17 @@ def plan_items(con, specs: list[dict], plan: JudgePlan | None = None, **kw: Any)
     return con.sql(sql, params=params).to_arrow_table()
 
 
-def _plan_batches(con, specs: list[dict], plan: JudgePlan, batch_rows: int = 100_000):
+def _plan_batches(
+    con,
+    specs: list[dict],
+    plan: JudgePlan,
+    batch_rows: int = 100_000,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
+):
     """:func:`plan_items` as a stream of Arrow record batches (a big plan never sits whole
     in Python memory: the job input is written batch by batch)."""
-    sql, params = _plan_from([build_judge(s) for s in specs], plan)
+    sql, params = _plan_from([build_judge(s) for s in specs], plan, candidates, judge_aspects)
     sql = (
         f"SELECT {_ITEM_COLUMNS} {sql} "
         "ORDER BY ja.judge_id, c.example_id, c.candidate_id, ja.aspect"
@@ -409,10 +449,38 @@ def _touched_estimate(con, judge, spec: dict, plan: JudgePlan, cache: Path):
     return build_judge(spec, cache=cache).estimate(items_from_table(items))
 
 
-def _count_by_judge(con, judges: list[Judge], plan: JudgePlan) -> dict[str, int]:
-    plan_from, params = _plan_from(judges, plan)
+def _count_by_judge(
+    con,
+    judges: list[Judge],
+    plan: JudgePlan,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, int]:
+    plan_from, params = _plan_from(judges, plan, candidates, judge_aspects)
     rows = con.execute(f"SELECT ja.judge_id, count(*) {plan_from} GROUP BY ALL", params).fetchall()
     return dict(rows)
+
+
+def count_plan(
+    con,
+    specs: list[dict],
+    plan: JudgePlan | None = None,
+    *,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, int]:
+    """Items of a plan per judge id, counted in the database (nothing is read or sent).
+
+    With ``redo`` every item the plan covers; without it those still owed a valid
+    verdict. ``limit`` is not applied.
+
+    >>> from reset_core.store import connect
+    >>> count_plan(connect(":memory:"), offline_specs()[:1])
+    {}
+    """
+    plan = plan or JudgePlan()
+    judges = [build_judge(s) for s in specs]
+    return _count_by_judge(con, judges, plan, candidates, judge_aspects)
 
 
 def estimate_plan(
@@ -523,18 +591,24 @@ def create_judge_job(
     items: pa.Table | None = None,
     batch_size: int = 256,
     plan: JudgePlan | None = None,
+    *,
+    candidates: Sequence[str] | None = None,
+    judge_aspects: Mapping[str, Sequence[str]] | None = None,
     **kw: Any,
 ) -> str:
     """Register the judges, plan the items (unless given) and write the job; not launched.
 
-    The plan streams from the database into the job's input file in record batches.
+    The plan streams from the database into the job's input file in record batches;
+    ``candidates`` and ``judge_aspects`` restrict it (an evaluation's answers, and
+    the aspects its frozen panel trusts each judge on; see :func:`_plan_from`).
     """
     from reset_core.jobs import create_job
     from reset_core.paths import jobs_dir
 
     plan = _plan(plan, kw)
     if items is None:
-        n = sum(_count_by_judge(con, [build_judge(s) for s in specs], plan).values())
+        judges = [build_judge(s) for s in specs]
+        n = sum(_count_by_judge(con, judges, plan, candidates, judge_aspects).values())
         n = min(n, plan.limit) if plan.limit else n
     else:
         n = items.num_rows
@@ -549,7 +623,11 @@ def create_judge_job(
         "batch_size": batch_size,
         "plan": plan.model_dump(exclude_none=True),
     }
-    inputs = items if items is not None else _plan_batches(con, specs, plan)
+    inputs = (
+        items
+        if items is not None
+        else _plan_batches(con, specs, plan, candidates=candidates, judge_aspects=judge_aspects)
+    )
     return create_job(con, jobs_dir(db_path), "judge", ENTRY, config, inputs)
 
 

@@ -12,9 +12,12 @@ Each covers one aspect and says plainly what it measures and what it cannot:
   shipped in a wheel: offline).
 - :class:`InstructionProxyJudge`: instruction following, only through checks that are
   honest without a model: response hygiene plus constraints the instruction states
-  explicitly (word/sentence limits, yes/no, one word, bullets, JSON, commas).
+  explicitly (word/sentence limits, one word, JSON, no commas, case: checked by
+  lm-eval's IFEval checkers; yes/no, bullets, comma-separated: our own).
 - :class:`IFEvalJudge`: instruction following by IFEval's verifiable checks (lm-eval's
-  registry), on examples that carry IFEval's instruction list in their metadata.
+  ``test_instruction_following_strict``/``_loose``), on examples that carry IFEval's
+  instruction list in their metadata; its verdict keeps strict and loose per instruction
+  (:class:`reset_core.evaluation.ifeval.IFEvalResult`).
 
 Two per aspect, so the demo's Agreement page has something to compare with no API key.
 
@@ -197,27 +200,87 @@ def _n(s: str) -> int:
     return int(s) if s.isdigit() else _NUM[s]
 
 
-def _sentences(text: str) -> int:
-    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()])
+#: Constraints an instruction states in words that one of IFEval's checkers verifies:
+#: (pattern over the lowercased instruction, check name, lm-eval instruction id,
+#: kwargs from the match). The proxy finds the constraint; lm-eval checks the answer.
+_LM_EVAL_CHECKS: list[tuple[str, Callable, str, Callable]] = [
+    (
+        _MAX + r"\s+" + _N + r"\s+words?\b",
+        lambda m: f"at most {_n(m.group(1))} words",
+        "length_constraints:number_words",
+        # "at most N" is IFEval's "less than N + 1"
+        lambda m: {"relation": "less than", "num_words": _n(m.group(1)) + 1},
+    ),
+    (
+        r"at least\s+" + _N + r"\s+words?\b",
+        lambda m: f"at least {_n(m.group(1))} words",
+        "length_constraints:number_words",
+        lambda m: {"relation": "at least", "num_words": _n(m.group(1))},
+    ),
+    (
+        _MAX + r"\s+" + _N + r"\s+sentences?\b",
+        lambda m: f"at most {_n(m.group(1))} sentences",
+        "length_constraints:number_sentences",
+        lambda m: {"relation": "less than", "num_sentences": _n(m.group(1)) + 1},
+    ),
+    (
+        # one word, or a two-word name ("New York"): fewer than three words
+        r"\b(?:one|single|a single) word\b",
+        lambda m: "one word",
+        "length_constraints:number_words",
+        lambda m: {"relation": "less than", "num_words": 3},
+    ),
+    (r"\bjson\b", lambda m: "valid JSON", "detectable_format:json_format", lambda m: {}),
+    (
+        r"\b(?:without|no|not use any|n't use any|avoid(?: using)?)\s+(?:any\s+)?commas?\b",
+        lambda m: "no commas",
+        "punctuation:no_comma",
+        lambda m: {},
+    ),
+    (
+        r"\b(?:in|using|use|all)\s+(?:all\s+)?lower[- ]?case\b|\blower[- ]?case letters only\b",
+        lambda m: "all lowercase",
+        "change_case:english_lowercase",
+        lambda m: {},
+    ),
+    (
+        r"\b(?:in|using|use)\s+(?:all\s+)?(?:capital letters|caps|upper[- ]?case)\b"
+        r"|\ball (?:capital letters|caps)\b",
+        lambda m: "all capital letters",
+        "change_case:english_capital",
+        lambda m: {},
+    ),
+]
 
 
 class InstructionProxyJudge(_MetricJudge):
     name = "instruction_proxy"
     aspects = ("instruction",)
+    #: v2: the constraints IFEval's checkers cover are checked by lm-eval (its word and
+    #: sentence counting, its JSON rule), and no commas / lowercase / capitals are new.
+    version = 2
     description = (
         "Instruction-following proxy: the share of checks passed. Always: the answer is "
         "not empty, was not cut off at the token limit, is not a repetition loop and is "
         "not an echo of the instruction. Plus every constraint the instruction states "
-        "explicitly and a program can verify: word or sentence limits, 'yes or no', "
-        "'one word', bullet points, JSON, comma-separated. Cannot: tell whether the "
-        "answer actually addresses the request or is helpful; for most open-ended "
-        "instructions only the hygiene checks apply, so it separates broken answers from "
-        "answers but does not rank two sound answers (the task score does that)."
+        "explicitly and a program can verify. Those IFEval covers are checked by "
+        "lm-eval's IFEval checkers: word limits and 'one word' "
+        "(length_constraints:number_words), sentence limits "
+        "(length_constraints:number_sentences), JSON (detectable_format:json_format), no "
+        "commas (punctuation:no_comma), lowercase (change_case:english_lowercase), "
+        "capitals (change_case:english_capital); our own code checks only what IFEval "
+        "does not: 'yes or no', bullet or numbered lists, comma-separated. Cannot: tell "
+        "whether the answer actually addresses the request or is helpful; for most "
+        "open-ended instructions only the hygiene checks apply, so it separates broken "
+        "answers from answers but does not rank two sound answers (the task score does "
+        "that)."
     )
 
-    def _checks(self, it: JudgeItem) -> list[tuple[str, bool]]:
+    def _checks(self, it: JudgeItem) -> tuple[list[tuple[str, bool]], list[str]]:
+        """(check, passed) per check that ran, and the checks that could not run."""
+        from reset_core.judging.ifeval_checks import check
+
         text = it.text.strip()
-        words = text.split()
         toks = _tokens(text)
         checks = [
             ("non-empty", bool(toks)),
@@ -233,126 +296,116 @@ class InstructionProxyJudge(_MetricJudge):
             )
         )
         ins = it.instruction.lower()
-        if m := re.search(_MAX + r"\s+" + _N + r"\s+words?\b", ins):
-            checks.append((f"at most {_n(m.group(1))} words", len(words) <= _n(m.group(1))))
-        if m := re.search(r"at least\s+" + _N + r"\s+words?\b", ins):
-            checks.append((f"at least {_n(m.group(1))} words", len(words) >= _n(m.group(1))))
-        if m := re.search(_MAX + r"\s+" + _N + r"\s+sentences?\b", ins):
-            checks.append(
-                (f"at most {_n(m.group(1))} sentences", _sentences(text) <= _n(m.group(1)))
-            )
+        skipped = []
+        for pattern, label, iid, kwargs in _LM_EVAL_CHECKS:
+            if m := re.search(pattern, ins):
+                r = check([iid], [kwargs(m)], it.instruction, it.text)
+                if r.strict[0] is None:
+                    skipped.append(f"{label(m)} ({r.unscored[iid]})")
+                else:
+                    checks.append((label(m), r.strict[0]))
         if re.search(r"\byes or no\b", ins):
             checks.append(("starts with yes or no", bool(re.match(r"(yes|no)\b", text.lower()))))
-        if re.search(r"\b(one|single|a single) word\b", ins):
-            checks.append(("one word", len(words) <= 2))
         if re.search(r"\bbullet(ed)? (points?|list)\b|\bnumbered list\b", ins):
             lines = [ln for ln in text.splitlines() if re.match(r"\s*([-*•]|\d+[.)])\s+", ln)]
             checks.append(("a list of at least two items", len(lines) >= 2))
-        if re.search(r"\bjson\b", ins):
-            checks.append(("valid JSON", _is_json(text)))
         if re.search(r"comma[- ]separated|separated by commas", ins):
             checks.append(("comma-separated", "," in text))
-        return checks
+        return checks, skipped
 
     def _score(self, it: JudgeItem) -> tuple[float, str]:
-        checks = self._checks(it)
+        checks, skipped = self._checks(it)
         passed = sum(ok for _, ok in checks)
         failed = [name for name, ok in checks if not ok]
-        return passed / len(checks), f"{passed}/{len(checks)} checks passed" + (
-            f"; failed: {', '.join(failed)}" if failed else ""
-        )
-
-
-def _is_json(text: str) -> bool:
-    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
-    try:
-        json.loads(body)
-    except ValueError:
-        return False
-    return True
+        why = f"{passed}/{len(checks)} checks passed"
+        if failed:
+            why += f"; failed: {', '.join(failed)}"
+        if skipped:
+            why += f"; not checked: {', '.join(skipped)}"
+        return passed / len(checks), why
 
 
 class IFEvalJudge(_MetricJudge):
     name = "ifeval"
     aspects = ("instruction",)
     description = (
-        "Instruction following by IFEval's verifiable checks (Zhou et al. 2023, the "
-        "checkers of lm-eval 0.4.13, strict mode): the share of the example's verifiable "
-        "instructions the answer follows (word or paragraph counts, no commas, JSON, "
-        "lowercase, keywords, placeholders, ...). Measures: exactly the constraints the "
-        "prompt states, checked by program. Cannot: judge content or helpfulness; it votes "
-        "only on examples that carry IFEval's instruction list (the IFEval prompts), and "
-        "skips a check that needs NLTK's sentence data when it is not installed."
+        "Instruction following by IFEval's verifiable checks (Zhou et al. 2023), run by "
+        "lm-eval 0.4.13's own test_instruction_following_strict and _loose: the score is "
+        "the share of the example's verifiable instructions the answer follows, strict "
+        "(word, sentence or paragraph counts, no commas, JSON, lowercase, keywords, "
+        "placeholders, ...); the verdict also keeps strict and loose per instruction, "
+        "from which prompt- and instruction-level accuracy are reported. The two checks "
+        "that split sentences use NLTK's punkt_tab data, which make setup installs "
+        "offline; without it they are reported unscored with the reason, never failed. "
+        "Measures: exactly the constraints the prompt states, checked by program. "
+        "Cannot: judge content or helpfulness; it votes only on examples that carry "
+        "IFEval's instruction list (the IFEval prompts, or an import with the ifeval "
+        "preset)."
     )
 
     #: (judgments/s, seconds to start) before its first run: lm-eval's import and
-    #: langdetect's profiles load slowly; measured on the demo's IFEval prompts.
-    assumed_rate = (12.0, 10.0)
+    #: langdetect's profiles load slowly (about 7 s). Measured: 160 judgments/s (strict
+    #: and loose per instruction) over IFEval's 541 prompts on the shared 2-core CPU at
+    #: load 8; assumed lower to leave room for long answers.
+    assumed_rate = (100.0, 10.0)
     #: The examples it can vote on, for the plan (the examples table as ``e``).
     applies_sql = "coalesce(json_array_length(e.meta, '$.ifeval.instruction_id_list'), 0) > 0"
 
-    @cached_property
-    def _registry(self):
-        from lm_eval.tasks.ifeval import instructions_registry
-
-        return instructions_registry.INSTRUCTION_DICT
-
     @staticmethod
-    def _spec(it: JudgeItem) -> dict | None:
-        return (it.meta or {}).get("ifeval")
+    def _spec(it: JudgeItem) -> tuple[list, list] | str:
+        """(instruction ids, kwargs) the example carries, or why it carries none usable."""
+        spec = (it.meta or {}).get("ifeval")
+        if not isinstance(spec, dict) or not spec.get("instruction_id_list"):
+            return "the example carries no verifiable instructions (IFEval's instruction_id_list)"
+        ids = spec["instruction_id_list"]
+        kwargs = spec.get("kwargs") or [{}] * len(ids)
+        if len(kwargs) != len(ids):
+            return (
+                f"meta.ifeval has {len(kwargs)} kwargs for {len(ids)} instruction ids "
+                "(one kwargs object per instruction expected)"
+            )
+        return ids, kwargs
 
     def _inapplicable(self, it: JudgeItem) -> str | None:
         spec = self._spec(it)
-        if not spec or not spec.get("instruction_id_list"):
-            return "the example carries no verifiable instructions (IFEval's instruction_id_list)"
-        return None
-
-    def _checks(self, it: JudgeItem) -> tuple[list[tuple[str, bool]], list[str]]:
-        """(instruction id, followed) per checkable instruction, and the ids skipped.
-
-        As lm-eval's ``test_instruction_following_strict``: kwargs without their empty
-        values, the prompt passed to the checks that take it, an empty answer follows
-        nothing.
-        """
-        spec = self._spec(it)
-        kwargs_list = spec.get("kwargs") or [{}] * len(spec["instruction_id_list"])
-        done, skipped = [], []
-        for iid, kwargs in zip(spec["instruction_id_list"], kwargs_list, strict=True):
-            if iid not in self._registry:
-                skipped.append(f"{iid} (unknown to lm-eval)")
-                continue
-            check = self._registry[iid](iid)
-            check.build_description(**{k: v for k, v in (kwargs or {}).items() if v})
-            args = check.get_instruction_args()
-            if args and "prompt" in args:
-                check.build_description(prompt=it.instruction)
-            try:
-                ok = bool(it.text.strip()) and bool(check.check_following(it.text))
-            except LookupError:  # NLTK data (punkt) this check needs is not installed
-                skipped.append(f"{iid} (needs NLTK punkt data)")
-                continue
-            done.append((iid, ok))
-        return done, skipped
+        return spec if isinstance(spec, str) else None
 
     def _judge_one(self, it: JudgeItem) -> Judgment:
-        if it.aspect in self.aspects and not self._inapplicable(it):
-            done, skipped = self._checks(it)
-            if not done:
-                return not_applicable(
-                    self.judge_id, it, "no instruction could be checked: " + ", ".join(skipped)
-                )
-        return super()._judge_one(it)
+        if it.aspect not in self.aspects or self._inapplicable(it):
+            return super()._judge_one(it)
+        from reset_core.judging.ifeval_checks import check
 
-    def _score(self, it: JudgeItem) -> tuple[float, str]:
-        done, skipped = self._checks(it)
-        passed = sum(ok for _, ok in done)
-        failed = [iid for iid, ok in done if not ok]
-        why = f"{passed}/{len(done)} verifiable instructions followed"
-        if failed:
-            why += f"; not followed: {', '.join(failed)}"
+        ids, kwargs = self._spec(it)
+        result = check(ids, kwargs, it.instruction, it.text)
+        raw = result.to_json()
+        done = [(iid, s, lo) for iid, s, lo in zip(ids, result.strict, result.loose, strict=True)]
+        done = [d for d in done if d[1] is not None]
+        skipped = ", ".join(f"{iid} ({why})" for iid, why in result.unscored.items())
+        if not done:
+            j = not_applicable(self.judge_id, it, "no instruction could be checked: " + skipped)
+            j.raw_output = raw
+            return j
+        passed = sum(s for _, s, _ in done)
+        why = (
+            f"{passed}/{len(done)} verifiable instructions followed (strict), "
+            f"{sum(lo for _, _, lo in done)}/{len(done)} loose"
+        )
+        if failed := [iid for iid, s, _ in done if not s]:
+            why += f"; not followed (strict): {', '.join(failed)}"
         if skipped:
-            why += f"; not checked: {', '.join(skipped)}"
-        return passed / len(done), why
+            why += f"; not checked: {skipped}"
+        score = passed / len(done)
+        return Judgment(
+            it.candidate_id,
+            it.example_id,
+            it.aspect,
+            self.judge_id,
+            "ok",
+            score=score,
+            raw_score=score,
+            rationale=why,
+            raw_output=raw,
+        )
 
 
 #: The offline sentence-embedding model: all-MiniLM-L6-v2 (Apache-2.0), whose upstream

@@ -82,6 +82,13 @@ class SamplingPlan:
     n_candidates: int  # candidates the grid asks for on these examples
     n_existing: int  # of those, already in the database for this model: skipped
     _rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: The id the candidates are stored under: the model's own id, unless the caller
+    #: names the ``models`` row they belong to (an evaluation's checkpoint, whose
+    #: stored id was computed where its path read differently).
+    model_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.model_id = self.model_id or self.model.model_id
 
     @property
     def n_new(self) -> int:
@@ -228,8 +235,19 @@ def _check_hub_id(repo_id: str, revision: str | None) -> None:
         ) from e
 
 
-def select_examples(con, selection: SampleSelection) -> list[tuple[str, str, str | None]]:
-    """(example_id, instruction, context) of the selected examples, a stable shuffle."""
+def select_examples(
+    con, selection: SampleSelection, example_ids: Sequence[str] | None = None
+) -> list[tuple[str, str, str | None]]:
+    """(example_id, instruction, context) of the selected examples, a stable shuffle.
+
+    ``example_ids``: exactly these examples (a frozen test set), the filters ignored.
+    """
+    if example_ids is not None:
+        return con.execute(
+            "SELECT example_id, instruction, context FROM examples "
+            "WHERE example_id IN (SELECT unnest(?)) ORDER BY example_id",
+            [list(example_ids)],
+        ).fetchall()
     where, params = example_filter(selection.kinds, selection.sources, selection.splits)
     return con.execute(
         f"SELECT example_id, instruction, context FROM examples{where} "
@@ -244,17 +262,23 @@ def plan_sampling(
     model: ModelSpec,
     grid: Iterable[Mapping[str, Any] | DecodingSetting],
     check: bool = True,
+    *,
+    example_ids: Sequence[str] | None = None,
+    model_id: str | None = None,
 ) -> SamplingPlan:
     """Validate everything and count the candidates; raises :class:`SamplingRejected`.
 
     Candidates already stored for the same example, model, setting and sample index
-    are counted in ``n_existing`` and not asked for again.
+    are counted in ``n_existing`` and not asked for again. ``example_ids`` samples
+    exactly those examples instead of the selection's (an evaluation's frozen test
+    set); ``model_id`` stores the candidates under that ``models`` row instead of the
+    id the spec computes (see :attr:`SamplingPlan.model_id`).
     """
     try:
         settings = parse_grid(grid)
     except GridRejected as e:
         raise SamplingRejected(str(e)) from e
-    examples = select_examples(con, selection)
+    examples = select_examples(con, selection, example_ids)
     if not examples:
         raise SamplingRejected(
             "no examples match the selection "
@@ -263,7 +287,7 @@ def plan_sampling(
         )
     if check:
         check_model(model)
-    model_id = model.model_id
+    model_id = model_id or model.model_id
     keys, rows = [], []
     for example_id, instruction, context in examples:
         messages = json.dumps(build_messages(instruction, context))
@@ -295,6 +319,7 @@ def plan_sampling(
         n_candidates=len(keys),
         n_existing=len(existing),
         _rows=rows,
+        model_id=model_id,
     )
 
 
@@ -311,7 +336,9 @@ def _existing_candidates(con, ids: Sequence[str]) -> set[str]:
         con.unregister("_planned")
 
 
-def record_model_and_grid(con, model: ModelSpec, grid: Sequence[DecodingSetting]) -> None:
+def record_model_and_grid(
+    con, model: ModelSpec, grid: Sequence[DecodingSetting], model_id: str | None = None
+) -> None:
     """Rows in ``models`` and ``decoding_settings`` for what a run uses (kept if present)."""
     config = model.model_dump(mode="json")
     insert_arrow(
@@ -319,7 +346,7 @@ def record_model_and_grid(con, model: ModelSpec, grid: Sequence[DecodingSetting]
         "models",
         pa.table(
             {
-                "model_id": [model.model_id],
+                "model_id": [model_id or model.model_id],
                 "name": [model.display_name],
                 "path": [model.model_ref if model.engine != "openai" else model.base_url],
                 "revision": [model.revision],
@@ -358,10 +385,10 @@ def start_sampling(
         raise SamplingRejected(
             f"all {plan.n_candidates} candidates of this plan are already in the database"
         )
-    record_model_and_grid(con, plan.model, plan.grid)
+    record_model_and_grid(con, plan.model, plan.grid, plan.model_id)
     config = {
         "model": plan.model.model_dump(mode="json"),
-        "model_id": plan.model.model_id,
+        "model_id": plan.model_id,
         "selection": plan.selection.model_dump(mode="json"),
         "grid": [s.model_dump(mode="json") for s in plan.grid],
         "chunk_size": chunk_size,
