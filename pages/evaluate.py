@@ -253,9 +253,15 @@ def test_set_widgets(con) -> TestSet | None:
         help=T("count"),
     )
     seed = t5.number_input("Seed", min_value=0, value=0, key="ev_seed", help=T("seed"))
+    per_source = st.checkbox("Count per source", key="ev_per_source", help=T("per_source"))
     try:
         return TestSet(
-            splits=splits, kinds=kinds, sources=sources, count=int(count), seed=int(seed)
+            splits=splits,
+            kinds=kinds,
+            sources=sources,
+            count=int(count),
+            seed=int(seed),
+            per_source=per_source,
         )
     except ValidationError as e:
         st.error(validation_message(e))
