@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/tradeoff.py", title="Trade-off"),
     st.Page("pages/decoding.py", title="Decoding"),
     st.Page("pages/train.py", title="Train"),
+    st.Page("pages/evaluate.py", title="Evaluate"),
 ]
 
 st.navigation(PAGES).run()

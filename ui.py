@@ -45,9 +45,13 @@ def db_path() -> str:
     return st.session_state.get("db_path") or str(paths.default_db_path())
 
 
-def cursor():
-    """A DuckDB cursor on the app's one connection, for this script run's thread."""
-    return _connection(str(Path(db_path()).resolve())).cursor()
+def cursor(path: str | None = None):
+    """A DuckDB cursor on the app's one connection, for this script run's thread.
+
+    ``path``: the database, for code that runs outside a script run (a download
+    button's deferred data), where the session's sidebar state is not at hand.
+    """
+    return _connection(str(Path(path or db_path()).resolve())).cursor()
 
 
 def reviewer() -> str:

@@ -1,22 +1,12 @@
-"""Home: where the loop stands, and the next step."""
-
-from pathlib import Path
+"""Home: where the user stands on the MTL → RESET path, the next step, the lineage."""
 
 import streamlit as st
 
 import ui
+from reset_core.evaluation import loop
+from reset_core.review.text import escape_markdown
 from reset_core.store import COUNT_HELP, counts
-
-# The loop in order: (label in store.counts, what to do next, page that does it).
-NEXT_STEPS = [
-    ("examples", "Import examples", "pages/data.py"),
-    ("candidates", "Sample candidates", "pages/sample.py"),
-    ("judgments", "Judge the candidates", "pages/judge.py"),
-    ("picks", "Score and pick", "pages/judge.py"),
-    ("curated sets", "Freeze a curated set", "pages/train.py"),
-    ("training runs", "Continue fine-tuning", "pages/train.py"),
-    ("evaluations", "Evaluate before and after", "pages/evaluate.py"),
-]
+from reset_core.training.queries import trained_models
 
 st.title("RESET Studio")
 st.caption(
@@ -31,16 +21,50 @@ cols = st.columns(len(n))
 for col, (label, value) in zip(cols, n.items(), strict=True):
     col.metric(label.capitalize(), f"{value:,}", help=COUNT_HELP.get(label))
 
-root = Path(__file__).resolve().parent.parent
-todo = next(((label, text, page) for label, text, page in NEXT_STEPS if n[label] == 0), None)
-if todo is None:
-    st.success("Every stage of the loop has data. Review picks or start another round.")
+status = loop.loop_status(con)
+nxt = status.next_step
+st.subheader("Next step")
+if n["examples"] == 0:  # the path starts from examples: nothing to train on before them
+    st.page_link("pages/data.py", label="Import examples →")
+    st.caption(
+        "Import your files on the Data page, or start from the demo set: "
+        "`reset-studio db init --demo` (what `make app` runs)."
+    )
+elif nxt is None:
+    st.success(
+        f"Round {status.round} is done and evaluated. Start the next round from its result, "
+        "or run one of the paper's experiments."
+    )
+    st.page_link("pages/evaluate.py", label="Evaluate and run experiments →")
 else:
-    label, text, page = todo
-    st.subheader("Next step")
-    if (root / page).exists():
-        st.page_link(page, label=f"{text} →")
-    else:
-        st.info(f"{text}: this step is not available in this version yet.")
+    with st.container(border=True, key="home_next"):
+        st.page_link(nxt.page, label=f"{nxt.title} →")
+        st.caption(escape_markdown(nxt.detail[:1].upper() + nxt.detail[1:]) + ".")
+
+st.subheader(f"The MTL → RESET path: round {status.round}")
+st.caption(
+    "Train the multi-task (MTL) baseline on references; sample and judge with it, score and "
+    "curate the picks, continue from it for one epoch at a small learning rate; evaluate "
+    "base, MTL and RESET side by side. Each later round starts from the previous round's "
+    "result." + (f" This round's policy: {status.policy_label}." if status.policy_label else "")
+)
+with st.container(key="home_path"):
+    for i, step in enumerate(status.steps, 1):
+        # Material icons render everywhere; emoji need a font the machine may lack.
+        if step.done:
+            mark = ":green[:material/check_circle:]"
+        elif nxt is not None and step.key == nxt.key:
+            mark = ":blue[:material/arrow_circle_right:]"
+        else:
+            mark = ":gray[:material/radio_button_unchecked:]"
+        st.markdown(
+            f"{mark} **{i}. {escape_markdown(step.title)}**: {escape_markdown(step.detail)}"
+        )
+
+st.subheader("Lineage")
+if trained_models(con).empty:
+    st.caption("No models yet: the lineage graph appears once a model is sampled or trained.")
+else:
+    st.graphviz_chart(loop.lineage_dot(con))
 
 st.caption(f"Database: `{ui.db_path()}`")

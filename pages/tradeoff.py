@@ -140,12 +140,18 @@ else:
         st.dataframe(table, hide_index=True, key="to_table")
 
 st.subheader("Models on the same axes")
+st.caption(
+    "Each checkpoint of the latest finished evaluations, by its comparison's means (its "
+    "frozen judges and decoding, on its test set), and each model's judged answers on the "
+    "test splits. Confidence intervals and paired deltas are on the Evaluate page."
+)
 mv = pd.DataFrame(tradeoff.model_view(con, x, y))
 if mv.empty:
     st.info(
-        "No judged answers on the test splits yet: sample the test_seen and test_unseen "
-        "examples with each model (base, MTL, RESET) and judge them to place the models here."
+        "No finished evaluation and no judged answers on the test splits yet: evaluate base, "
+        "MTL and RESET on the Evaluate page to place the checkpoints here."
     )
+    st.page_link("pages/evaluate.py", label="Evaluate checkpoints →")
 else:
     fig = px.scatter(
         mv,
@@ -153,8 +159,24 @@ else:
         y="y",
         color="name",
         symbol="source",
-        hover_data={"stage": True, "n": True, "model_id": True},
+        hover_data={
+            "stage": True,
+            "n": True,
+            "model_id": True,
+            **({"evaluation_id": True} if "evaluation_id" in mv.columns else {}),
+        },
         labels={"name": "model"},
     )
     fig.update_layout(xaxis_title=x, yaxis_title=y)
     st.plotly_chart(fig, key="to_models")
+    if "evaluation_id" in mv.columns:
+        for evaluation_id, source in (
+            mv.dropna(subset=["evaluation_id"])[["evaluation_id", "source"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ):
+            st.page_link(
+                "pages/evaluate.py",
+                label=f"{source[0].upper()}{source[1:]}: results →",
+                query_params={"ev_tab": "Results", "evaluation": evaluation_id},
+            )

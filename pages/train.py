@@ -67,9 +67,13 @@ def _widget(name: str, key: str):
 
 def curate_tab(con, db: str) -> None:
     """Freeze a curated set (from picks or from references), then list and export sets."""
+    modes = ["Picks of a scoring run", "References (MTL baseline)"]
+    # The guided path starts with the MTL baseline: before any scoring run there are no
+    # picks to curate, so the references are what can be frozen first.
     mode = st.radio(
         "Curate from",
-        ["Picks of a scoring run", "References (MTL baseline)"],
+        modes,
+        index=1 if scoring_queries.list_selections(con).empty else 0,
         horizontal=True,
         key="cur_mode",
         help="RESET trains on the judges' picks; the MTL baseline on the examples' references.",
@@ -279,7 +283,8 @@ def train_tab(con, db: str) -> None:
         ),
         key="tr_set",
     )
-    base, adapter, model_id, continue_adapter = start_model(con)
+    preset = str(sets.set_index("set_id").loc[set_id, "preset"] or "")
+    base, adapter, model_id, continue_adapter = start_model(con, preset)
     values, out = train_settings()
     st.caption(throughput_note(con))
     parent = model_id if (continue_adapter or not adapter) else None
@@ -349,8 +354,13 @@ def base_display_name(base: str) -> str:
     return base_model_name(base) if base else "base model"
 
 
-def start_model(con) -> tuple[str, str | None, str | None, bool]:
-    """Which model to start from: ``(base, adapter, model_id, continue_adapter)``."""
+def start_model(con, preset: str = "") -> tuple[str, str | None, str | None, bool]:
+    """Which model to start from: ``(base, adapter, model_id, continue_adapter)``.
+
+    Preselected by the set's preset, as the MTL → RESET path goes: an MTL set trains
+    the base model; a RESET set continues the round's policy (the MTL checkpoint, then
+    each round's result). The preselection follows the set until the user picks.
+    """
     models = training_queries.trained_models(con)
     labels = training_queries.model_labels(con)
     choices: dict[str, tuple[str, str | None, str | None]] = {}
@@ -366,6 +376,10 @@ def start_model(con) -> tuple[str, str | None, str | None, bool]:
             label = f"{label} [{r.model_id}]"
         choices[label] = (r.path, r.adapter_path, r.model_id)
     choices["another path or hub id"] = ("", None, None)
+    preferred = preferred_start(con, preset, choices, models)
+    if st.session_state.get("tr_model") in (None, st.session_state.get("_tr_model_default")):
+        st.session_state["tr_model"] = preferred  # follow the set unless the user chose
+    st.session_state["_tr_model_default"] = preferred
     pick = st.selectbox(
         "Start from",
         list(choices),
@@ -387,6 +401,22 @@ def start_model(con) -> tuple[str, str | None, str | None, bool]:
             help=help_text(TrainConfig, "adapter_path"),
         )
     return base, adapter, model_id, continue_adapter
+
+
+def preferred_start(con, preset: str, choices: dict, models) -> str:
+    """The choice the path suggests for a set: its round's policy for RESET, else a base."""
+    by_id = {v[2]: k for k, v in choices.items() if v[2]}
+    if preset.upper().startswith("RESET"):
+        policy = training_queries.round_policy(con, split=None)
+        if policy in by_id:
+            return by_id[policy]
+    bases = [
+        by_id[m]
+        for m, run in zip(models["model_id"], models["training_run_id"], strict=True)
+        if not run and m in by_id
+    ]  # registered, not trained: what an MTL run starts from
+    embedded = [k for k in choices if k.endswith("(embedded)")]
+    return (embedded or bases or list(choices))[0]
 
 
 def train_settings() -> tuple[dict, str]:
@@ -446,7 +476,10 @@ def live_run(run_id: str, job_id: str, status: str) -> None:
         st.error(p["error"])
     if p.get("model_id"):
         label = training_queries.model_label(cur, p["model_id"])
-        st.success(f"Model {label} registered: selectable in Sample and Evaluate.")
+        st.success(
+            f"Model {label} registered: sample with it on the Sample page and compare it on "
+            "the Evaluate page."
+        )
     m = training_queries.metrics_frame(cur, run_id)
     if not m.empty:
         c = st.columns(3)
@@ -536,6 +569,14 @@ st.caption(
     "Freeze the picks into a curated set, export it for TRL, and continue fine-tuning with a "
     "LoRA adapter: one epoch, small learning rate, loss on the answer only. The same job trains "
     "the MTL baseline on references."
+)
+st.info(
+    "**The MTL → RESET path.** 1. Curate from *References (MTL baseline)*, freeze, and train "
+    "the base model on it: that checkpoint is round 1's policy. 2. Sample and judge with it, "
+    "score the picks, then curate from *Picks of a scoring run* and train again: the round's "
+    "policy is preselected and continued for one epoch. 3. Compare base, MTL and RESET on the "
+    "Evaluate page.",
+    icon="🧭",
 )
 con = ui.cursor()
 db = ui.db_path()

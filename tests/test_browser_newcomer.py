@@ -1,6 +1,6 @@
 """A newcomer's whole loop in Chromium, through the UI only, on the tiny Llama.
 
-Home's next step → Sample (launch, watch) → Judge (offline judges, launch, save a
+Home's next step (MTL) → Sample the base (launch, watch) → Judge (offline judges, launch, save a
 selection) → Review (veto, force, undo) → Trade-off, Decoding → Train (curate, train
 two steps) → Sample the trained model. The database starts as ``make app`` leaves it:
 the demo set imported, nothing else.
@@ -168,11 +168,11 @@ def test_newcomer_runs_the_whole_loop_in_the_browser(tmp_path, tiny_model_dir):
     con.close()
     checks = Checks()
     with streamlit_server(db) as url, chromium_page() as page:
-        # Home: the next step is sampling.
+        # Home: the guided path starts with the MTL baseline; this newcomer samples the
+        # base model first (the demo's shortcut), from the sidebar.
         page.goto(url)
-        page.get_by_role("link", name="Sample candidates →").click()
-        expect(page.get_by_role("heading", name="Sample", exact=True)).to_be_visible(timeout=T)
-        idle(page)
+        expect(page.get_by_role("link", name="Train MTL on references →")).to_be_visible(timeout=T)
+        go(page, "Sample")
 
         # Sample: the tiny model from a local folder.
         page.locator(".st-key-sample_model_source").get_by_text("Local folder").click()

@@ -7,6 +7,13 @@ from conftest import FIXTURES
 from reset_core.ingest.demo import load_demo
 from reset_core.store import connect
 
+#: How Home marks the steps of the path: done, the next one, still to do.
+DONE, NEXT, TODO = (
+    ":green[:material/check_circle:]",
+    ":blue[:material/arrow_circle_right:]",
+    ":gray[:material/radio_button_unchecked:]",
+)
+
 
 def _metrics(at):
     return {m.label: m.value for m in at.metric}
@@ -26,8 +33,43 @@ def test_home_with_demo_points_past_import(app):
     app.run()
     assert not app.exception
     assert _metrics(app)["Examples"] == "559"
-    links = app.get("page_link")
-    assert not links or "Import" not in links[0].proto.label
+    # The guided path starts with the MTL baseline, on the Train page.
+    link = app.get("page_link")[0].proto
+    assert link.label == "Train MTL on references →" and link.page == "train"
+    steps = [m.value for m in app.markdown if ":material/" in m.value]
+    assert steps[0].startswith(f"{NEXT} **1. Train MTL on references**")
+    assert len(steps) == 7 and all(s.startswith(TODO) for s in steps[1:])
+    assert not app.get("graphviz_chart")  # no models yet
+
+
+def test_home_shows_the_round_after_mtl_and_the_lineage_graph(app):
+    con = connect(app.db)
+    load_demo(con)
+    con.execute(
+        "INSERT INTO curated_sets (set_id, name, preset, selection_id, n_items, manifest, "
+        "content_hash) VALUES ('cur-mtl', 'references', 'MTL', NULL, 355, '{}', 'h')"
+    )
+    con.execute(
+        "INSERT INTO models (model_id, name, path, adapter_path, stage, parent_id, "
+        "curated_set_id, training_run_id, created_at) VALUES "
+        "('m:base', 'smol', '/models/smol', NULL, 'base', NULL, NULL, NULL, '2026-01-01'), "
+        "('m:mtl', '', '/models/smol', '/runs/1/adapter', 'mtl', 'm:base', 'cur-mtl', 'run-1', "
+        "'2026-01-02')"
+    )
+    con.close()
+    app.run()
+    assert not app.exception, app.exception
+    link = app.get("page_link")[0].proto
+    assert link.label == "Sample with the policy →" and link.page == "sample"
+    steps = [m.value for m in app.markdown if ":material/" in m.value]
+    assert steps[0].startswith(f"{DONE} **1. Train MTL on references**")
+    assert steps[1].startswith(f"{NEXT} **2. Sample with the policy**")
+    captions = [c.value.replace("\\", "") for c in app.caption]
+    assert any("Sample the seen examples with smol + LoRA (MTL)" in c for c in captions)
+    assert any("This round's policy: smol + LoRA (MTL)." in c.value for c in app.caption)
+    dot = app.get("graphviz_chart")[0].proto.spec
+    assert '"m:base" -> "cur-mtl"' in dot and '"cur-mtl" -> "m:mtl"' in dot
+    assert "smol + LoRA (MTL)" in dot
 
 
 def test_data_page_imports_by_path_and_counts_change(app, tmp_path):

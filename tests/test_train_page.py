@@ -118,3 +118,49 @@ def test_train_page_curate_export_train_and_lineage(db_path, tiny_model_dir, tmp
     text = " ".join(m.value for m in at.markdown).replace("\\", "")
     assert "tiny + LoRA (RESET-S round 1)** · reset" in text and "**tiny** · base" in text
     assert any("curated set" in c.value and "global_step" in c.value for c in at.code)
+
+
+def test_train_page_guides_the_mtl_then_reset_path(db_path, tiny_model_dir):
+    """No picks yet: curating starts from references (MTL); an MTL set trains a base model;
+    a RESET set continues the round's policy, the MTL checkpoint."""
+    from reset_core.curation.config import CurationSpec
+    from reset_core.curation.sets import create_curated_set
+    from reset_core.ingest.demo import load_demo
+    from reset_core.models import ModelUnavailable, default_model_path
+
+    con = connect(db_path)
+    load_demo(con)
+    base_id = ensure_model(con, str(tiny_model_dir), name="tiny")
+    con.close()
+    at = _app(db_path)
+    assert any("The MTL → RESET path" in i.value for i in at.info)
+    assert _by_key(at.radio, "cur_mode").value == "References (MTL baseline)"
+    _by_key(at.button, "ref_freeze").click().run()
+    assert not at.exception, at.exception
+    assert any("Froze MTL set" in s.value for s in at.success)
+    try:
+        default_model_path()
+        base_choice = "SmolLM2-135M-Instruct (embedded)"
+    except ModelUnavailable:
+        base_choice = "tiny"
+    assert _by_key(at.selectbox, "tr_model").value == base_choice
+
+    # An MTL checkpoint trained on that set, and a scoring run's picks frozen as RESET.
+    con = connect(db_path)
+    (mtl_set,) = con.execute("SELECT set_id FROM curated_sets").fetchone()
+    con.execute(
+        "INSERT INTO models (model_id, name, path, adapter_path, stage, parent_id, "
+        "curated_set_id, training_run_id) VALUES ('m:mtl', '', ?, '/runs/1/adapter', 'mtl', ?, "
+        "?, 'run-1')",
+        [str(tiny_model_dir), base_id, mtl_set],
+    )
+    fill_picks(con, n=6)
+    reset_set = create_curated_set(con, CurationSpec(selection_id="sel-1"))
+    con.close()
+    at.run()
+    _by_key(at.selectbox, "tr_set").set_value(reset_set).run()
+    assert not at.exception, at.exception
+    assert _by_key(at.selectbox, "tr_model").value == "tiny + LoRA (MTL)"
+    # Back to the MTL set: the base again (the user never chose, so the default follows).
+    _by_key(at.selectbox, "tr_set").set_value(mtl_set).run()
+    assert _by_key(at.selectbox, "tr_model").value == base_choice

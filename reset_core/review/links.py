@@ -12,7 +12,9 @@ Rater disagreement (Agreement heatmap cell, :func:`disagreement_query`)
 Trade-off selection (a box or lasso region, :func:`region_query`)
     ``candidates`` (comma-separated candidate ids, at most :data:`MAX_IDS`) for a
     per-candidate selection, or ``setting`` / ``model`` / ``kind`` (comma-separated)
-    for selected aggregate points; ``split`` narrows either.
+    for selected aggregate points; ``split`` narrows either. ``via`` names the view
+    that made the link when it is not the trade-off chart (the Evaluate page's
+    before/after browser links the two answers it shows), for the banner.
 
 :func:`linked_sql` is the one SQL definition of "the linked candidates"; it reads the
 analytics summaries (``reset_core.analytics.summaries``), which must be fresh.
@@ -34,7 +36,7 @@ from reset_core.store import one
 MAX_IDS = 500
 _LISTS = ("candidates", "setting", "model", "kind")
 #: every query parameter of the contract (Review clears these to drop the filter)
-KEYS = ("judge_a", "judge_b", "aspect", "disagree", *_LISTS, "split")
+KEYS = ("judge_a", "judge_b", "aspect", "disagree", *_LISTS, "split", "via")
 
 
 def parse(params: Mapping[str, str]) -> dict | None:
@@ -65,6 +67,7 @@ def parse(params: Mapping[str, str]) -> dict | None:
         sel["candidates"] = sel["candidates"][:MAX_IDS]
     sel["form"] = "region"
     sel["split"] = params.get("split") or None
+    sel["via"] = params.get("via") or None
     return sel
 
 
@@ -181,6 +184,9 @@ def describe(sel: dict, n: dict[str, int], names: Mapping[str, str] | None = Non
     '3 candidates (in 2 examples) where a and b disagree by at least 0.3 on task'
     >>> describe(parse({"setting": "s:1"}), {"candidates": 1, "examples": 1}, {"s:1": "T 1 · top-k all"})
     '1 candidate (in 1 example) from the trade-off selection: setting T 1 · top-k all'
+    >>> describe(parse({"candidates": "a,b", "via": "the before/after browser"}),
+    ...          {"candidates": 2, "examples": 1})
+    '2 candidates (in 1 example) linked from the before/after browser'
     """
     names = names or {}
     head = f"{n['candidates']:,} candidate{'s' * (n['candidates'] != 1)} (in {n['examples']:,} example{'s' * (n['examples'] != 1)})"
@@ -189,6 +195,8 @@ def describe(sel: dict, n: dict[str, int], names: Mapping[str, str] | None = Non
             f"{head} where {sel['judge_a']} and {sel['judge_b']} disagree by at least "
             f"{sel['disagree']:g} on {sel['aspect']}"
         )
+    if sel.get("via"):
+        return f"{head} linked from {sel['via']}"
     parts = []
     if sel.get("candidates"):
         parts.append(f"{len(sel['candidates']):,} selected on the trade-off chart")
