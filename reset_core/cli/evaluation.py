@@ -27,6 +27,17 @@ from reset_core.errors import rejection_message
 DECODING_FLAGS = ("temperature", "top_k", "top_p", "max_tokens")
 
 
+def _embedded_model(con) -> str | None:
+    """The embedded SmolLM2's model id (registered now if it was not), or None."""
+    from reset_core.models import DEFAULT_MODEL_NAME, default_model_path
+    from reset_core.training.launch import ensure_model
+
+    path = default_model_path()
+    if not (path / "config.json").exists():
+        return None
+    return ensure_model(con, str(path), name=DEFAULT_MODEL_NAME)
+
+
 def resolve_checkpoints(con, names: list[str]) -> list[str]:
     """Model ids for ``names``: ids, the labels the app shows, or base / mtl / latest.
 
@@ -46,6 +57,9 @@ def resolve_checkpoints(con, names: list[str]) -> list[str]:
     }
     root = lineage(con, shortcuts["latest"])[-1] if shortcuts["latest"] else None
     shortcuts["base"] = root["model_id"] if root and not root.get("missing") else None
+    if shortcuts["base"] is None and "base" in [n.lower() for n in names]:
+        # Nothing trained yet: the base is the embedded model, as on the Evaluate page.
+        shortcuts["base"] = _embedded_model(con)
     out = []
     for name in names:
         if name in labels:

@@ -1,9 +1,13 @@
-"""``reset-studio model prepare``: the embedded default model, ready to load.
+"""``reset-studio model prepare|list``: the embedded default model, and the registered ones.
 
-SmolLM2-135M-Instruct ships as a GGUF file; this converts it to safetensors once::
+SmolLM2-135M-Instruct ships as a GGUF file; ``prepare`` converts it to safetensors
+once. ``list`` shows every registered model (base models sampled from, trained
+checkpoints) with the id and label that ``evaluate --checkpoints`` and ``sample``
+accept::
 
     reset-studio model prepare
     reset-studio model prepare --out data/models/smollm2-135m-instruct
+    reset-studio model list
 """
 
 from __future__ import annotations
@@ -26,11 +30,29 @@ def _cmd_model_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_list(args: argparse.Namespace) -> int:
+    from reset_core.store import connect
+    from reset_core.training.queries import model_labels, trained_models
+
+    con = connect(args.db)
+    models = trained_models(con)
+    if models.empty:
+        print("no models registered yet (sampling or training registers them)")
+        return 0
+    labels = model_labels(con)
+    for r in models.itertuples():
+        weights = r.path + (f" + adapter {r.adapter_path}" if r.adapter_path else "")
+        print(f"{r.model_id}  {labels.get(r.model_id, r.name)}  [{r.stage}]  {weights}")
+    return 0
+
+
 def add_commands(sub) -> None:
-    """Add ``model prepare`` to the ``reset-studio`` subparsers."""
+    """Add ``model prepare`` and ``model list`` to the ``reset-studio`` subparsers."""
     model = sub.add_parser("model", help="models").add_subparsers(
         dest="model_command", required=True
     )
     p = model.add_parser("prepare", help="convert the embedded SmolLM2 model to safetensors once")
     p.add_argument("--out", default=str(paths.DEFAULT_MODEL_DIR), help="output folder")
     p.set_defaults(func=_cmd_model_prepare)
+    p = model.add_parser("list", help="registered models: id, label, stage, weights")
+    p.set_defaults(func=_cmd_model_list)
