@@ -265,3 +265,33 @@ def test_every_tab_opens_on_an_empty_database(app, tab):
         assert [i.value for i in app.info] == [
             "No evaluations yet: start one in the New evaluation tab."
         ]
+
+
+def test_the_test_set_size_shows_before_start_and_an_empty_one_keeps_start_off(app):
+    """The count under the test-set widgets follows them live; 0 matches disables Start."""
+    from reset_core.evaluation import launch
+
+    at = _evaluate(app, "New evaluation")
+    con = connect(app.db)
+    expected = launch.test_set_size(con, launch.TestSet())
+    con.close()
+    # The fixed evaluation's test examples, plus x1 (a test_seen example it left out).
+    assert expected["total"] == 13 and expected["split"] == {"test_seen": 7, "test_unseen": 6}
+    shown = at.get("markdown")
+    # Markdown escapes; the text a person reads is without the backslashes.
+    line = [m.value.replace("\\", "") for m in shown if "examples" in m.value]
+    assert line == [
+        "**13 examples: test_seen 7, test_unseen 6 · context 6, instruction 7 · demo 10, ifeval 3**"
+    ], line
+    assert not at.button(key="ev_start").disabled
+
+    at.multiselect(key="ev_kinds").set_value(["context"]).run()
+    at.multiselect(key="ev_splits").set_value(["test_unseen"]).run()
+    text = " ".join(m.value.replace("\\", "") for m in at.markdown)
+    assert "**3 examples: test_unseen 3 · context 3 · 1 source**" in text
+    # IFEval's prompts are instructions: no context example comes from it.
+    at.multiselect(key="ev_sources").set_value(["ifeval"]).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("0 examples match these filters") for e in errors), errors
+    assert at.button(key="ev_start").disabled
