@@ -268,6 +268,24 @@ def test_set_widgets(con) -> TestSet | None:
         return None
 
 
+def test_set_count(con, tests: TestSet | None) -> int:
+    """How many examples the test set matches now, shown live under its widgets."""
+    if tests is None:
+        return 0
+    size = evaluations.test_set_size(con, tests)
+    line = evaluations.describe_test_set_size(size)
+    if size["total"]:
+        st.container(key="ev_test_size").markdown(f"**{escape_markdown(line)}**")
+    else:
+        st.error(
+            f"{line} match these filters (splits {', '.join(tests.splits) or 'none'}, "
+            f"kinds {', '.join(tests.kinds) or 'any'}, sources {', '.join(tests.sources) or 'any'}): "
+            "import a test set or split one off on the Data page, install a benchmark above, "
+            "or widen the filters. Start stays off until one matches."
+        )
+    return size["total"]
+
+
 def decoding_widgets() -> DecodingSetting | None:
     """The one decoding setting every checkpoint answers with: greedy unless changed."""
     st.subheader("Decoding")
@@ -317,6 +335,7 @@ def new_evaluation(con, db: str) -> None:
             "Baseline", chosen, format_func=choices.get, key="ev_baseline", help=E("baseline")
         )
     tests = test_set_widgets(con)
+    n_tests = test_set_count(con, tests)
     decoding = decoding_widgets()
     st.subheader("Judges")
     p1, p2, p3, p4 = st.columns([2, 1, 1, 2])
@@ -334,7 +353,7 @@ def new_evaluation(con, db: str) -> None:
         help=E("batch_size"),
     )
     name = p4.text_input("Name", key="ev_name", help=E("name"))
-    ready = bool(chosen) and tests is not None and decoding is not None
+    ready = bool(chosen) and tests is not None and decoding is not None and n_tests > 0
     if not chosen:
         st.warning("Choose at least one checkpoint.")
     if st.button("Start evaluation", type="primary", key="ev_start", disabled=not ready):

@@ -216,24 +216,29 @@ def next_unreviewed(exclude: str | None = None) -> None:
 # ----------------------------------------------------------------------------- selection
 
 sels = selections(con)
-if not sels:
+# A link to an example's candidates (e.g. the Evaluate page's before/after browser) opens
+# without a selection too: its answers and verdicts are worth reading, read-only.
+linked_example = st.query_params.get("example") if current_link() else None
+selection_id = None
+if sels:
+    labels = {s[0]: f"{s[0]} · {s[1]} · {s[2][:19]}" for s in sels}
+    if st.session_state.get("rv_selection") not in labels:
+        st.session_state["rv_selection"] = sels[0][0]
+    selection_id = st.selectbox(
+        "Selection",
+        list(labels),
+        format_func=labels.get,
+        key="rv_selection",
+        help="Whose picks you review: newest first. Overrides apply to every selection.",
+    )
+    if not queue_is_fresh(con, selection_id):
+        with st.spinner("Indexing this selection for review (once per new judging or scoring)…"):
+            refresh_queue(con, selection_id)
+elif not linked_example:
     st.info(
         "No selection yet. Judge and score candidates first; their picks appear here for review."
     )
     st.stop()
-labels = {s[0]: f"{s[0]} · {s[1]} · {s[2][:19]}" for s in sels}
-if st.session_state.get("rv_selection") not in labels:
-    st.session_state["rv_selection"] = sels[0][0]
-selection_id = st.selectbox(
-    "Selection",
-    list(labels),
-    format_func=labels.get,
-    key="rv_selection",
-    help="Whose picks you review: newest first. Overrides apply to every selection.",
-)
-if not queue_is_fresh(con, selection_id):
-    with st.spinner("Indexing this selection for review (once per new judging or scoring)…"):
-        refresh_queue(con, selection_id)
 
 if not can_act:
     st.warning("Enter your name as **Reviewer** in the sidebar: every action records who took it.")
@@ -437,13 +442,19 @@ def judgments_list(judgments: list[dict]) -> str:
 
 
 def render_candidate(
-    ex: dict, c: dict, i: int, aspects: tuple[str, str], linked: dict[str, float | None]
+    ex: dict,
+    c: dict,
+    i: int,
+    aspects: tuple[str, str],
+    linked: dict[str, float | None],
+    read_only: bool = False,
 ) -> None:
-    """One candidate card: header, text, verdicts, then its buttons."""
+    """One candidate card: header, text, verdicts, then its buttons (none if read-only)."""
     candidate_header(c, i, linked)
     candidate_text(ex, c, i)
-    candidate_verdicts(c)
-    candidate_actions(ex["example_id"], c, i, aspects)
+    candidate_verdicts(c, read_only)
+    if not read_only:
+        candidate_actions(ex["example_id"], c, i, aspects)
 
 
 def candidate_header(c: dict, i: int, linked: dict[str, float | None]) -> None:
@@ -486,10 +497,11 @@ def candidate_text(ex: dict, c: dict, i: int) -> None:
             md(c["text"])
 
 
-def candidate_verdicts(c: dict) -> None:
+def candidate_verdicts(c: dict, read_only: bool = False) -> None:
     """Its RESET score and rank, every judge's verdict, and the reviewer's own scores."""
-    score = "not rankable" if c["score"] is None else f"{c['score']:.3f} (rank {c['rank']})"
-    st.markdown(f"**RESET score** {score}")
+    if not read_only:  # read-only: no selection scores it, so it has no RESET score
+        score = "not rankable" if c["score"] is None else f"{c['score']:.3f} (rank {c['rank']})"
+        st.markdown(f"**RESET score** {score}")
     st.markdown(judgments_list(c["judgments"]))
     if c["manual_scores"]:
         st.caption(
@@ -547,21 +559,42 @@ def candidate_actions(ex_id: str, c: dict, i: int, aspects: tuple[str, str]) -> 
 
 
 def render_example(example_id: str) -> None:
-    """One example: navigation, its prompt and state, actions, the candidates, history."""
+    """One example: navigation, its prompt and state, actions, the candidates, history.
+
+    Read-only when the selection does not score the example (no selection yet, or a
+    test-split example linked from Evaluate): an override changes a selection's pick.
+    """
     view = example_view(con, example_id, selection_id)
     if view is None:
         st.error(f"No example {example_id!r}.")
-        st.button("← Queue", key="rv_back", on_click=open_example, args=(None,))
+        if selection_id:
+            st.button("← Queue", key="rv_back", on_click=open_example, args=(None,))
         return
     ex, state = view.example, view.state
     names = {c["candidate_id"]: c["name"] for c in view.candidates}
     events = rv.history(con, example_id)
-    example_nav(example_id)
-    example_header(ex, state, names, events)
+    read_only = not view.in_selection
+    if selection_id:  # the queue and its order exist only within a selection
+        example_nav(example_id)
+    example_header(ex, state, names, events, read_only)
+    if read_only:
+        st.info(
+            (
+                "No selection yet, so nothing here can be overridden"
+                if selection_id is None
+                else f"Selection {selection_id} does not score this example"
+                + (" (test-split answers are never in one)" if ex["split"] != "seen" else "")
+            )
+            + ": read-only. Vetoes, forced picks, rankings and manual scores change a "
+            "selection's pick; shown are the answers and every judge's verdict.",
+            icon=":material/visibility:",
+        )
     example_prompt(ex)
-    example_actions(example_id, state, names, events)
-    candidate_cards(ex, view.candidates)
-    ranking_and_note(example_id, view.candidates, state)
+    if not read_only:
+        example_actions(example_id, state, names, events)
+    candidate_cards(ex, view.candidates, read_only)
+    if not read_only:
+        ranking_and_note(example_id, view.candidates, state)
     example_history(events, names)
     # What this reviewer was shown: the next action reports anything newer.
     st.session_state.setdefault("rv_seen", {})[example_id] = state.version
@@ -582,19 +615,29 @@ def example_nav(example_id: str) -> None:
     )
 
 
-def example_header(ex: dict, state, names: dict, events: list) -> None:
-    """The example's id and kind, its current pick (and where it comes from), last change."""
+def example_header(ex: dict, state, names: dict, events: list, read_only: bool = False) -> None:
+    """The example's id and kind, its current pick (and where it comes from), last change.
+
+    Read-only (no selection scores it): no pick to speak of, only the last change if any.
+    """
     st.subheader(f"Example {ex['example_id']}")
-    st.caption(f"{ex['kind']} · {ex['source']} · {ex['split']} · selection {selection_id}")
+    st.caption(
+        f"{ex['kind']} · {ex['source']} · {ex['split']} · "
+        + (f"selection {selection_id}" if selection_id else "no selection yet")
+    )
     pick = names.get(state.pick, state.pick) if state.pick else "none"
     judge_pick = names.get(state.judge_pick, state.judge_pick) if state.judge_pick else "none"
-    line = f"**Current pick:** {escape_markdown(pick)} ({state.pick_source or 'not in selection'})"
-    line += f" · judge pick: {escape_markdown(judge_pick)}"
+    parts = []
+    if not read_only:
+        src = state.pick_source or "not in selection"
+        parts.append(f"**Current pick:** {escape_markdown(pick)} ({src})")
+        parts.append(f"judge pick: {escape_markdown(judge_pick)}")
     if state.excluded:
-        line += " · :red-badge[excluded from curation]"
+        parts.append(":red-badge[excluded from curation]")
     if state.last_event:
-        line += f" · last change: {escape_markdown(who(state.last_event, events, names))}"
-    st.markdown(line)
+        parts.append(f"last change: {escape_markdown(who(state.last_event, events, names))}")
+    if parts:
+        st.markdown(" · ".join(parts))
 
 
 def example_prompt(ex: dict) -> None:
@@ -667,8 +710,8 @@ def example_actions(example_id: str, state, names: dict, events: list) -> None:
     )
 
 
-def candidate_cards(ex: dict, cands: list[dict]) -> None:
-    """The candidates as cards, side by side (3 a row) or stacked."""
+def candidate_cards(ex: dict, cands: list[dict], read_only: bool = False) -> None:
+    """The candidates as cards, side by side (3 a row) or stacked (without buttons if read-only)."""
     st.segmented_control(
         "Layout", ["side by side", "stacked"], key=persisted("rv_layout", "side by side")
     )
@@ -682,14 +725,14 @@ def candidate_cards(ex: dict, cands: list[dict]) -> None:
     elif st.session_state.get("rv_layout") == "stacked":
         for i, c in shown:
             with st.container(border=True, key=f"rv_cand_{i}"):
-                render_candidate(ex, c, i, aspects, linked)
+                render_candidate(ex, c, i, aspects, linked, read_only)
     else:
         per_row = min(len(shown), 3)
         for start in range(0, len(shown), per_row):
             cols = st.columns(per_row)
             for col, (i, c) in zip(cols, shown[start : start + per_row], strict=False):
                 with col.container(border=True, key=f"rv_cand_{i}"):
-                    render_candidate(ex, c, i, aspects, linked)
+                    render_candidate(ex, c, i, aspects, linked, read_only)
 
 
 def linked_candidates(

@@ -86,7 +86,11 @@ def test_before_after_side_by_side_and_open_in_review(app):
     )
 
     # The same two answers in Review: the example opens with just those candidates.
-    page.get_by_role("link", name="Open this example in Review").click()
+    # The link is redrawn for c1 once the script run ends: click that one, not the last one's.
+    idle(page)
+    link = page.get_by_role("link", name="Open this example in Review")
+    expect(link).to_have_attribute("href", re.compile(r"example=c1\b"), timeout=T)
+    link.click()
     expect(page).to_have_url(re.compile(r"/review\?.*example=c1"), timeout=T)
     assert "candidates=" in page.url
     expect(page.get_by_text("Example c1", exact=True)).to_be_visible(timeout=T)
@@ -97,6 +101,25 @@ def test_before_after_side_by_side_and_open_in_review(app):
     cards = page.locator("[class*='st-key-rv_cand_']")
     expect(cards).to_have_count(2, timeout=T)
     expect(cards.nth(0)).to_contain_text("Answer to c1 by", timeout=T)
+
+
+def test_a_test_unseen_example_opens_in_review_read_only(app):
+    """The selection holds only test_seen answers: c4's link still shows both, read-only."""
+    from urllib.parse import urlencode
+
+    url, page = app
+    ids = ",".join(ed.cand("c4", m) for m in ("m:base", "m:mtl"))
+    query = {"example": "c4", "candidates": ids, "via": "the before/after browser"}
+    page.goto(url + "/review?" + urlencode(query))
+    expect(page.get_by_text("Example c4", exact=True)).to_be_visible(timeout=T)
+    expect(page.locator(".st-key-rv_link")).to_contain_text(
+        "2 candidates (in 1 example) linked from the before/after browser", timeout=T
+    )
+    expect(page.get_by_text("does not score this example")).to_be_visible(timeout=T)
+    cards = page.locator("[class*='st-key-rv_cand_']")
+    expect(cards).to_have_count(2, timeout=T)
+    expect(cards.nth(0)).to_contain_text("faithfulness", timeout=T)
+    expect(page.get_by_role("button", name="Accept pick")).to_have_count(0)
 
 
 def test_results_download_the_report_built_on_click(app):

@@ -265,3 +265,109 @@ def test_every_tab_opens_on_an_empty_database(app, tab):
         assert [i.value for i in app.info] == [
             "No evaluations yet: start one in the New evaluation tab."
         ]
+
+
+def test_the_test_set_size_shows_before_start_and_an_empty_one_keeps_start_off(app):
+    """The count under the test-set widgets follows them live; 0 matches disables Start."""
+    from reset_core.evaluation import launch
+
+    at = _evaluate(app, "New evaluation")
+    con = connect(app.db)
+    expected = launch.test_set_size(con, launch.TestSet())
+    con.close()
+    # The fixed evaluation's test examples, plus x1 (a test_seen example it left out).
+    assert expected["total"] == 13 and expected["split"] == {"test_seen": 7, "test_unseen": 6}
+    shown = at.get("markdown")
+    # Markdown escapes; the text a person reads is without the backslashes.
+    line = [m.value.replace("\\", "") for m in shown if "examples" in m.value]
+    assert line == [
+        "**13 examples: test_seen 7, test_unseen 6 · context 6, instruction 7 · demo 10, ifeval 3**"
+    ], line
+    assert not at.button(key="ev_start").disabled
+
+    at.multiselect(key="ev_kinds").set_value(["context"]).run()
+    at.multiselect(key="ev_splits").set_value(["test_unseen"]).run()
+    text = " ".join(m.value.replace("\\", "") for m in at.markdown)
+    assert "**3 examples: test_unseen 3 · context 3 · 1 source**" in text
+    # IFEval's prompts are instructions: no context example comes from it.
+    at.multiselect(key="ev_sources").set_value(["ifeval"]).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("0 examples match these filters") for e in errors), errors
+    assert at.button(key="ev_start").disabled
+
+
+def _review_link(app, example_id: str, a: str, b: str):
+    """Review opened as the before/after browser's link opens it (same query parameters)."""
+    from reset_core.evaluation import compare
+
+    con = connect(app.db)
+    query = compare.answer_pair(con, ed.EVAL_ID, example_id, a, b)["review_query"]
+    con.close()
+    app.session_state["reviewer"] = "alice"
+    app.switch_page("pages/review.py")
+    for k, v in {"example": example_id, **query, "via": "the before/after browser"}.items():
+        app.query_params[k] = v
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _review_text(at) -> str:
+    """The Review page's Markdown as read: escapes and the unsupported-word highlight off."""
+    import re
+
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    return re.sub(r":orange-background\[([^\]]*)\]", r"\1", text)
+
+
+def test_review_shows_linked_answers_read_only_without_any_selection(app):
+    """Base vs RESET evaluated before any RESET selection: Review still shows both answers."""
+    con = connect(app.db)
+    ed.fill_evaluation(con)
+    assert con.execute("SELECT count(*) FROM selections").fetchone()[0] == 0
+    con.close()
+    at = _review_link(app, "c1", "m:base", "m:reset")
+    assert not [i.value for i in at.info if i.value.startswith("No selection yet. Judge")]
+    text = _review_text(at)
+    assert "2 candidates (in 1 example) linked from the before/after browser" in text
+    assert any(s.value == "Example c1" for s in at.subheader)
+    # Both answers, each with every frozen judge's verdict (c1: K-Precision 0.5 / 0.9).
+    assert "Answer to c1 by m:base" in text and "Answer to c1 by m:reset" in text
+    assert "Answer to c1 by m:mtl" not in text and "SmolLM2 MTL" not in text  # not linked
+    assert f"faithfulness **0.500** · {ed.KP}" in text
+    assert f"faithfulness **0.900** · {ed.KP}" in text
+    # Read-only, saying why; no override can be attempted.
+    assert any("No selection yet, so nothing here can be overridden" in i.value for i in at.info)
+    keys = {b.key for b in at.button}
+    assert not keys & {"rv_accept", "rv_veto_pick", "rv_exclude", "rv_force_0", "rv_veto_0"}
+    assert "RESET score" not in text
+    # Clearing the link leaves nothing to show without a selection: the usual message.
+    at.button(key="rv_clear_link").click().run()
+    assert any(i.value.startswith("No selection yet") for i in at.info)
+
+
+def test_review_shows_linked_test_answers_read_only_beside_a_selection(app):
+    """A selection exists but never holds a test_unseen example: read-only, and says so."""
+    from reset_core.scoring.config import SelectionConfig
+    from reset_core.scoring.selection import save_selection
+
+    con = connect(app.db)
+    ed.fill_evaluation(con)
+    save_selection(con, SelectionConfig(split="test_seen", all_models=True))
+    con.close()
+    at = _review_link(app, "c4", "m:base", "m:mtl")
+    text = _review_text(at)
+    assert "Answer to c4 by m:base" in text and "Answer to c4 by m:mtl" in text
+    assert any(
+        "does not score this example (test-split answers are never in one)" in i.value
+        for i in at.info
+    ), [i.value for i in at.info]
+    assert "rv_accept" not in {b.key for b in at.button}
+    # c1 is in that selection: the usual view with its actions.
+    at.query_params["example"] = "c1"
+    at.query_params["candidates"] = ",".join(ed.cand("c1", m) for m in ("m:base", "m:reset"))
+    at.run()
+    assert not at.exception, at.exception
+    assert "rv_accept" in {b.key for b in at.button}
+    assert not any("read-only" in i.value for i in at.info)

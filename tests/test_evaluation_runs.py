@@ -478,6 +478,29 @@ def test_cli_evaluates_by_label_lists_and_resumes(
     assert main([*db, "evaluate"]) == 2
 
 
+def test_cli_dry_run_says_how_many_test_examples_match_and_creates_nothing(
+    tests_db, db_path, tiny_model_dir, capsys
+):
+    from reset_core.cli import main
+    from reset_core.evaluation import launch
+
+    con = tests_db
+    base = ensure_model(con, str(tiny_model_dir), name="tiny")
+    size = launch.test_set_size(con, TestSet(count=3))
+    con.close()
+    assert size["total"] == 3  # the fixture holds more test examples than that
+    db = ["--db", str(db_path)]
+    assert main([*db, "evaluate", "--checkpoints", base, "--count", "3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"test set: {launch.describe_test_set_size(size)}" in out, out
+    assert "test set: 3 examples: " in out and "3 answers to make at most" in out
+    assert main([*db, "evaluate", "--checkpoints", base, "--sources", "nowhere", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "test set: 0 examples" in captured.out and "tests: no examples match" in captured.err
+    assert main([*db, "evaluate", "--list"]) == 0
+    assert "no evaluations yet" in capsys.readouterr().out
+
+
 def test_per_source_test_set_takes_count_of_each_source(con):
     """A stratified test set: at most ``count`` of every matching source, seeded."""
     from reset_core.evaluation.config import TestSet

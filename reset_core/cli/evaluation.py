@@ -136,6 +136,28 @@ def _summary(con, evaluation_id: str) -> None:
         )
 
 
+def _dry_run(con, cfg) -> int:
+    """What an evaluation would compare, nothing created: exit 2 when no example matches."""
+    from reset_core.evaluation.launch import describe_test_set_size, test_set_size
+    from reset_core.training.queries import model_labels
+
+    labels = model_labels(con)
+    size = test_set_size(con, cfg.tests)
+    print("dry run: nothing is created")
+    print("checkpoints: " + ", ".join(f"{labels.get(m, m)} ({m})" for m in cfg.checkpoints))
+    print(f"test set: {describe_test_set_size(size)}")
+    if len(size["source"]) > 4:  # the line above only counts them
+        print("  sources: " + ", ".join(f"{s} {n:,}" for s, n in size["source"].items()))
+    print(
+        f"decoding: {cfg.decoding.label()}, max_tokens {cfg.decoding.max_tokens}; "
+        f"panel {cfg.panel!r}; {len(cfg.checkpoints) * size['total']:,} answers to make at most"
+    )
+    if not size["total"]:
+        print("error: tests: no examples match; import or split a test set first", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from reset_core.evaluation.launch import (
         cancel_evaluation,
@@ -156,6 +178,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"resuming {evaluation_id}: only missing answers and verdicts are made")
         else:
             cfg = _config(con, args)
+            if args.dry_run:
+                return _dry_run(con, cfg)
             evaluation_id = create_evaluation(con, args.db, cfg)
             ev = get_evaluation(con, evaluation_id)
             judges = sorted({j for ids in ev["frozen"]["judges"].values() for j in ids})
@@ -212,5 +236,11 @@ def add_commands(sub) -> None:
         "--resume", metavar="EVAL_ID", help="continue an evaluation: only what is missing"
     )
     p.add_argument("--list", action="store_true", help="list the evaluations and stop")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the checkpoints and how many test examples match (per split, kind, "
+        "source), then stop without creating the evaluation",
+    )
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_evaluate)

@@ -231,6 +231,62 @@ def _test_examples(con, tests: TestSet) -> list[str]:
     return sorted(ids)
 
 
+def test_set_size(con, tests: TestSet) -> dict:
+    """How many examples a test set matches now, in all and per split, kind and source.
+
+    The same resolution as :func:`create_evaluation` (count, seed and ``per_source``
+    applied), so a page or a dry run can say "0 examples" before Start instead of after.
+    Keys: ``total`` and ``split``, ``kind``, ``source`` (value -> count, by value).
+
+    >>> from reset_core.ingest.demo import load_demo
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = load_demo(con)
+    >>> n = test_set_size(con, TestSet(count=10))
+    >>> n["total"], sum(n["split"].values()), sum(n["kind"].values())
+    (10, 10, 10)
+    >>> test_set_size(con, TestSet(sources=["nowhere"]))
+    {'total': 0, 'split': {}, 'kind': {}, 'source': {}}
+    """
+    ids = _test_examples(con, tests)
+    out: dict = {"total": len(ids)}
+    for col in ("split", "kind", "source"):
+        rows = con.execute(
+            f"SELECT {col}, count(*) FROM examples WHERE example_id IN (SELECT unnest(?)) "
+            f"GROUP BY {col} ORDER BY {col}",
+            [ids],
+        ).fetchall()
+        out[col] = {r[0]: r[1] for r in rows}
+    return out
+
+
+# Not a pytest test despite its name (a test module importing it would collect it).
+test_set_size.__test__ = False
+
+
+def describe_test_set_size(size: dict) -> str:
+    """One line for :func:`test_set_size`: the total, then per split and per kind.
+
+    >>> describe_test_set_size({"total": 48, "split": {"test_seen": 20, "test_unseen": 28},
+    ...     "kind": {"context": 18, "instruction": 30}, "source": {"a": 48}})
+    '48 examples: test_seen 20, test_unseen 28 · context 18, instruction 30 · 1 source'
+    >>> describe_test_set_size({"total": 0, "split": {}, "kind": {}, "source": {}})
+    '0 examples'
+    """
+    n = size["total"]
+    head = f"{n:,} example{'s' * (n != 1)}"
+    if not n:
+        return head
+    parts = [", ".join(f"{k} {v:,}" for k, v in size[col].items()) for col in ("split", "kind")]
+    k = len(size["source"])
+    sources = (
+        ", ".join(f"{s} {v:,}" for s, v in size["source"].items())
+        if 1 < k <= 4
+        else f"{k} source{'s' * (k != 1)}"
+    )
+    return f"{head}: " + " · ".join([*parts, sources])
+
+
 def _new_id() -> str:
     return f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 

@@ -387,6 +387,9 @@ class ExampleView:
     candidates: list[dict]  # each with setting, selection score/rank/picked, judgments list
     state: ExampleState
     selection_id: str | None
+    #: whether the selection scores this example: overrides act on a selection's picks,
+    #: so without one (no selection yet, a test-split example) the view is read-only
+    in_selection: bool = False
 
 
 def example_view(con, example_id: str, selection_id: str | None) -> ExampleView | None:
@@ -397,6 +400,8 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
     :func:`reset_core.review.events.candidate_names`), ``model`` (the model's label),
     ``judgments`` (judge, aspect, score, status, rationale), ``vetoed``, ``forced``,
     ``is_pick``, ``manual_rank`` and ``manual_scores``. None if the example is unknown.
+    ``selection_id`` None (no selection yet) still shows the candidates and verdicts;
+    ``in_selection`` says whether the selection scores the example at all.
     """
     ex = con.execute(
         "SELECT example_id, instruction, context, reference, kind, source, split "
@@ -486,7 +491,15 @@ def example_view(con, example_id: str, selection_id: str | None) -> ExampleView 
         c["is_pick"] = cid == state.pick
         c["manual_rank"] = manual_rank.get(cid)
         c["manual_scores"] = state.scores.get(cid, {})
-    return ExampleView(example, candidates, state, selection_id)
+    in_selection = bool(
+        selection_id
+        and one(
+            con,
+            "SELECT count(*) FROM selection_scores WHERE example_id = ? AND selection_id = ?",
+            [example_id, selection_id],
+        )[0]
+    )
+    return ExampleView(example, candidates, state, selection_id, in_selection)
 
 
 def selections(con, limit: int = 50) -> list[tuple[str, str, str]]:
