@@ -532,3 +532,24 @@ def test_per_source_test_set_takes_count_of_each_source(con):
     assert _test_examples(con, tests) == ids  # seeded: the same subset again
     plain = _test_examples(con, tests.model_copy(update={"per_source": False}))
     assert len(plain) == 5
+
+
+def test_base_is_the_embedded_model_before_anything_is_trained(db_path, capsys):
+    """``--checkpoints base`` on a fresh demo database: the embedded SmolLM2, registered
+    then, listed by ``model list`` with the id evaluate accepts."""
+    from reset_core.cli import main
+    from reset_core.cli.evaluation import resolve_checkpoints
+    from reset_core.models import default_model_path
+    from reset_core.store import connect
+
+    assert main(["--db", str(db_path), "model", "list"]) == 0
+    assert "no models registered yet" in capsys.readouterr().out
+    con = connect(db_path)
+    [base] = resolve_checkpoints(con, ["base"])
+    assert base == model_id_for(str(default_model_path()))
+    with pytest.raises(ValueError, match="'mtl': no such checkpoint yet"):
+        resolve_checkpoints(con, ["mtl"])
+    con.close()
+    assert main(["--db", str(db_path), "model", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(base) and "SmolLM2-135M-Instruct" in out and "[base]" in out
