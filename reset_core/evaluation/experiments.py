@@ -565,16 +565,15 @@ def _specs(con, arm: Arm) -> list[dict]:
             f"arms.{arm.name}.panel: panel {arm.panel!r} names no judges for "
             f"{open_aspects}; an experiment needs the exact judges to run"
         )
-    ids = sorted({j for ids in panel.judges.values() for j in ids})
-    rows = dict(
-        con.execute(
-            "SELECT judge_id, config FROM judges WHERE judge_id IN (SELECT unnest(?))", [ids]
-        ).fetchall()
-    )
-    missing = [j for j in ids if j not in rows]
-    if missing:
-        raise RecipeError(f"arms.{arm.name}.panel: judges {missing} are not registered")
-    return [json.loads(rows[j]) if isinstance(rows[j], str) else rows[j] for j in ids]
+    # The same resolution an evaluation freezes: stored specs, or the offline metric
+    # judges' own (a panel may name one that never judged in this database yet).
+    from reset_core.evaluation.launch import freeze_panel
+
+    try:
+        specs = freeze_panel(con, arm.panel)["specs"]
+    except ValueError as e:
+        raise RecipeError(f"arms.{arm.name}.panel: {e}") from e
+    return [specs[j] for j in sorted(specs)]
 
 
 def _arm_panel(con, arm: Arm, specs: list[dict]):
