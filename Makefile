@@ -91,6 +91,7 @@ bench: setup model
 	$(PY) bench/judge_plan.py
 	$(PY) bench/review_ui.py
 	$(PY) bench/ui_feedback.py
+	$(PY) bench/evaluate.py --quick
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) data/nltk_data

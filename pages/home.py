@@ -3,10 +3,18 @@
 import streamlit as st
 
 import ui
+from reset_core import jobs
 from reset_core.evaluation import loop
+from reset_core.judging.launch import sync_judge_job
 from reset_core.review.text import escape_markdown
+from reset_core.sampling.launch import sync_sampling
 from reset_core.store import COUNT_HELP, counts
+from reset_core.training.launch import sync_training
 from reset_core.training.queries import trained_models
+
+#: How each kind of job's finished work is ingested (what its own page calls).
+SYNC = {"sample": sync_sampling, "judge": sync_judge_job, "train": sync_training}
+PAGE = {"sample": "pages/sample.py", "judge": "pages/judge.py", "train": "pages/train.py"}
 
 st.title("RESET Studio")
 st.caption(
@@ -16,12 +24,26 @@ st.caption(
 )
 
 con = ui.cursor()
+# A job's page ingests its shards only while it is open: a user who launches sampling and
+# comes back here would otherwise see no candidates and the step still to do. Syncing is
+# by key, so doing it here as well never duplicates anything.
+running: list[tuple[str, str]] = []
+for kind, sync in SYNC.items():
+    for job_id in jobs.active_job_ids(con, kind):
+        if sync(con, job_id).get("status") in jobs.ACTIVE:
+            running.append((kind, job_id))
 n = counts(con)
 cols = st.columns(len(n))
 for col, (label, value) in zip(cols, n.items(), strict=True):
     col.metric(label.capitalize(), f"{value:,}", help=COUNT_HELP.get(label))
 
 status = loop.loop_status(con)
+for kind, job_id in running:
+    st.page_link(
+        PAGE[kind],
+        label=f"{job_id} is running: follow it on its page (reload here when it ends)",
+        icon=":material/hourglass_top:",
+    )
 nxt = status.next_step
 st.subheader("Next step")
 if n["examples"] == 0:  # the path starts from examples: nothing to train on before them

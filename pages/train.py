@@ -576,7 +576,8 @@ st.info(
     "score the picks, then curate from *Picks of a scoring run* and train again: the round's "
     "policy is preselected and continued for one epoch. 3. Compare base, MTL and RESET on the "
     "Evaluate page.",
-    icon="🧭",
+    # A Material icon: emoji need a font the machine may lack (a blank box on Debian's Chromium).
+    icon=":material/explore:",
 )
 con = ui.cursor()
 db = ui.db_path()

@@ -193,3 +193,30 @@ def test_home_counts_the_latest_runs_picks_and_says_what_each_count_is(app):
     assert not app.exception
     assert _metrics(app)["Picks"] == "6"  # a second scoring run does not double them
     assert all(m.help for m in app.metric)
+
+
+def test_home_ingests_a_job_that_finished_while_its_page_was_closed(app, tiny_model_dir):
+    """Sampling launched, then the user opens Home: the candidates count and the path moves
+    on, though the Sample page (which ingests its job while open) was never reopened."""
+    from reset_core import jobs
+    from reset_core.paths import jobs_dir
+    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.launch import plan_sampling, start_sampling
+    from reset_core.sampling.settings import default_grid
+
+    con = connect(app.db)
+    load_demo(con)
+    plan = plan_sampling(
+        con,
+        SampleSelection(count=2),
+        ModelSpec(model=str(tiny_model_dir), device="cpu"),
+        default_grid(max_tokens=4, temperatures=(1.0,), top_ks=(-1,)),
+    )
+    job_id = start_sampling(con, plan, jobs_dir(app.db), launch=False)
+    # The worker as its process would run it: shards and progress files, no database.
+    assert jobs.run_worker(jobs.work_dir(con, job_id)) == 0
+    con.close()
+    app.run()
+    assert not app.exception
+    assert _metrics(app)["Candidates"] == "2"
+    assert not [p for p in app.get("page_link") if "is running" in p.proto.label]
