@@ -474,23 +474,8 @@ def aspect_tables(c, aspect: str) -> None:
     if t.empty:
         st.caption(f"No {aspect} scores in this evaluation.")
         return
-    shown = [
-        "kind",
-        "split",
-        "label",
-        "is_baseline",
-        "n",
-        "n_missing",
-        "mean",
-        "mean_ci_low",
-        "mean_ci_high",
-        "n_pairs",
-        "delta",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "test",
-    ]
+    # The comparison's own columns, less what the tab and the label already say.
+    shown = [col for col in compare.TABLE_COLUMNS if col not in ("aspect", "model_id")]
     st.dataframe(
         t[[col for col in shown if col in t.columns]],
         hide_index=True,

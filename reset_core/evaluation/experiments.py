@@ -249,15 +249,7 @@ class Evaluation(BaseModel):
         description="The judge panel, frozen when the evaluation is created ('default' = the "
         "offline judges plus every LLM judge with verdicts on seen data).",
     )
-    batch_size: int = Field(
-        64,
-        ge=1,
-        le=4096,
-        description="Answers per generate call. Greedy answers of one checkpoint batch well: on "
-        "a CPU a decode step reads every weight once whatever the batch (24 answers took 183 s "
-        "in batches of 24 against 272 s in batches of 8 with SmolLM2 here), so larger is "
-        "sooner, up to memory.",
-    )
+    batch_size: int = EvalConfig.model_fields["batch_size"]  # the same field, one help text
 
 
 class Recipe(BaseModel):
