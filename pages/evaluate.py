@@ -545,20 +545,9 @@ def kprecision_table(c) -> None:
             "set no context examples."
         )
         return
-    cols = [
-        "split",
-        "label",
-        "is_baseline",
-        "n",
-        "n_missing",
-        "mean",
-        "mean_ci_low",
-        "mean_ci_high",
-        "n_pairs",
-        "delta",
-        "ci_low",
-        "ci_high",
-        "p_value",
+    # The comparison's own columns, split first, less the model id and the test's name.
+    cols = ["split"] + [
+        col for col in compare.KPRECISION_COLUMNS if col not in ("model_id", "split", "test")
     ]
     st.dataframe(
         df[[col for col in cols if col in df.columns]],

@@ -70,6 +70,20 @@ pre { background: #f8f8f8; padding: 0.6rem; overflow-x: auto; font-size: 0.85rem
 # ----------------------------------------------------------------------------- content
 
 
+def _checkpoints_frame(info: dict, baseline: str) -> pd.DataFrame:
+    """The compared checkpoints, in order, with the baseline marked (HTML and Markdown)."""
+    return pd.DataFrame(
+        [
+            {
+                "checkpoint": info["labels"][m],
+                "model id": m,
+                "role": "baseline" if m == baseline else "",
+            }
+            for m in info["checkpoints"]
+        ]
+    )
+
+
 def _num(v, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "–"
@@ -354,18 +368,7 @@ def _evaluation_html(con, c: Comparison, info: dict, fig: _Figures, level: int =
         + (f" · finished {_h(info['finished_at'])}" if info["finished_at"] else "")
         + "</p>",
         f"<{hh}>Checkpoints</{hh}>",
-        _table_html(
-            pd.DataFrame(
-                [
-                    {
-                        "checkpoint": info["labels"][m],
-                        "model id": m,
-                        "role": "baseline" if m == c.baseline else "",
-                    }
-                    for m in info["checkpoints"]
-                ]
-            )
-        ),
+        _table_html(_checkpoints_frame(info, c.baseline)),
         f"<{hh}>Test set</{hh}>",
         _table_html(split_kind_sizes(con, info["evaluation_id"])),
         f"<p>Decoding (one setting for every checkpoint): {_h(decoding_text(frozen))}</p>",
@@ -467,18 +470,7 @@ def _evaluation_md(con, c: Comparison, info: dict, level: int = 2) -> str:
         f"{h} Evaluation {info['name']}",
         f"`{info['evaluation_id']}` · status {info['status']} · created {info['created_at']}",
         f"{hh} Checkpoints",
-        _md(
-            pd.DataFrame(
-                [
-                    {
-                        "checkpoint": info["labels"][m],
-                        "model id": m,
-                        "role": "baseline" if m == c.baseline else "",
-                    }
-                    for m in info["checkpoints"]
-                ]
-            )
-        ),
+        _md(_checkpoints_frame(info, c.baseline)),
         f"{hh} Test set",
         _md(split_kind_sizes(con, info["evaluation_id"])),
         f"Decoding (one setting for every checkpoint): {decoding_text(frozen)}",
