@@ -8,7 +8,7 @@ MODEL_DIR := data/models/smollm2-135m-instruct
 PORT ?= 8501
 export RESET_STUDIO_DB ?= data/reset_studio.duckdb
 
-.PHONY: app test setup model chromium realserver lint format bench clean
+.PHONY: app test setup model chromium realserver lint format bench clean reliability-doc
 
 app: setup model
 	$(VENV)/bin/reset-studio db init --demo
@@ -76,6 +76,12 @@ $(MODEL_DIR)/config.json: | setup
 chromium:
 	@command -v chromium >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# Runs the reliability suites with every trial recorded, then writes docs/reliability.md.
+reliability-doc: setup model chromium realserver
+	rm -rf bench/out/reliability
+	RESET_RELIABILITY_OUT=bench/out/reliability $(PY) -m pytest -q tests/reliability
+	$(PY) docs/reliability_table.py bench/out/reliability docs/reliability.md
 
 lint: setup
 	$(VENV)/bin/ruff check .
