@@ -451,12 +451,22 @@ def main() -> None:
         choices=["json_schema", "json_object"],
         help="refuse this response_format type as a real server would (repeatable)",
     )
+    ap.add_argument(
+        "--retry-after", type=float, default=0.0, help="seconds a 429 fault asks to wait"
+    )
+    ap.add_argument(
+        "--obey-injections",
+        action="store_true",
+        help="play a gullible judge: obey score orders outside the prompt's data blocks",
+    )
     args = ap.parse_args()
     srv = OpenAICompatServer(
         latency_s=args.latency,
         port=args.port,
         standin=not args.pose_as_real,
         reject_formats=tuple(args.reject),
+        retry_after=args.retry_after,
+        obey_injections=args.obey_injections,
     ).start()
     print(f"serving an OpenAI-compatible stand-in at {srv.base_url}", flush=True)
     try:

@@ -60,6 +60,13 @@ from reset_core.judging.engine import (
 )
 from reset_core.judging.rubrics import Rubric, default_rubric
 
+#: The judge prompt's template version (:func:`render_messages`). Part of a judge's
+#: identity when it is not 1, so a judge on the current template is another judge than
+#: one on the first: its verdicts are never mixed with, nor served from the cache of,
+#: verdicts made under the older template.
+PROMPT_VERSION = 2
+PROMPT_VERSIONS = (1, 2)
+
 
 class LLMJudgeConfig(BaseModel):
     """One LLM judge: model, endpoint, prompt mode, prices and engine limits."""
@@ -84,8 +91,10 @@ class LLMJudgeConfig(BaseModel):
         "alone; what the endpoint accepted is remembered and recorded with every verdict. "
         "Off = the prompt alone",
     )
-    prompt_version: Literal[1, 2] = Field(
-        2,
+    prompt_version: int = Field(
+        PROMPT_VERSION,
+        ge=min(PROMPT_VERSIONS),
+        le=max(PROMPT_VERSIONS),
         description="judge prompt template: 2 = untrusted texts (instruction, context, "
         "reference, candidates) in tagged blocks the rubric declares as data, never "
         "instructions; 1 = the original template with texts spliced in raw (to rerun "
@@ -148,13 +157,6 @@ class Request:
     key: str
     shown: list[int] | None = None  # multi-candidate: original index of each shown slot
 
-
-#: The judge prompt's template version (:func:`render_messages`). Part of a judge's
-#: identity when it is not 1, so a judge on the current template is another judge than
-#: one on the first: its verdicts are never mixed with, nor served from the cache of,
-#: verdicts made under the older template.
-PROMPT_VERSION = 2
-PROMPT_VERSIONS = (1, 2)
 
 #: Version 2 puts every untrusted text (the example's instruction, context and
 #: reference, and the candidates) in these tags; the system prompt declares them data.

@@ -211,21 +211,22 @@ def judge_descriptions(con) -> dict[str, str]:
 
 # ------------------------------------------------------------------ injection flags
 def unscanned_candidates(con, detector: str, batch_rows: int = 50_000):
-    """Candidates (id, text) the injection detector ``detector`` has not scanned yet,
-    streamed in Arrow record batches (a million texts never sit whole in memory)."""
-    cur = con.cursor()
-    reader = cur.sql(
-        "SELECT c.candidate_id, c.text FROM candidates c "
-        "ANTI JOIN (SELECT candidate_id FROM injection_flags WHERE detector = ?) f "
-        "USING (candidate_id) ORDER BY c.candidate_id",
-        params=[detector],
-    ).to_arrow_reader(batch_rows)
-    try:
-        # Read whole before the caller inserts: the same connection writes the flags.
-        batches = list(reader)
-    finally:
-        cur.close()
-    return batches
+    """Candidates (id, text) the injection detector ``detector`` has not scanned yet, as
+    Arrow tables of at most ``batch_rows``, in id order (a million texts never sit
+    whole in memory). Keyset pages, each its own query: the caller inserts the flags of
+    one page through the same connection before the next is read."""
+    last = ""
+    while True:
+        page = con.sql(
+            "SELECT c.candidate_id, c.text FROM candidates c "
+            "ANTI JOIN (SELECT candidate_id FROM injection_flags WHERE detector = ?) f "
+            "USING (candidate_id) WHERE c.candidate_id > ? ORDER BY c.candidate_id LIMIT ?",
+            params=[detector, last, int(batch_rows)],
+        ).to_arrow_table()
+        if page.num_rows == 0:
+            return
+        yield page
+        last = page.column("candidate_id")[-1].as_py()
 
 
 def injection_counts(con, job_id: str | None = None) -> dict[str, int]:
