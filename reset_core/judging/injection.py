@@ -37,16 +37,14 @@ _GRADER = r"(?:ai\s+|llm\s+)?(?:grader|judge|evaluator|assessor|scorer|rater|gra
 _TOP = r"(?:10|ten|100|full\s+marks|(?:a\s+)?perfect(?:\s+score)?|the\s+(?:highest|maximum|top)(?:\s+(?:score|mark|grade|rating))?|max(?:imum)?\s+(?:score|points))"
 _UNITS = r"(?!\s*-?\s*(?:minutes?|mins?|seconds?|hours?|days?|weeks?|months?|years?|percent|%|dollars?|times|people|points? of))"
 
-#: Where a turn or an address can start: a line, or a sentence within a line.
-_START = r"(?:^|(?<=[.!?]))\s*"
-
 #: Rule name -> pattern. Each says what it catches; the tests hold a positive corpus per
-#: rule and measure false positives on the demo set's real answers and contexts.
+#: rule and measure false positives on the demo set's real answers and contexts. A
+#: match of the group ``start`` counts only where a line or sentence starts
+#: (:func:`_at_start`), and a rule in :data:`_NOT_AFTER` not after its veto: both are
+#: checked in code on the few matches, not as lookbehinds tried at every position.
 RULES: dict[str, re.Pattern] = {
     # "Ignore the rubric", "disregard all previous instructions", "forget your rules".
     "ignore_instructions": re.compile(
-        # (not after "do not"/"don't"/"never": "don't forget the instructions" is advice)
-        r"(?<!not\s)(?<!n't\s)(?<!never\s)"
         r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}?"
         r"\b(?:instructions?|rubric|rules|guidelines|criteria|(?:system\s+)?prompt|scoring\s+scale)\b",
         re.I,
@@ -71,21 +69,18 @@ RULES: dict[str, re.Pattern] = {
         r"\b(?:as|you\s+are|you're)\s+(?:the|an?)\s+" + _GRADER + r"\b"
         r"|\b(?:dear|attention|note|message|hint|memo)\s+(?:to\s+|for\s+)?(?:the\s+)?"
         + _GRADER
-        + r"\b|"
-        + _START
-        + r"(?:to\s+the\s+)?"
+        + r"\b|(?P<start>(?:to\s+the\s+)?"
         + _GRADER
-        + r"\s*[:,]",
-        re.I | re.M,
+        + r"\s*[:,])",
+        re.I,
     ),
     # Role-play of a system prompt or chat turn: "system:", <|im_start|>, [INST], "new instructions:".
     "role_play": re.compile(
-        _START + r"(?:system|developer)\s*:"
+        r"(?P<start>(?:system|developer)\s*:|#{1,6}\s*(?:system(?:\s+prompt)?|new\s+instructions?)\b)"
         r"|<\|\s*(?:system|im_start|im_end|endoftext|start_header_id)\s*\|>"
         r"|\[/?(?:INST|SYS)\]|<<\s*/?SYS\s*>>"
-        r"|" + _START + r"#{1,6}\s*(?:system(?:\s+prompt)?|new\s+instructions?)\b"
         r"|\b(?:new|updated|real|actual)\s+(?:system\s+)?(?:instructions?|rules)\s*:",
-        re.I | re.M,
+        re.I,
     ),
     # "Do not penalise this answer", "don't deduct points".
     "do_not_penalise": re.compile(
@@ -97,6 +92,18 @@ RULES: dict[str, re.Pattern] = {
     "delimiter": re.compile(r"<\s*/?\s*(?:" + "|".join(DATA_TAGS) + r")\b[^>]{0,40}>", re.I),
 }
 
+#: A rule that does not count right after these words ("don't forget the
+#: instructions" is advice, not an attack).
+_NOT_AFTER = {"ignore_instructions": re.compile(r"(?:\bnot|n't|\bnever)\s+$", re.I)}
+
+
+def _at_start(text: str, i: int) -> bool:
+    """Whether position ``i`` starts a line or a sentence (spaces aside)."""
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return i == 0 or text[i - 1] in "\n.!?"
+
+
 #: Words at least one of which every rule needs (lowercase substrings). Most texts
 #: hold none, and a substring test costs a fifth of running the rules (measured on
 #: the demo set: about 18 against 100 microseconds a text), so they skip the rules.
@@ -106,6 +113,9 @@ _HINTS = (
     "judge", "evaluat", "assessor", "rater", "give", "assign", "award", "rate", "mark",
     "system", "develop", "[", "<", "penali", "deduct", "lower",
 )  # fmt: skip
+
+#: :data:`_HINTS` as one case-insensitive RE2/Python pattern (the database's pass).
+HINT_PATTERN = "(?i)" + "|".join(re.escape(h) for h in _HINTS)
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
@@ -142,7 +152,12 @@ def scan(text: str | None) -> list[Finding]:
         return []
     out = []
     for rule, pat in RULES.items():
+        veto = _NOT_AFTER.get(rule)
         for m in pat.finditer(text):
+            if "start" in pat.groupindex and m.group("start") and not _at_start(text, m.start()):
+                continue
+            if veto is not None and veto.search(text, max(0, m.start() - 8), m.start()):
+                continue
             a, b = _sentence(text, m.start(), m.end())
             out.append(Finding(rule, m.start(), m.end(), text[a:b].strip()))
     return sorted(out, key=lambda f: (f.start, f.rule))
@@ -173,11 +188,16 @@ def flag_candidates(con, batch_rows: int = 50_000) -> int:
     million texts on every rerun. Incremental: a candidate is scanned once per detector
     version. Called when a judging job is created (the moment texts go to a judge).
     """
-    from reset_core.judging.queries import unscanned_candidates
+    from reset_core.judging.queries import mark_clean_candidates, unscanned_candidates
     from reset_core.store import insert_arrow
 
     con.execute("DELETE FROM injection_flags WHERE detector <> ?", [DETECTOR])
-    n = 0
+    # Texts with none of the hint words are clean by construction (every rule needs
+    # one): the database marks them in one vectorised pass, and Python runs the rules
+    # only on the rest (about a tenth of real answers). On 20,000 demo-like answers on
+    # the (heavily loaded) 2-core test machine this halved a first scan: 264 -> 129 us
+    # a candidate; a scan with nothing new takes a few tens of milliseconds.
+    n = mark_clean_candidates(con, DETECTOR, HINT_PATTERN)
     for batch in unscanned_candidates(con, DETECTOR, batch_rows):
         ids, texts = batch.column("candidate_id").to_pylist(), batch.column("text").to_pylist()
         found = [scan(t) for t in texts]

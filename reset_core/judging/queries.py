@@ -229,6 +229,20 @@ def unscanned_candidates(con, detector: str, batch_rows: int = 50_000):
         last = page.column("candidate_id")[-1].as_py()
 
 
+def mark_clean_candidates(con, detector: str, hint_pattern: str) -> int:
+    """Store an empty flag for every unscanned candidate whose text matches none of the
+    detector's hint words (``hint_pattern``); return how many. One SQL pass."""
+    return one(
+        con,
+        "WITH clean AS (INSERT INTO injection_flags (candidate_id, detector, rules, sentences) "
+        "SELECT c.candidate_id, ?, []::TEXT[], []::TEXT[] FROM candidates c "
+        "ANTI JOIN (SELECT candidate_id FROM injection_flags WHERE detector = ?) f "
+        "USING (candidate_id) WHERE NOT regexp_matches(coalesce(c.text, ''), ?) "
+        "RETURNING 1) SELECT count(*) FROM clean",
+        [detector, detector, hint_pattern],
+    )[0]
+
+
 def injection_counts(con, job_id: str | None = None) -> dict[str, int]:
     """Candidates scanned and flagged by the injection detector: all of them, or those a
     judging job judged (``job_id``).
