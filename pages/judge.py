@@ -24,6 +24,7 @@ from reset_core.judging.launch import (
 from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.queries import (
+    injection_counts,
     judge_descriptions,
     judgment_statuses,
     judgment_summary,
@@ -225,7 +226,7 @@ judge_jobs(judging_now)
 def _verdicts(_con, db: str, stamp: str) -> tuple:
     """The verdict summary and statuses: seconds at millions of verdicts, so read once per
     change of the judgments (stored verdicts are only ever appended)."""
-    return judgment_summary(_con), judgment_statuses(_con)
+    return judgment_summary(_con), judgment_statuses(_con), injection_counts(_con)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -235,11 +236,17 @@ def _with_status(_con, db: str, stamp: str, status: str):
 
 st.header("3 · Judgments")
 stamp = judge_versions(con)
-summary, statuses = _verdicts(con, ui.db_path(), stamp)
+summary, statuses, injected = _verdicts(con, ui.db_path(), stamp)
 if summary.empty:
     st.caption("No judgments yet.")
 else:
     st.dataframe(summary, hide_index=True, width="stretch")
+    st.caption(
+        f"Prompt injection: {injected['flagged']:,} of {injected['scanned']:,} scanned "
+        "candidates carry text aimed at the judge (marked on the Review page). The judge "
+        "prompt shows candidates as data; `reset-studio injection-check` measures how "
+        "often a flagged candidate's score moves without that text."
+    )
     pick = st.selectbox(
         "Show",
         statuses,

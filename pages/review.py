@@ -12,6 +12,7 @@ import streamlit as st
 
 import ui
 from reset_core.analytics.summaries import ensure_fresh
+from reset_core.judging.queries import injection_flags_for
 from reset_core.review import events as rv
 from reset_core.review import links as review_links
 from reset_core.review.queue import (
@@ -474,9 +475,13 @@ def candidate_header(c: dict, i: int, linked: dict[str, float | None]) -> None:
         badges.append(":red-badge[vetoed]")
     if c["manual_rank"]:
         badges.append(f":orange-badge[your rank {c['manual_rank']}]")
+    why = ""
+    if c.get("injection"):  # set by candidate_cards from the stored detector flags
+        badges.append(":red-badge[aimed at the judge]")
+        why = " · prompt injection: " + ", ".join(c["injection"]["rules"])
     st.markdown(
         f"**{i + 1}. {escape_markdown(c['name'])}** " + " ".join(badges),
-        help=f"candidate {cid} · setting {c['setting_id']}",
+        help=f"candidate {cid} · setting {c['setting_id']}{why}",
     )
     st.caption(
         f"max_tokens {c['max_tokens'] if c['max_tokens'] is not None else '?'} · "
@@ -718,6 +723,15 @@ def candidate_cards(ex: dict, cands: list[dict], read_only: bool = False) -> Non
     keep("rv_layout")
     aspects = ("task", "instruction" if ex["kind"] == "instruction" else "faithfulness")
     shown, linked = linked_candidates(ex["example_id"], cands)
+    flags = injection_flags_for(con, [c["candidate_id"] for c in cands])
+    for c in cands:
+        c["injection"] = flags.get(c["candidate_id"])
+    if flags:
+        st.warning(
+            f"{len(flags)} candidate(s) here carry text aimed at the judge (badge "
+            "*aimed at the judge*): the judge saw it as data, but check their scores.",
+            icon=":material/gpp_maybe:",
+        )
     if ex["kind"] == "context":
         st.caption("Highlighted: content words of the answer that the context never uses.")
     if not cands:

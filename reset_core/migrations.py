@@ -615,6 +615,22 @@ MIGRATIONS: list[Migration] = [
         UPDATE evaluations SET started_at = created_at;
         """,
     ),
+    Migration(
+        "014_injection_flags",
+        """
+        -- What the prompt-injection detector (reset_core.judging.injection) found in each
+        -- candidate it scanned: one row per candidate and detector version, rules empty
+        -- when clean. Stored, not recomputed, so the Judge page can count flags over a
+        -- million candidates in SQL and the Review page show them by lookup.
+        CREATE TABLE injection_flags (
+            candidate_id  TEXT PRIMARY KEY,
+            detector      TEXT NOT NULL,      -- e.g. injection-v1
+            rules         TEXT[] NOT NULL,    -- the rules that fired; [] = clean
+            sentences     TEXT[],             -- the sentences they fired in
+            scanned_at    TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    ),
 ]
 
 

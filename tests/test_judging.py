@@ -126,6 +126,7 @@ EXPECTED = {
     "empty": "empty",
     "refusal": "refusal",
     "invalid": "http_error",
+    "hang": "timeout",  # a silent, open connection ends at the judge's timeout
 }
 
 

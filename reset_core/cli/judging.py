@@ -10,6 +10,10 @@ are printed first; ``--dry-run`` stops there::
     reset-studio judge --llm --base-url http://127.0.0.1:8000/v1 --model m --budget-usd 5
     reset-studio judge --offline --aspects all --redo --limit 100
     reset-studio judge --offline --splits seen,test_seen                  # test answers too
+
+``reset-studio injection-check`` counts the candidates whose text is aimed at the
+judge (prompt injection) and, with ``--llm``, judges each flagged one also without
+its flagged sentences and reports the share whose score moved by a point or more.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         estimate_plan,
         sync_judge_job,
     )
-    from reset_core.judging.queries import job_judgment_counts
+    from reset_core.judging.queries import injection_counts, job_judgment_counts
     from reset_core.options import options_from_args
     from reset_core.store import connect
 
@@ -84,9 +88,11 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     jobs.run_here(con, job_id)  # headless: the same worker, in this process
     prog = sync_judge_job(con, job_id)
     n, n_scored = job_judgment_counts(con, job_id)
+    flagged = injection_counts(con, job_id)["flagged"]
     print(
         f"job {job_id}: {prog['status']} in {time.monotonic() - t0:.1f}s; "
-        f"{n} judgments, {n_scored} scored, {n - n_scored} without a score"
+        f"{n} judgments, {n_scored} scored, {n - n_scored} without a score; "
+        f"{flagged} judged candidates flagged for prompt injection"
     )
     if prog.get("ledger"):
         print(json.dumps(prog["ledger"], indent=2))
@@ -105,8 +111,35 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return 0 if prog["status"] in ("done", "stopped") else 1
 
 
+def _cmd_injection_check(args: argparse.Namespace) -> int:
+    from reset_core.judging.injection import flag_candidates, measure_flagged
+    from reset_core.judging.queries import injection_counts
+    from reset_core.judging.worker import build_judge
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    flag_candidates(con)
+    n = injection_counts(con)
+    print(f"{n['flagged']} of {n['scanned']} candidates carry text aimed at the judge")
+    if not args.llm or not n["flagged"]:
+        return 0
+    try:
+        specs = _judge_specs(args, con)
+    except ValueError as e:
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
+        return 2
+    eff = measure_flagged(con, build_judge(specs[-1]), limit=args.limit)
+    share = "n/a" if eff.moved_share is None else f"{eff.moved_share:.1%}"
+    print(
+        f"{eff.n_flagged} flagged candidates judged with and without the flagged text: "
+        f"{eff.n_compared} compared, {eff.n_moved} moved by >= {eff.threshold:g} point "
+        f"({share})"
+    )
+    return 0
+
+
 def add_commands(sub) -> None:
-    """Add ``judge`` to the ``reset-studio`` subparsers."""
+    """Add ``judge`` and ``injection-check`` to the ``reset-studio`` subparsers."""
     from reset_core.judging.launch import JudgePlan
     from reset_core.judging.llm_judge import LLMJudgeConfig
     from reset_core.options import add_options
@@ -119,3 +152,14 @@ def add_commands(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
     add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)
+
+    p = sub.add_parser(
+        "injection-check",
+        help="count candidates aimed at the judge; with --llm, how often their score moves",
+    )
+    p.add_argument(
+        "--llm", action="store_true", help="judge each flagged candidate with and without it"
+    )
+    p.add_argument("--limit", type=int, default=None, help="measure at most this many")
+    add_options(p, LLMJudgeConfig)
+    p.set_defaults(func=_cmd_injection_check, offline=False, local=False)

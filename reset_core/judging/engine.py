@@ -41,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 RETRYABLE = ("http_429", "http_5xx", "timeout", "connection_error")
+#: The longest Retry-After honoured as given; a longer one (a misconfigured server) is
+#: cut to this so a run cannot stall for hours on one header.
+RETRY_AFTER_MAX_S = 300.0
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # what the openai client uses without one
 #: How the local stand-in (devtools.openai_standin) says its verdicts are placeholders.
 STANDIN_HEADER = "x-reset-standin"
@@ -402,7 +405,12 @@ class Engine:
             if wait is None:
                 wait = min(self.backoff_max_s, self.backoff_s * 2**attempt)
                 wait *= 0.5 + random.random()  # jitter: retries from many tasks spread out
-            await asyncio.sleep(min(wait, self.backoff_max_s))
+            else:
+                # The server's Retry-After is honoured in full, up to RETRY_AFTER_MAX_S.
+                # (It used to be cut to backoff_max_s, 30 s: asked for 60 s, the retry went
+                # out early and met the same 429, an attempt spent for nothing.)
+                wait = min(wait, max(RETRY_AFTER_MAX_S, self.backoff_max_s))
+            await asyncio.sleep(wait)
         result.latency_ms = (time.monotonic() - t0) * 1000
         usage = (result.body or {}).get("usage") or {}
         self.ledger.settle(

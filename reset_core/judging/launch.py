@@ -276,7 +276,10 @@ def _prompt_shapes(judge: LLMJudge | LocalLLMJudge) -> pa.Table:
             )
             for i in range(g)
         ]
-        return "\n".join(m["content"] for m in render_messages(judge.rubrics[aspect], items))
+        return "\n".join(
+            m["content"]
+            for m in render_messages(judge.rubrics[aspect], items, judge.config.prompt_version)
+        )
 
     one = dict.fromkeys(("instruction", "context", "reference", "text"), "x")
     for aspect in judge.aspects:
@@ -617,6 +620,11 @@ def create_judge_job(
             "nothing to judge: every candidate already has a verdict from these judges"
         )
     register_judges(con, specs)
+    # The moment texts go to a judge is when their injection flags matter: scan the
+    # candidates not scanned yet (incremental), so the run's summary can count them.
+    from reset_core.judging.injection import flag_candidates
+
+    flag_candidates(con)
     config = {
         "judges": specs,
         "cache_path": str(cache_path(db_path)),

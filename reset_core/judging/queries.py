@@ -207,3 +207,81 @@ def judge_descriptions(con) -> dict[str, str]:
         "SELECT judge_id, coalesce(placeholder, false), description FROM judges ORDER BY judge_id"
     ).fetchall()
     return {j: " · ".join([f"{j} (placeholder)" if ph else j] + [d] * bool(d)) for j, ph, d in rows}
+
+
+# ------------------------------------------------------------------ injection flags
+def unscanned_candidates(con, detector: str, batch_rows: int = 50_000):
+    """Candidates (id, text) the injection detector ``detector`` has not scanned yet, as
+    Arrow tables of at most ``batch_rows``, in id order (a million texts never sit
+    whole in memory). Keyset pages, each its own query: the caller inserts the flags of
+    one page through the same connection before the next is read."""
+    last = ""
+    while True:
+        page = con.sql(
+            "SELECT c.candidate_id, c.text FROM candidates c "
+            "ANTI JOIN (SELECT candidate_id FROM injection_flags WHERE detector = ?) f "
+            "USING (candidate_id) WHERE c.candidate_id > ? ORDER BY c.candidate_id LIMIT ?",
+            params=[detector, last, int(batch_rows)],
+        ).to_arrow_table()
+        if page.num_rows == 0:
+            return
+        yield page
+        last = page.column("candidate_id")[-1].as_py()
+
+
+def mark_clean_candidates(con, detector: str, hint_pattern: str) -> int:
+    """Store an empty flag for every unscanned candidate whose text matches none of the
+    detector's hint words (``hint_pattern``); return how many. One SQL pass."""
+    return one(
+        con,
+        "WITH clean AS (INSERT INTO injection_flags (candidate_id, detector, rules, sentences) "
+        "SELECT c.candidate_id, ?, []::TEXT[], []::TEXT[] FROM candidates c "
+        "ANTI JOIN (SELECT candidate_id FROM injection_flags WHERE detector = ?) f "
+        "USING (candidate_id) WHERE NOT regexp_matches(coalesce(c.text, ''), ?) "
+        "RETURNING 1) SELECT count(*) FROM clean",
+        [detector, detector, hint_pattern],
+    )[0]
+
+
+def injection_counts(con, job_id: str | None = None) -> dict[str, int]:
+    """Candidates scanned and flagged by the injection detector: all of them, or those a
+    judging job judged (``job_id``).
+
+    >>> from reset_core.store import connect
+    >>> injection_counts(connect(":memory:"))
+    {'scanned': 0, 'flagged': 0}
+    """
+    where, params = "", []
+    if job_id is not None:
+        where = "WHERE candidate_id IN (SELECT candidate_id FROM judgments WHERE job_id = ?)"
+        params = [job_id]
+    scanned, flagged = one(
+        con,
+        f"SELECT count(*), count(*) FILTER (WHERE len(rules) > 0) FROM injection_flags {where}",
+        params,
+    )
+    return {"scanned": scanned, "flagged": flagged}
+
+
+def injection_flags_for(con, candidate_ids: list[str]) -> dict[str, dict]:
+    """The flags of these candidates that carry one: id -> {"rules", "sentences"}."""
+    rows = con.execute(
+        "SELECT candidate_id, rules, sentences FROM injection_flags "
+        "WHERE candidate_id IN (SELECT unnest(?)) AND len(rules) > 0",
+        [list(candidate_ids)],
+    ).fetchall()
+    return {c: {"rules": list(r), "sentences": list(s or [])} for c, r, s in rows}
+
+
+def flagged_items(con, limit: int | None = None):
+    """Judge items (task aspect) of the flagged candidates, for the twin measurement:
+    the same columns a judging plan carries."""
+    sql = (
+        "SELECT c.candidate_id, c.example_id, 'task' AS aspect, e.instruction, e.context, "
+        "e.reference, e.kind, c.text, c.finish_reason, CAST(e.meta AS VARCHAR) AS meta "
+        "FROM injection_flags f JOIN candidates c USING (candidate_id) "
+        "JOIN examples e USING (example_id) WHERE len(f.rules) > 0 ORDER BY c.candidate_id"
+    )
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return con.sql(sql).to_arrow_table()

@@ -39,14 +39,20 @@ def _metric(spec: dict, cache: Any) -> Judge:
     return METRIC_JUDGES[spec["name"]]()
 
 
+def _config(spec: dict) -> LLMJudgeConfig:
+    # A spec written before the prompt template was versioned has no prompt_version: it
+    # was made (and its jobs' items keyed) with template 1. Reading it as the current
+    # template would give another judge id, and a resumed job would silently skip its
+    # items; llm_spec writes the version into every new spec.
+    return LLMJudgeConfig(**{"prompt_version": 1, **spec.get("config", {})})
+
+
 def _llm(spec: dict, cache: Any) -> Judge:
-    return LLMJudge(LLMJudgeConfig(**spec.get("config", {})), _rubrics(spec), cache=cache)
+    return LLMJudge(_config(spec), _rubrics(spec), cache=cache)
 
 
 def _local(spec: dict, cache: Any) -> Judge:
-    return LocalLLMJudge(
-        LLMJudgeConfig(**spec.get("config", {})), _rubrics(spec), model_path=spec.get("model_path")
-    )
+    return LocalLLMJudge(_config(spec), _rubrics(spec), model_path=spec.get("model_path"))
 
 
 #: Judge kinds by spec ``type``: a plain dict, one contract test covers them all.
