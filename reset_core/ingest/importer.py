@@ -50,7 +50,14 @@ from reset_core.ingest.presets import (
     detect_preset,
     mapping_preset,
 )
-from reset_core.ingest.readers import read_csv, read_jsonl, read_parquet, reader_for
+from reset_core.ingest.readers import (
+    check_text_file,
+    read_csv,
+    read_json,
+    read_jsonl,
+    read_parquet,
+    reader_for,
+)
 from reset_core.store import one
 
 # Both readers below produce the same "mapped" table (one row per example, in file
@@ -242,6 +249,10 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
         raise ImportRejected(path, None, None, "no such file or folder")
     reader = reader_for(path)
     source = options.source or (path.stem if path.is_file() else path.name)
+    if reader in (read_jsonl, read_json, read_csv):
+        # Before DuckDB sees it: its readers would take a UTF-16 or NUL-laden file
+        # as one garbled column instead of naming what the file is.
+        check_text_file(path)
     staging = duckdb.connect()
     try:
         preset = _map_fast(staging, path, reader, options)
@@ -263,14 +274,46 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: More columns than any example file needs. DuckDB builds one column per key and its
+#: JSON schema inference grows much faster than linearly (a record with 100,000 keys
+#: took over a minute); the row reader ignores the keys it does not map.
+MAX_FAST_COLUMNS = 1_000
+
+
+def _too_wide(staging, path: Path, fn: str) -> bool:
+    """Whether the file has more than MAX_FAST_COLUMNS columns (keys), from its head."""
+    if fn == "read_json":
+        # The keys of the records DuckDB's schema inference would sample, counted
+        # without building that schema (read_json_objects leaves each line as JSON).
+        sql = (
+            "SELECT count(DISTINCT k) FROM (SELECT unnest(json_keys(json)) AS k FROM "
+            "(SELECT json FROM read_json_objects(?, format='newline_delimited') LIMIT 20480))"
+        )
+    elif fn == "read_csv":
+        # Commas on the header line: an upper bound on its columns (a quoted name may
+        # hold one), and far cheaper than DuckDB's sniffer on a wide file.
+        with open(path, "rb") as f:
+            return f.readline(1 << 20).count(b",") + 1 > MAX_FAST_COLUMNS
+    else:
+        return False
+    try:
+        return one(staging, sql, [str(path)])[0] > MAX_FAST_COLUMNS
+    except duckdb.Error:
+        return False  # unreadable: the SQL reader fails next and the row reader names why
+
+
 def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None:
     """Map a flat file in SQL; return its preset, or None to use the row reader."""
     fn = _SQL_READERS.get(reader)
-    if fn is None:
+    if fn is None or _too_wide(staging, path, fn):
         return None
     args = {
         "read_json": ", format='newline_delimited', records=true",
-        "read_csv": ", header=true, all_varchar=true, strict_mode=true",
+        # Quoting as RFC 4180 and the row reader have it. Left to sniff, DuckDB falls
+        # back to "no quoting" on a file with one unbalanced quote, and the literal
+        # quote characters then land in the stored text; now such a file fails here
+        # and the row reader names the line where the quote opens.
+        "read_csv": ", header=true, all_varchar=true, strict_mode=true, quote='\"', escape='\"'",
         "read_parquet": "",
     }[fn]
     try:
