@@ -101,11 +101,13 @@ def _json_rejection(
     at = max(e.colno - 1, 0)
     key = _KEY_BEFORE.search(text[max(at - 1000, 0) : at])
     hint = "; NaN and Infinity are not JSON, write null" if _NAN.match(text, at) else ""
+    # orjson says "depth limit exceeded": say which limit.
+    problem = "nested more than 1,024 levels deep" if "depth limit" in e.msg else e.msg
     return ImportRejected(
         path,
         f"line {lineno}",
         key.group(1) if key else None,
-        f"malformed JSON ({e.msg} at column {e.colno}{hint})",
+        f"malformed JSON ({problem} at column {e.colno}{hint})",
     )
 
 
@@ -220,13 +222,35 @@ def _csv_error(e: csv.Error, record_line: int, error_line: int) -> str:
 
 
 def read_parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise ImportRejected(path, None, None, f"not a readable Parquet file ({e})") from None
-    for i, record in enumerate(table.to_pylist(), start=1):
+    # Parquet does not promise valid UTF-8 in a string column, and pyarrow reads it
+    # unchecked: the first to_pylist would raise UnicodeDecodeError far from the file.
+    for name in table.column_names:
+        column = table.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            for i, raw in enumerate(column.cast(pa.large_binary()).to_pylist(), start=1):
+                try:
+                    if raw is not None:
+                        raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ImportRejected(
+                        path, f"row {i}", name, f"not valid UTF-8 ({e.reason})"
+                    ) from None
+    try:
+        records = table.to_pylist()
+    except UnicodeDecodeError as e:  # inside a nested column
+        raise ImportRejected(path, None, None, f"not valid UTF-8 ({e.reason})") from None
+    for i, record in enumerate(records, start=1):
         yield f"row {i}", record
 
 

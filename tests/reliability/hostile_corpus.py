@@ -392,15 +392,16 @@ def jsonl_50mb_line(folder: Path, rng: random.Random, big: bool = True) -> Case:
 
 
 @case
-def csv_50mb_field(folder: Path, rng: random.Random, big: bool = True) -> Case:
-    """A CSV whose line 3 has a 50 MB output cell. Rejected at line 3, field 'output',
-    for its length (not "field larger than field limit", the csv module's own cap)."""
+def csv_5mb_field(folder: Path, rng: random.Random, big: bool = True) -> Case:
+    """A CSV whose line 3 has a 5 MB output cell: past DuckDB's 2 MB line limit and the
+    csv module's 131,072-character field cap. Rejected at line 3, field 'output', for
+    its length under max_chars (not "field larger than field limit")."""
     recs = _alpaca(rng, 3)
-    n = 50_000_000 if big else 200_000
+    n = 5_000_000 if big else 200_000
     recs[1]["output"] = "b" * n
     path = _write(folder, "huge_field.csv", _csv(recs))
     return _case(
-        csv_50mb_field, path, "reject", where="line 3", field="output", phrase=f"{n:,} characters"
+        csv_5mb_field, path, "reject", where="line 3", field="output", phrase=f"{n:,} characters"
     )
 
 
@@ -411,7 +412,9 @@ def json_deep_nesting(folder: Path, rng: random.Random) -> Case:
     RecursionError traceback."""
     depth = 100_000
     path = _write(folder, "deep.json", b"[" * depth + b"]" * depth + b"\n")
-    return _case(json_deep_nesting, path, "reject", where="line 1", phrase="depth")
+    return _case(
+        json_deep_nesting, path, "reject", where="line 1", phrase="nested more than 1,024 levels"
+    )
 
 
 @case
@@ -420,7 +423,9 @@ def jsonl_deep_nesting(folder: Path, rng: random.Random) -> Case:
     lines = _jsonl(_alpaca(rng, 3)).splitlines()
     lines[1] = lines[1][:-1] + b', "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     path = _write(folder, "deep.jsonl", b"\n".join(lines) + b"\n")
-    return _case(jsonl_deep_nesting, path, "reject", where="line 2", phrase="depth")
+    return _case(
+        jsonl_deep_nesting, path, "reject", where="line 2", phrase="nested more than 1,024 levels"
+    )
 
 
 @case
@@ -493,6 +498,45 @@ def parquet_random_bytes(folder: Path, rng: random.Random) -> Case:
     """4 KB of random bytes named .parquet. Rejected: not a readable Parquet file."""
     path = _write(folder, "junk.parquet", rng.randbytes(4096))
     return _case(parquet_random_bytes, path, "reject", phrase="not a readable Parquet file")
+
+
+@case
+def parquet_invalid_utf8(folder: Path, rng: random.Random) -> Case:
+    """A Parquet file whose string column holds invalid UTF-8 on row 2 (Parquet does
+    not check, and pyarrow reads it unchecked). Rejected at row 2, field 'instruction';
+    it used to escape as a UnicodeDecodeError."""
+    recs = _alpaca(rng, 3)
+    values = [r["instruction"].encode() for r in recs]
+    values[1] = b"Bad \xff byte?"
+    raw = pa.array(values, type=pa.binary())
+    column = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())
+    table = pa.table(
+        {
+            "instruction": column,
+            "input": [r["input"] for r in recs],
+            "output": [r["output"] for r in recs],
+        }
+    )
+    path = folder / "bad_utf8.parquet"
+    pq.write_table(table, path)
+    return _case(
+        parquet_invalid_utf8,
+        path,
+        "reject",
+        where="row 2",
+        field="instruction",
+        phrase="not valid UTF-8",
+    )
+
+
+@case
+def parquet_good(folder: Path, rng: random.Random) -> Case:
+    """A well-formed Parquet file with a context on every other row (the control for
+    the damaged ones). Imported exactly."""
+    recs = _alpaca(rng, 4)
+    path = folder / "good.parquet"
+    pq.write_table(pa.Table.from_pylist(recs), path)
+    return _case(parquet_good, path, "import", rows=_rows(recs))
 
 
 # ---------------------------------------------------------------- values
@@ -666,6 +710,6 @@ def build_corpus(folder: Path, seed: int = 0, big: bool = True) -> list[Case]:
     rng = random.Random(seed)
     out = []
     for fn in CASES:
-        kw = {"big": big} if fn in (jsonl_50mb_line, csv_50mb_field) else {}
+        kw = {"big": big} if fn in (jsonl_50mb_line, csv_5mb_field) else {}
         out.append(fn(folder, rng, **kw))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -136,18 +137,24 @@ def test_cli_rejects_in_one_line(name, corpus, tmp_path):
     )
 
 
-@pytest.mark.parametrize("raw", list(UPLOAD_NAMES))
-def test_upload_names_stay_in_the_session_folder(raw, tmp_path):
+def test_upload_names_stay_in_the_session_folder(tmp_path):
     folder = session_upload_dir(tmp_path, "session-1")
-    name = safe_upload_name(raw)
-    assert name == UPLOAD_NAMES[raw]
-    assert name not in ("", ".", "..") and not name.startswith(".")
-    assert not any(ch in name for ch in "/\\\x00") and name.isprintable()
-    assert len(name.encode()) <= 255
-    target = folder / name
-    target.write_bytes(b"x")  # the file system takes it, inside the session folder
-    assert target.resolve().parent == folder.resolve()
-    record("hostile", f"upload name {raw[:40]!r}", f"stored as {name[:40]!r} in the session folder")
+    for raw, expected in UPLOAD_NAMES.items():
+        name = safe_upload_name(raw)
+        assert name == expected, raw
+        assert name not in ("", ".", "..") and not name.startswith("."), raw
+        assert not any(ch in name for ch in "/\\\x00") and name.isprintable(), raw
+        assert len(name.encode()) <= 255, raw
+        target = folder / name
+        target.write_bytes(raw.encode("utf-8", "surrogatepass"))  # the file system takes it
+        assert target.resolve().parent == folder.resolve(), raw
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(UPLOAD_NAMES.values()))
+    record(
+        "hostile",
+        f"{len(UPLOAD_NAMES)} uploaded file names (../, absolute, backslashes, NUL, 5,000 chars)",
+        "each stored as a bare name inside the session's upload folder, suffix kept",
+        names=len(UPLOAD_NAMES),
+    )
 
 
 def test_formula_strings_leave_data_exports_unchanged(corpus, tmp_path):
@@ -173,3 +180,30 @@ def test_formula_strings_leave_data_exports_unchanged(corpus, tmp_path):
         assert all(f in prompts for f in FORMULAS)
     con.close()
     record("hostile", "formula strings, JSONL/Parquet export", "text unchanged (data formats)")
+
+
+#: Ways Python code here could write CSV. Each one would have to neutralise formula
+#: cells (OWASP: prefix ' to a cell starting with = + - @ tab or CR) before writing.
+CSV_WRITERS = re.compile(
+    r"to_csv\(|csv\.writer|csv\.DictWriter|write_csv\(|FORMAT\s*'?csv|text/csv", re.IGNORECASE
+)
+
+
+def test_no_csv_export_writes_formulas_raw():
+    """Exports are JSONL, Parquet and ``datasets`` folders (data formats: text unchanged),
+    and report downloads are HTML and Markdown. A CSV writer added to reset_core or the
+    pages fails here until it neutralises formula cells (and this list names it)."""
+    sources = [*ROOT.joinpath("reset_core").rglob("*.py"), *ROOT.joinpath("pages").glob("*.py")]
+    writers = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in [*sources, ROOT / "app.py"]
+        for i, line in enumerate(p.read_text().splitlines(), start=1)
+        if CSV_WRITERS.search(line)
+    ]
+    assert writers == [], f"CSV writers without formula neutralising: {writers}"
+    record(
+        "hostile",
+        "formula strings, CSV exports",
+        "no CSV writer in reset_core or pages (exports are JSONL/Parquet/HF, reports "
+        "HTML/Markdown); st.dataframe's own CSV download writes cells raw",
+    )
