@@ -9,7 +9,8 @@ Nothing here is committed as data: the 50 MB line alone would bloat the reposito
 and a generator states the hostile part of each file plainly.
 
 >>> import tempfile
->>> cases = build_corpus(Path(tempfile.mkdtemp()), seed=0, big=False)
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     cases = build_corpus(Path(tmp), seed=0, big=False)
 >>> len(cases) >= 30, len({c.name for c in cases}) == len(cases)
 (True, True)
 """
@@ -668,6 +669,26 @@ def csv_formula_strings(folder: Path, rng: random.Random) -> Case:
     ]
     path = _write(folder, "formulas.csv", _csv(recs))
     return _case(csv_formula_strings, path, "import", rows=_rows(recs))
+
+
+@case
+def csv_sql_in_column_names(folder: Path, rng: random.Random) -> Case:
+    """Column names written as SQL (a quote, a semicolon, DROP TABLE) and mapped
+    explicitly. Imported exactly: the SQL reader quotes every identifier, so a name is
+    only ever a name, and every table is still there afterwards."""
+    recs = _alpaca(rng, 3)
+    names = ['q"); DROP TABLE examples; --', "c' OR '1'='1", 'r""; DELETE FROM imports; --']
+    body = _csv(recs).decode().split("\r\n", 1)[1]
+    header = ",".join('"' + n.replace('"', '""') + '"' for n in names)
+    path = _write(folder, "sql_names.csv", (header + "\r\n" + body).encode())
+    mapping = dict(zip(("instruction", "context", "reference"), names, strict=True))
+    return _case(
+        csv_sql_in_column_names,
+        path,
+        "import",
+        rows=_rows(recs),
+        options={"mapping": mapping, "kind": "instruction"},
+    )
 
 
 @case
