@@ -29,6 +29,7 @@ line (or record/row) and the field.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -52,6 +53,7 @@ from reset_core.ingest.presets import (
 )
 from reset_core.ingest.readers import (
     check_text_file,
+    duplicate_columns,
     read_csv,
     read_json,
     read_jsonl,
@@ -310,9 +312,11 @@ def _unfit_for_sql(staging, path: Path, fn: str) -> bool:
                 return False
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                 end = m.find(b"\n")
-                # Commas on the header line: an upper bound on its columns (a quoted
-                # name may hold one), far cheaper than DuckDB's sniffer on a wide file.
-                if m[: end if end >= 0 else MAX_FAST_CSV_LINE].count(b",") >= MAX_FAST_COLUMNS:
+                first = m[: end if end >= 0 else MAX_FAST_CSV_LINE].decode("utf-8-sig", "replace")
+                header = next(csv.reader([first]), [])
+                # DuckDB would rename a repeated column (x, x_1) and read on; the row
+                # reader names it. A wide header is cheaper there than in the sniffer.
+                if len(header) > MAX_FAST_COLUMNS or duplicate_columns(header):
                     return True
                 start = 0
                 for _ in range(_SAMPLE_LINES):

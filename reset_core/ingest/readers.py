@@ -1,6 +1,7 @@
 """File readers: each yields ``(location, record)`` with a human location ("line 12",
 "row 3"), and raises :class:`ImportRejected` naming the file and the line when the
-file itself is broken (malformed JSON or CSV, not UTF-8, unreadable Parquet).
+file itself is broken (malformed JSON or CSV, not UTF-8, compressed or UTF-16, a NUL
+byte, unreadable Parquet).
 
 >>> import tempfile
 >>> f = Path(tempfile.mkdtemp()) / "two.jsonl"
@@ -180,6 +181,10 @@ def read_csv(path: Path) -> Iterator[tuple[str, Any]]:
         return
     except csv.Error as e:
         raise ImportRejected(path, "line 1", None, _csv_error(e, 1, reader.line_num)) from None
+    twice = duplicate_columns(header)
+    if twice:
+        # A record keeps one value per name: which of the two columns is the data?
+        raise ImportRejected(path, "line 1", twice[0], "column name appears twice in the header")
     start = 1
     while True:
         try:
@@ -206,6 +211,17 @@ def read_csv(path: Path) -> Iterator[tuple[str, Any]]:
             {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)},
         )
         start = reader.line_num
+
+
+def duplicate_columns(header: list[str]) -> list[str]:
+    """Names that appear more than once in a CSV header, in order. Empty names (unnamed
+    columns, such as a spreadsheet's index) can never be mapped, so they may repeat.
+
+    >>> duplicate_columns(["", "instruction", "output", "", "instruction"])
+    ['instruction']
+    """
+    seen: set[str] = set()
+    return [n for n in header if n and (n in seen or seen.add(n))]
 
 
 def _csv_error(e: csv.Error, record_line: int, error_line: int) -> str:

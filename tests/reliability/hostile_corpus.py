@@ -239,6 +239,21 @@ def csv_quoted_multiline(folder: Path, rng: random.Random) -> Case:
 
 
 @case
+def csv_duplicate_header(folder: Path, rng: random.Random) -> Case:
+    """A CSV header naming 'instruction' twice (two exports pasted side by side).
+    Rejected at line 1, field 'instruction': either column could be the data. (DuckDB
+    alone renamed the second and imported the first; the csv module kept the second.)"""
+    recs = _alpaca(rng, 3)
+    lines = _csv(recs).decode().split("\r\n")
+    lines[0] += ",instruction"
+    lines[1:] = [ln + ",other" if ln else ln for ln in lines[1:]]
+    path = _write(folder, "dup_header.csv", "\r\n".join(lines).encode())
+    return _case(
+        csv_duplicate_header, path, "reject", where="line 1", field="instruction", phrase="twice"
+    )
+
+
+@case
 def csv_empty_header_only(folder: Path, rng: random.Random) -> Case:
     """A CSV with a header and no rows. Rejected: no records."""
     path = _write(folder, "header_only.csv", b"instruction,input,output\n")
