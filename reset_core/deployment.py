@@ -204,22 +204,28 @@ def confine(path: str | Path, root: str | Path, *, field: str) -> Path:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+-]+")
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 
 
 def safe_upload_name(name: str) -> str:
     """An uploaded file's name, reduced to its last component and harmless characters.
 
     The suffix still picks the reader and the stem is still the default source; what
-    is gone is every directory part (``../``, ``\\``, drive letters) and control bytes.
+    is gone is every directory part (``../``, ``\\``, drive letters), control bytes,
+    a leading dot, and length past 100 characters (a file system refuses names over
+    255 bytes, which would fail the upload with an OS error).
 
     >>> safe_upload_name("my data (v2).jsonl"), safe_upload_name("C:\\\\x\\\\..\\\\ok.csv")
     ('my data (v2).jsonl', 'ok.csv')
-    >>> safe_upload_name("\\x00..")
-    'upload'
+    >>> safe_upload_name("\\x00.."), safe_upload_name(".jsonl"), len(safe_upload_name("x" * 999 + ".csv"))
+    ('upload', 'upload.jsonl', 104)
     """
-    last = re.split(r"[\\/]", name)[-1]
-    last = _UNSAFE.sub("_", last).strip(" ._")
-    return last if any(c.isalnum() for c in last) else "upload"
+    last = _UNSAFE.sub("_", re.split(r"[\\/]", name)[-1])
+    m = _SUFFIX.search(last)
+    suffix = m.group() if m else ""
+    stem = last[: m.start()] if m else last
+    stem = stem.strip(" ._")[:100].strip(" ._")
+    return (stem if any(c.isalnum() for c in stem) else "upload") + suffix
 
 
 def session_upload_dir(root: str | Path, session_id: str) -> Path:

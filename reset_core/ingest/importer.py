@@ -29,6 +29,7 @@ line (or record/row) and the field.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -50,7 +51,15 @@ from reset_core.ingest.presets import (
     detect_preset,
     mapping_preset,
 )
-from reset_core.ingest.readers import read_csv, read_jsonl, read_parquet, reader_for
+from reset_core.ingest.readers import (
+    check_text_file,
+    duplicate_columns,
+    read_csv,
+    read_json,
+    read_jsonl,
+    read_parquet,
+    reader_for,
+)
 from reset_core.store import one
 
 # Both readers below produce the same "mapped" table (one row per example, in file
@@ -242,6 +251,10 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
         raise ImportRejected(path, None, None, "no such file or folder")
     reader = reader_for(path)
     source = options.source or (path.stem if path.is_file() else path.name)
+    if reader in (read_jsonl, read_json, read_csv):
+        # Before DuckDB sees it: its readers would take a UTF-16 or NUL-laden file
+        # as one garbled column instead of naming what the file is.
+        check_text_file(path)
     staging = duckdb.connect()
     try:
         preset = _map_fast(staging, path, reader, options)
@@ -263,10 +276,69 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: More columns than any example file needs. DuckDB builds one column per key and its
+#: JSON schema inference grows much faster than linearly (a record with 100,000 keys
+#: took over a minute); the row reader ignores the keys it does not map.
+MAX_FAST_COLUMNS = 1_000
+#: DuckDB's CSV reader refuses a line longer than this (its max_line_size default),
+#: and its dialect sniffer first spends seconds per megabyte on such a line.
+MAX_FAST_CSV_LINE = 2_000_000
+#: How many lines DuckDB samples to infer a schema (its sample_size default).
+_SAMPLE_LINES = 20_480
+
+
+def _unfit_for_sql(staging, path: Path, fn: str) -> bool:
+    """Whether the SQL reader would stall or fail on the file's shape, judged from its
+    head: more than MAX_FAST_COLUMNS columns (keys), or a CSV line too long."""
+    if fn == "read_json":
+        # The keys of the records DuckDB's schema inference would sample, counted
+        # without building that schema (read_json_objects leaves each line as JSON).
+        try:
+            n_keys = one(
+                staging,
+                "SELECT count(DISTINCT k) FROM (SELECT unnest(json_keys(json)) AS k FROM "
+                "(SELECT json FROM read_json_objects(?, format='newline_delimited') "
+                f"LIMIT {_SAMPLE_LINES}))",
+                [str(path)],
+            )[0]
+        except duckdb.Error:
+            return False  # unreadable: the SQL reader fails next and the row reader names why
+        return n_keys > MAX_FAST_COLUMNS
+    if fn == "read_csv":
+        import mmap
+
+        with open(path, "rb") as f:
+            if f.seek(0, 2) == 0:
+                return False
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                end = m.find(b"\n")
+                first = m[: end if end >= 0 else MAX_FAST_CSV_LINE].decode("utf-8-sig", "replace")
+                header = next(csv.reader([first]), [])
+                # DuckDB would rename a repeated column (x, x_1) and read on; the row
+                # reader names it. A wide header is cheaper there than in the sniffer.
+                if len(header) > MAX_FAST_COLUMNS or duplicate_columns(header):
+                    return True
+                start = 0
+                for _ in range(_SAMPLE_LINES):
+                    end = m.find(b"\n", start)
+                    if (end if end >= 0 else len(m)) - start > MAX_FAST_CSV_LINE:
+                        return True
+                    if end < 0:
+                        break
+                    start = end + 1
+    return False
+
+
+def _sniffs_no_quoting(staging, path: Path) -> bool:
+    """Whether DuckDB's CSV sniffer settles on no quote character for ``path``."""
+    quote = one(staging, "SELECT Quote FROM sniff_csv(?)", [str(path)])[0]
+    return quote in (None, "", "(empty)")
+
+
 def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None:
     """Map a flat file in SQL; return its preset, or None to use the row reader."""
     fn = _SQL_READERS.get(reader)
-    if fn is None:
+    if fn is None or _unfit_for_sql(staging, path, fn):
         return None
     args = {
         "read_json": ", format='newline_delimited', records=true",
@@ -274,6 +346,13 @@ def _map_fast(staging, path: Path, reader, options: ImportOptions) -> str | None
         "read_parquet": "",
     }[fn]
     try:
+        if fn == "read_csv" and _sniffs_no_quoting(staging, path):
+            # DuckDB's sniffer falls back to "no quoting" on a file with one unbalanced
+            # quote, and the literal quote characters then land in the stored text. A
+            # file with no quotes at all reads the same either way; quote as RFC 4180
+            # and the row reader do, so an unbalanced one fails here and the row reader
+            # names the line where it opens.
+            args += ", quote='\"', escape='\"'"
         staging.execute(f"CREATE TABLE raw AS SELECT * FROM {fn}(?{args})", [str(path)])
         types = dict((r[0], r[1]) for r in staging.execute("DESCRIBE raw").fetchall())
     except duckdb.Error:

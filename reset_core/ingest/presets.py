@@ -268,7 +268,16 @@ _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def _get_path(row: Any, path: str) -> Any:
-    """Follow ``a.b[0].c`` into nested records; a missing step raises KeyError."""
+    """Follow ``a.b[0].c`` into nested records; a missing step raises KeyError.
+
+    A column whose own name is ``path`` wins: a CSV header "score[1]" or "a.b" is a
+    name, and reading it as a path would quietly map nothing.
+
+    >>> _get_path({"a.b": "flat", "a": {"b": "nested"}}, "a.b"), _get_path({"a": [{"b": 1}]}, "a[0].b")
+    ('flat', 1)
+    """
+    if isinstance(row, dict) and path in row:
+        return row[path]
     value = row
     for name, index in _PATH_TOKEN.findall(path):
         if name:
