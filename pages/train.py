@@ -252,7 +252,12 @@ def curated_sets(con, db: str) -> None:
         key="exp_form",
         help="chat messages, or prompt/completion (loss on the completion)",
     )
-    fmt = e3.selectbox("Format", FORMATS, key="exp_fmt", help="hf = a datasets.save_to_disk folder")
+    fmt = e3.selectbox(
+        "Format",
+        FORMATS,
+        key="exp_fmt",
+        help="hf = a datasets.save_to_disk folder; csv = a sheet to read in a spreadsheet (formulas neutralised), not for training",
+    )
     out_dir = e4.text_input("Folder", str(Path(db).resolve().parent / "exports"), key="exp_out")
     if st.button("Export", key="exp_go"):
         try:

@@ -18,7 +18,7 @@ def set_id(con):
     return create_curated_set(con, CurationSpec(selection_id="sel-1"))
 
 
-@pytest.mark.parametrize("fmt", export.FORMATS)
+@pytest.mark.parametrize("fmt", export.TRAINING_FORMATS)
 @pytest.mark.parametrize("form", export.FORMS)
 def test_each_export_trains_in_trl_unchanged(con, set_id, tmp_path, tiny_model_dir, form, fmt):
     from datasets import load_dataset, load_from_disk

@@ -9,16 +9,20 @@ Two forms, both conversational so that the model's own chat template is applied
   [{"role": "assistant", ...}]}`` (TRL's conversational prompt-completion form;
   TRL computes the loss on the completion only, as RESET trains).
 
-Three formats: ``jsonl``, ``parquet`` and ``hf`` (a ``datasets.save_to_disk``
-folder). Every export is written under a temporary name and renamed, with the
+Three training formats: ``jsonl``, ``parquet`` and ``hf`` (a ``datasets.save_to_disk``
+folder), and ``csv``, a flat sheet for reading the set in a spreadsheet (``example_id,
+candidate_id, prompt, completion`` as text, whatever the form). Candidate text is model
+output, so a CSV cell that a spreadsheet would run as a formula is neutralised
+(:func:`neutralise_cell`); the training formats keep every character. Every export is written under a temporary name and renamed, with the
 set's manifest beside it (``<name>.manifest.json``), and never overwrites a file.
 
 >>> FORMS, FORMATS
-(('messages', 'prompt_completion'), ('jsonl', 'parquet', 'hf'))
+(('messages', 'prompt_completion'), ('jsonl', 'parquet', 'hf', 'csv'))
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -30,8 +34,26 @@ from reset_core.curation.queries import manifest as set_manifest
 from reset_core.store import one
 
 FORMS = ("messages", "prompt_completion")
-FORMATS = ("jsonl", "parquet", "hf")
-_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": ""}
+#: ``TRAINING_FORMATS`` load back as the form's dataset; ``csv`` is for people.
+TRAINING_FORMATS = ("jsonl", "parquet", "hf")
+FORMATS = (*TRAINING_FORMATS, "csv")
+_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": "", "csv": ".csv"}
+#: A cell starting with one of these is run as a formula by Excel, LibreOffice or Sheets
+#: (OWASP's CSV-injection list: = + - @, tab and carriage return).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value):
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` before a formula start.
+
+    >>> neutralise_cell('=HYPERLINK("http://x","click")'), neutralise_cell("-1+2")
+    ('\'=HYPERLINK("http://x","click")', "'-1+2")
+    >>> neutralise_cell("fine"), neutralise_cell(3)
+    ('fine', 3)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def items_table(con, set_id: str) -> pa.Table:
@@ -94,7 +116,9 @@ def export_set(
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
-    table = to_form(items_table(con, set_id), form)
+    items = items_table(con, set_id)
+    # A sheet for people holds the texts themselves; the form's message lists are for TRL.
+    table = items if fmt == "csv" else to_form(items, form)
     out = Path(out)
     if out.is_dir() or (fmt != "hf" and not out.suffix):
         out = out / f"{set_id}-{form}{_SUFFIX[fmt]}"
@@ -116,6 +140,13 @@ def write_table(table: pa.Table, out: Path, fmt: str) -> None:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif fmt == "parquet":
             pq.write_table(table, tmp)
+        elif fmt == "csv":
+            # utf-8-sig: spreadsheets read the BOM as "this is UTF-8" instead of guessing.
+            with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(table.column_names)
+                for row in table.to_pylist():
+                    w.writerow([neutralise_cell(v) for v in row.values()])
         else:
             from datasets import Dataset
 
@@ -145,6 +176,8 @@ def load_exported(path: str | Path):
     path = Path(path)
     if path.is_dir():
         return load_from_disk(str(path))
+    if path.suffix == ".csv":
+        raise ValueError(f"{path}: a CSV export is for reading; train from jsonl, parquet or hf")
     kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(path.suffix)
     if kind is None:
         raise ValueError(f"{path}: expected .jsonl, .parquet or a datasets folder")

@@ -182,28 +182,51 @@ def test_formula_strings_leave_data_exports_unchanged(corpus, tmp_path):
     record("hostile", "formula strings, JSONL/Parquet export", "text unchanged (data formats)")
 
 
-#: Ways Python code here could write CSV. Each one would have to neutralise formula
-#: cells (OWASP: prefix ' to a cell starting with = + - @ tab or CR) before writing.
+#: Ways Python code here could write CSV. Each must neutralise formula cells (OWASP:
+#: prefix ' to a cell starting with = + - @ tab or CR); the allowed ones are listed.
 CSV_WRITERS = re.compile(
     r"to_csv\(|csv\.writer|csv\.DictWriter|write_csv\(|FORMAT\s*'?csv|text/csv", re.IGNORECASE
 )
+NEUTRALISED_WRITERS = {"reset_core/curation/export.py"}
 
 
-def test_no_csv_export_writes_formulas_raw():
-    """Exports are JSONL, Parquet and ``datasets`` folders (data formats: text unchanged),
-    and report downloads are HTML and Markdown. A CSV writer added to reset_core or the
-    pages fails here until it neutralises formula cells (and this list names it)."""
+def test_csv_exports_neutralise_formulas(corpus, tmp_path):
+    """The curated set's CSV sheet comes out with every formula cell neutralised, readable
+    back to the original text; Streamlit's own raw "Download as CSV" on tables is off; and
+    no other CSV writer exists in reset_core or the pages."""
+    import csv
+    import tomllib
+
+    from reset_core.curation.export import export_set
+    from reset_core.curation.sets import create_reference_set
+
+    con = connect(tmp_path / "export.duckdb")
+    c = corpus["jsonl_formula_strings"]
+    import_file(con, c.path, ImportOptions(source="formulas"))
+    set_id = create_reference_set(con, sources=["formulas"])
+    out = export_set(con, set_id, tmp_path / "sheet", fmt="csv")
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    con.close()
+    cells = [v for r in rows for v in r.values()]
+    assert {r["completion"] for r in rows} == {"'" + f for f in FORMULAS}
+    assert not [v for v in cells if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True
+
     sources = [*ROOT.joinpath("reset_core").rglob("*.py"), *ROOT.joinpath("pages").glob("*.py")]
-    writers = [
-        f"{p.relative_to(ROOT)}:{i}"
+    writers = {
+        str(p.relative_to(ROOT))
         for p in [*sources, ROOT / "app.py"]
-        for i, line in enumerate(p.read_text().splitlines(), start=1)
+        for line in p.read_text().splitlines()
         if CSV_WRITERS.search(line)
-    ]
-    assert writers == [], f"CSV writers without formula neutralising: {writers}"
+    }
+    assert writers == NEUTRALISED_WRITERS, f"CSV writers without formula neutralising: {writers}"
     record(
         "hostile",
         "formula strings, CSV exports",
-        "no CSV writer in reset_core or pages (exports are JSONL/Parquet/HF, reports "
-        "HTML/Markdown); st.dataframe's own CSV download writes cells raw",
+        f"{len(rows)} formula cells neutralised in the curated set's CSV; Streamlit's raw "
+        "table CSV download disabled",
+        neutralised=len(rows),
     )
