@@ -78,6 +78,6 @@ def test_bad_form_and_format_are_named(con, set_id, tmp_path):
     with pytest.raises(ValueError, match="form"):
         export.export_set(con, set_id, tmp_path, form="text")
     with pytest.raises(ValueError, match="fmt"):
-        export.export_set(con, set_id, tmp_path, fmt="csv")
+        export.export_set(con, set_id, tmp_path, fmt="xlsx")
     with pytest.raises(KeyError):
         export.export_set(con, "cs-none", tmp_path)
