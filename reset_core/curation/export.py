@@ -46,8 +46,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def neutralise_cell(value):
     """A CSV cell a spreadsheet shows as text: a leading ``'`` before a formula start.
 
-    >>> neutralise_cell('=HYPERLINK("http://x","click")'), neutralise_cell("-1+2")
-    ('\'=HYPERLINK("http://x","click")', "'-1+2")
+    >>> print(neutralise_cell('=HYPERLINK("http://x","click")'), neutralise_cell("-1+2"))
+    '=HYPERLINK("http://x","click") '-1+2
     >>> neutralise_cell("fine"), neutralise_cell(3)
     ('fine', 3)
     """
