@@ -12,6 +12,7 @@ shards that :func:`ingest_shards` loads by key, so loading a shard twice is a no
 from __future__ import annotations
 
 import glob
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -51,6 +52,41 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None
     """
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
+
+
+def database_key(con: duckdb.DuckDBPyConnection) -> str:
+    """Which database ``con`` (a connection or one of its cursors) works on: its file.
+
+    Every in-memory database answers ``":memory:"``: DuckDB names them all alike, so
+    they share what is keyed on this (a lock is then merely coarser, never wrong).
+    """
+    row = one(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    return str(Path(row[0]).resolve()) if row and row[0] else ":memory:"
+
+
+# Derived tables (the review queue, the analytics summaries) are rebuilt on read by
+# whichever script run finds them stale. The app's script runs are threads sharing
+# one connection through cursors, and two rebuilds of one table at once end in a
+# DuckDB write-write conflict (or twice the work), so each (database, cache) has
+# one lock in the process. Reentrant: a rebuild may call another that takes it.
+_REBUILD_LOCKS: dict[tuple[str, str], threading.RLock] = {}
+_REBUILD_LOCKS_GUARD = threading.Lock()
+
+
+def rebuild_lock(con: duckdb.DuckDBPyConnection, cache: str) -> threading.RLock:
+    """The process's lock for rebuilding ``cache`` in the database ``con`` works on.
+
+    Hold it to rebuild, and check staleness again once it is held: the thread that
+    held it before may just have done the same rebuild. Readers take no lock (a
+    rebuild is one transaction, so they see the old rows or the new ones).
+
+    >>> con = connect(":memory:")
+    >>> rebuild_lock(con, "review_queue") is rebuild_lock(con.cursor(), "review_queue")
+    True
+    """
+    key = (database_key(con), cache)
+    with _REBUILD_LOCKS_GUARD:
+        return _REBUILD_LOCKS.setdefault(key, threading.RLock())
 
 
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -45,7 +45,7 @@ from contextlib import contextmanager
 import duckdb
 
 from reset_core.scoring.queries import LATEST_SELECTION_SQL
-from reset_core.store import one
+from reset_core.store import one, rebuild_lock
 
 N_BUCKETS = 4096
 #: texts kept per (setting, model) for distinct-n: equal sizes keep settings comparable
@@ -127,12 +127,20 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
 
     Seconds at 1,000,000 candidates and 5,000,000 judgments on 2 cores (see
     ``bench/analytics.py``); milliseconds on the demo. Readers see either the old or the
-    new summaries, never a mix.
+    new summaries, never a mix. Runs under the database's ``analytics`` rebuild lock
+    (:func:`reset_core.store.rebuild_lock`): two at once would conflict in DuckDB.
     """
+    with rebuild_lock(con, "analytics"):
+        return _refresh(con)
+
+
+def _refresh(con: duckdb.DuckDBPyConnection) -> dict:
+    """The rebuild of :func:`refresh`, run under its lock."""
     t0 = time.perf_counter()
-    fp = fingerprint(con)
     con.execute("BEGIN TRANSACTION")
     try:
+        # Inside the transaction: the fingerprint stored is that of the rows read.
+        fp = fingerprint(con)
         for table in (
             "analytics_judgments",
             "analytics_candidates",
@@ -316,13 +324,14 @@ def _refresh_reviewed(con: duckdb.DuckDBPyConnection) -> None:
 
 def refresh_reviewed(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild only the review-event summaries (after new review events), in a transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _refresh_reviewed(con)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    with rebuild_lock(con, "analytics"):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _refresh_reviewed(con)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
 
 
 def is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
@@ -335,13 +344,19 @@ def ensure_fresh(con: duckdb.DuckDBPyConnection) -> dict:
     """Refresh what changed since the last refresh; return the summary state.
 
     New judgments, candidates, examples or selections rebuild everything; new review
-    events rebuild only the small review-event summaries.
+    events rebuild only the small review-event summaries. The check takes no lock; a
+    stale one is checked again under the database's ``analytics`` rebuild lock, so
+    pages that find the summaries stale at once rebuild them once.
     """
-    summary, reviewed, stored_summary, stored_reviewed = _versions(con)
-    if summary != stored_summary:
-        return refresh(con)
-    if reviewed != stored_reviewed:
-        refresh_reviewed(con)
+    if is_fresh(con):
+        return state(con)
+    with rebuild_lock(con, "analytics"):
+        # The run that held the lock before may have just done this refresh.
+        summary, reviewed, stored_summary, stored_reviewed = _versions(con)
+        if summary != stored_summary:
+            return refresh(con)
+        if reviewed != stored_reviewed:
+            refresh_reviewed(con)
     return state(con)
 
 

@@ -3,7 +3,8 @@
 Everything is filtered, sorted and windowed in SQL, so it stays fast at a million
 candidates. The queue reads ``review_queue``, a per-example summary of one selection
 (built once by :func:`refresh_queue`, a few seconds at 1M candidates, and rebuilt
-only when candidates, judgments or the selection change); the reviewers' side
+only when candidates, judgments or the selection change; up to
+:data:`QUEUE_SELECTIONS_KEPT` selections side by side); the reviewers' side
 (reviewed, overridden, last reviewer) comes live from ``overrides``.
 
 >>> from reset_core.store import connect
@@ -15,6 +16,7 @@ only when candidates, judgments or the selection change); the reviewers' side
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +33,7 @@ from reset_core.review.events import (
     example_states,
 )
 from reset_core.sampling.settings import setting_label_sql, setting_order_sql
-from reset_core.store import one
+from reset_core.store import database_key, one, rebuild_lock
 from reset_core.training.queries import model_labels
 
 #: Sort options of the queue: label -> ORDER BY clause (ties broken by example id).
@@ -108,8 +110,26 @@ def _stamp(con, selection_id: str) -> dict:
     )
 
 
+#: How many selections' queue summaries the database keeps at once. Each holds a row
+#: per example of its selection, search text included (about the size of the examples
+#: table), so keeping every selection ever opened would grow the file without end;
+#: one summary for all (as before) made two reviewers on two selections rebuild it
+#: in turn on every click. Four: two reviewing groups at once, and room to look around.
+QUEUE_SELECTIONS_KEPT = 4
+
+# (database, selection) -> time.monotonic() of the last freshness check, i.e. the last
+# time a page in this process showed that selection's queue. Written without a lock
+# (one dict item, atomic under the GIL): reads of the queue stay lock-free.
+_last_read: dict[tuple[str, str], float] = {}
+
+
 def queue_is_fresh(con, selection_id: str) -> bool:
-    """Whether ``review_queue`` matches the current candidates, judgments and selection."""
+    """Whether ``review_queue`` matches the current candidates, judgments and selection.
+
+    Also notes that the selection's queue is in use (it decides which summary is
+    evicted first, see :data:`QUEUE_SELECTIONS_KEPT`).
+    """
+    _last_read[(database_key(con), selection_id)] = time.monotonic()
     row = one(con, "SELECT stamp FROM review_queue_state WHERE selection_id = ?", [selection_id])
     return row is not None and json.loads(row[0]) == _stamp(con, selection_id)
 
@@ -117,55 +137,87 @@ def queue_is_fresh(con, selection_id: str) -> bool:
 def refresh_queue(con, selection_id: str, force: bool = False) -> bool:
     """(Re)build the queue summary of ``selection_id`` if stale; return whether it built.
 
-    One ``INSERT … SELECT`` in a transaction; summaries of other selections are
-    dropped (the page shows one selection at a time, and they rebuild on demand).
+    One ``INSERT … SELECT`` in a transaction, under the database's ``review_queue``
+    rebuild lock (:func:`reset_core.store.rebuild_lock`): script runs that find the
+    summary stale at once build it once, the others find it fresh when they get the
+    lock. Other selections' summaries stay, up to :data:`QUEUE_SELECTIONS_KEPT`
+    (see :func:`_evict` for which go).
     """
     if not force and queue_is_fresh(con, selection_id):
         return False
-    stamp = _stamp(con, selection_id)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM review_queue")
-        con.execute("DELETE FROM review_queue_state")
-        con.execute(
-            """
-            INSERT INTO review_queue
-            WITH sel AS (SELECT candidate_id, example_id, score, rank, picked FROM selection_scores
-                         WHERE selection_id = ?),
-            per_aspect AS (
-                SELECT candidate_id, aspect, max(score) - min(score) AS spread,
-                       count(*) - count(score) AS n_failed
-                FROM judgments WHERE candidate_id IN (SELECT candidate_id FROM sel)
-                GROUP BY candidate_id, aspect),
-            per_cand AS (SELECT candidate_id, max(spread) AS spread, sum(n_failed) AS n_failed
-                         FROM per_aspect GROUP BY candidate_id)
-            SELECT ?, sel.example_id, e.kind, e.source, e.split,
-                   count(*)::INT, count(sel.score)::INT,
-                   arg_min(sel.candidate_id, coalesce(sel.rank, 2147483647))
-                       FILTER (WHERE sel.picked),
-                   arg_min(sel.score, coalesce(sel.rank, 2147483647)) FILTER (WHERE sel.picked),
-                   max(sel.score),
-                   coalesce(max(pc.spread), 0), coalesce(sum(pc.n_failed), 0)::INT,
-                   coalesce(list(DISTINCT c.setting_id ORDER BY c.setting_id)
-                            FILTER (WHERE c.setting_id IS NOT NULL), []),
-                   lower(concat_ws(chr(10), e.instruction, e.context, e.reference))
-            FROM sel JOIN examples e ON e.example_id = sel.example_id
-            LEFT JOIN candidates c ON c.candidate_id = sel.candidate_id
-            LEFT JOIN per_cand pc ON pc.candidate_id = sel.candidate_id
-            GROUP BY sel.example_id, e.kind, e.source, e.split, e.instruction, e.context,
-                     e.reference
-            """,
-            [selection_id, selection_id],
-        )
-        con.execute(
-            "INSERT INTO review_queue_state (selection_id, stamp) VALUES (?, ?)",
-            [selection_id, json.dumps(stamp)],
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    with rebuild_lock(con, "review_queue"):
+        # The run that held the lock before may have just built this very summary.
+        if not force and queue_is_fresh(con, selection_id):
+            return False
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # Stamped inside the transaction: the stamp describes exactly what was read.
+            stamp = _stamp(con, selection_id)
+            con.execute("DELETE FROM review_queue WHERE selection_id = ?", [selection_id])
+            con.execute("DELETE FROM review_queue_state WHERE selection_id = ?", [selection_id])
+            con.execute(
+                """
+                INSERT INTO review_queue
+                WITH sel AS (SELECT candidate_id, example_id, score, rank, picked
+                             FROM selection_scores WHERE selection_id = ?),
+                per_aspect AS (
+                    SELECT candidate_id, aspect, max(score) - min(score) AS spread,
+                           count(*) - count(score) AS n_failed
+                    FROM judgments WHERE candidate_id IN (SELECT candidate_id FROM sel)
+                    GROUP BY candidate_id, aspect),
+                per_cand AS (SELECT candidate_id, max(spread) AS spread, sum(n_failed) AS n_failed
+                             FROM per_aspect GROUP BY candidate_id)
+                SELECT ?, sel.example_id, e.kind, e.source, e.split,
+                       count(*)::INT, count(sel.score)::INT,
+                       arg_min(sel.candidate_id, coalesce(sel.rank, 2147483647))
+                           FILTER (WHERE sel.picked),
+                       arg_min(sel.score, coalesce(sel.rank, 2147483647))
+                           FILTER (WHERE sel.picked),
+                       max(sel.score),
+                       coalesce(max(pc.spread), 0), coalesce(sum(pc.n_failed), 0)::INT,
+                       coalesce(list(DISTINCT c.setting_id ORDER BY c.setting_id)
+                                FILTER (WHERE c.setting_id IS NOT NULL), []),
+                       lower(concat_ws(chr(10), e.instruction, e.context, e.reference))
+                FROM sel JOIN examples e ON e.example_id = sel.example_id
+                LEFT JOIN candidates c ON c.candidate_id = sel.candidate_id
+                LEFT JOIN per_cand pc ON pc.candidate_id = sel.candidate_id
+                GROUP BY sel.example_id, e.kind, e.source, e.split, e.instruction, e.context,
+                         e.reference
+                """,
+                [selection_id, selection_id],
+            )
+            con.execute(
+                "INSERT INTO review_queue_state (selection_id, stamp) VALUES (?, ?)",
+                [selection_id, json.dumps(stamp)],
+            )
+            _evict(con, selection_id)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     return True
+
+
+def _evict(con, keep: str) -> list[str]:
+    """Drop the summaries beyond :data:`QUEUE_SELECTIONS_KEPT` (``keep`` stays); return them.
+
+    Which go first: those no page of this process has shown since it started (oldest
+    built first: left from an earlier run, or by a command-line rebuild), then the
+    least recently shown. The ones reviewers have open are the ones shown, and each
+    eviction of one would cost its reviewers a rebuild on their next click.
+    """
+    others = con.execute(
+        "SELECT selection_id, built_at FROM review_queue_state WHERE selection_id <> ?", [keep]
+    ).fetchall()
+    excess = len(others) - (QUEUE_SELECTIONS_KEPT - 1)
+    if excess <= 0:
+        return []
+    db = database_key(con)
+    others.sort(key=lambda r: (_last_read.get((db, r[0]), float("-inf")), r[1], r[0]))
+    gone = [r[0] for r in others[:excess]]
+    con.execute("DELETE FROM review_queue WHERE selection_id IN (SELECT unnest(?))", [gone])
+    con.execute("DELETE FROM review_queue_state WHERE selection_id IN (SELECT unnest(?))", [gone])
+    return gone
 
 
 # ----------------------------------------------------------------------------- queue
@@ -208,35 +260,48 @@ def _where(selection_id: str, f: QueueFilter) -> tuple[str, list]:
     return " AND ".join(clauses), params
 
 
+def _flags_fresh(con) -> bool:
+    n = one(con, "SELECT count(*) FROM overrides")[0]
+    row = one(con, "SELECT n_events FROM review_flags_state")
+    return row is not None and row[0] == n
+
+
 def refresh_flags(con) -> bool:
     """(Re)build ``review_flags`` when review events were added; return whether it built.
 
     Overrides are append-only (undo and lifts are new events), so their row count is a
     complete version, answered from table metadata. The rebuild derives every example's
     flags once (tens of milliseconds per 10,000 events); queue renders then join a table.
+    Every reviewer's action makes it stale, so several script runs often find it stale
+    at once: it is rebuilt under the database's ``review_flags`` lock, once.
     """
-    n = one(con, "SELECT count(*) FROM overrides")[0]
-    row = one(con, "SELECT n_events FROM review_flags_state")
-    if row is not None and row[0] == n:
+    if _flags_fresh(con):
         return False
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM review_flags")
-        con.execute("DELETE FROM review_flags_state")
-        con.execute(
-            f"""
-            INSERT INTO review_flags
-            WITH {_state_ctes()}
-            SELECT f.example_id, coalesce(f.reviewed, false), o.example_id IS NOT NULL,
-                   f.last_at, f.last_reviewer
-            FROM ex_flags f LEFT JOIN ex_overridden o USING (example_id)
-            """
-        )
-        con.execute("INSERT INTO review_flags_state VALUES (?)", [n])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    with rebuild_lock(con, "review_flags"):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # Checked again inside the transaction: another run may have rebuilt it while
+            # this one waited, and the count stored must be that of the events read.
+            if _flags_fresh(con):
+                con.execute("ROLLBACK")
+                return False
+            n = one(con, "SELECT count(*) FROM overrides")[0]
+            con.execute("DELETE FROM review_flags")
+            con.execute("DELETE FROM review_flags_state")
+            con.execute(
+                f"""
+                INSERT INTO review_flags
+                WITH {_state_ctes()}
+                SELECT f.example_id, coalesce(f.reviewed, false), o.example_id IS NOT NULL,
+                       f.last_at, f.last_reviewer
+                FROM ex_flags f LEFT JOIN ex_overridden o USING (example_id)
+                """
+            )
+            con.execute("INSERT INTO review_flags_state VALUES (?)", [n])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     return True
 
 
