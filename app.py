@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="RESET Studio", layout="wide")
+ui.gate()  # with login on, nothing below runs (no page, whatever its URL) until the user is in
 ui.sidebar()
 
 PAGES = [
