@@ -142,20 +142,26 @@ def logged_in_user(d: Deployment) -> str | None:
     return None
 
 
-def gate() -> None:
+def gate(pages: list | None = None) -> None:
     """With login on, stop the run at the login form until the user is in.
 
-    Call it before the sidebar and ``st.navigation``: a page (any URL, /review as much
-    as /) runs only after it. It fails closed: settings that do not parse, or a login
-    mode with nobody configured to log in, stop the app with the reason.
+    Call it before the sidebar and running ``st.navigation``: a page (any URL, /review
+    as much as /) runs only after it. ``pages``: the router's pages, registered hidden
+    while the form stands in for the one the URL names (no page list shows, and the
+    user lands on that page once in). It fails closed: settings that do not parse, or a
+    login mode with nobody configured to log in, stop the app with the reason.
     """
     try:
         d = deployment()
     except (ValidationError, StreamlitSecretNotFoundError) as e:
+        if pages:
+            st.navigation(pages, position="hidden")
         st.error(f"The deployment settings are invalid, so the app stays closed.\n\n{e}")
         st.stop()
     if d.login == "none" or logged_in_user(d):
         return
+    if pages:
+        st.navigation(pages, position="hidden")  # selected, never run
     st.title("RESET Studio")
     if d.login == "password":
         _password_form(d)

@@ -24,7 +24,6 @@ the same ones.
 from __future__ import annotations
 
 import base64
-import contextlib
 import fnmatch
 import hashlib
 import hmac
@@ -93,8 +92,8 @@ class Deployment(BaseModel):
         default_factory=dict,
         repr=False,
         description="For password login: user name = password hash, as `reset-studio user "
-        "hash` prints it, in [reset_studio.users] of the app's secrets (or name=hash,... in "
-        "$RESET_STUDIO_USERS). Only hashes are stored, never passwords.",
+        "hash` prints it, in [reset_studio.users] of the app's secrets (or 'name=hash "
+        "name=hash' in $RESET_STUDIO_USERS). Only hashes are stored, never passwords.",
     )
     oidc_provider: str | None = Field(
         None,
@@ -131,9 +130,10 @@ class Deployment(BaseModel):
         for field in ("allowed_key_envs", "allowed_base_urls"):
             if isinstance(raw.get(field), str):
                 raw[field] = [p.strip() for p in raw[field].split(",") if p.strip()]
-        if isinstance(raw.get("users"), str):  # name=hash,name=hash (a hash holds no comma)
-            pairs = [u.strip().partition("=") for u in raw["users"].split(",") if u.strip()]
-            raw["users"] = {name.strip(): stored.strip() for name, _, stored in pairs}
+        if isinstance(raw.get("users"), str):
+            # "name=hash name=hash": spaces or semicolons, as a hash has commas but neither.
+            pairs = [u.partition("=") for u in re.split(r"[\s;]+", raw["users"]) if u]
+            raw["users"] = {name: stored for name, _, stored in pairs}
         elif raw.get("users") is not None:
             raw["users"] = {str(k): str(v) for k, v in dict(raw["users"]).items()}
         return cls.model_validate(raw)
@@ -235,10 +235,10 @@ class Deployment(BaseModel):
         """A model reference typed into the UI: a hub id as it is, a local folder confined.
 
         A folder may lie in the data root (trained models) or in the bundled models
-        folder (the embedded model); a relative one is looked up in both, the data root
-        first. ``local``: ``ref`` names a folder (the "Local folder" field). Otherwise
-        anything transformers would open from disk counts as one: an absolute, ``~`` or
-        ``./`` path, an existing relative path, or more parts than a hub id's ``org/name``.
+        folder (the embedded model); a relative one is taken from the data root.
+        ``local``: ``ref`` names a folder (the "Local folder" field). Otherwise anything
+        transformers would open from disk counts as one: an absolute, ``~`` or ``./``
+        path, an existing relative path, or more parts than a hub id's ``org/name``.
 
         >>> Deployment().confine_model("Qwen/Qwen2.5-0.5B", field="model")
         'Qwen/Qwen2.5-0.5B'
@@ -250,16 +250,21 @@ class Deployment(BaseModel):
         ref = ref.strip()
         if not (local or _looks_local(ref)):
             return ref
-        allowed = []
-        for root in (self.data_root, paths.MODELS_DIR):
-            with contextlib.suppress(PathNotAllowed):
-                allowed.append(confine(ref, root, field=field))
-        if not allowed:
-            raise PathNotAllowed(
-                f"{field}: {ref} is outside the data root {Path(self.data_root).resolve()} and "
-                f"the bundled models folder {paths.MODELS_DIR} (set {ENV['data_root']} to change it)"
-            )
-        return str(next((p for p in allowed if p.exists()), allowed[0]))
+        try:
+            return str(self.confine(ref, field=field))
+        except PathNotAllowed:
+            # Relative means relative to the data root, as everywhere; the models folder
+            # is a second place a resolved path may lie in, never a second base.
+            typed = Path(ref).expanduser()
+            base = Path(self.data_root).expanduser().resolve()
+            resolved = (typed if typed.is_absolute() else base / typed).resolve()
+            models = paths.MODELS_DIR.resolve()
+            if resolved == models or models in resolved.parents:
+                return str(resolved)
+        raise PathNotAllowed(
+            f"{field}: {ref} is outside the data root {Path(self.data_root).resolve()} and "
+            f"the bundled models folder {paths.MODELS_DIR} (set {ENV['data_root']} to change it)"
+        )
 
 
 def confine(path: str | Path, root: str | Path, *, field: str) -> Path:
