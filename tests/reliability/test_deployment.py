@@ -241,6 +241,65 @@ def test_login_fails_closed_on_bad_settings(root, monkeypatch, alice_hash):
     record("deployment", "login misconfigured (4 kinds)", "app stays closed with the reason")
 
 
+def test_user_hash_cli_line_logs_in(monkeypatch, capsys):
+    """`reset-studio user hash` prints a secrets line whose hash the login accepts."""
+    import io
+    import tomllib
+
+    from reset_core.cli import main
+    from reset_core.deployment import Deployment
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["user", "hash", "alice", "--stdin"]) == 2
+    assert "shorter than 12" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "hash", "alice", "--stdin"]) == 0
+    line = capsys.readouterr().out
+    assert PASSWORD not in line
+    d = Deployment.load(env={}, secrets={"reset_studio": {"users": tomllib.loads(line)}})
+    assert d.authenticate("alice", PASSWORD) and not d.authenticate("alice", PASSWORD + "!")
+    # The same line works from the environment: "name=hash name=hash".
+    env = {"RESET_STUDIO_USERS": line.replace(" = ", "=").replace('"', "").strip() + " bob=x"}
+    with pytest.raises(ValueError, match="user 'bob'"):
+        Deployment.load(env=env)
+
+
+def test_workers_get_the_apps_deployment_settings(tmp_path, monkeypatch):
+    """jobs.launch hands the settings the app read (secrets included) to the worker."""
+    import contextvars
+
+    import pyarrow as pa
+
+    from reset_core import deployment as dep
+    from reset_core import jobs
+    from reset_core.store import connect
+
+    con = connect(tmp_path / "w.duckdb")
+    job_id = jobs.create_job(
+        con, tmp_path / "jobs", "sample", "job_entries:write_items", {}, pa.table({"item": ["a"]})
+    )
+    seen: dict = {}
+
+    class Spy:  # the worker's command line and environment, without starting it
+        def __init__(self, args, **kwargs):
+            seen.update(kwargs["env"])
+            self.pid = 0
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", Spy)
+    app = dep.Deployment(
+        data_root=tmp_path,
+        allowed_key_envs=["TEAM_JUDGE_KEY"],
+        allowed_base_urls=["http://127.0.0.1:9/v1"],
+        login="password",
+        users={"alice": hash_password(PASSWORD, n=2**10)},
+    )
+    contextvars.copy_context().run(lambda: (dep.use(app), jobs.launch(con, job_id)))
+    worker = dep.Deployment.load(env=seen)
+    assert worker.model_dump(exclude={"users"}) == app.model_dump(exclude={"users"})
+    assert not worker.users and not any("scrypt" in v for v in seen.values())
+    con.close()
+
+
 # ----------------------------------------------------------------------------- paths
 
 ESCAPES = {
