@@ -86,7 +86,7 @@ def db_path() -> str:
     same one, so no page can open a database elsewhere.
     """
     _require_gate()
-    typed = st.session_state.get("db_path") or str(paths.default_db_path())
+    typed = st.session_state.get("db_path") or str(paths.default_db_path().resolve())
     return str(dep.current().confine(typed, field="Database"))
 
 
@@ -283,7 +283,9 @@ def sidebar() -> None:
     outside the data root (nothing is opened)."""
     d = dep.current()
     user = logged_in_user(d) if d.shared else None
-    st.session_state.setdefault("db_path", str(paths.default_db_path()))
+    # Resolved: a relative $RESET_STUDIO_DB means the working directory, while a relative
+    # path typed here means the data root.
+    st.session_state.setdefault("db_path", str(paths.default_db_path().resolve()))
     if user:
         st.session_state["reviewer"] = user  # bound to the login, not typed
     with st.sidebar:

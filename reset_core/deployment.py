@@ -10,7 +10,7 @@ the same ones.
 >>> d = Deployment()
 >>> d.key_env_allowed("OPENAI_API_KEY"), d.key_env_allowed("RESET_STUDIO_JUDGE_KEY")
 (True, True)
->>> d.key_env_allowed("AWS_SECRET_ACCESS_KEY"), d.key_env_allowed("RESET_STUDIO_PASSWORD")
+>>> d.key_env_allowed("AWS_SECRET_ACCESS_KEY"), d.key_env_allowed("RESET_STUDIO_USERS")
 (False, False)
 >>> safe_upload_name("../../etc/passwd")
 'passwd'
