@@ -219,6 +219,11 @@ def logout() -> None:
 # ----------------------------------------------------------------------------- paths
 
 
+def data_root() -> Path:
+    """The folder every typed path must lie in (``$RESET_STUDIO_DATA_ROOT``)."""
+    return Path(dep.current().data_root)
+
+
 def confined(path: str | Path, field: str) -> Path | None:
     """``path`` resolved inside the data root; else None after an error naming ``field``."""
     try:

@@ -40,7 +40,7 @@ with src_path:
         "File or Hugging Face datasets folder",
         key="import_path",
         help="A file or a folder written by datasets.save_to_disk, inside the data root "
-        f"{ui.dep.current().data_root} (a relative path is taken from there).",
+        f"{ui.data_root()} (a relative path is taken from there).",
     )
 
 path: Path | None = None

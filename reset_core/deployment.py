@@ -68,8 +68,9 @@ class Deployment(BaseModel):
     data_root: Path = Field(
         default_factory=lambda: paths.default_db_path().resolve().parent,
         description="Folder that every path typed into the app must lie in (database, import "
-        "file, export and training output folders). Default: the default database's folder. "
-        "Set with $RESET_STUDIO_DATA_ROOT.",
+        "file, export and training output folders, model folders, which may also lie in the "
+        "bundled data/models). A relative path is taken from here. Default: the default "
+        "database's folder. Set with $RESET_STUDIO_DATA_ROOT.",
     )
     allowed_key_envs: list[str] = Field(
         default_factory=lambda: ["OPENAI_API_KEY", "RESET_STUDIO_*"],
