@@ -5,7 +5,6 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="RESET Studio", layout="wide")
-ui.sidebar()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),
@@ -20,4 +19,6 @@ PAGES = [
     st.Page("pages/evaluate.py", title="Evaluate"),
 ]
 
+ui.gate(PAGES)  # with login on, nothing below runs (no page, whatever its URL) until the user is in
+ui.sidebar()
 st.navigation(PAGES).run()

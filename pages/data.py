@@ -1,6 +1,5 @@
 """Data: import example files and browse the examples."""
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -40,18 +39,19 @@ with src_path:
     typed_path = st.text_input(
         "File or Hugging Face datasets folder",
         key="import_path",
-        help="A path readable by the app's process, e.g. a folder written by datasets.save_to_disk.",
+        help="A file or a folder written by datasets.save_to_disk, inside the data root "
+        f"{ui.data_root()} (a relative path is taken from there).",
     )
 
 path: Path | None = None
 if upload is not None:
-    # Keep the upload's name: the suffix picks the reader and the stem is the default source.
-    tmpdir = Path(tempfile.gettempdir()) / "reset_studio_uploads"
-    tmpdir.mkdir(exist_ok=True)
-    path = tmpdir / Path(upload.name).name
-    path.write_bytes(upload.getvalue())
-elif typed_path.strip():
-    path = Path(typed_path.strip()).expanduser()
+    # Keeps the upload's (sanitised) name: the suffix picks the reader, the stem is the source.
+    path = ui.saved_upload(upload)
+else:
+    if "_upload" in st.session_state:  # the user removed it from the uploader
+        ui.drop_uploads()
+    if typed_path.strip():
+        path = ui.confined(typed_path, "File or Hugging Face datasets folder")
 
 c1, c2, c3, c4 = st.columns(4)
 preset = c1.selectbox(

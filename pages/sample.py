@@ -124,7 +124,11 @@ elif source == "Embedded SmolLM2":
 elif source in ("Local folder", "Hub id"):
     m1, m2, m3 = st.columns([3, 1, 1])
     label = "Model folder" if source == "Local folder" else "Hub id (org/name)"
-    spec_kw["model"] = m1.text_input(label, key="sample_model_ref", help=M("model")).strip()
+    typed = m1.text_input(label, key="sample_model_ref", help=M("model")).strip()
+    # A folder (or a "hub id" that transformers would read from disk) stays inside the
+    # data root or the bundled models folder; an empty field is left for the spec to refuse.
+    local = source == "Local folder"
+    spec_kw["model"] = (ui.confined_model(typed, label, local=local) or "") if typed else ""
     spec_kw["engine"] = m2.selectbox(
         "Engine", ["transformers", "vllm"], key="sample_engine", help=M("engine")
     )

@@ -256,12 +256,18 @@ def curated_sets(con, db: str) -> None:
         "Format",
         FORMATS,
         key="exp_fmt",
-        help="hf = a datasets.save_to_disk folder; csv = a sheet to read in a spreadsheet (formulas neutralised), not for training",
+        help="hf = a datasets.save_to_disk folder; csv = a sheet to read in a spreadsheet "
+        "(formulas neutralised), not for training",
     )
-    out_dir = e4.text_input("Folder", str(Path(db).resolve().parent / "exports"), key="exp_out")
-    if st.button("Export", key="exp_go"):
+    out_dir = e4.text_input(
+        "Folder",
+        str(Path(db).resolve().parent / "exports"),
+        key="exp_out",
+        help="Inside the data root (a relative path is taken from there).",
+    )
+    if st.button("Export", key="exp_go") and (folder := ui.confined(out_dir, "Folder")):
         try:
-            path = export_set(con, exp_set, Path(out_dir), form=form, fmt=fmt)
+            path = export_set(con, exp_set, folder, form=form, fmt=fmt)
         except (FileExistsError, ValueError, OSError) as e:
             st.error(str(e))
         else:
@@ -291,6 +297,10 @@ def train_tab(con, db: str) -> None:
     preset = str(sets.set_index("set_id").loc[set_id, "preset"] or "")
     base, adapter, model_id, continue_adapter = start_model(con, preset)
     values, out = train_settings()
+    out_ok = True
+    if out.strip():  # empty: a new folder beside the database, inside the data root too
+        folder = ui.confined(out, "Output folder")
+        out, out_ok = (str(folder), True) if folder else ("", False)
     st.caption(throughput_note(con))
     parent = model_id if (continue_adapter or not adapter) else None
     default_name = training_queries.next_model_label(
@@ -303,7 +313,7 @@ def train_tab(con, db: str) -> None:
         help="Names the run and the model it makes; empty: what it is, as shown.",
     )
     cfg = None
-    if base:
+    if base and out_ok:
         try:
             cfg = TrainConfig(
                 base_model=base,
@@ -394,9 +404,10 @@ def start_model(con, preset: str = "") -> tuple[str, str | None, str | None, boo
     )
     base, adapter, model_id = choices[pick]
     if pick == "another path or hub id":
-        base = st.text_input(
+        typed = st.text_input(
             "Model path or hub id", key="tr_path", help=help_text(TrainConfig, "base_model")
         )
+        base = (ui.confined_model(typed, "Model path or hub id") or "") if typed.strip() else ""
     continue_adapter = False
     if adapter:
         continue_adapter = st.checkbox(

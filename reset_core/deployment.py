@@ -10,24 +10,33 @@ the same ones.
 >>> d = Deployment()
 >>> d.key_env_allowed("OPENAI_API_KEY"), d.key_env_allowed("RESET_STUDIO_JUDGE_KEY")
 (True, True)
->>> d.key_env_allowed("AWS_SECRET_ACCESS_KEY"), d.key_env_allowed("RESET_STUDIO_PASSWORD")
+>>> d.key_env_allowed("AWS_SECRET_ACCESS_KEY"), d.key_env_allowed("RESET_STUDIO_USERS")
 (False, False)
 >>> safe_upload_name("../../etc/passwd")
 'passwd'
 >>> safe_upload_name("..\\\\..\\\\boot.ini")
 'boot.ini'
+>>> stored = hash_password("correct horse", n=2**10)
+>>> verify_password("correct horse", stored), verify_password("wrong", stored)
+(True, False)
 """
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import hashlib
+import hmac
 import os
 import re
+import secrets
+import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from reset_core import paths
 
@@ -38,7 +47,8 @@ ENV = {
     "allowed_key_envs": "RESET_STUDIO_ALLOWED_KEY_ENVS",
     "allowed_base_urls": "RESET_STUDIO_ALLOWED_BASE_URLS",
     "login": "RESET_STUDIO_LOGIN",
-    "password_env": "RESET_STUDIO_PASSWORD_ENV",
+    "users": "RESET_STUDIO_USERS",
+    "oidc_provider": "RESET_STUDIO_OIDC_PROVIDER",
 }
 #: Names that configure the app rather than hold a judge's key.
 SETTINGS_NAMES = frozenset(ENV.values()) | {"RESET_STUDIO_DB", "RESET_STUDIO_PASSWORD"}
@@ -58,8 +68,9 @@ class Deployment(BaseModel):
     data_root: Path = Field(
         default_factory=lambda: paths.default_db_path().resolve().parent,
         description="Folder that every path typed into the app must lie in (database, import "
-        "file, export and training output folders). Default: the default database's folder. "
-        "Set with $RESET_STUDIO_DATA_ROOT.",
+        "file, export and training output folders, model folders, which may also lie in the "
+        "bundled data/models). A relative path is taken from here. Default: the default "
+        "database's folder. Set with $RESET_STUDIO_DATA_ROOT.",
     )
     allowed_key_envs: list[str] = Field(
         default_factory=lambda: ["OPENAI_API_KEY", "RESET_STUDIO_*"],
@@ -78,6 +89,30 @@ class Deployment(BaseModel):
         "password hashes in the app's secrets), or oidc (Streamlit's st.login). With login on, "
         "nothing is reachable anonymously. Set with $RESET_STUDIO_LOGIN.",
     )
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="For password login: user name = password hash, as `reset-studio user "
+        "hash` prints it, in [reset_studio.users] of the app's secrets (or 'name=hash "
+        "name=hash' in $RESET_STUDIO_USERS). Only hashes are stored, never passwords.",
+    )
+    oidc_provider: str | None = Field(
+        None,
+        description="For oidc login: the provider's name under [auth] in the app's secrets "
+        "(empty = the unnamed provider configured in [auth] itself). "
+        "Set with $RESET_STUDIO_OIDC_PROVIDER.",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _hashes_parse(cls, users: dict[str, str]) -> dict[str, str]:
+        # A typo in a hash would lock that user out with no hint why: refuse it at start.
+        for name, stored in users.items():
+            try:
+                _parse_hash(stored)
+            except ValueError as e:
+                raise ValueError(f"user {name!r}: {e}") from None
+        return users
 
     @classmethod
     def load(
@@ -96,7 +131,12 @@ class Deployment(BaseModel):
         for field in ("allowed_key_envs", "allowed_base_urls"):
             if isinstance(raw.get(field), str):
                 raw[field] = [p.strip() for p in raw[field].split(",") if p.strip()]
-        raw.pop("password_env", None)
+        if isinstance(raw.get("users"), str):
+            # "name=hash name=hash": spaces or semicolons, as a hash has commas but neither.
+            pairs = [u.partition("=") for u in re.split(r"[\s;]+", raw["users"]) if u]
+            raw["users"] = {name: stored for name, _, stored in pairs}
+        elif raw.get("users") is not None:
+            raw["users"] = {str(k): str(v) for k, v in dict(raw["users"]).items()}
         return cls.model_validate(raw)
 
     def to_env(self) -> dict[str, str]:
@@ -109,6 +149,18 @@ class Deployment(BaseModel):
         if self.allowed_base_urls is not None:
             out[ENV["allowed_base_urls"]] = ",".join(self.allowed_base_urls)
         return out
+
+    def authenticate(self, name: str, password: str) -> bool:
+        """Whether ``password`` is ``name``'s, checked against the stored scrypt hash.
+
+        An unknown name costs the same as a wrong password, so timing does not tell
+        which user names exist.
+        """
+        stored = self.users.get(name.strip())
+        if stored is None:
+            verify_password(password, _dummy_hash())
+            return False
+        return verify_password(password, stored)
 
     @property
     def shared(self) -> bool:
@@ -180,6 +232,41 @@ class Deployment(BaseModel):
         """
         return confine(path, self.data_root, field=field)
 
+    def confine_model(self, ref: str, *, field: str, local: bool = False) -> str:
+        """A model reference typed into the UI: a hub id as it is, a local folder confined.
+
+        A folder may lie in the data root (trained models) or in the bundled models
+        folder (the embedded model); a relative one is taken from the data root.
+        ``local``: ``ref`` names a folder (the "Local folder" field). Otherwise anything
+        transformers would open from disk counts as one: an absolute, ``~`` or ``./``
+        path, an existing relative path, or more parts than a hub id's ``org/name``.
+
+        >>> Deployment().confine_model("Qwen/Qwen2.5-0.5B", field="model")
+        'Qwen/Qwen2.5-0.5B'
+        >>> Deployment().confine_model("/etc", field="model")
+        Traceback (most recent call last):
+        ...
+        reset_core.deployment.PathNotAllowed: model: /etc is outside the data root ...
+        """
+        ref = ref.strip()
+        if not (local or _looks_local(ref)):
+            return ref
+        try:
+            return str(self.confine(ref, field=field))
+        except PathNotAllowed:
+            # Relative means relative to the data root, as everywhere; the models folder
+            # is a second place a resolved path may lie in, never a second base.
+            typed = Path(ref).expanduser()
+            base = Path(self.data_root).expanduser().resolve()
+            resolved = (typed if typed.is_absolute() else base / typed).resolve()
+            models = paths.MODELS_DIR.resolve()
+            if resolved == models or models in resolved.parents:
+                return str(resolved)
+        raise PathNotAllowed(
+            f"{field}: {ref} is outside the data root {Path(self.data_root).resolve()} and "
+            f"the bundled models folder {paths.MODELS_DIR} (set {ENV['data_root']} to change it)"
+        )
+
 
 def confine(path: str | Path, root: str | Path, *, field: str) -> Path:
     """``path`` resolved inside ``root``, else :class:`PathNotAllowed` naming ``field``.
@@ -201,6 +288,22 @@ def confine(path: str | Path, root: str | Path, *, field: str) -> Path:
             f"{field}: {path} is outside the data root {root} (set {ENV['data_root']} to change it)"
         )
     return resolved
+
+
+def _looks_local(ref: str) -> bool:
+    """Whether transformers would read ``ref`` from disk rather than the Hugging Face hub.
+
+    >>> [_looks_local(r) for r in ("Qwen/Qwen2.5-0.5B", "gpt2", "/models/x", "../x", "a/b/c")]
+    [False, False, True, True, True]
+    """
+    if not ref:
+        return False
+    return (
+        ref.startswith(("/", "~", ".", "\\"))
+        or "\\" in ref
+        or ref.count("/") > 1
+        or Path(ref).exists()
+    )
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+-]+")
@@ -228,12 +331,134 @@ def safe_upload_name(name: str) -> str:
     return (stem if any(c.isalnum() for c in stem) else "upload") + suffix
 
 
-def session_upload_dir(root: str | Path, session_id: str) -> Path:
+def session_upload_dir(root: str | Path, session_id: str, *, create: bool = True) -> Path:
     """A per-session folder for uploads under ``root/uploads``, created on first use.
 
     ``session_id`` comes from the Streamlit runtime; it is reduced to safe characters
-    so it can never name a folder outside ``root``.
+    so it can never name a folder outside ``root``. ``create=False``: only its name.
     """
     folder = Path(root) / "uploads" / (re.sub(r"[^A-Za-z0-9_-]", "", session_id) or "session")
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+#: A session's upload folder untouched this long belongs to a closed tab: Streamlit has
+#: no hook for a session's end, so folders are swept by age when another session uploads.
+UPLOAD_MAX_AGE_S = 24 * 3600
+
+
+def sweep_uploads(root: str | Path, *, keep: Path, max_age_s: float = UPLOAD_MAX_AGE_S) -> int:
+    """Remove the upload folders of other sessions idle for ``max_age_s``; return how many.
+
+    A live session whose folder was swept just writes its upload again from memory.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> old, mine = session_upload_dir(root, "old"), session_upload_dir(root, "mine")
+    >>> _ = (old / "a.csv").write_text("x"); os.utime(old, (0, 0))
+    >>> sweep_uploads(root, keep=mine), old.exists(), mine.exists()
+    (1, False, True)
+    """
+    import shutil
+
+    now, n = time.time(), 0
+    for folder in (Path(root) / "uploads").glob("*"):
+        if folder.is_dir() and folder != keep and now - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------- password hashes
+#: scrypt's cost: OWASP's recommended minimum (N=2^17, r=8, p=1: 128 MiB, a fraction of a
+#: second per check). Each hash carries its own parameters, so raising them later keeps
+#: old hashes valid.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
+_HASH_PREFIX = "$scrypt$"
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """A salted scrypt hash of ``password`` in PHC string form, for ``[reset_studio.users]``.
+
+    ``$scrypt$ln=17,r=8,p=1$<salt>$<key>`` (base64, no padding): the format passlib and
+    other PHC tools read, so hashes are not tied to this app.
+    """
+    if not password:
+        raise ValueError("password: empty")
+    if n < 2 or n & (n - 1):
+        raise ValueError(f"n: {n} is not a power of two")
+    salt = secrets.token_bytes(16)
+    key = _scrypt(password, salt, n, r, p)
+    return f"{_HASH_PREFIX}ln={n.bit_length() - 1},r={r},p={p}${_b64(salt)}${_b64(key)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (a :func:`hash_password` string); constant time."""
+    n, r, p, salt, key = _parse_hash(stored)
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p), key)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # maxmem: scrypt needs 128 * n * r bytes; OpenSSL's default cap (32 MiB) is below N=2^17.
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+def _parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    what = "is not a password hash from `reset-studio user hash` ($scrypt$ln=..,r=..,p=..$salt$key)"
+    try:
+        prefix, params, salt, key = str(stored).strip().rsplit("$", 3)
+        if prefix + "$" != _HASH_PREFIX:
+            raise ValueError
+        opts = dict(kv.split("=", 1) for kv in params.split(","))
+        ln, r, p = int(opts["ln"]), int(opts["r"]), int(opts["p"])
+        if not (1 <= ln <= 24 and 1 <= r <= 64 and 1 <= p <= 16):
+            raise ValueError
+        pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+        raw_salt = base64.b64decode(pad(salt), validate=True)
+        raw_key = base64.b64decode(pad(key), validate=True)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(what) from None
+    if len(raw_salt) < 8 or len(raw_key) != 32:
+        raise ValueError(what)
+    return 1 << ln, r, p, raw_salt, raw_key
+
+
+_DUMMY: str | None = None
+
+
+def _dummy_hash() -> str:
+    """A hash nobody's password matches, made once, for the unknown-user path."""
+    global _DUMMY
+    if _DUMMY is None:
+        _DUMMY = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY
+
+
+# ---------------------------------------------------------------------- this process
+#: The settings of the running script (the app sets them on each run). A context
+#: variable, not a global: each Streamlit script run has its own thread, so the settings
+#: one app test made never leak into the next test's workers.
+_current: ContextVar[Deployment | None] = ContextVar("reset_studio_deployment", default=None)
+
+
+def use(deployment: Deployment) -> Deployment:
+    """Make ``deployment`` the settings of this script run (the app calls it on each run,
+    with the settings it read from its Streamlit secrets); return it."""
+    _current.set(deployment)
+    return deployment
+
+
+def current() -> Deployment:
+    """These settings: those the app set with :func:`use`, else the environment's.
+
+    :func:`reset_core.jobs.launch` hands them to the workers it starts, so a setting made
+    only in the app's secrets still reaches them.
+    """
+    return _current.get() or Deployment.load()

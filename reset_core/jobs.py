@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reset_core import deployment
 from reset_core.atomic import atomic_path, write_json_atomic
 
 ACTIVE = ("queued", "running")
@@ -313,7 +314,9 @@ def launch(con, job_id: str) -> int:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # survives an app restart; cancel goes through the file
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # The deployment's settings (data root, allowed keys and hosts), also those the
+        # app read from its secrets: the worker checks what it sends by the same rules.
+        env={**os.environ, **deployment.current().to_env(), "PYTHONUNBUFFERED": "1"},
     )
     log.close()
     con.execute(

@@ -67,3 +67,11 @@ def table_snapshot(con) -> dict[str, list]:
         ).fetchall()
     ]
     return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+
+
+@pytest.fixture(autouse=True)
+def _data_root(tmp_path_factory, monkeypatch):
+    """Every test's files (its databases, the session's tiny model) lie under pytest's base
+    temporary folder: make that the data root the app confines typed paths to. Tests of the
+    default root (the database's folder) remove this variable."""
+    monkeypatch.setenv("RESET_STUDIO_DATA_ROOT", str(tmp_path_factory.getbasetemp()))

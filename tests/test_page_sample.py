@@ -64,10 +64,11 @@ def test_empty_selection_is_refused(page, con):
     assert at.button(key="sample_start").disabled
 
 
-def test_unknown_local_model_is_rejected_at_launch(page):
+def test_unknown_local_model_is_rejected_at_launch(page, tmp_path):
     at = page.run()
     at.radio(key="sample_model_source").set_value("Local folder").run()
-    at.text_input(key="sample_model_ref").set_value("/no/such/model").run()
+    # Inside the data root (a folder outside it is refused before launch).
+    at.text_input(key="sample_model_ref").set_value(str(tmp_path / "no-such-model")).run()
     at.button(key="sample_start").click().run()
     assert any("does not exist" in e.value for e in at.error)
 

@@ -10,6 +10,7 @@ holds the ``--db`` option and turns a busy database into exit status 3::
     cli/sampling.py  sample                    cli/training.py  train
     cli/ingest.py    benchmark                 cli/evaluation.py evaluate
     cli/experiments.py experiment              cli/report.py    report
+    cli/users.py     user hash
 
 Exit status: 0 done, 1 the work failed, 2 rejected options, 3 the database is busy
 (another process, e.g. the app, holds it). Examples::
@@ -38,6 +39,7 @@ from reset_core.cli import (
     sampling,
     scoring,
     training,
+    users,
 )
 
 
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # The order of the stages is the order of the subcommands in --help.
     stages = (ingest, db, models, judging, scoring, sampling, curation, training, evaluation)
-    for stage in (*stages, experiments, report):
+    for stage in (*stages, experiments, report, users):
         stage.add_commands(sub)
     return parser
 
