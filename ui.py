@@ -43,9 +43,6 @@ def _route_through_app() -> None:
         st.rerun()
 
 
-_route_through_app()
-
-
 def _require_gate() -> None:
     """Send an anonymous page run that skipped the router (and so the login) back through it.
 
@@ -363,3 +360,9 @@ def follow_launched(launched_key: str, browse_key: str, reset: dict | None = Non
         st.session_state[followed] = launched
         for key, value in (reset or {}).items():
             st.session_state[key] = value
+
+
+# Last, so the module is complete before the reroute's exception can leave this import:
+# several first visits at once to a fresh server used to find a half-built ``ui`` (no
+# ``cursor`` yet) while one of them was rerouting.
+_route_through_app()

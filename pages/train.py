@@ -271,7 +271,8 @@ def curated_sets(con, db: str) -> None:
         except (FileExistsError, ValueError, OSError) as e:
             st.error(str(e))
         else:
-            st.success(f"Wrote {path} and its manifest; it loads unchanged in TRL's SFTTrainer.")
+            use = "a sheet to read" if fmt == "csv" else "it loads unchanged in TRL's SFTTrainer"
+            st.success(f"Wrote {path} and its manifest; {use}.")
     with st.expander("Manifest"):
         st.json(curation_queries.manifest(con, exp_set))
 
