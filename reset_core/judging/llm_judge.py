@@ -54,6 +54,7 @@ from reset_core.judging.engine import (
     Engine,
     JudgeCache,
     Ledger,
+    endpoint_url,
     env_endpoint,
     event_loop_factory,
     normalise_base_url,
@@ -429,7 +430,8 @@ class LLMJudge(_PromptJudge):
         self.modes_used: dict[str, int] = {}
 
     def _endpoint_id(self) -> str:
-        return normalise_base_url(self.connection.base_url)
+        # The URL alone: the key (and its checks) belong to sending, not to identity.
+        return normalise_base_url(endpoint_url(self.config.base_url, self.config.base_url_env))
 
     @property
     def connection(self) -> Endpoint:
@@ -451,6 +453,9 @@ class LLMJudge(_PromptJudge):
         hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
         self._load_mode()
         cfg = self.config
+        # Where to, and with which key: checked once, before any request, so a key
+        # variable or host the deployment does not allow fails the run and sends nothing.
+        self._ep = self.connection
         negotiating = asyncio.Lock()
         engine = Engine(
             concurrency=cfg.concurrency,
@@ -525,7 +530,7 @@ class LLMJudge(_PromptJudge):
         modes = OUTPUT_MODES[OUTPUT_MODES.index(self.output_mode) :]
         attempts, refused = 0, []
         for mode in modes:
-            res = await engine.complete(self.connection, self.payload(req, mode), worst)
+            res = await engine.complete(self._ep, self.payload(req, mode), worst)
             attempts += res.attempts
             if res.status == "budget":
                 return res, mode
