@@ -103,9 +103,7 @@ if llm_mode != "none":
         key_names,
         index=key_names.index("OPENAI_API_KEY") if "OPENAI_API_KEY" in key_names else 0,
         key="llm_key_env",
-        help=H("api_key_env")
-        + f". Allowed here: {', '.join(deployment.allowed_key_envs)} (set in the environment "
-        "or the app's secrets).",
+        help=H("api_key_env") + f". Allowed here: {', '.join(deployment.allowed_key_envs)}.",
     )
     endpoint_problem = None
     if key_env is None:

@@ -158,9 +158,7 @@ else:
         key_names,
         index=key_names.index("OPENAI_API_KEY") if "OPENAI_API_KEY" in key_names else 0,
         key="sample_key_env",
-        help=M("api_key_env")
-        + f" Allowed here: {', '.join(deployment.allowed_key_envs)} (set in the environment "
-        "or the app's secrets).",
+        help=M("api_key_env") + f" Allowed here: {', '.join(deployment.allowed_key_envs)}.",
     )
 if spec_kw.get("engine", "transformers") == "transformers":
     with st.expander("Device and batching"):

@@ -108,7 +108,10 @@ def known_secrets(env: Mapping[str, str] | None = None) -> list[str]:
     What :func:`redact` removes by default from errors a worker records.
     """
     env = os.environ if env is None else env
-    d = Deployment.current(env)
+    try:
+        d = Deployment.current(env)
+    except ValueError:  # malformed settings: still redact what the defaults call keys
+        d = Deployment()
     names = {**_secret_strings(), **env}
     password_env = env.get(ENV["password_env"]) or "RESET_STUDIO_PASSWORD"
     return [

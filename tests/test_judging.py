@@ -126,6 +126,7 @@ EXPECTED = {
     "empty": "empty",
     "refusal": "refusal",
     "invalid": "http_error",
+    "echo": "http_error",
 }
 
 

@@ -71,10 +71,15 @@ class LLMJudgeConfig(BaseModel):
         None, description="OpenAI-compatible base URL; empty = the base_url_env variable"
     )
     base_url_env: str = Field(
-        "OPENAI_BASE_URL", description="environment variable holding the base URL"
+        "OPENAI_BASE_URL",
+        description="environment variable holding the base URL: OPENAI_BASE_URL or a "
+        "RESET_STUDIO_*BASE_URL name",
     )
     api_key_env: str = Field(
-        "OPENAI_API_KEY", description="environment variable holding the API key"
+        "OPENAI_API_KEY",
+        description="environment variable (or app secret) holding the API key: one the "
+        "deployment allows (OPENAI_API_KEY and RESET_STUDIO_* names unless "
+        "$RESET_STUDIO_ALLOWED_KEY_ENVS says otherwise)",
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature")
     max_tokens: int = Field(256, ge=16, le=8192, description="cap on the verdict's tokens")
