@@ -10,7 +10,9 @@ that must never be written anywhere.
   fails with an error naming the field, and not one request is sent.
 - The planted key: ``OPENAI_API_KEY=sk-planted-…`` runs through sampling, LLM judging
   (with a 401 whose body quotes the headers and a bad host), selection, curation,
-  export in every format, training on the tiny model, evaluation and both reports.
+  export in every format, an evaluation of the tiny model scored by the LLM judge, and
+  both reports. (Training is left out: about a minute of worker start-up on a loaded
+  2-core machine, and its worker never holds the key, see the worker environment test.)
   Then the key, URL-encoded and base64 (at every alignment), is searched for in every
   file under the data root (the database's bytes and every table's text, the judge
   cache, job folders with logs, shards, manifests and progress files, exports,
@@ -367,10 +369,10 @@ def test_judge_page_offers_only_allowed_names_and_refuses_a_host(judge_page, mon
         "base_url: http://169.254.169.254/latest is not an endpoint this deployment allows "
         "(allowed: https://api.openai.com/v1; set RESET_STUDIO_ALLOWED_BASE_URLS to change)"
     ]
-    specs_with_llm = [c for c in at.caption if "items to judge" in c.value]
-    # Only the offline judges are planned: no LLM judge with a refused host.
-    assert all("llm:" not in str(df.value) for df in at.dataframe[:1])
-    assert specs_with_llm
+    # The estimate (and so the launch) holds the offline judges only: no LLM judge
+    # with a refused host.
+    planned = at.dataframe[0].value["judge"]
+    assert len(planned) and not planned.str.startswith("llm:").any()
     text = _page_text(at)
     hits = sum(_hits(text, planted_key(t)) for t in ("", "aws", "team", "s"))
     assert hits == 0
@@ -400,12 +402,14 @@ def test_sample_page_offers_only_allowed_names_and_refuses_a_host(db_path, con, 
     box = at.selectbox(key="sample_key_env")
     assert box.options == ["OPENAI_API_KEY", "RESET_STUDIO_SECRET_ONLY_KEY"]
     assert not at.error, [e.value for e in at.error]
-    monkeypatch.setenv("RESET_STUDIO_LOGIN", "password")  # shared: only the OpenAI API
+    assert not at.button(key="sample_start").disabled
+    monkeypatch.setenv("RESET_STUDIO_ALLOWED_BASE_URLS", "https://api.openai.com/v1")
     at.text_input(key="sample_base_url").set_value("http://10.1.2.3:8000/v1").run()
     assert [e.value for e in at.error] == [
         "base_url: http://10.1.2.3:8000/v1 is not an endpoint this deployment allows "
         "(allowed: https://api.openai.com/v1; set RESET_STUDIO_ALLOWED_BASE_URLS to change)"
     ]
+    assert at.button(key="sample_start").disabled
     text = _page_text(at)
     hits = sum(_hits(text, planted_key(t)) for t in ("", "gh", "s"))
     assert hits == 0
@@ -657,7 +661,7 @@ def test_a_planted_key_is_found_nowhere_after_every_stage(
         judge_id = con.execute(
             "SELECT judge_id FROM judges WHERE kind = 'llm' AND endpoint = ?", [url]
         ).fetchone()[0]
-        set_base = ensure_model(con, str(tiny_model_dir), name="tiny")
+        tiny_id = ensure_model(con, str(tiny_model_dir), name="tiny")
         con.close()
         # The stand-in's verdicts are placeholders: a panel must include them by name.
         panel = ["--judges", judge_id, "--include-placeholders"]
@@ -685,13 +689,15 @@ def test_a_planted_key_is_found_nowhere_after_every_stage(
             *cli,
             "evaluate",
             "--checkpoints",
-            set_base,
+            tiny_id,
             "--splits",
             "test_seen",
             "--panel",
             "llm-only",
         ]
+        before = srv.n_requests
         assert main([*ev, "--count", "2", "--max-tokens", "8", "--name", "planted"]) == 0
+        assert srv.n_requests > before  # the evaluation's judging sent the key too
         con = connect(db)
         eval_id = con.execute("SELECT evaluation_id FROM evaluations").fetchone()[0]
         con.close()
