@@ -3,8 +3,12 @@
 import streamlit as st
 
 import ui
+from reset_core import deployment
 
 st.set_page_config(page_title="RESET Studio", layout="wide")
+# Keys and deployment settings kept in the app's secrets reach reset_core (which never
+# imports streamlit) here, on every run: a secrets file may change while the app runs.
+deployment.use_app_secrets(st.secrets if st.secrets.load_if_toml_exists() else None)
 
 PAGES = [
     st.Page("pages/home.py", title="Home", default=True),

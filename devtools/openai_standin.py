@@ -22,6 +22,8 @@ the fault. Faults (:data:`FAULTS`):
 ``refusal``      200 with a refusal (``message.refusal`` set, content empty)
 ``invalid``      HTTP 400 ``invalid_request_error`` however the request is made (as a
                  prompt past the context length is): no output mode helps
+``echo``         HTTP 401 whose error message quotes the request's headers, as a
+                 misconfigured auth proxy or debugging server does (the key included)
 ===============  ====================================================================
 
 A fault can also be chosen per model: a request for model ``fault:NAME`` (or
@@ -36,6 +38,10 @@ that score. Text inside a data block is ignored, as a judge that keeps to the
 rubric's rule would; with the older prompt (no blocks) everything is obeyed. Its
 ordinary scores then depend on the instruction alone, not on the candidate's text,
 so an obeyed injection is the only thing that can move a candidate's score.
+
+``require_key`` makes it check ``Authorization: Bearer <key>`` as a real endpoint does:
+a request without that key gets HTTP 401, and its error message, like ``echo``'s,
+quotes the headers it was sent. Tests plant a key and search for it everywhere.
 
 Without a fault, a chat request that asks for JSON (``response_format``, or a judge
 prompt that says "Reply with JSON only") gets ``{"score": s, "rationale": ...}`` with
@@ -88,7 +94,9 @@ FAULTS = (
     "empty",
     "refusal",
     "invalid",
-    "hang",  # last: tests index items by their fault's position
+    # New faults go last: tests index items by their fault's position.
+    "hang",
+    "echo",
 )
 _FAULT = re.compile(r"\[\[fault:([a-z]+|\d+)(?:x(\d+))?\]\]")
 _MODEL_FAULT = re.compile(r"^fault:([a-z]+|\d+)(?:x(\d+))?$")
@@ -171,6 +179,12 @@ def _refusal(fmt_type: str) -> tuple[int, dict]:
     }
 
 
+def _echo_error(message: str, headers: Any) -> dict:
+    """An error body that quotes every request header, Authorization included."""
+    quoted = "; ".join(f"{k}: {v}" for k, v in headers.items())
+    return {"error": {"message": f"{message}; request headers: {quoted}", "type": "echo"}}
+
+
 def _digest(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
@@ -189,6 +203,7 @@ class OpenAICompatServer:
         salt: str = "",
         retry_after: float = 0.0,
         obey_injections: bool = False,
+        require_key: str | None = None,
     ):
         self.latency_s = latency_s
         self.retry_after = retry_after  # seconds a 429 asks the client to wait
@@ -202,6 +217,8 @@ class OpenAICompatServer:
         self.standin = standin
         self.reject_formats = tuple(reject_formats)
         self.salt = salt  # another salt, other scores: two servers that disagree
+        self.require_key = require_key
+        self.unauthorized = 0  # requests refused for a missing or wrong key
         self.rejected: Counter[str] = Counter()  # response_format type -> refusals
         self.requests: Counter[str] = Counter()  # path -> count
         self.fault_hits: Counter[str] = Counter()  # (fault, prompt digest) -> count
@@ -220,7 +237,19 @@ class OpenAICompatServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def _authorized(self) -> bool:
+                if server.require_key is None:
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {server.require_key}":
+                    return True
+                with server._lock:
+                    server.unauthorized += 1
+                self._json(401, _echo_error("invalid API key", self.headers))
+                return False
+
             def do_GET(self) -> None:
+                if not self._authorized():
+                    return
                 if self.path.rstrip("/").endswith("/stats"):  # request counts, for benches
                     with server._lock:
                         self._json(200, {"requests": server.n_requests, "by_path": server.requests})
@@ -234,6 +263,8 @@ class OpenAICompatServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if not self._authorized():
+                    return
                 with server._lock:
                     server.requests[self.path] += 1
                     server.bodies.append(body)
@@ -356,6 +387,9 @@ class OpenAICompatServer:
                     }
                 },
             )
+            return
+        if fault == "echo":
+            h._json(401, _echo_error("not authorised upstream", h.headers))
             return
         if fault in ("500", "503"):
             h._json(int(fault), {"error": {"message": f"server error {fault}"}})

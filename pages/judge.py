@@ -9,8 +9,10 @@ from pydantic import ValidationError
 import ui
 from reset_core import jobs
 from reset_core.aspects import ASPECTS
+from reset_core.deployment import Deployment, SecretNotAllowed
 from reset_core.errors import validation_message
 from reset_core.judging.base import STATUSES
+from reset_core.judging.engine import env_endpoint
 from reset_core.judging.launch import (
     SPLITS,
     JudgePlan,
@@ -93,7 +95,30 @@ if llm_mode != "none":
     c1, c2, c3 = st.columns(3)
     model = c1.text_input("Model", "gpt-4o-mini", help=H("model"), key="llm_model")
     base_url = c2.text_input("Base URL", "", help=H("base_url"), key="llm_base_url")
-    key_env = c3.text_input("API key variable", "OPENAI_API_KEY", help=H("api_key_env"))
+    # A choice among the names the deployment allows, never free text: the server
+    # sends the chosen variable's value to the endpoint (see reset_core.deployment).
+    deployment = Deployment.current()
+    key_names = deployment.allowed_key_names()
+    key_env = c3.selectbox(
+        "API key variable",
+        key_names,
+        index=key_names.index("OPENAI_API_KEY") if "OPENAI_API_KEY" in key_names else 0,
+        key="llm_key_env",
+        help=H("api_key_env") + f". Allowed here: {', '.join(deployment.allowed_key_envs)}.",
+    )
+    endpoint_problem = None
+    if key_env is None:
+        endpoint_problem = (
+            "api_key_env: no API key variable is allowed and set here "
+            f"(allowed: {', '.join(deployment.allowed_key_envs)})"
+        )
+    elif llm_mode != "local model (weak)":
+        try:  # the checks the worker makes again before it sends anything
+            env_endpoint(base_url.strip() or None, api_key_env=key_env)
+        except SecretNotAllowed as e:
+            endpoint_problem = str(e)
+    if endpoint_problem:
+        st.error(endpoint_problem)
     c1, c2, c3, c4 = st.columns(4)
     p_in = c1.number_input("$ / M prompt tokens", 0.0, value=0.15, help=H("price_input_per_mtok"))
     p_out = c2.number_input(
@@ -106,17 +131,21 @@ if llm_mode != "none":
     timeout = c2.number_input("Timeout s", 1.0, 3600.0, 60.0, help=H("timeout_s"))
     retries = c3.number_input("Retries", 0, 20, 3, help=H("max_retries"))
     try:
-        llm_cfg = LLMJudgeConfig(
-            model=model,
-            base_url=base_url or None,
-            api_key_env=key_env,
-            price_input_per_mtok=p_in,
-            price_output_per_mtok=p_out,
-            concurrency=conc,
-            budget_usd=budget or None,
-            candidates_per_call=per_call,
-            timeout_s=timeout,
-            max_retries=retries,
+        llm_cfg = (
+            None
+            if endpoint_problem
+            else LLMJudgeConfig(
+                model=model,
+                base_url=base_url.strip() or None,
+                api_key_env=key_env,
+                price_input_per_mtok=p_in,
+                price_output_per_mtok=p_out,
+                concurrency=conc,
+                budget_usd=budget or None,
+                candidates_per_call=per_call,
+                timeout_s=timeout,
+                max_retries=retries,
+            )
         )
     except ValidationError as e:
         st.error(str(e))

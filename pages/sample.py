@@ -5,12 +5,14 @@ import streamlit as st
 
 import ui
 from reset_core import jobs, paths
+from reset_core.deployment import Deployment
 from reset_core.ingest.queries import distinct_values
 from reset_core.models import ModelUnavailable, default_model_path
 from reset_core.options import help_text
 from reset_core.sampling.config import ModelSpec, SampleSelection
 from reset_core.sampling.launch import (
     SamplingRejected,
+    check_endpoint,
     default_model,
     estimate_sampling,
     plan_sampling,
@@ -151,6 +153,17 @@ else:
             )
         ),
     }
+    # The key is a choice among the names the deployment allows, never free text: the
+    # server sends that variable's value to the endpoint (see reset_core.deployment).
+    deployment = Deployment.current()
+    key_names = deployment.allowed_key_names()
+    spec_kw["api_key_env"] = st.selectbox(
+        "API key variable",
+        key_names,
+        index=key_names.index("OPENAI_API_KEY") if "OPENAI_API_KEY" in key_names else 0,
+        key="sample_key_env",
+        help=M("api_key_env") + f" Allowed here: {', '.join(deployment.allowed_key_envs)}.",
+    )
 if spec_kw.get("engine", "transformers") == "transformers":
     with st.expander("Device and batching"):
         a1, a2, a3 = st.columns(3)
@@ -220,7 +233,13 @@ try:
         st.dataframe(preview, hide_index=True)
     if not spec_kw.get("model"):
         raise SamplingRejected("model: choose a model folder, hub id or served model name")
+    if "api_key_env" in spec_kw and spec_kw["api_key_env"] is None:
+        raise SamplingRejected(
+            "api_key_env: no API key variable is allowed and set here "
+            f"(allowed: {', '.join(deployment.allowed_key_envs)})"
+        )
     spec = ModelSpec(**spec_kw)
+    check_endpoint(spec)  # key variable and host, as the worker checks them again
     selection = SampleSelection(kinds=kinds, sources=sources, splits=splits, count=count)
     # Cheap checks on every change; the model/endpoint check runs when launching.
     plan = plan_sampling(con, selection, spec, grid_rows, check=False)

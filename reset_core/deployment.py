@@ -12,6 +12,8 @@ the same ones.
 (True, True)
 >>> d.key_env_allowed("AWS_SECRET_ACCESS_KEY"), d.key_env_allowed("RESET_STUDIO_USERS")
 (False, False)
+>>> redact("HTTP 401: bad key sk-abc123456 (Bearer sk-abc123456)", ["sk-abc123456"])
+'HTTP 401: bad key [redacted] (Bearer [redacted])'
 >>> safe_upload_name("../../etc/passwd")
 'passwd'
 >>> safe_upload_name("..\\\\..\\\\boot.ini")
@@ -31,7 +33,8 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
@@ -52,6 +55,94 @@ ENV = {
 }
 #: Names that configure the app rather than hold a judge's key.
 SETTINGS_NAMES = frozenset(ENV.values()) | {"RESET_STUDIO_DB", "RESET_STUDIO_PASSWORD"}
+#: Variables that may hold an endpoint's base URL (a judge's ``base_url_env``). Never a
+#: key variable: a key read as a URL would be sent to DNS and written into errors and
+#: the judge's identity.
+BASE_URL_ENVS = ("OPENAI_BASE_URL", "RESET_STUDIO_*BASE_URL")
+
+#: The app's Streamlit secrets, handed over by the page layer (:func:`use_app_secrets`);
+#: empty in the CLI and in workers, which take keys from their environment.
+_app_secrets: dict = {}
+
+
+def use_app_secrets(secrets: Mapping | None) -> None:
+    """Remember the app's secrets (``st.secrets``) for this process.
+
+    The page layer calls it on every script run: ``reset_core`` never imports
+    streamlit, and the settings (``[reset_studio]``) and keys kept there must reach the
+    checks here and, for a job that names a key, the worker (:meth:`Deployment.worker_env`).
+    """
+    global _app_secrets
+    _app_secrets = {k: secrets[k] for k in secrets} if secrets else {}
+
+
+def _secret_strings() -> dict[str, str]:
+    """The app's root-level secrets that are plain values (what could be an API key)."""
+    return {k: str(v) for k, v in _app_secrets.items() if isinstance(v, str | int | float)}
+
+
+def key_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of key variable ``name``: the environment, else the app's secrets.
+
+    Callers check the name first (:meth:`Deployment.check_key_env`).
+    """
+    env = os.environ if env is None else env
+    return env.get(name) or _secret_strings().get(name) or None
+
+
+def _encodings(secret: str) -> set[str]:
+    """The forms a secret travels in: itself, URL-encoded, and base64 (as in Basic auth)."""
+    b64 = base64.b64encode(secret.encode()).decode()
+    return {secret, urllib.parse.quote(secret, safe=""), b64, b64.rstrip("=")}
+
+
+def redact(text: str | None, secrets: Iterable[str | None] | None = None) -> str | None:
+    """``text`` with every secret (and its URL-encoded and base64 forms) replaced.
+
+    ``secrets`` default to every key this process could send (:func:`known_secrets`).
+    Short values (under 8 characters) are left alone: they are not keys, and replacing
+    them would mangle ordinary words.
+    """
+    if not text:
+        return text
+    values = known_secrets() if secrets is None else [s for s in secrets if s]
+    for secret in sorted({f for s in values if len(s) >= 8 for f in _encodings(s)}, key=len)[::-1]:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def known_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values of every variable that holds a key or password here (environment and secrets).
+
+    What :func:`redact` removes by default from errors a worker records.
+    """
+    env = os.environ if env is None else env
+    try:
+        d = Deployment.current(env)
+    except ValueError:  # malformed settings: still redact what the defaults call keys
+        d = Deployment()
+    names = {**_secret_strings(), **env}
+    password_env = env.get(ENV["password_env"]) or "RESET_STUDIO_PASSWORD"
+    return [
+        v
+        for n, v in names.items()
+        if v and (d.key_env_allowed(n) or n in (password_env, "RESET_STUDIO_PASSWORD"))
+    ]
+
+
+def key_envs_in(config) -> set[str]:
+    """Every ``api_key_env`` named anywhere in a job's config: the keys its worker needs.
+
+    >>> sorted(key_envs_in({"judges": [{"config": {"api_key_env": "OPENAI_API_KEY"}},
+    ...                                {"type": "metric"}], "model": {"engine": "vllm"}}))
+    ['OPENAI_API_KEY']
+    """
+    if isinstance(config, Mapping):
+        found = {config["api_key_env"]} if isinstance(config.get("api_key_env"), str) else set()
+        return found.union(*(key_envs_in(v) for v in config.values()))
+    if isinstance(config, list | tuple):
+        return set().union(*(key_envs_in(v) for v in config))
+    return set()
 
 
 class PathNotAllowed(ValueError):
@@ -139,6 +230,14 @@ class Deployment(BaseModel):
             raw["users"] = {str(k): str(v) for k, v in dict(raw["users"]).items()}
         return cls.model_validate(raw)
 
+    @classmethod
+    def current(cls, env: Mapping[str, str] | None = None) -> Deployment:
+        """These settings: those this script run set with :func:`use`, else the
+        environment's (``env``), then the app's secrets if it has any."""
+        if env is None and (chosen := _current.get()) is not None:
+            return chosen
+        return cls.load(env, _app_secrets)
+
     def to_env(self) -> dict[str, str]:
         """Environment variables that make a worker process load these same settings."""
         out = {
@@ -175,8 +274,11 @@ class Deployment(BaseModel):
         return any(fnmatch.fnmatchcase(name, p) for p in self.allowed_key_envs)
 
     def allowed_key_names(self, env: Mapping[str, str] | None = None) -> list[str]:
-        """The allowed names, for the UI's choice: literal names plus set variables matching a pattern."""
-        env = os.environ if env is None else env
+        """The allowed names, for the UI's choice: literal names plus set variables matching a pattern.
+
+        ``env`` defaults to the environment and the app's secrets (a key may live in either).
+        """
+        env = {**_secret_strings(), **os.environ} if env is None else env
         literal = [p for p in self.allowed_key_envs if not any(c in p for c in "*?[")]
         matched = [n for n in env if self.key_env_allowed(n)]
         return sorted({n for n in [*literal, *matched] if self.key_env_allowed(n)})
@@ -190,6 +292,38 @@ class Deployment(BaseModel):
                 f"set {ENV['allowed_key_envs']} to change)"
             )
         return name
+
+    def check_base_url_env(self, name: str, *, field: str = "base_url_env") -> str:
+        """``name`` if it is a variable meant to hold a base URL (:data:`BASE_URL_ENVS`)."""
+        if name not in SETTINGS_NAMES and any(
+            fnmatch.fnmatchcase(name or "", p) for p in BASE_URL_ENVS
+        ):
+            return name
+        raise SecretNotAllowed(
+            f"{field}: the environment variable {name!r} is not one that holds an endpoint's "
+            f"base URL (allowed: {', '.join(BASE_URL_ENVS)})"
+        )
+
+    def worker_env(self, needed: Iterable[str], env: Mapping[str, str] | None = None) -> dict:
+        """The environment a worker process starts with.
+
+        The app's environment less every key and password it does not need (Streamlit
+        also copies the app's root-level secrets into the environment: those go too),
+        plus the allowed keys in ``needed`` (from the environment or the app's
+        secrets) and these settings, so the worker checks what the app checked.
+        """
+        env = os.environ if env is None else env
+        needed = {n for n in needed if self.key_env_allowed(n)}
+        secret = set(_secret_strings()) | {"RESET_STUDIO_PASSWORD", ENV["users"]}
+        out = {
+            k: v
+            for k, v in env.items()
+            if k in needed or not (self.key_env_allowed(k) or k in secret)
+        }
+        for name in needed:
+            if value := key_value(name, env):
+                out[name] = value
+        return {**out, **self.to_env()}
 
     def base_url_patterns(self, env: Mapping[str, str] | None = None) -> list[str]:
         if self.allowed_base_urls is not None:
@@ -211,12 +345,12 @@ class Deployment(BaseModel):
         """
         from reset_core.judging.engine import normalise_base_url
 
-        target = normalise_base_url(url or "https://api.openai.com/v1")
+        try:
+            target = normalise_base_url(url or "https://api.openai.com/v1")
+        except ValueError as e:  # a port that is not a number, say
+            raise SecretNotAllowed(f"{field}: {url!r} is not a URL ({e})") from e
         patterns = self.base_url_patterns(env)
-        if any(
-            fnmatch.fnmatchcase(target, normalise_base_url(p) if "*" not in p else p)
-            for p in patterns
-        ):
+        if any(url_matches(target, p) for p in patterns):
             return url
         raise SecretNotAllowed(
             f"{field}: {target} is not an endpoint this deployment allows "
@@ -266,6 +400,39 @@ class Deployment(BaseModel):
             f"{field}: {ref} is outside the data root {Path(self.data_root).resolve()} and "
             f"the bundled models folder {paths.MODELS_DIR} (set {ENV['data_root']} to change it)"
         )
+
+
+def url_matches(target: str, pattern: str) -> bool:
+    """Whether the normalised URL ``target`` is one ``pattern`` allows.
+
+    A pattern's scheme, host[:port] and path are matched separately, so a ``*`` never
+    reaches across a ``/``: ``https://*.example.com`` allows a subdomain, not
+    ``https://evil.test/.example.com``. A pattern without a path allows every path on
+    its host (the key goes to the host either way); ``*`` alone allows any URL.
+
+    >>> url_matches("http://127.0.0.1:8000/v1", "http://127.0.0.1:*")
+    True
+    >>> url_matches("https://evil.test/x.example.com/v1", "https://*.example.com/v1")
+    False
+    >>> url_matches("https://api.openai.com/v1", "HTTPS://API.OPENAI.COM/v1/")
+    True
+    """
+    from reset_core.judging.engine import normalise_base_url
+
+    pattern = pattern.strip()
+    if pattern == "*":
+        return True
+    if not any(c in pattern for c in "*?["):
+        pattern = normalise_base_url(pattern)
+    scheme, _, rest = pattern.partition("://") if "://" in pattern else ("http", "", pattern)
+    netloc, slash, path = rest.partition("/")
+    t_scheme, _, t_rest = target.partition("://")
+    t_netloc, _, t_path = t_rest.partition("/")
+    return (
+        fnmatch.fnmatchcase(t_scheme, scheme.lower())
+        and fnmatch.fnmatchcase(t_netloc, netloc.lower())
+        and (not slash or not path.strip("/") or fnmatch.fnmatchcase(t_path, path.strip("/")))
+    )
 
 
 def confine(path: str | Path, root: str | Path, *, field: str) -> Path:
@@ -461,4 +628,4 @@ def current() -> Deployment:
     :func:`reset_core.jobs.launch` hands them to the workers it starts, so a setting made
     only in the app's secrets still reaches them.
     """
-    return _current.get() or Deployment.load()
+    return Deployment.current()

@@ -44,7 +44,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reset_core import deployment
 from reset_core.atomic import atomic_path, write_json_atomic
 
 ACTIVE = ("queued", "running")
@@ -226,7 +225,15 @@ def run_worker(job_dir: str | Path) -> int:
         ctx._report("stopped", error=str(e))
         return 0
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded, KeyboardInterrupt too
-        ctx._report("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        from reset_core.deployment import redact
+
+        # The error lands in progress.json and the jobs table: never with a key in it
+        # (an HTTP client's message can quote a request's headers or a server's echo).
+        ctx._report(
+            "failed",
+            error=redact(f"{type(e).__name__}: {e}"),
+            traceback=redact(traceback.format_exc()),
+        )
         return 1
     ctx._report("cancelled" if ctx.cancelled() else "done")
     return 0
@@ -303,6 +310,18 @@ def requeue(con, job_id: str) -> None:
     )
 
 
+def worker_env(job_dir: Path) -> dict[str, str]:
+    """The environment of a job's worker: the app's, with exactly the keys the job names.
+
+    Keys the job's config names (``api_key_env``, if the deployment allows it) come from
+    the environment or the app's secrets; every other key and secret stays in the app.
+    """
+    from reset_core.deployment import Deployment, key_envs_in
+
+    needed = key_envs_in(read_json(job_dir / "job.json").get("config", {}))
+    return {**Deployment.current().worker_env(needed), "PYTHONUNBUFFERED": "1"}
+
+
 def launch(con, job_id: str) -> int:
     """Start (or restart, to resume) the worker process for a job; return its pid."""
     job_dir = work_dir(con, job_id)
@@ -314,9 +333,8 @@ def launch(con, job_id: str) -> int:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # survives an app restart; cancel goes through the file
-        # The deployment's settings (data root, allowed keys and hosts), also those the
-        # app read from its secrets: the worker checks what it sends by the same rules.
-        env={**os.environ, **deployment.current().to_env(), "PYTHONUNBUFFERED": "1"},
+        # The deployment's settings and exactly the keys the job names (see worker_env).
+        env=worker_env(job_dir),
     )
     log.close()
     con.execute(

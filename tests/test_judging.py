@@ -127,6 +127,7 @@ EXPECTED = {
     "refusal": "refusal",
     "invalid": "http_error",
     "hang": "timeout",  # a silent, open connection ends at the judge's timeout
+    "echo": "http_error",
 }
 
 

@@ -46,6 +46,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     from reset_core.judging.launch import (
         JudgePlan,
         cache_path,
+        check_endpoints,
         create_judge_job,
         estimate_judging,
         estimate_plan,
@@ -58,6 +59,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     con = connect(args.db)
     try:
         specs = _judge_specs(args, con)
+        check_endpoints(specs)  # a key variable or host the deployment refuses: say which
         plan = options_from_args(JudgePlan, args)
         est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
     except ValueError as e:  # a pydantic ValidationError is one too

@@ -411,6 +411,13 @@ class Engine:
                 # out early and met the same 429, an attempt spent for nothing.)
                 wait = min(wait, max(RETRY_AFTER_MAX_S, self.backoff_max_s))
             await asyncio.sleep(wait)
+        if ep.api_key:  # a server or proxy that echoes the request must not store the key
+            from reset_core.deployment import redact
+
+            result.error, result.raw = (
+                redact(result.error, [ep.api_key]),
+                redact(result.raw, [ep.api_key]),
+            )
         result.latency_ms = (time.monotonic() - t0) * 1000
         usage = (result.body or {}).get("usage") or {}
         self.ledger.settle(
@@ -465,10 +472,50 @@ def _error_message(content: bytes) -> str:
     return content.decode("utf-8", errors="replace")[:500]
 
 
+def endpoint_url(
+    base_url: str | None, base_url_env: str = "OPENAI_BASE_URL", env: dict | None = None
+) -> str | None:
+    """A judge's base URL: the explicit one, else the value of ``base_url_env``.
+
+    The variable must be one meant for a URL (``OPENAI_BASE_URL``,
+    ``RESET_STUDIO_*BASE_URL``): naming a key variable there would send the key to DNS
+    and write it into the judge's identity. Raises
+    :class:`~reset_core.deployment.SecretNotAllowed` naming the field.
+
+    >>> endpoint_url("http://h/v1", "ANYTHING"), endpoint_url(None, env={})
+    ('http://h/v1', None)
+    >>> endpoint_url(None, "OPENAI_API_KEY", env={"OPENAI_API_KEY": "sk-x"})
+    Traceback (most recent call last):
+    ...
+    reset_core.deployment.SecretNotAllowed: base_url_env: the environment variable 'OPENAI_API_KEY' is not one that holds an endpoint's base URL ...
+    """
+    from reset_core.deployment import Deployment
+
+    if base_url:
+        return base_url
+    env = os.environ if env is None else env
+    Deployment.current(env).check_base_url_env(base_url_env)
+    return env.get(base_url_env) or None
+
+
 def env_endpoint(
-    base_url: str | None, base_url_env: str = "OPENAI_BASE_URL", api_key_env: str = "OPENAI_API_KEY"
+    base_url: str | None,
+    base_url_env: str = "OPENAI_BASE_URL",
+    api_key_env: str = "OPENAI_API_KEY",
+    env: dict | None = None,
 ) -> Endpoint:
-    """Where a judge talks to: an explicit URL, else the named environment variables."""
-    return Endpoint(
-        base_url or os.environ.get(base_url_env) or None, os.environ.get(api_key_env) or None
-    )
+    """Where a judge sends its requests, and the key it sends, as the deployment allows.
+
+    The key variable must be one the deployment allows
+    (:meth:`~reset_core.deployment.Deployment.check_key_env`) and the URL one it may
+    send to (:meth:`~reset_core.deployment.Deployment.check_base_url`), else
+    :class:`~reset_core.deployment.SecretNotAllowed` names the field and no request is
+    made. The key comes from the environment, else the app's secrets.
+    """
+    from reset_core.deployment import Deployment, key_value
+
+    deployment = Deployment.current(env)
+    url = endpoint_url(base_url, base_url_env, env)
+    deployment.check_base_url(url, field="base_url" if base_url else base_url_env, env=env)
+    deployment.check_key_env(api_key_env)
+    return Endpoint(url, key_value(api_key_env, env))

@@ -26,6 +26,7 @@ from reset_core import jobs
 from reset_core.aspects import ASPECTS
 from reset_core.ingest.config import SPLITS  # noqa: F401 - the splits a plan can judge
 from reset_core.judging.base import Judge, JudgeItem
+from reset_core.judging.engine import env_endpoint
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge, render_messages
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
 from reset_core.judging.rubrics import latest_rubric
@@ -587,6 +588,19 @@ def _limited_estimate(con, spec: dict, plan: JudgePlan, limit: int, cache):
     return judge.estimate(items_from_table(con.sql(sql, params=params).to_arrow_table()))
 
 
+def check_endpoints(specs: list[dict]) -> None:
+    """Refuse an LLM judge whose key variable or endpoint this deployment does not allow.
+
+    :class:`~reset_core.deployment.SecretNotAllowed` names the field, before anything is
+    written; the worker checks again before it sends (a job folder can be edited, a
+    config can come from the database or the CLI).
+    """
+    for spec in specs:
+        if spec.get("type") == "llm":
+            c = LLMJudgeConfig(**spec.get("config", {}))
+            env_endpoint(c.base_url, c.base_url_env, c.api_key_env)
+
+
 def create_judge_job(
     con,
     db_path: str | Path,
@@ -608,6 +622,7 @@ def create_judge_job(
     from reset_core.jobs import create_job
     from reset_core.paths import jobs_dir
 
+    check_endpoints(specs)
     plan = _plan(plan, kw)
     if items is None:
         judges = [build_judge(s) for s in specs]

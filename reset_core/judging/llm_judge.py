@@ -60,6 +60,7 @@ from reset_core.judging.engine import (
     Engine,
     JudgeCache,
     Ledger,
+    endpoint_url,
     env_endpoint,
     event_loop_factory,
     normalise_base_url,
@@ -83,10 +84,15 @@ class LLMJudgeConfig(BaseModel):
         None, description="OpenAI-compatible base URL; empty = the base_url_env variable"
     )
     base_url_env: str = Field(
-        "OPENAI_BASE_URL", description="environment variable holding the base URL"
+        "OPENAI_BASE_URL",
+        description="environment variable holding the base URL: OPENAI_BASE_URL or a "
+        "RESET_STUDIO_*BASE_URL name",
     )
     api_key_env: str = Field(
-        "OPENAI_API_KEY", description="environment variable holding the API key"
+        "OPENAI_API_KEY",
+        description="environment variable (or app secret) holding the API key: one the "
+        "deployment allows (OPENAI_API_KEY and RESET_STUDIO_* names unless "
+        "$RESET_STUDIO_ALLOWED_KEY_ENVS says otherwise)",
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature")
     max_tokens: int = Field(256, ge=16, le=8192, description="cap on the verdict's tokens")
@@ -528,7 +534,8 @@ class LLMJudge(_PromptJudge):
         self.modes_used: dict[str, int] = {}
 
     def _endpoint_id(self) -> str:
-        return normalise_base_url(self.connection.base_url)
+        # The URL alone: the key (and its checks) belong to sending, not to identity.
+        return normalise_base_url(endpoint_url(self.config.base_url, self.config.base_url_env))
 
     @property
     def connection(self) -> Endpoint:
@@ -550,6 +557,9 @@ class LLMJudge(_PromptJudge):
         hits = self.cache.get_many([r.key for r in reqs]) if self.cache is not None else {}
         self._load_mode()
         cfg = self.config
+        # Where to, and with which key: checked once, before any request, so a key
+        # variable or host the deployment does not allow fails the run and sends nothing.
+        self._ep = self.connection
         negotiating = asyncio.Lock()
         engine = Engine(
             concurrency=cfg.concurrency,
@@ -624,7 +634,7 @@ class LLMJudge(_PromptJudge):
         modes = OUTPUT_MODES[OUTPUT_MODES.index(self.output_mode) :]
         attempts, refused = 0, []
         for mode in modes:
-            res = await engine.complete(self.connection, self.payload(req, mode), worst)
+            res = await engine.complete(self._ep, self.payload(req, mode), worst)
             attempts += res.attempts
             if res.status == "budget":
                 return res, mode

@@ -52,7 +52,9 @@ class ModelSpec(BaseModel):
     )
     api_key_env: str = Field(
         "OPENAI_API_KEY",
-        description="Environment variable holding the API key (openai); local servers accept any.",
+        description="Environment variable (or app secret) holding the API key (openai): one "
+        "the deployment allows (OPENAI_API_KEY and RESET_STUDIO_* names unless "
+        "$RESET_STUDIO_ALLOWED_KEY_ENVS says otherwise); local servers accept any key.",
     )
     api: Literal["chat", "completions"] = Field(
         "chat",

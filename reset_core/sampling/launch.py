@@ -162,6 +162,23 @@ def default_model(con) -> DefaultModel:
     )
 
 
+def check_endpoint(spec: ModelSpec) -> None:
+    """An openai spec's key variable and endpoint must be ones the deployment allows.
+
+    Raises :class:`SamplingRejected` naming the field (``api_key_env`` or ``base_url``);
+    nothing is sent. No network: cheap enough to run on every launch.
+    """
+    if spec.engine != "openai":
+        return
+    from reset_core.deployment import SecretNotAllowed
+    from reset_core.sampling.openai_backend import check_endpoint as check
+
+    try:
+        check(spec)
+    except SecretNotAllowed as e:
+        raise SamplingRejected(str(e)) from None
+
+
 def check_model(spec: ModelSpec) -> None:
     """Reject a model that cannot run before a worker is launched for it.
 
@@ -178,6 +195,7 @@ def check_model(spec: ModelSpec) -> None:
                 f"adapter {spec.adapter!r} is not a LoRA adapter folder: no adapter_config.json"
             )
     if spec.engine == "openai":
+        check_endpoint(spec)
         try:
             from reset_core.sampling.openai_backend import list_served_models
 
@@ -385,6 +403,7 @@ def start_sampling(
         raise SamplingRejected(
             f"all {plan.n_candidates} candidates of this plan are already in the database"
         )
+    check_endpoint(plan.model)
     record_model_and_grid(con, plan.model, plan.grid, plan.model_id)
     config = {
         "model": plan.model.model_dump(mode="json"),

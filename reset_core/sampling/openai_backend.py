@@ -23,7 +23,6 @@ Built like every backend:
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 
@@ -45,9 +44,34 @@ class PartialGeneration(RuntimeError):
         super().__init__(f"{len(errors)} request(s) failed; first: {errors[0]}")
 
 
+def check_endpoint(spec: ModelSpec) -> None:
+    """Refuse a key variable or endpoint the deployment does not allow, naming the field.
+
+    Called at launch and again here, before any request: a spec may come from the
+    database, a job folder or the CLI. Raises
+    :class:`~reset_core.deployment.SecretNotAllowed`.
+    """
+    from reset_core.deployment import Deployment
+
+    deployment = Deployment.current()
+    deployment.check_key_env(spec.api_key_env, field="api_key_env")
+    deployment.check_base_url(spec.base_url, field="base_url")
+
+
 def _api_key(spec: ModelSpec) -> str:
+    """The key to send (environment, else the app's secrets), once the spec is allowed."""
+    from reset_core.deployment import key_value
+
+    check_endpoint(spec)
     # Local servers accept any key; the client insists on a non-empty one.
-    return os.environ.get(spec.api_key_env) or "not-needed"
+    return key_value(spec.api_key_env) or "not-needed"
+
+
+def _redacted(spec: ModelSpec, text: str) -> str:
+    """An error's text without the key: a server or proxy may echo the request's headers."""
+    from reset_core.deployment import key_value, redact
+
+    return redact(text, [key_value(spec.api_key_env)])
 
 
 def list_served_models(spec: ModelSpec, timeout_s: float = 5.0) -> list[str]:
@@ -62,11 +86,17 @@ def list_served_models(spec: ModelSpec, timeout_s: float = 5.0) -> list[str]:
     try:
         return [m.id for m in client.models.list()]
     except openai.APIConnectionError as e:
-        raise ModelLoadError(f"endpoint {spec.base_url} is unreachable: {e}") from e
+        raise ModelLoadError(
+            _redacted(spec, f"endpoint {spec.base_url} is unreachable: {e}")
+        ) from None  # the cause would carry the request, headers and all
     except openai.APIStatusError as e:
         raise ModelLoadError(
-            f"endpoint {spec.base_url} answered HTTP {e.status_code} to GET /models: {e.message}"
-        ) from e
+            _redacted(
+                spec,
+                f"endpoint {spec.base_url} answered HTTP {e.status_code} to GET /models: "
+                f"{e.message}",
+            )
+        ) from None
     finally:
         client.close()
 
@@ -79,6 +109,7 @@ class OpenAIGenerator:
     def __init__(self, spec: ModelSpec, status: Status | None = None):
         if not spec.base_url:
             raise ModelLoadError("the openai engine needs base_url")
+        check_endpoint(spec)  # before the first request, in the worker too
         self.spec = spec
         self.n_supported: bool | None = None  # learnt from the first answers
 
@@ -120,7 +151,10 @@ class OpenAIGenerator:
         for req, got in zip(requests, outcomes, strict=True):
             if isinstance(got, BaseException):
                 errors.append(
-                    f"{req.example_id}/{req.setting.setting_id}: {type(got).__name__}: {got}"
+                    _redacted(
+                        self.spec,
+                        f"{req.example_id}/{req.setting.setting_id}: {type(got).__name__}: {got}",
+                    )
                 )
             else:
                 results += got
