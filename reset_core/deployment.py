@@ -122,11 +122,8 @@ def known_secrets(env: Mapping[str, str] | None = None) -> list[str]:
     except ValueError:  # malformed settings: still redact what the defaults call keys
         d = Deployment()
     names = {**_secret_strings(), **env}
-    password_env = env.get(ENV["password_env"]) or "RESET_STUDIO_PASSWORD"
     return [
-        v
-        for n, v in names.items()
-        if v and (d.key_env_allowed(n) or n in (password_env, "RESET_STUDIO_PASSWORD"))
+        v for n, v in names.items() if v and (d.key_env_allowed(n) or n == "RESET_STUDIO_PASSWORD")
     ]
 
 

@@ -53,9 +53,12 @@ def planted_key(tag: str = "") -> str:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    """No key, setting or app secret from the machine running the tests leaks in."""
+    """No key, setting or app secret from the machine running the tests leaks in.
+
+    The data root stays: conftest points it at pytest's own temporary folder."""
     for name in [*deployment.ENV.values(), "OPENAI_API_KEY", "OPENAI_BASE_URL"]:
-        monkeypatch.delenv(name, raising=False)
+        if name != deployment.ENV["data_root"]:
+            monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     deployment.use_app_secrets(None)
     yield
