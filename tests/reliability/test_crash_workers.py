@@ -87,7 +87,7 @@ def kill_worker(
     delay_s: float,
     working: Callable[[dict], bool],
     saved_before: int = 0,
-    timeout_s: float = 120,
+    timeout_s: float = 300,  # start-up alone took ~50 s under a load of 25 on 2 cores
 ) -> Kill:
     """SIGKILL the worker ``pid`` ``delay_s`` after launch, or after its first progress.
 
