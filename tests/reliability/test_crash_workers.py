@@ -87,13 +87,16 @@ def kill_worker(
     delay_s: float,
     working: Callable[[dict], bool],
     saved_before: int = 0,
+    stop_at: int | None = None,
     timeout_s: float = 300,  # start-up alone took ~50 s under a load of 25 on 2 cores
 ) -> Kill:
     """SIGKILL the worker ``pid`` ``delay_s`` after launch, or after its first progress.
 
     "First progress": the worker reports saved work beyond ``saved_before`` (what was
     saved before this attempt), so a kill aimed at the work always finds rows saved
-    by this attempt and a batch in flight.
+    by this attempt and a batch in flight. ``stop_at``: kill at once when the worker
+    reports that much saved work (a fast machine must not finish the job inside one
+    trial's delay; the kill then lands in the batch after it).
     """
     t0 = started = time.monotonic()
     progress_file = job_dir / "progress.json"
@@ -113,7 +116,11 @@ def kill_worker(
                 pytest.fail(f"trial {trial}: no work after {timeout_s} s: {p}")
             time.sleep(0.02)
         t0 = time.monotonic()
-    time.sleep(max(0.0, t0 + delay_s - time.monotonic()))
+    while time.monotonic() < t0 + delay_s:
+        p = jobs.read_json(progress_file)
+        if stop_at is not None and mine(p) and (p.get("n_done") or 0) >= stop_at:
+            break
+        time.sleep(0.01)
     p = jobs.read_json(progress_file)
     _sigkill(pid)
     ours = mine(p)
@@ -238,7 +245,14 @@ def test_sampling_worker_killed_20_times_loses_and_duplicates_no_candidate(
     for trial, (aimed, delay) in enumerate(plan_kills(rng, n_work, 2.0, 1.5), 1):
         pid = jobs.launch(con, job_id) if trial == 1 else resume_sampling(con, job_id)
         kill = kill_worker(
-            job_dir, pid, trial, aimed, delay, _working_phase("generating"), len(before)
+            job_dir,
+            pid,
+            trial,
+            aimed,
+            delay,
+            _working_phase("generating"),
+            len(before),
+            stop_at=len(before) + 64,  # two shards of 32
         )
         kills.append(kill)
         progress = sync_sampling(con, job_id)
@@ -342,7 +356,16 @@ def test_judging_worker_killed_20_times_loses_and_duplicates_no_judgment(
     kills, before = [], set()
     for trial, (aimed, delay) in enumerate(plan_kills(rng, n_work, 2.0, 0.5), 1):
         pid = jobs.launch(con, job_id)
-        kill = kill_worker(job_dir, pid, trial, aimed, delay, _working_phase("judge "), len(before))
+        kill = kill_worker(
+            job_dir,
+            pid,
+            trial,
+            aimed,
+            delay,
+            _working_phase("judge "),
+            len(before),
+            stop_at=len(before) + 12,  # three shards of 4
+        )
         kills.append(kill)
         progress = sync_judge_job(con, job_id)
         assert progress["status"] == "failed", f"trial {trial}: {kill} did not land: {progress}"
@@ -422,7 +445,14 @@ def test_training_worker_killed_20_times_resumes_from_its_last_checkpoint(
         # save_steps + 1 began after that save), so every later attempt has one to resume.
         after_step = checkpoint + cfg.save_steps
         kill = kill_worker(
-            job_dir, pid, trial, aimed, delay, _working_phase("training"), after_step
+            job_dir,
+            pid,
+            trial,
+            aimed,
+            delay,
+            _working_phase("training"),
+            after_step,
+            stop_at=after_step + 3,
         )
         kills.append(kill)
         progress = runs.sync_training(con, job_id)
@@ -615,7 +645,9 @@ def test_evaluation_workers_killed_20_times_then_advance_loses_and_duplicates_no
         working = _working_phase("generating" if stage == "sample" else "judge ")
         # Each attempt is a new job (it plans only what is missing): its first progress
         # is its first shard.
-        kill = kill_worker(jobs.work_dir(con, job_id), pid, len(kills) + 1, aimed, delay, working)
+        kill = kill_worker(
+            jobs.work_dir(con, job_id), pid, len(kills) + 1, aimed, delay, working, stop_at=16
+        )
         kills.append(kill)
         stage_of[kill.trial] = stage
         advance_evaluation(con, db_path, evaluation_id, launch=False)  # sync: marks it failed
