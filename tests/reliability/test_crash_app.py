@@ -166,7 +166,7 @@ def test_app_killed_mid_ingest_leaves_no_half_ingested_shard(tmp_path):
         shards = _write_shards(folder, trial, n_shards=N_SHARDS, rows=200)
         per_call = rng.choice([1, 2, 3])
         aimed, delay, lines = _run_and_kill(
-            [INGEST_CHILD, str(db), str(folder), str(per_call)], rng, 1.0, 1.5
+            [INGEST_CHILD, str(db), str(folder), str(per_call)], rng, 1.0, 0.5
         )
         acked = {line.split(" ", 1)[1] for line in lines if line.startswith("ingested ")}
 

@@ -18,10 +18,14 @@ Then the job is let finish and the final result is checked whole: every expected
 exactly once, the adapter written once. Each trial is recorded with
 :func:`tests.reliability.record.record` for docs/reliability.md.
 
-Start-up dominates a trial (measured on the 2-core CI machine: ~12 s before the tiny
-Llama generates, ~10 s before training, ~2 s for a judge on the local endpoint), so
-most kills land in start-up and a few per kind wait for the work; kinds whose worker
-starts fast (judging, evaluation against the local endpoint) land half in the work.
+Start-up dominates a trial (measured on this 2-core machine at load ~1.5: ~5 s before
+the tiny Llama generates, ~7 s before training, ~1 s before a judge on the local
+endpoint answers; 4-10x that under a load of 20), so most kills of the sampling and
+training workers land in start-up and two per kind wait for the work; the kinds whose
+worker starts fast (judging, the evaluation's endpoint workers) land mostly in the work.
+A kill aimed at the work comes a seeded delay after the attempt's first saved progress,
+or as soon as it saved a bounded amount more, so a fast machine cannot finish the job
+inside one trial. Both crash files took 225 s at load ~1.5 (``--durations``).
 """
 
 from __future__ import annotations
