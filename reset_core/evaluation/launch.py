@@ -517,6 +517,19 @@ def advance_evaluation(
     total, owed = _verdict_counts(con, frozen, answers)
     if owed:
         tries = _attempts(con, evaluation_id, "judge")
+        if len(tries) >= MAX_ATTEMPTS and tries[-1]["status"] != "done":
+            # The last judging worker died (kill -9, out of memory, a crash) before it
+            # finished: the verdicts are missing because nobody asked, not because the
+            # judges failed. Finishing the evaluation here would keep them missing for
+            # good (a done evaluation is never resumed), so fail it instead, resumable
+            # like a checkpoint out of sampling attempts. Found by the crash suite.
+            last = tries[-1]
+            error = (
+                f"{owed} of {total} verdicts missing after {len(tries)} judging jobs; last "
+                f"{last['job_id']} {last['status']}: {last['error'] or 'no error recorded'}"
+            )
+            _set_status(con, evaluation_id, "failed", error)
+            return progress(con, evaluation_id, message=error)
         if len(tries) >= MAX_ATTEMPTS:
             message = (
                 f"{owed} of {total} verdicts missing: their judges failed {len(tries)} times "
