@@ -21,7 +21,7 @@ exactly once, the adapter written once. Each trial is recorded with
 Start-up dominates a trial (measured on this 2-core machine at load ~1.5: ~5 s before
 the tiny Llama generates, ~7 s before training, ~1 s before a judge on the local
 endpoint answers; 4-10x that under a load of 20), so most kills of the sampling and
-training workers land in start-up and two per kind wait for the work; the kinds whose
+training workers land in start-up and six (sampling) or five (training) wait for the work; the kinds whose
 worker starts fast (judging, the evaluation's endpoint workers) land mostly in the work.
 A kill aimed at the work comes a seeded delay after the attempt's first saved progress,
 or as soon as it saved a bounded amount more, so a fast machine cannot finish the job
@@ -225,18 +225,22 @@ def test_sampling_worker_killed_20_times_loses_and_duplicates_no_candidate(
 
     rng = random.Random(SEED)
     import_file(con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca"))
-    # 8 examples x 4 settings x 8 samples = 256 candidates, one example (32) a shard:
-    # ~12 s of generating on the tiny Llama here, more than the work-aimed kills eat.
-    grid = default_grid(temperatures=(0.2, 0.5, 0.9, 1.2), top_ks=(-1,), max_tokens=16, n=8)
+    import_file(con, FIXTURES / "dolly_unused.jsonl", ImportOptions(preset="alpaca"))
+    # 16 examples x 6 settings x 4 samples = 384 candidates, one example (24) a shard.
+    # The tiny Llama is fast when the machine is quiet (~150 candidates/s at 64 tokens):
+    # 16 shards leave room for six kills in the work, each stopped one shard in.
+    grid = default_grid(
+        temperatures=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2), top_ks=(-1,), max_tokens=64, n=4
+    )
     spec = ModelSpec(model=str(tiny_model_dir), device="cpu")
-    plan = plan_sampling(con, SampleSelection(count=8), spec, grid)
+    plan = plan_sampling(con, SampleSelection(count=16), spec, grid)
     expected = {
         candidate_id(e, plan.model.model_id, s.setting_id, i)
         for e in plan.example_ids
         for s in plan.grid
         for i in range(s.n)
     }
-    assert len(expected) == 256
+    assert len(expected) == 384
     job_id = start_sampling(con, plan, jobs_dir(db_path), launch=False, chunk_size=1)
     job_dir = jobs.work_dir(con, job_id)
 
@@ -244,7 +248,7 @@ def test_sampling_worker_killed_20_times_loses_and_duplicates_no_candidate(
         q = "SELECT candidate_id FROM candidates WHERE job_id = ?"
         return [r[0] for r in con.execute(q, [job_id]).fetchall()]
 
-    n_work = 2
+    n_work = 6
     kills, before = [], set()
     for trial, (aimed, delay) in enumerate(plan_kills(rng, n_work, 2.0, 1.5), 1):
         pid = jobs.launch(con, job_id) if trial == 1 else resume_sampling(con, job_id)
@@ -256,7 +260,7 @@ def test_sampling_worker_killed_20_times_loses_and_duplicates_no_candidate(
             delay,
             _working_phase("generating"),
             len(before),
-            stop_at=len(before) + 64,  # two shards of 32
+            stop_at=len(before) + 24,  # one shard
         )
         kills.append(kill)
         progress = sync_sampling(con, job_id)
@@ -439,7 +443,7 @@ def test_training_worker_killed_20_times_resumes_from_its_last_checkpoint(
         q = "SELECT step FROM training_metrics WHERE run_id = ? ORDER BY step"
         return [r[0] for r in con.execute(q, [run_id]).fetchall()]
 
-    n_work = 2
+    n_work = 5
     kills = []
     for trial, (aimed, delay) in enumerate(plan_kills(rng, n_work, 2.0, 1.2), 1):
         checkpoint = _last_checkpoint_step(job_dir)
