@@ -76,14 +76,21 @@ def render(rows: list[dict]) -> str:
     for suite in [*known, *others]:
         title, what = SUITES.get(suite, (suite, ""))
         mine = [r for r in rows if r["suite"] == suite]
-        figures = sorted({k for r in mine for k in r} - {"suite", "case", "outcome"})
-        out += ["", f"## {title} ({len(mine)} rows)", "", what, ""]
-        out.append("| case | outcome | " + " | ".join(figures) + " |")
-        out.append("|---" * (2 + len(figures)) + "|")
+        out += ["", f"## {title} ({len(mine)} rows)", "", what]
+        # One table per kind of row (rows recording the same figures), so a kill of the
+        # training worker is not drawn with the empty columns of an app-kill trial.
+        groups: dict[tuple, list[dict]] = {}
         for r in mine:
-            cells = [_cell(r["case"]), _cell(r["outcome"])]
-            cells += [_cell(r.get(k, "")) for k in figures]
-            out.append("| " + " | ".join(cells) + " |")
+            groups.setdefault(
+                tuple(k for k in r if k not in ("suite", "case", "outcome")), []
+            ).append(r)
+        for figures, group in groups.items():
+            out += ["", "| case | outcome | " + " | ".join(figures) + " |"]
+            out.append("|---" * (2 + len(figures)) + "|")
+            for r in group:
+                cells = [_cell(r["case"]), _cell(r["outcome"])]
+                cells += [_cell(r.get(k, "")) for k in figures]
+                out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
