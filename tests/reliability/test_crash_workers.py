@@ -578,7 +578,8 @@ def test_evaluation_workers_killed_20_times_then_advance_loses_and_duplicates_no
             j["job_id"] for j in queries.evaluation_jobs(con, evaluation_id) if j["stage"] == stage
         ]
 
-    def check(kill: Kill, stage: str, before: dict) -> dict:
+    def saved() -> tuple[list, list]:
+        """What the evaluation's workers saved: answer ids, and verdict keys."""
         answers = [
             r[0]
             for j in eval_jobs("sample")
@@ -589,6 +590,10 @@ def test_evaluation_workers_killed_20_times_then_advance_loses_and_duplicates_no
             for j in eval_jobs("judge")
             for r in _shard_rows(jobs.work_dir(con, j), ["candidate_id", "judge_id", "aspect"])
         ]
+        return answers, verdicts
+
+    def check(kill: Kill, stage: str, before: dict) -> dict:
+        answers, verdicts = saved()
         stored_a = [
             r[0]
             for r in con.execute(
@@ -695,14 +700,5 @@ def test_evaluation_workers_killed_20_times_then_advance_loses_and_duplicates_no
     # each a real score from the endpoint (no kill left a made-up or empty one).
     assert {r[0] for r in stored_v} == expected and len(stored_v) == 2 * n
     assert all(r[3] == r[4] == 1 for r in stored_v)
-    answers = [
-        r[0]
-        for j in eval_jobs("sample")
-        for r in _shard_rows(jobs.work_dir(con, j), ["candidate_id"])
-    ]
-    verdicts = [
-        r
-        for j in eval_jobs("judge")
-        for r in _shard_rows(jobs.work_dir(con, j), ["candidate_id", "judge_id", "aspect"])
-    ]
+    answers, verdicts = saved()
     assert _dupes(answers) == 0 and _dupes(verdicts) == 0
