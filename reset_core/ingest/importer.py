@@ -249,6 +249,13 @@ def read_examples(path: str | Path, options: ImportOptions | None = None) -> Par
     path = Path(path)
     if not path.exists():
         raise ImportRejected(path, None, None, "no such file or folder")
+    if path.is_file():
+        # An unreadable file (permissions, a file being replaced) is the user's to fix:
+        # say so in one line instead of a traceback from deep inside a reader.
+        try:
+            open(path, "rb").close()
+        except OSError as e:
+            raise ImportRejected(path, None, None, f"cannot be read: {e.strerror or e}") from None
     reader = reader_for(path)
     source = options.source or (path.stem if path.is_file() else path.name)
     if reader in (read_jsonl, read_json, read_csv):

@@ -230,3 +230,29 @@ def test_csv_exports_neutralise_formulas(corpus, tmp_path):
         "table CSV download disabled",
         neutralised=len(rows),
     )
+
+
+def test_an_unreadable_file_is_one_clear_error(tmp_path, monkeypatch):
+    """A file the app may not read (root reads everything, so the refusal is staged)
+    gets one line naming the file, not a traceback, and the database is unchanged."""
+    import builtins
+
+    from reset_core.ingest import importer
+
+    path = tmp_path / "locked.jsonl"
+    path.write_text('{"instruction": "Say hi.", "output": "Hi."}\n')
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "open", refusing_open, raising=False)
+    con = connect(tmp_path / "locked.duckdb")
+    before = table_snapshot(con)
+    with pytest.raises(ImportRejected, match=r"locked\.jsonl: cannot be read: Permission denied"):
+        import_file(con, path, ImportOptions(preset="alpaca"))
+    assert table_snapshot(con) == before
+    con.close()
+    record("hostile", "unreadable file", "rejected: cannot be read: Permission denied")
