@@ -100,3 +100,23 @@ def chromium_page():
             yield page
         finally:
             browser.close()
+
+
+def pick_option(page, opener, name: str, attempts: int = 3, timeout_ms: int = 10_000) -> None:
+    """Open a select (click ``opener``) and click its option ``name``.
+
+    Under load the app's rerun after the previous choice can redraw the widget and
+    close its drop-down before the option is clicked; then open it again, as a person
+    would (up to ``attempts`` times).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        opener.click()
+        try:
+            page.get_by_role("option", name=name).click(timeout=timeout_ms)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")

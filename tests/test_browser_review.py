@@ -4,7 +4,7 @@ a candidate carrying script and onerror payloads shows as text and runs nothing.
 import json
 
 import pytest
-from browser import chromium_page, streamlit_server
+from browser import chromium_page, pick_option, streamlit_server
 from playwright.sync_api import expect
 from review_data import PAYLOAD, SELECTION, seed
 
@@ -77,8 +77,7 @@ def test_veto_force_rank_reload_and_payloads_stay_inert(tmp_path):
         # Rank: second, first, third.
         rank = page.locator(".st-key-rv_rank_ex-3")
         for option in (f"2. {C1}", f"1. {C0}", f"3. {C2}"):
-            rank.locator("input").click()
-            page.get_by_role("option", name=option).click()
+            pick_option(page, rank.locator("input"), option)
             page.keyboard.press("Escape")
             expect(rank).to_contain_text(option, timeout=T)
         page.get_by_role("button", name="Save ranking").click()
