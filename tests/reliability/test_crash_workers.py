@@ -202,6 +202,20 @@ def _keys_check(kind: str, kill: Kill, saved: list, stored: list, before: set, e
     return set(stored)
 
 
+def _final_check(
+    kind: str, noun: str, kills: list, expected: set, saved: list, final: list
+) -> None:
+    """Record and assert a job's end after its kills: every key once, saved and stored."""
+    record(
+        "crash",
+        f"{kind} worker, final resume",
+        f"done: {len(set(final))}/{len(expected)} {noun} after {len(kills)} kills",
+        lost=len(expected - set(final)),
+        duplicated=_dupes(saved) + _dupes(final),
+    )
+    assert _dupes(saved) == 0 and sorted(final) == sorted(expected) == sorted(saved)
+
+
 # --------------------------------------------------------------------------- sampling
 
 
@@ -273,15 +287,7 @@ def test_sampling_worker_killed_20_times_loses_and_duplicates_no_candidate(
     progress = _wait(lambda: sync_sampling(con, job_id))
     assert progress["status"] == "done", progress
     saved = [r[0] for r in _shard_rows(job_dir, ["candidate_id"])]
-    final = stored()
-    record(
-        "crash",
-        "sampling worker, final resume",
-        f"done: {len(set(final))}/{len(expected)} candidates after {len(kills)} kills",
-        lost=len(expected - set(final)),
-        duplicated=_dupes(saved) + _dupes(final),
-    )
-    assert _dupes(saved) == 0 and sorted(final) == sorted(expected) == sorted(saved)
+    _final_check("sampling", "candidates", kills, expected, saved, stored())
     assert progress["n_done"] == len(expected)
 
 
@@ -384,15 +390,7 @@ def test_judging_worker_killed_20_times_loses_and_duplicates_no_judgment(
     jobs.launch(con, job_id)
     progress = _wait(lambda: sync_judge_job(con, job_id))
     assert progress["status"] == "done", progress
-    saved, final = _shard_rows(job_dir, key), stored()
-    record(
-        "crash",
-        "judging worker, final resume",
-        f"done: {len(set(final))}/{len(expected)} judgments after {len(kills)} kills",
-        lost=len(expected - set(final)),
-        duplicated=_dupes(saved) + _dupes(final),
-    )
-    assert _dupes(saved) == 0 and sorted(final) == sorted(expected) == sorted(saved)
+    _final_check("judging", "judgments", kills, expected, _shard_rows(job_dir, key), stored())
     # Every verdict is a real one from the endpoint: no kill left a made-up or empty score.
     assert one(con, "SELECT count(score) FROM judgments WHERE job_id = ?", [job_id])[0] == 400
 
