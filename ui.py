@@ -71,9 +71,43 @@ def _require_gate() -> None:
         frame = frame.f_back
 
 
+#: Seconds between two tries to open a database a CLI command holds.
+BUSY_RETRY_S = 2.0
+
+
 @st.cache_resource(show_spinner=False)
 def _connection(path: str):
-    return store.connect(path)
+    """The app's one connection to ``path``, and the socket that serves CLI commands on it.
+
+    Once the app holds the database no other process may open it, so from here on a
+    ``reset-studio`` command on the same file is run by the app (reset_core.handoff).
+    A failure to open is not cached: the next run tries again.
+    """
+    from reset_core import handoff
+
+    con = store.connect(path)
+    handoff.serve(path)
+    return con
+
+
+def _open(path: str):
+    """:func:`_connection`, or, while a CLI command holds the database, say which and retry.
+
+    A command started before the app was opened holds the file until it ends (the
+    app cannot hand it anything); the page waits and reruns instead of failing.
+    """
+    try:
+        return _connection(path)
+    except store.DatabaseBusy as e:
+        st.info(
+            f"The database {path} is in use by "
+            f"{e.holder or 'another process'}. The app opens it as soon as that command "
+            f"ends (trying again every {BUSY_RETRY_S:g} s)."
+        )
+        import time
+
+        time.sleep(BUSY_RETRY_S)
+        st.rerun()
 
 
 def db_path() -> str:
@@ -95,7 +129,7 @@ def cursor(path: str | None = None):
     """
     if path is None:
         _require_gate()
-    return _connection(str(Path(path or db_path()).resolve())).cursor()
+    return _open(str(Path(path or db_path()).resolve())).cursor()
 
 
 def reviewer() -> str:

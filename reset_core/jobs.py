@@ -33,6 +33,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -213,7 +214,11 @@ def run_worker(job_dir: str | Path) -> int:
     ctx = JobContext(job_dir, spec.get("config", {}))
     # SIGTERM (cancel from the app, or a scheduler's stop) means "finish the current
     # batch and stop", the same as the cancel file, so nothing half-done is written.
-    signal.signal(signal.SIGTERM, lambda *_: (job_dir / "cancel").touch())
+    # Only a main thread may install it: a command the app serves for the CLI
+    # (reset_core.handoff) runs its worker in a thread of the app, where a SIGTERM is
+    # the app's own to handle; the cancel file still stops that worker.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: (job_dir / "cancel").touch())
     try:
         # Said before the stage's modules load (torch, a model: seconds), so the page's
         # progress line moves as soon as the worker process is up.
@@ -351,7 +356,9 @@ def cancel(con, job_id: str) -> None:
 
     work_dir, pid = one(con, "SELECT work_dir, pid FROM jobs WHERE job_id=?", [job_id])
     (Path(work_dir) / "cancel").touch()
-    if pid and _alive(pid):
+    # A worker run in this very process (run_here: the app serving a CLI command)
+    # stops on the cancel file; a SIGTERM would stop the whole process.
+    if pid and pid != os.getpid() and _alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
 
@@ -764,8 +771,12 @@ def run_here(con, job_id: str) -> int:
         sync_judge_job(con, job_id)
     """
     job_dir = work_dir(con, job_id)
+    # This process's pid: if it dies mid-run (a killed CLI, or the app serving it),
+    # the next sync sees the pid gone and marks the job failed, so it can be resumed
+    # rather than stay "running" for ever.
     con.execute(
-        "UPDATE jobs SET status='running', started_at=current_timestamp WHERE job_id=?", [job_id]
+        "UPDATE jobs SET status='running', pid=?, started_at=current_timestamp WHERE job_id=?",
+        [os.getpid(), job_id],
     )
     return run_worker(job_dir)
 

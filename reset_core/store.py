@@ -41,7 +41,35 @@ LOOP_TABLES: list[tuple[str, str]] = [
 
 
 class DatabaseBusy(RuntimeError):
-    """Another process holds the database's write lock (DuckDB allows one writer)."""
+    """Another process holds the database's write lock (DuckDB allows one writer).
+
+    ``holder``: what holds it, as ``"pid N: its command line"`` when DuckDB names the
+    process (it does on Linux), else None.
+    """
+
+    def __init__(self, message: str, holder: str | None = None):
+        super().__init__(message)
+        self.holder = holder
+
+
+def lock_holder(error: str) -> str | None:
+    """The process DuckDB's lock error names, with its command line where readable.
+
+    >>> lock_holder('Could not set lock on "x": Conflicting lock is held in /bin/py (PID 999999999)')
+    'pid 999999999: /bin/py'
+    """
+    import re
+
+    m = re.search(r"held in (.*?) \(PID (\d+)\)", error)
+    if not m:
+        return None
+    pid, exe = int(m.group(2)), m.group(1)
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+    except OSError:
+        command = ""
+    return f"pid {pid}: {command or exe}"
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> tuple | None:
@@ -98,10 +126,13 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     except duckdb.IOException as e:
         if "lock" not in str(e).lower():
             raise
+        holder = lock_holder(str(e))
         raise DatabaseBusy(
-            f"{path} is open for writing in another process ({e}). One process owns the "
-            "database: stop the app (or the other command) first, or point this one at "
-            "another file with --db / $RESET_STUDIO_DB."
+            f"{path} is open for writing in another process ("
+            + (f"held by {holder}" if holder else str(e))
+            + "). One process owns the database: stop the app (or the other command) "
+            "first, or point this one at another file with --db / $RESET_STUDIO_DB.",
+            holder=holder,
         ) from None
     if not read_only:
         migrate(con)

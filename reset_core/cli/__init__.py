@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from reset_core import paths
 from reset_core.cli import (
@@ -59,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
     """Run one ``reset-studio`` command; return its exit status.
+
+    When the database is busy because the app holds it, the app runs the command
+    (:mod:`reset_core.handoff`) and this returns its status; with no app, 3.
+    ``args``: ``argv`` already parsed (the app parses a served command itself, to
+    resolve its paths against the caller's directory).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -69,11 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     database ready at .../t.duckdb
     0
     """
+    from reset_core import handoff
+    from reset_core.cli import exit_codes
     from reset_core.store import DatabaseBusy
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+    # A live app serving this database holds it, so hand the command over before it
+    # starts (it would only meet DatabaseBusy after printing or reading its input).
+    # --db goes first, resolved, so the app's own $RESET_STUDIO_DB cannot change it.
+    db = str(Path(args.db).resolve())
+    code = handoff.delegate(["--db", db, *argv], db)
+    if code is not None:
+        return code
     try:
         return args.func(args)
     except DatabaseBusy as e:
+        # An app that opened the database just now: it runs the command after all.
+        code = handoff.delegate(["--db", db, *argv], db)
+        if code is not None:
+            return code
         print(f"error: {e}", file=sys.stderr)
-        return 3
+        return exit_codes.BUSY
