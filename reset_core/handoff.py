@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -379,6 +380,9 @@ class AppServer:
                 return
             try:
                 request = json.loads(conn.makefile("rb").readline())
+                if "sync" in request:
+                    self._sync(conn, str(request["sync"]))
+                    return
                 argv = [str(a) for a in request["argv"]]
                 cwd = str(request["cwd"])
                 env = dict(request.get("env") or {})
@@ -392,6 +396,20 @@ class AppServer:
             code = run_served(argv, cwd, env, reply.stream("out"), reply.stream("err"))
             reply.close(f"\nexit status {code}\n")
             reply.send({"exit": code})
+
+    def _sync(self, conn: socket.socket, job_id: str) -> None:
+        """A CLI's worker finished while the app held the database: ingest it here."""
+        from reset_core.store import connect
+
+        con = connect(self.db_path)  # this process's instance: the app's own database
+        try:
+            reply = {"progress": sync_with(con, job_id)}
+        except Exception as e:  # noqa: BLE001 - the caller reports it
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            con.close()
+        with contextlib.suppress(OSError):
+            conn.sendall((json.dumps(reply, default=str) + "\n").encode())
 
 
 def run_served(argv: list[str], cwd: str, env: dict[str, str], stdout, stderr) -> int:
@@ -448,10 +466,19 @@ def serve(db_path: str | Path) -> AppServer | None:
         return None
     key = Path(db_path).resolve()
     with _servers_lock:
+        if not _servers:
+            # An app that exits (Ctrl-C, SIGTERM) removes its files; a killed one's are
+            # recognised by their dead pid (find_app).
+            atexit.register(_close_all)
         server = _servers.get(key)
         if server is None or server._closed.is_set():
             server = _servers[key] = AppServer(key).start()
         return server
+
+
+def _close_all() -> None:
+    for server in list(_servers.values()):
+        server.close()
 
 
 # ----------------------------------------------------------------------------- client
@@ -549,3 +576,142 @@ def _resume_hint(db_path: str | Path) -> None:
         print(f"  job {job_id} ({kind}): {how}", file=sys.stderr)
     if not rows:
         print("No job was left unfinished; rerun the command.", file=sys.stderr)
+
+
+# ------------------------------------------------- holding the database only while needed
+
+#: Each job kind's sync: ingest its finished shards, mirror its progress.
+SYNCS = {
+    "sample": ("reset_core.sampling.launch", "sync_sampling"),
+    "judge": ("reset_core.judging.launch", "sync_judge_job"),
+    "train": ("reset_core.training.launch", "sync_training"),
+}
+
+
+def sync_with(con, job_id: str) -> dict[str, Any]:
+    """Sync job ``job_id`` on the open connection ``con`` with its kind's sync."""
+    import importlib
+
+    from reset_core.store import one
+
+    row = one(con, "SELECT kind FROM jobs WHERE job_id = ?", [job_id])
+    if row is None:
+        raise KeyError(f"no job {job_id!r}")
+    module, func = SYNCS.get(row[0], ("reset_core.jobs", "sync_job"))
+    return getattr(importlib.import_module(module), func)(con, job_id)
+
+
+def reopen(db_path: str | Path, wait_s: float = 60.0):
+    """Open ``db_path`` again after a release; None when the app holds it now.
+
+    Another command holding it briefly (no app) is waited for, up to ``wait_s``;
+    after that :class:`~reset_core.store.DatabaseBusy` is raised as usual.
+    """
+    from reset_core.store import DatabaseBusy, connect
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return connect(db_path)
+        except DatabaseBusy:
+            if find_app(db_path) is not None and not serving():
+                return None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def sync(db_path: str | Path, job_id: str, wait_s: float = 60.0) -> dict[str, Any]:
+    """Ingest a job's shards and return its progress, whoever holds the database now.
+
+    Opens the database for the sync alone; if the app has opened it meanwhile, the
+    app ingests the shards (the app stays the only writer) and this returns its answer.
+
+    >>> import tempfile
+    >>> from reset_core.store import connect
+    >>> db = Path(tempfile.mkdtemp()) / "y.duckdb"
+    >>> connect(db).close()
+    >>> sync(db, "nope")
+    Traceback (most recent call last):
+    ...
+    KeyError: "no job 'nope'"
+    """
+    con = reopen(db_path, wait_s)
+    if con is not None:
+        try:
+            return sync_with(con, job_id)
+        finally:
+            con.close()
+    info = find_app(db_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(info["socket"])
+        sock.sendall((json.dumps({"sync": job_id}) + "\n").encode())
+        with sock.makefile("rb") as replies:
+            reply = json.loads(replies.readline() or b"{}")
+    if "progress" not in reply:
+        raise RuntimeError(
+            f"the app (pid {info['pid']}) could not sync job {job_id}: "
+            + reply.get("error", "it stopped")
+        )
+    return reply["progress"]
+
+
+def run_released(db_path: str | Path, con, job_id: str) -> tuple[int, dict[str, Any]]:
+    """Run a job's worker in this process with the database closed; return (exit code, progress).
+
+    The headless path (:func:`reset_core.jobs.run_here`) without holding the database
+    while the worker runs (minutes to hours): ``con`` is closed first, so the app (or
+    another command) may open the file meanwhile. The shards are then ingested by
+    :func:`sync`, by this process or by the app if it holds the database by then.
+    Reopen with :func:`reopen` for anything more.
+    """
+    from reset_core import jobs
+
+    job_dir = jobs.work_dir(con, job_id)
+    jobs.mark_running(con, job_id)
+    con.close()
+    code = jobs.run_worker(job_dir)
+    return code, sync(db_path, job_id)
+
+
+def follow(
+    db_path: str | Path,
+    job_id: str,
+    on_progress=None,
+    poll_s: float = 1.0,
+    sync_every_s: float = 10.0,
+    on_interrupt=None,
+) -> dict[str, Any]:
+    """Follow a launched job's worker to its end without holding the database; return its progress.
+
+    The progress line comes from the job's ``progress.json`` every ``poll_s``; the
+    database is opened only to ingest shards (every ``sync_every_s``, and at the end),
+    through :func:`sync`. ``on_progress(progress)`` is called on each poll. Ctrl-C
+    asks the worker to stop after its current batch (``on_interrupt()`` is called
+    first, to say so), waits for it and returns its progress.
+    """
+    from reset_core import jobs
+
+    job_dir = paths.jobs_dir(db_path) / job_id
+    last_sync = time.monotonic()
+    progress = sync(db_path, job_id)
+    try:
+        while progress.get("status") in jobs.ACTIVE:
+            if on_progress:
+                on_progress(progress)
+            time.sleep(poll_s)
+            if time.monotonic() - last_sync >= sync_every_s:
+                progress, last_sync = sync(db_path, job_id), time.monotonic()
+            else:
+                seen = jobs.read_json(job_dir / "progress.json")
+                progress = {**progress, **seen} if seen else progress
+                if progress.get("status") not in jobs.ACTIVE:
+                    progress = sync(db_path, job_id)  # ended: ingest its last shards
+    except KeyboardInterrupt:
+        if on_interrupt:
+            on_interrupt()
+        # The worker stops on the cancel file after its current batch (no database needed).
+        (job_dir / "cancel").touch()
+        while (progress := sync(db_path, job_id)).get("status") in jobs.ACTIVE:
+            time.sleep(0.5)
+    return progress

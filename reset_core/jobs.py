@@ -771,6 +771,12 @@ def run_here(con, job_id: str) -> int:
         sync_judge_job(con, job_id)
     """
     job_dir = work_dir(con, job_id)
+    mark_running(con, job_id)
+    return run_worker(job_dir)
+
+
+def mark_running(con, job_id: str) -> None:
+    """Record that this process runs the job's worker itself (:func:`run_here`)."""
     # This process's pid: if it dies mid-run (a killed CLI, or the app serving it),
     # the next sync sees the pid gone and marks the job failed, so it can be resumed
     # rather than stay "running" for ever.
@@ -778,7 +784,6 @@ def run_here(con, job_id: str) -> int:
         "UPDATE jobs SET status='running', pid=?, started_at=current_timestamp WHERE job_id=?",
         [os.getpid(), job_id],
     )
-    return run_worker(job_dir)
 
 
 if __name__ == "__main__":

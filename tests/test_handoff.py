@@ -370,3 +370,77 @@ def test_a_served_command_runs_in_its_thread_with_its_callers_streams_and_keys(
     assert env["OPENAI_API_KEY"] == "sk-the-callers-key" and env.get("HOME") != "/nowhere"
     # A rejected option is argparse's exit 2, not a dead app thread.
     assert handoff.run_served(["--db", str(db), "nope"], str(tmp_path), {}, out, err) == 2
+
+
+_HOLDER = """
+import sys
+from reset_core import handoff, store
+con = store.connect(sys.argv[1])  # what the app does on its first page visit
+handoff.serve(sys.argv[1])
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_cli_judge_holds_the_database_only_to_plan_and_ingest(db_path, tmp_path):
+    """While the CLI's judge worker runs, the database is free: another command opens
+    it, then an app takes it; the app ingests the verdicts the CLI's worker wrote."""
+    from devtools.openai_standin import OpenAICompatServer
+    from reset_core import handoff, paths
+    from reset_core.store import connect
+    from tests.test_judging import _seed_db
+
+    con = connect(db_path)
+    _seed_db(con, 3)  # 12 candidates: 24 verdicts at one request in flight
+    con.close()
+    # Slow answers until the app has taken the database, then fast ones: the takeover
+    # lands mid-job whatever the machine's load.
+    with OpenAICompatServer(latency_s=3.0) as server:
+        judge = _popen_cli(
+            db_path,
+            "judge",
+            "--llm",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--concurrency",
+            "1",
+        )
+        try:
+            _wait_for(lambda: server.n_requests >= 2, "the judge's worker to run")
+            # Released: a plain command opens the file itself (no app, not busy).
+            r = _cli(db_path, "db", "info")
+            assert r.returncode == 0, r.stderr
+            assert "(run by the app" not in r.stderr
+            holder = subprocess.Popen(
+                [sys.executable, "-c", _HOLDER, str(db_path)],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert holder.stdout.readline().strip() == "held"
+                assert server.n_requests < 24, "the worker ended before the app took over"
+                server.latency_s = 0.0
+                out, err = judge.communicate(timeout=WAIT_S)
+                assert judge.returncode == 0, out + err
+                assert "ingested by the app that holds the database" in out
+                assert handoff.find_app(db_path)["pid"] == holder.pid
+            finally:
+                holder.stdin.close()
+                holder.wait(30)
+        finally:
+            if judge.poll() is None:
+                judge.kill()
+    con = connect(db_path)
+    try:
+        assert con.execute(
+            "SELECT count(*), count(DISTINCT judgment_id), count(score) FROM judgments"
+        ).fetchone() == (24, 24, 24)
+        assert con.execute("SELECT status FROM jobs WHERE kind = 'judge'").fetchall() == [("done",)]
+    finally:
+        con.close()
+    assert not (paths.jobs_dir(db_path) / f"{db_path.name}.app.json").exists()

@@ -42,7 +42,7 @@ def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
 def _cmd_judge(args: argparse.Namespace) -> int:
     import time
 
-    from reset_core import jobs
+    from reset_core import handoff
     from reset_core.judging.launch import (
         JudgePlan,
         cache_path,
@@ -50,7 +50,6 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         create_judge_job,
         estimate_judging,
         estimate_plan,
-        sync_judge_job,
     )
     from reset_core.judging.queries import injection_counts, job_judgment_counts
     from reset_core.options import options_from_args
@@ -87,15 +86,23 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         return 0
     job_id = create_judge_job(con, args.db, specs, plan=plan)
     t0 = time.monotonic()
-    jobs.run_here(con, job_id)  # headless: the same worker, in this process
-    prog = sync_judge_job(con, job_id)
-    n, n_scored = job_judgment_counts(con, job_id)
-    flagged = injection_counts(con, job_id)["flagged"]
-    print(
-        f"job {job_id}: {prog['status']} in {time.monotonic() - t0:.1f}s; "
-        f"{n} judgments, {n_scored} scored, {n - n_scored} without a score; "
-        f"{flagged} judged candidates flagged for prompt injection"
-    )
+    # Headless: the same worker, in this process, with the database closed while it
+    # runs (the app may open it meanwhile, and then ingests the verdicts itself).
+    _, prog = handoff.run_released(args.db, con, job_id)
+    con = handoff.reopen(args.db)  # None: the app holds it now
+    if con is None:
+        print(
+            f"job {job_id}: {prog['status']} in {time.monotonic() - t0:.1f}s; "
+            f"{prog.get('n_done', 0)} items judged, ingested by the app that holds the database"
+        )
+    else:
+        n, n_scored = job_judgment_counts(con, job_id)
+        flagged = injection_counts(con, job_id)["flagged"]
+        print(
+            f"job {job_id}: {prog['status']} in {time.monotonic() - t0:.1f}s; "
+            f"{n} judgments, {n_scored} scored, {n - n_scored} without a score; "
+            f"{flagged} judged candidates flagged for prompt injection"
+        )
     if prog.get("ledger"):
         print(json.dumps(prog["ledger"], indent=2))
     for judge_id, e in (prog.get("endpoints") or {}).items():

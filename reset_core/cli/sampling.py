@@ -29,9 +29,7 @@ from reset_core.errors import validation_message
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     """Sample in the foreground: start (or resume) a job's worker, follow it, ingest its shards."""
-    import time
-
-    from reset_core import jobs
+    from reset_core import handoff, jobs
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
     from reset_core.sampling.config import ModelSpec, SampleSelection
@@ -42,7 +40,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         plan_sampling,
         resume_sampling,
         start_sampling,
-        sync_sampling,
     )
     from reset_core.sampling.settings import GridRejected, default_grid, load_grid_file
     from reset_core.store import connect
@@ -88,20 +85,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    progress: dict = {}
-    try:
-        while True:
-            progress = sync_sampling(con, job_id)
-            line = jobs.describe_progress(progress, "candidates")
-            print(f"\r{line:<110.110}", end="", flush=True)
-            if progress["status"] not in jobs.ACTIVE:
-                break
-            time.sleep(args.poll_s)
-    except KeyboardInterrupt:
+    # The worker is a separate process: the database is closed while it runs and
+    # opened only to ingest its shards, so the app (or another command) may open it
+    # meanwhile; then the app ingests them (reset_core.handoff).
+    con.close()
+
+    def show(progress: dict) -> None:
+        line = jobs.describe_progress(progress, "candidates")
+        print(f"\r{line:<110.110}", end="", flush=True)
+
+    def say_cancelling() -> None:
         print("\ncancelling: the worker stops after its current batch", file=sys.stderr)
-        jobs.cancel(con, job_id)
-        while (progress := sync_sampling(con, job_id))["status"] in jobs.ACTIVE:
-            time.sleep(0.5)
+
+    progress = handoff.follow(
+        args.db, job_id, show, poll_s=args.poll_s, on_interrupt=say_cancelling
+    )
+    show(progress)
     print()
     print(
         f"job {job_id} {progress['status']}"
