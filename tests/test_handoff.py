@@ -444,3 +444,28 @@ def test_a_cli_judge_holds_the_database_only_to_plan_and_ingest(db_path, tmp_pat
     finally:
         con.close()
     assert not (paths.jobs_dir(db_path) / f"{db_path.name}.app.json").exists()
+
+
+def test_the_app_waits_for_a_cli_command_that_holds_the_database(app):
+    """A command started before the app was opened holds the file: the page says which
+    and retries until it ends, instead of failing with a traceback."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(float(sys.argv[2]))",
+            str(app.db),
+            "6",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app.run(timeout=120)  # the page retries until the holder has let go
+        assert holder.poll() is not None, "the page ran while the database was held"
+        assert not app.exception
+    finally:
+        holder.kill()
+        holder.wait()
