@@ -10,8 +10,9 @@ on the same file would fail. Instead, the command runs *inside* the app process:
    so only this user's processes may connect; nothing secret is ever written to disk)
    and ``<jobs folder>/<db file>.app.json`` says where: ``{"pid", "socket", "db",
    "started_at"}``.
-2. A command that meets :class:`~reset_core.store.DatabaseBusy` calls :func:`delegate`.
-   If a live app serves that database, it sends its argv, its working directory and
+2. ``reset_core.cli.main`` calls :func:`delegate` before it runs a command (and again
+   if the command meets :class:`~reset_core.store.DatabaseBusy`, for an app that
+   opened the file just then). If a live app serves that database, it sends its argv, its working directory and
    the environment variables the command may need (the API key names the deployment
    allows, base URL variables and ``RESET_STUDIO_*``; never the whole environment),
    prints ``(run by the app, pid N)`` once on stderr, streams the command's stdout and
@@ -23,14 +24,25 @@ on the same file would fail. Instead, the command runs *inside* the app process:
    sees its caller's streams and keys; every other thread of the app sees its own.
    Relative paths in the arguments are resolved against the caller's directory.
 
+4. The CLI, for its part, holds the database only while it plans and ingests: ``sample``
+   and ``judge`` close it while their worker runs (:func:`follow`, :func:`run_released`)
+   and open it again to ingest shards (:func:`sync`). If the app has opened it
+   meanwhile, a ``{"sync": job_id}`` request on the socket makes the app ingest them.
+   The other way round, an app that finds the file held by a command shows which
+   (:attr:`~reset_core.store.DatabaseBusy.holder`) and retries until it ends.
+
 Killed either side:
 
 * the CLI killed (or Ctrl-C): the app finishes the command; everything it printed is
   also in ``<jobs folder>/cli/<time>-<pid>.log``, whose last line is its exit status;
-* the app killed mid-command: the CLI says so, names the jobs the command started and
-  how to resume them, and exits 1. Workers write finished shards (a sampling worker
+* the app killed mid-command: the CLI says so, names the jobs left unfinished and how
+  to resume them, and exits 1. Workers write finished shards (a sampling worker
   is a child process that even outlives the app), and shards are ingested by key, so
   a resume redoes only what is missing and adds no duplicates.
+
+Limits: a served command reads no stdin, and Ctrl-C in the CLI leaves the command to
+the app rather than cancelling it (cancel its job on the app's page). Unix
+sockets only: elsewhere :func:`serve` does nothing and the CLI says "busy" (exit 3).
 
 >>> import tempfile
 >>> db = Path(tempfile.mkdtemp()) / "h.duckdb"
