@@ -5,15 +5,22 @@ Each stage's commands live in the module named after the stage, each with an
 holds the ``--db`` option and turns a busy database into exit status 3::
 
     cli/db.py        db info, db init          cli/judging.py   judge
-    cli/models.py    model prepare             cli/scoring.py   select, panel
-    cli/ingest.py    import, rekind            cli/curation.py  curate, export
-    cli/sampling.py  sample                    cli/training.py  train
-    cli/ingest.py    benchmark                 cli/evaluation.py evaluate
+    cli/models.py    model(s) prepare|list|lineage
+    cli/ingest.py    import, rekind            cli/scoring.py   select, panel
+    cli/sampling.py  sample                    cli/curation.py  curate, export
+    cli/ingest.py    benchmark                 cli/training.py  train
+    cli/review.py    review list|export        cli/evaluation.py evaluate
+    cli/analytics.py analytics agreement|tradeoff|decoding|grid
+    cli/rubrics.py   rubrics list|show|save    cli/jobs.py      jobs list|status|cancel|resume
     cli/experiments.py experiment              cli/report.py    report
     cli/users.py     user hash
 
-Exit status: 0 done, 1 the work failed, 2 rejected options, 3 the database is busy
-(another process, e.g. the app, holds it). Examples::
+Shared pieces: ``cli/progress.py`` draws the progress bars of long work (stderr;
+``--quiet`` turns them off); ``reset_core/config_file.py`` reads ``reset-studio.toml``
+(``--config FILE``, else ``$RESET_STUDIO_CONFIG``, else ``./reset-studio.toml``), whose
+values become the flags' defaults; ``cli/exit_codes.py`` is the table of exit statuses
+(0 done, 1 failed, 2 rejected, 3 busy, 4 stopped and resumable, 5 not found, 130
+interrupted). Examples::
 
     reset-studio --help
     reset-studio sample --help
@@ -28,14 +35,19 @@ import sys
 
 from reset_core import paths
 from reset_core.cli import (
+    analytics,
     curation,
     db,
     evaluation,
+    exit_codes,
     experiments,
     ingest,
+    jobs,
     judging,
     models,
     report,
+    review,
+    rubrics,
     sampling,
     scoring,
     training,
@@ -45,7 +57,9 @@ from reset_core.cli import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``reset-studio`` parser: ``--db`` and every stage's subcommands."""
-    parser = argparse.ArgumentParser(prog="reset-studio", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="reset-studio", description=__doc__.splitlines()[0], epilog=exit_codes.EPILOG
+    )
     parser.add_argument(
         "--db",
         default=str(paths.default_db_path()),
@@ -53,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # The order of the stages is the order of the subcommands in --help.
-    stages = (ingest, db, models, judging, scoring, sampling, curation, training, evaluation)
-    for stage in (*stages, experiments, report, users):
+    stages = (ingest, db, models, judging, rubrics, scoring, sampling, review, curation)
+    stages += (training, evaluation, analytics)
+    for stage in (*stages, jobs, experiments, report, users):
         stage.add_commands(sub)
     return parser
 
@@ -76,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DatabaseBusy as e:
         print(f"error: {e}", file=sys.stderr)
-        return 3
+        return exit_codes.BUSY
