@@ -24,10 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reset_core.cli import exit_codes
-from reset_core.cli.progress import ProgressBar, add_quiet, follow, run_job
-
-#: What each kind counts, for the progress line.
-UNITS = {"sample": "candidates", "judge": "judgments", "train": "steps"}
+from reset_core.cli.progress import UNITS, ProgressBar, add_quiet, follow, run_job
 
 
 def sync_for(kind: str) -> Callable[[Any, str], dict[str, Any]]:

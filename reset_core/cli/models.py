@@ -31,7 +31,7 @@ def _cmd_model_prepare(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return exit_codes.FAILED
     print(f"embedded model ready at {out}")
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_model_list(args: argparse.Namespace) -> int:
@@ -42,13 +42,13 @@ def _cmd_model_list(args: argparse.Namespace) -> int:
     models = trained_models(con)
     if models.empty:
         print("no models registered yet (sampling or training registers them)")
-        return 0
+        return exit_codes.OK
     labels = model_labels(con)
     for r in models.itertuples():
         # A model registered from an endpoint or the hub may have no local path.
         weights = (r.path or "") + (f" + adapter {r.adapter_path}" if r.adapter_path else "")
         print(f"{r.model_id}  {labels.get(r.model_id, r.name)}  [{r.stage}]  {weights}")
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_model_lineage(args: argparse.Namespace) -> int:

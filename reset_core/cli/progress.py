@@ -40,7 +40,12 @@ BAR_WIDTH = 24
 PLAIN_INTERVAL_S = 10.0
 
 
-def bar_line(progress: dict[str, Any], unit: str, width: int = BAR_WIDTH) -> str:
+def bar_line(
+    progress: dict[str, Any],
+    unit: str,
+    width: int = BAR_WIDTH,
+    extra: Callable[[dict[str, Any]], str | None] | None = None,
+) -> str:
     """A bar, the percentage and the progress line, for one redraw.
 
     >>> bar_line({"status": "running", "n_done": 5, "n_total": 10, "updated_at": 1.0,
@@ -50,11 +55,15 @@ def bar_line(progress: dict[str, Any], unit: str, width: int = BAR_WIDTH) -> str
     frac = jobs.progress_fraction(progress)
     filled = int(round(frac * width))
     bar = "#" * filled + "." * (width - filled)
-    return f"[{bar}] {frac:4.0%} {jobs.describe_progress(progress, unit)}"
+    line = f"[{bar}] {frac:4.0%} {jobs.describe_progress(progress, unit)}"
+    more = extra(progress) if extra else None
+    return f"{line} · {more}" if more else line
 
 
 class ProgressBar:
     """Draws a job's progress on ``stream`` (stderr): in place on a TTY, plain lines otherwise.
+
+    ``extra(progress)`` adds a stage's own figure to the line (training: the loss).
 
     >>> import io
     >>> out = io.StringIO()
@@ -74,8 +83,9 @@ class ProgressBar:
         quiet: bool = False,
         tty: bool | None = None,
         interval_s: float = PLAIN_INTERVAL_S,
+        extra: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
-        self.unit = unit
+        self.unit, self.extra = unit, extra
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         isatty = getattr(self.stream, "isatty", None)
@@ -93,7 +103,7 @@ class ProgressBar:
         """Draw ``progress`` if it changed (TTY) or if a plain line is due."""
         if self.quiet or not progress:
             return
-        line = bar_line(progress, self.unit)
+        line = bar_line(progress, self.unit, extra=self.extra)
         status = progress.get("status")
         if self.tty:
             if line != self._last_line:
@@ -226,3 +236,25 @@ def add_quiet(parser) -> None:
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar on stderr (results still print)"
     )
+
+
+#: What each job kind counts, for the progress line.
+UNITS = {"sample": "candidates", "judge": "judgments", "train": "steps"}
+
+
+def job_runner(quiet: bool = False) -> Callable[[Any, str], int]:
+    """A ``run(con, job_id)`` for the library's headless loops (evaluation, experiment):
+    each job with its own bar; Ctrl-C stops the worker after its batch and then raises
+    ``KeyboardInterrupt``, so the loop stops instead of starting the next step.
+
+    >>> run = job_runner(quiet=True)   # run(con, job_id) -> the worker's exit code
+    """
+
+    def run(con, job_id: str) -> int:
+        kind = jobs.job_kind(con, job_id) or ""
+        code, interrupted = run_job(con, job_id, ProgressBar(UNITS.get(kind, "items"), quiet=quiet))
+        if interrupted:
+            raise KeyboardInterrupt
+        return code
+
+    return run

@@ -24,12 +24,14 @@ import sys
 from pydantic import ValidationError
 
 from reset_core import paths
+from reset_core.cli import exit_codes
+from reset_core.cli.jobs import exit_status as job_exit_status
+from reset_core.cli.progress import ProgressBar, add_quiet, follow
 from reset_core.errors import validation_message
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     """Sample in the foreground: start (or resume) a job's worker, follow it, ingest its shards."""
-    import time
 
     from reset_core import jobs
     from reset_core.models import ModelUnavailable, default_model_path
@@ -51,6 +53,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             job_id = args.resume
+            if jobs.job_kind(con, job_id) is None:
+                print(f"error: no job {job_id!r} (reset-studio jobs list)", file=sys.stderr)
+                return exit_codes.NOT_FOUND
             resume_sampling(con, job_id)
             print(f"resuming {job_id}: only missing candidates are generated")
         else:
@@ -87,27 +92,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     except (SamplingRejected, GridRejected, ModelUnavailable, ValidationError) as e:
         msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
-        return 2
-    progress: dict = {}
+        return exit_codes.REJECTED
+    # The worker runs as its own process; following it ingests its shards as they land.
+    bar = ProgressBar("candidates", quiet=args.quiet)
     try:
-        while True:
-            progress = sync_sampling(con, job_id)
-            line = jobs.describe_progress(progress, "candidates")
-            print(f"\r{line:<110.110}", end="", flush=True)
-            if progress["status"] not in jobs.ACTIVE:
-                break
-            time.sleep(args.poll_s)
+        progress = follow(con, job_id, sync_sampling, bar, poll_s=args.poll_s)
     except KeyboardInterrupt:
-        print("\ncancelling: the worker stops after its current batch", file=sys.stderr)
-        jobs.cancel(con, job_id)
-        while (progress := sync_sampling(con, job_id))["status"] in jobs.ACTIVE:
-            time.sleep(0.5)
-    print()
+        print(f"interrupted: saved candidates kept; resume with --resume {job_id}", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     print(
         f"job {job_id} {progress['status']}"
         + (f": {progress['error']}" if progress.get("error") else "")
     )
-    return 0 if progress["status"] == "done" else 1
+    return job_exit_status(progress["status"])
 
 
 def add_commands(sub) -> None:
@@ -156,4 +153,5 @@ def add_commands(sub) -> None:
     p.add_argument("--chunk-size", type=int, help="candidates per shard (default: per engine)")
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
+    add_quiet(p)
     p.set_defaults(func=_cmd_sample)
