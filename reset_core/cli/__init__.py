@@ -55,15 +55,44 @@ from reset_core.cli import (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: reads ``reset-studio.toml`` first, so that its values are
+    the flags' defaults when the command line is parsed (a flag given still wins)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        from reset_core import config_file
+
+        args = sys.argv[1:] if args is None else list(args)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        explicit = pre.parse_known_args(args)[0].config
+        try:
+            path = config_file.find(explicit)
+            if path is not None:
+                config_file.apply_to_parser(self, config_file.load(path))
+        except config_file.ConfigError as e:
+            # One line naming the file, section and key; argparse's exit status for
+            # rejected options (2), before any work or any write.
+            self.exit(exit_codes.REJECTED, f"error: {e}\n")
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``reset-studio`` parser: ``--db`` and every stage's subcommands."""
-    parser = argparse.ArgumentParser(
+    """The ``reset-studio`` parser: ``--db``, ``--config`` and every stage's subcommands."""
+    parser = _Parser(
         prog="reset-studio", description=__doc__.splitlines()[0], epilog=exit_codes.EPILOG
     )
     parser.add_argument(
         "--db",
         default=str(paths.default_db_path()),
         help="DuckDB file (default: $RESET_STUDIO_DB or data/reset_studio.duckdb)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="reset-studio.toml whose values are the flags' defaults (default: "
+        "$RESET_STUDIO_CONFIG, else ./reset-studio.toml if present); see "
+        "docs/reset-studio.example.toml",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # The order of the stages is the order of the subcommands in --help.

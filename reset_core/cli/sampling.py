@@ -109,7 +109,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``sample`` to the ``reset-studio`` subparsers."""
-    from reset_core.options import add_options, comma_list
+    from reset_core.config_file import record_fields
+    from reset_core.options import add_options, comma_list, help_text
     from reset_core.sampling.config import ModelSpec, SampleSelection
     from reset_core.sampling.settings import DEFAULT_MAX_TOKENS
 
@@ -118,28 +119,21 @@ def add_commands(sub) -> None:
         help="generate candidates over a decoding grid (runs the worker in the foreground)",
     )
     add_options(p, ModelSpec)
-    # The SampleSelection fields, written out: named and explained for the command line
-    # (one comma list per flag, --selection-seed beside the engine's flags).
-    p.add_argument(
-        "--kinds",
-        type=comma_list,
-        default="",
-        help="comma-separated kinds (instruction,context); empty = all",
-    )
-    p.add_argument(
-        "--sources", type=comma_list, default="", help="comma-separated sources; empty = all"
-    )
-    p.add_argument(
-        "--splits", type=comma_list, default="seen", help="comma-separated splits (default: seen)"
-    )
+    # The SampleSelection fields, written out: one comma list per flag, and
+    # --selection-seed beside the engine's flags. Their help is the model's.
+    S = lambda name: help_text(SampleSelection, name).replace("%", "%%")  # noqa: E731
+    p.add_argument("--kinds", type=comma_list, default="", help=S("kinds") + " Comma list.")
+    p.add_argument("--sources", type=comma_list, default="", help=S("sources") + " Comma list.")
+    p.add_argument("--splits", type=comma_list, default="seen", help=S("splits") + " Comma list.")
     count = SampleSelection.model_fields["count"].default
-    p.add_argument(
-        "--count",
-        type=int,
-        default=count,
-        help=f"at most this many examples (default {count}: a first run of about a minute)",
+    p.add_argument("--count", type=int, default=count, help=S("count"))
+    p.add_argument("--selection-seed", type=int, default=0, help=S("seed"))
+    # [sampling.selection] in reset-studio.toml sets these flags' defaults too.
+    record_fields(
+        p,
+        SampleSelection,
+        {f: f for f in ("kinds", "sources", "splits", "count")} | {"seed": "selection_seed"},
     )
-    p.add_argument("--selection-seed", type=int, default=0, help="which examples when more match")
     p.add_argument(
         "--grid", help="JSON list or JSONL of decoding settings (default: the default grid)"
     )
