@@ -150,7 +150,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         return exit_codes.NOT_FOUND
     sync = sync_for(kind)
     progress = sync(con, args.job_id)
-    if progress.get("status") in jobs.ACTIVE:
+    # A running job has a live worker (sync marks one whose process is gone as failed);
+    # a queued one that no worker took (its launcher died first) can be run here.
+    if progress.get("status") == "running":
         print(
             f"error: job {args.job_id} is {progress['status']}; follow it with "
             f"reset-studio jobs status {args.job_id} --follow",
