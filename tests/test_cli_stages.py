@@ -312,23 +312,7 @@ def test_select_judges_picks_with_the_named_judges_without_saving_a_panel(db_pat
     assert sel in out and all(ids == ["metric@v1"] for ids in panel["judges"].values())
 
 
-@pytest.mark.slow  # the offline judges load their models: about half a minute
-def test_judge_splits_judges_the_named_splits_only(db_path, capsys):
-    con = connect(db_path)
-    review_data.seed(con)
-    con.execute("UPDATE examples SET split = 'test_seen' WHERE example_id IN ('ex-0', 'ex-1')")
-    con.close()
-    assert _run(db_path, "judge", "--offline", "--splits", "test_seen", "--quiet") == 0
-    con = connect(db_path)
-    judged = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT e.split FROM judgments j JOIN candidates c ON c.candidate_id = "
-            "j.candidate_id JOIN examples e ON e.example_id = c.example_id WHERE j.judge_id NOT IN ('llm-judge@v1', 'metric@v1')"
-        ).fetchall()
-    }
-    con.close()
-    assert judged == {"test_seen"}
+# judge --splits: tests/test_judge_plan.py::test_cli_judges_the_splits_it_is_given
 
 
 # ----------------------------------------------------------------------------- config file
