@@ -422,3 +422,22 @@ def test_top_level_help_lists_the_exit_statuses_and_every_stage(capsys):
     assert " ".join(exit_codes.EPILOG.split()) in " ".join(out.split())
     for cmd in ("review", "analytics", "jobs", "rubrics", "models", "--config"):
         assert cmd in out
+
+
+def test_the_judge_page_opens_on_the_config_files_values(db_path, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    cfg = tmp_path / "studio.toml"
+    cfg.write_text("[judging.llm]\nmodel = 'my-judge'\nconcurrency = 7\nbudget_usd = 2.5\n")
+    monkeypatch.setenv("RESET_STUDIO_CONFIG", str(cfg))
+    connect(db_path).close()
+    at = AppTest.from_file(str(ROOT / "pages" / "judge.py"), default_timeout=60)
+    at.session_state["db_path"] = str(db_path)
+    at.run()
+    at.radio(key="llm_mode").set_value(at.radio(key="llm_mode").options[1]).run()
+    assert not at.exception
+    assert at.text_input(key="llm_model").value == "my-judge"
+    values = {w.label: w.value for w in at.number_input}
+    assert values["Concurrency"] == 7 and values["Budget cap $ (0 = none)"] == 2.5
+    # a page the file leaves alone keeps its own defaults
+    assert values["Retries"] == 3 and values["$ / M prompt tokens"] == 0.15
