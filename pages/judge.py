@@ -194,11 +194,21 @@ if llm_cfg is not None:
 # ----------------------------------------------------------------------------- launch
 st.header("2 · Estimate and launch")
 c1, c2 = st.columns(2)
+aspect_choices = ["needed", "all"]
 aspects = c1.radio(
-    "Aspects", ["needed", "all"], horizontal=True, key="plan_aspects", help=P("aspects")
+    "Aspects",
+    aspect_choices,
+    index=aspect_choices.index(config_default(JudgePlan, "aspects")),
+    horizontal=True,
+    key="plan_aspects",
+    help=P("aspects"),
 )
 splits = c2.multiselect(
-    "Splits", list(SPLITS), default=["seen"], key="plan_splits", help=P("splits")
+    "Splits",
+    list(SPLITS),
+    default=config_default(JudgePlan, "splits"),  # [judging] in reset-studio.toml, else seen
+    key="plan_splits",
+    help=P("splits"),
 )
 plan = JudgePlan(aspects=aspects, splits=splits) if splits else None
 if not splits:
