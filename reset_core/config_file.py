@@ -71,11 +71,15 @@ SECTIONS: dict[str, str] = {
     "evaluation.decoding": "reset_core.sampling.settings:DecodingSetting",
     "report": "reset_core.evaluation.report:ReportOptions",
 }
-#: Fields a file cannot set: another section holds them (a nested model), or they name
-#: one run's inputs rather than a preference.
+#: Fields a file cannot set: another section holds them (a nested model), they name one
+#: run's inputs rather than a preference, or no flag or form reads them (a key that
+#: would change nothing is refused, not silently ignored; a test checks every other
+#: key is some flag's default).
 NOT_SETTABLE: dict[str, tuple[str, ...]] = {
-    "scoring": ("panel",),
+    "scoring": ("panel", "model_ids"),
+    "scoring.panel": ("name", "judges"),
     "evaluation": ("tests", "decoding", "checkpoints", "baseline", "name"),
+    "evaluation.decoding": ("seed", "n"),
     "curation": ("selection_id", "name"),
     "training": ("output_dir",),
 }

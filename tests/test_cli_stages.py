@@ -415,6 +415,23 @@ def test_flag_help_is_the_models_description_everywhere():
     assert checked > 100
 
 
+def test_every_key_a_config_file_accepts_is_some_flags_default():
+    from reset_core import config_file
+
+    read = {
+        (config_file.section_of(model), field)
+        for parser in config_file._parsers(build_parser())
+        for model, field, _ in parser.__dict__.get("_config_fields", ())
+    }
+    unread = [
+        (section, field)
+        for section in config_file.SECTIONS
+        for field in config_file.settable_fields(section)
+        if (section, field) not in read
+    ]
+    assert unread == []
+
+
 def test_top_level_help_lists_the_exit_statuses_and_every_stage(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -62,6 +62,7 @@ def _panel_from_args(con, args: argparse.Namespace, name: str | None = None):
 
 
 def _add_panel_flags(p: argparse.ArgumentParser) -> None:
+    from reset_core.config_file import record_fields
     from reset_core.options import _ListAction, _pairs, add_options, help_text
     from reset_core.scoring.panels import Panel
 
@@ -97,6 +98,8 @@ def _add_panel_flags(p: argparse.ArgumentParser) -> None:
         help="one judge per aspect (same as --task J --instruction J --faithfulness J)",
     )
     add_options(p, Panel, only=("scale", "delta", "include_placeholders"))
+    # --combine is written out (it adds "judge"); [scoring.panel] combine is its default.
+    record_fields(p, Panel, {"combine": "combine"})
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
