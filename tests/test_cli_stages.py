@@ -342,6 +342,10 @@ def test_config_file_values_are_flag_defaults_and_flags_win(tmp_path, monkeypatc
     from reset_core.training.config import TrainConfig
 
     assert config_file.default(TrainConfig, "max_steps") == 11  # what the Train page shows
+    # --config wins over the variable and the working folder's file, key by key too
+    monkeypatch.setenv("RESET_STUDIO_CONFIG", str(tmp_path / "reset-studio.toml"))
+    a = build_parser().parse_args(["--config", str(cfg), "train", "--set", "x"])
+    assert a.max_steps == 5
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "$RESET_STUDIO_CONFIG, else ./reset-studio.toml if present); see "
         "docs/reset-studio.example.toml",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Plain parsers below the top: only the top one reads the config file (once).
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
     # The order of the stages is the order of the subcommands in --help.
     stages = (ingest, db, models, judging, rubrics, scoring, sampling, review, curation)
     stages += (training, evaluation, analytics)
