@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from reset_core import deployment
+from reset_core import config_file, deployment
 
 st.set_page_config(page_title="RESET Studio", layout="wide")
 # Keys and deployment settings kept in the app's secrets reach reset_core (which never
@@ -22,6 +22,14 @@ PAGES = [
     st.Page("pages/train.py", title="Train"),
     st.Page("pages/evaluate.py", title="Evaluate"),
 ]
+
+# reset-studio.toml sets the forms' defaults: a bad file is one clear line, not a
+# traceback on the first page that reads it.
+try:
+    config_file.active()
+except config_file.ConfigError as e:
+    st.error(f"reset-studio.toml: {e}")
+    st.stop()
 
 ui.gate(PAGES)  # with login on, nothing below runs (no page, whatever its URL) until the user is in
 ui.sidebar()

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 import ui
 from reset_core.aspects import ASPECTS
+from reset_core.config_file import default as config_default
 from reset_core.errors import validation_message
 from reset_core.evaluation import benchmarks, charts, compare, experiments, report
 from reset_core.evaluation import launch as evaluations
@@ -104,7 +105,7 @@ def literal_choice(model, name: str, key: str, label: str | None = None):
     return st.selectbox(
         label or name.replace("_", " "),
         choices,
-        index=choices.index(info.default),
+        index=choices.index(config_default(model, name)),  # reset-studio.toml, else the model's
         help=info.description,
         key=key,
     )
@@ -236,7 +237,7 @@ def test_set_widgets(con) -> TestSet | None:
     splits = t1.multiselect(
         "Splits",
         split_choices,
-        default=TestSet().splits,
+        default=config_default(TestSet, "splits"),
         key="ev_splits",
         help=T("splits"),
     )
@@ -247,7 +248,7 @@ def test_set_widgets(con) -> TestSet | None:
     count = t4.number_input(
         "Count",
         min_value=1,
-        value=TestSet.model_fields["count"].default,
+        value=config_default(TestSet, "count"),
         step=50,
         key="ev_count",
         help=T("count"),
@@ -297,7 +298,8 @@ def decoding_widgets() -> DecodingSetting | None:
     values = {}
     for col, name in zip(cols, DECODING_FIELDS, strict=True):
         with col:
-            values[name] = decoding_input(name, getattr(GREEDY, name), f"ev_dec_{name}")
+            default = config_default(DecodingSetting, name, getattr(GREEDY, name))
+            values[name] = decoding_input(name, default, f"ev_dec_{name}")
     try:
         return DecodingSetting(**values, n=1)
     except ValidationError as e:
@@ -348,7 +350,7 @@ def new_evaluation(con, db: str) -> None:
         "Batch size",
         1,
         4096,
-        EvalConfig.model_fields["batch_size"].default,
+        config_default(EvalConfig, "batch_size"),
         key="ev_batch",
         help=E("batch_size"),
     )

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 import ui
 from reset_core import jobs
 from reset_core.aspects import ASPECTS
+from reset_core.config_file import default as config_default
 from reset_core.deployment import Deployment, SecretNotAllowed
 from reset_core.errors import validation_message
 from reset_core.judging.base import STATUSES
@@ -56,6 +57,8 @@ from reset_core.scoring.selection import prepare, preview_selection, save_select
 from reset_core.training.queries import model_labels, round_policy
 
 H = lambda name: help_text(LLMJudgeConfig, name)  # noqa: E731 - short alias for widget help
+# A widget's default: reset-studio.toml's [judging.llm] value, else the page's, else the model's.
+CFG = lambda name, *page: config_default(LLMJudgeConfig, name, *page)  # noqa: E731
 S = lambda name: help_text(SelectionConfig, name)  # noqa: E731
 P = lambda name: help_text(JudgePlan, name)  # noqa: E731
 PN = lambda name: help_text(Panel, name)  # noqa: E731
@@ -93,8 +96,10 @@ llm_mode = st.radio(
 llm_cfg = None
 if llm_mode != "none":
     c1, c2, c3 = st.columns(3)
-    model = c1.text_input("Model", "gpt-4o-mini", help=H("model"), key="llm_model")
-    base_url = c2.text_input("Base URL", "", help=H("base_url"), key="llm_base_url")
+    model = c1.text_input("Model", CFG("model"), help=H("model"), key="llm_model")
+    base_url = c2.text_input(
+        "Base URL", CFG("base_url") or "", help=H("base_url"), key="llm_base_url"
+    )
     # A choice among the names the deployment allows, never free text: the server
     # sends the chosen variable's value to the endpoint (see reset_core.deployment).
     deployment = Deployment.current()
@@ -102,7 +107,7 @@ if llm_mode != "none":
     key_env = c3.selectbox(
         "API key variable",
         key_names,
-        index=key_names.index("OPENAI_API_KEY") if "OPENAI_API_KEY" in key_names else 0,
+        index=key_names.index(CFG("api_key_env")) if CFG("api_key_env") in key_names else 0,
         key="llm_key_env",
         help=H("api_key_env") + f". Allowed here: {', '.join(deployment.allowed_key_envs)}.",
     )
@@ -120,16 +125,33 @@ if llm_mode != "none":
     if endpoint_problem:
         st.error(endpoint_problem)
     c1, c2, c3, c4 = st.columns(4)
-    p_in = c1.number_input("$ / M prompt tokens", 0.0, value=0.15, help=H("price_input_per_mtok"))
-    p_out = c2.number_input(
-        "$ / M completion tokens", 0.0, value=0.6, help=H("price_output_per_mtok")
+    p_in = c1.number_input(
+        "$ / M prompt tokens",
+        0.0,
+        value=float(CFG("price_input_per_mtok", 0.15)),
+        help=H("price_input_per_mtok"),
     )
-    conc = c3.number_input("Concurrency", 1, 1024, 16, help=H("concurrency"))
-    budget = c4.number_input("Budget cap $ (0 = none)", 0.0, value=0.0, help=H("budget_usd"))
+    p_out = c2.number_input(
+        "$ / M completion tokens",
+        0.0,
+        value=float(CFG("price_output_per_mtok", 0.6)),
+        help=H("price_output_per_mtok"),
+    )
+    conc = c3.number_input("Concurrency", 1, 1024, CFG("concurrency"), help=H("concurrency"))
+    budget = c4.number_input(
+        "Budget cap $ (0 = none)",
+        0.0,
+        value=float(CFG("budget_usd") or 0.0),
+        help=H("budget_usd"),
+    )
     c1, c2, c3 = st.columns(3)
-    per_call = c1.number_input("Candidates per call", 1, 16, 1, help=H("candidates_per_call"))
-    timeout = c2.number_input("Timeout s", 1.0, 3600.0, 60.0, help=H("timeout_s"))
-    retries = c3.number_input("Retries", 0, 20, 3, help=H("max_retries"))
+    per_call = c1.number_input(
+        "Candidates per call", 1, 16, CFG("candidates_per_call"), help=H("candidates_per_call")
+    )
+    timeout = c2.number_input(
+        "Timeout s", 1.0, 3600.0, float(CFG("timeout_s")), help=H("timeout_s")
+    )
+    retries = c3.number_input("Retries", 0, 20, CFG("max_retries"), help=H("max_retries"))
     try:
         llm_cfg = (
             None
@@ -172,11 +194,21 @@ if llm_cfg is not None:
 # ----------------------------------------------------------------------------- launch
 st.header("2 · Estimate and launch")
 c1, c2 = st.columns(2)
+aspect_choices = ["needed", "all"]
 aspects = c1.radio(
-    "Aspects", ["needed", "all"], horizontal=True, key="plan_aspects", help=P("aspects")
+    "Aspects",
+    aspect_choices,
+    index=aspect_choices.index(config_default(JudgePlan, "aspects")),
+    horizontal=True,
+    key="plan_aspects",
+    help=P("aspects"),
 )
 splits = c2.multiselect(
-    "Splits", list(SPLITS), default=["seen"], key="plan_splits", help=P("splits")
+    "Splits",
+    list(SPLITS),
+    default=config_default(JudgePlan, "splits"),  # [judging] in reset-studio.toml, else seen
+    key="plan_splits",
+    help=P("splits"),
 )
 plan = JudgePlan(aspects=aspects, splits=splits) if splits else None
 if not splits:

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from reset_core import jobs, paths
+from reset_core.config_file import default as config_default
 from reset_core.deployment import Deployment
 from reset_core.ingest.queries import distinct_values
 from reset_core.models import ModelUnavailable, default_model_path
@@ -66,7 +67,7 @@ count = int(
     c4.number_input(
         "Count",
         min_value=1,
-        value=SampleSelection.model_fields["count"].default,
+        value=config_default(SampleSelection, "count"),
         step=10,
         key="sample_count",
         help=S("count"),

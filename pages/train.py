@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 import ui
 from reset_core import jobs
+from reset_core.config_file import default as config_default
 from reset_core.curation import queries as curation_queries
 from reset_core.curation import sets as curation
 from reset_core.curation.config import CurationSpec
@@ -37,7 +38,8 @@ NOT_WIDGETS = ("base_model", "adapter_path", "output_dir")
 def _widget(name: str, key: str):
     """One input for a TrainConfig field, typed from its annotation, with its help text."""
     info = TrainConfig.model_fields[name]
-    ann, default, helptext = info.annotation, info.default, info.description
+    # The default is reset-studio.toml's [training] value when it sets one.
+    ann, default, helptext = info.annotation, config_default(TrainConfig, name), info.description
     label = name.replace("_", " ")
     args = typing.get_args(ann)
     if ann is bool:

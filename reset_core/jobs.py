@@ -533,6 +533,47 @@ def active_job_ids(con, kind: str) -> list[str]:
     ]
 
 
+def list_jobs(
+    con, kind: str | None = None, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Jobs of every kind (or one kind/status), newest first, as the ``jobs`` table last
+    mirrored them: ``job_id, kind, status, n_done, n_total, error, created_at, finished_at``.
+
+    >>> from reset_core.store import connect
+    >>> con = connect(":memory:")
+    >>> _ = con.execute(
+    ...     "INSERT INTO jobs (job_id, kind, status, config, work_dir, created_at) VALUES "
+    ...     "('judge-1', 'judge', 'stopped', '{}', '/tmp/j1', '2024-01-01'), "
+    ...     "('sample-1', 'sample', 'done', '{}', '/tmp/s1', '2024-01-02')"
+    ... )
+    >>> [j["job_id"] for j in list_jobs(con)]
+    ['sample-1', 'judge-1']
+    >>> [j["job_id"] for j in list_jobs(con, status="stopped")]
+    ['judge-1']
+    """
+    cur = con.execute(
+        "SELECT job_id, kind, status, n_done, n_total, error, created_at, finished_at "
+        "FROM jobs WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?) "
+        "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+        [kind, kind, status, status, limit],
+    )
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def job_kind(con, job_id: str) -> str | None:
+    """A job's kind (``sample``, ``judge``, ``train`` …), or None for an unknown id.
+
+    >>> from reset_core.store import connect
+    >>> job_kind(connect(":memory:"), "judge-0") is None
+    True
+    """
+    from reset_core.store import one
+
+    row = one(con, "SELECT kind FROM jobs WHERE job_id = ?", [job_id])
+    return None if row is None else row[0]
+
+
 def work_dir(con, job_id: str) -> Path:
     """A job's folder (its inputs, shards, progress file and log).
 

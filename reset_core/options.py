@@ -79,9 +79,14 @@ def add_options(
     """Add one ``--flag`` per field of ``model`` with its description as help.
 
     ``exclude`` leaves fields out; ``only`` adds just these (in the model's order), for a
-    command that places some of a model's flags among its own.
+    command that places some of a model's flags among its own. The flags are recorded
+    for :func:`reset_core.config_file.apply_to_parser`: a config file's value for a
+    field becomes its flag's default.
     """
+    from reset_core.config_file import record_fields
+
     exclude, only = set(exclude), None if only is None else set(only)
+    added = {}
     for name, info in model.model_fields.items():
         if name in exclude or (only is not None and name not in only):
             continue
@@ -104,6 +109,9 @@ def add_options(
         elif ann in (int, float):
             kwargs["type"] = ann
         parser.add_argument(flag, **kwargs)
+        added[name] = name
+    # A reset-studio.toml value for one of these fields becomes the flag's default.
+    record_fields(parser, model, added)
 
 
 def options_from_args(model: type[BaseModel], ns: argparse.Namespace) -> BaseModel:

@@ -474,7 +474,7 @@ def test_cli_evaluates_by_label_lists_and_resumes(
     assert "checkpoints: 'nope' is no model id" in capsys.readouterr().err
     assert main([*db, "evaluate", "--checkpoints", base, "--splits", "bogus"]) == 2
     assert "splits" in capsys.readouterr().err
-    assert main([*db, "evaluate", "--resume", "eval-missing"]) == 2
+    assert main([*db, "evaluate", "--resume", "eval-missing"]) == 5  # not found
     assert main([*db, "evaluate"]) == 2
 
 

@@ -340,5 +340,5 @@ def test_cli_lists_recipes_and_rejects_a_bad_recipe_file(db_path, tmp_path, caps
     assert f"error: {bad}: examples.count: Input should be greater than or equal to 1" in err
     assert main(["--db", str(db_path), "experiment"]) == 2
     assert "give one of NAME, --recipe FILE or --resume ID" in capsys.readouterr().err
-    assert main(["--db", str(db_path), "experiment", "--resume", "exp-nope"]) == 2
+    assert main(["--db", str(db_path), "experiment", "--resume", "exp-nope"]) == 5  # not found
     assert "no experiment 'exp-nope'" in capsys.readouterr().err

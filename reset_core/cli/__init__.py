@@ -5,15 +5,22 @@ Each stage's commands live in the module named after the stage, each with an
 holds the ``--db`` option and turns a busy database into exit status 3::
 
     cli/db.py        db info, db init          cli/judging.py   judge
-    cli/models.py    model prepare             cli/scoring.py   select, panel
-    cli/ingest.py    import, rekind            cli/curation.py  curate, export
-    cli/sampling.py  sample                    cli/training.py  train
-    cli/ingest.py    benchmark                 cli/evaluation.py evaluate
+    cli/models.py    model(s) prepare|list|lineage
+    cli/ingest.py    import, rekind            cli/scoring.py   select, panel
+    cli/sampling.py  sample                    cli/curation.py  curate, export
+    cli/ingest.py    benchmark                 cli/training.py  train
+    cli/review.py    review list|export        cli/evaluation.py evaluate
+    cli/analytics.py analytics agreement|tradeoff|decoding|grid
+    cli/rubrics.py   rubrics list|show|save    cli/jobs.py      jobs list|status|cancel|resume
     cli/experiments.py experiment              cli/report.py    report
     cli/users.py     user hash
 
-Exit status: 0 done, 1 the work failed, 2 rejected options, 3 the database is busy
-(another process, e.g. the app, holds it). Examples::
+Shared pieces: ``cli/progress.py`` draws the progress bars of long work (stderr;
+``--quiet`` turns them off); ``reset_core/config_file.py`` reads ``reset-studio.toml``
+(``--config FILE``, else ``$RESET_STUDIO_CONFIG``, else ``./reset-studio.toml``), whose
+values become the flags' defaults; ``cli/exit_codes.py`` is the table of exit statuses
+(0 done, 1 failed, 2 rejected, 3 busy, 4 stopped and resumable, 5 not found, 130
+interrupted). Examples::
 
     reset-studio --help
     reset-studio sample --help
@@ -29,14 +36,19 @@ from pathlib import Path
 
 from reset_core import paths
 from reset_core.cli import (
+    analytics,
     curation,
     db,
     evaluation,
+    exit_codes,
     experiments,
     ingest,
+    jobs,
     judging,
     models,
     report,
+    review,
+    rubrics,
     sampling,
     scoring,
     training,
@@ -44,18 +56,51 @@ from reset_core.cli import (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: reads ``reset-studio.toml`` first, so that its values are
+    the flags' defaults when the command line is parsed (a flag given still wins)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        from reset_core import config_file
+
+        args = sys.argv[1:] if args is None else list(args)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        explicit = pre.parse_known_args(args)[0].config
+        try:
+            path = config_file.find(explicit)
+            if path is not None:
+                config_file.apply_to_parser(self, config_file.load(path))
+        except config_file.ConfigError as e:
+            # One line naming the file, section and key; argparse's exit status for
+            # rejected options (2), before any work or any write.
+            self.exit(exit_codes.REJECTED, f"error: {e}\n")
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``reset-studio`` parser: ``--db`` and every stage's subcommands."""
-    parser = argparse.ArgumentParser(prog="reset-studio", description=__doc__.splitlines()[0])
+    """The ``reset-studio`` parser: ``--db``, ``--config`` and every stage's subcommands."""
+    parser = _Parser(
+        prog="reset-studio", description=__doc__.splitlines()[0], epilog=exit_codes.EPILOG
+    )
     parser.add_argument(
         "--db",
         default=str(paths.default_db_path()),
         help="DuckDB file (default: $RESET_STUDIO_DB or data/reset_studio.duckdb)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="reset-studio.toml whose values are the flags' defaults (default: "
+        "$RESET_STUDIO_CONFIG, else ./reset-studio.toml if present); see "
+        "docs/reset-studio.example.toml",
+    )
+    # Plain parsers below the top: only the top one reads the config file (once).
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
     # The order of the stages is the order of the subcommands in --help.
-    stages = (ingest, db, models, judging, scoring, sampling, curation, training, evaluation)
-    for stage in (*stages, experiments, report, users):
+    stages = (ingest, db, models, judging, rubrics, scoring, sampling, review, curation)
+    stages += (training, evaluation, analytics)
+    for stage in (*stages, jobs, experiments, report, users):
         stage.add_commands(sub)
     return parser
 

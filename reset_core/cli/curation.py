@@ -19,6 +19,7 @@ import sys
 
 from pydantic import ValidationError
 
+from reset_core.cli import exit_codes
 from reset_core.errors import validation_message
 
 
@@ -51,24 +52,24 @@ def _cmd_curate(args: argparse.Namespace) -> int:
                         "(or use --references for the MTL set)",
                         file=sys.stderr,
                     )
-                    return 2
+                    return exit_codes.REJECTED
                 print(f"using the latest selection, {args.selection_id}")
             spec = options_from_args(curation_config.CurationSpec, args)
             if args.preview:
                 p = curation.preview(con, spec)
                 p.pop("scores"), p.pop("score_by_kind")
                 print(json.dumps(p, indent=2))
-                return 0
+                return exit_codes.OK
             set_id = curation.create_curated_set(con, spec)
     except ValidationError as e:
         print(f"error: {validation_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     man = curation_queries.manifest(con, set_id)
     print(f"curated set {set_id}: {man['n_items']} items, by kind {man['by_kind']}")
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -78,11 +79,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     con = connect(args.db)
     try:
         out = export_set(con, args.set_id, args.out, form=args.form, fmt=args.format)
-    except (KeyError, ValueError, FileExistsError) as e:
+    except KeyError as e:  # an unknown set id
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return exit_codes.NOT_FOUND
+    except (ValueError, FileExistsError) as e:  # a bad form/format, an existing file
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return exit_codes.REJECTED
     print(f"wrote {out} (manifest beside it)")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from reset_core.cli import exit_codes
+
 
 def _cmd_db_info(args: argparse.Namespace) -> int:
     from reset_core.ingest.queries import example_breakdown
@@ -30,7 +32,7 @@ def _cmd_db_info(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return exit_codes.OK
     print(f"database   {info['database']}")
     print(f"migrations {', '.join(info['migrations'])}")
     for label, n in info["counts"].items():
@@ -40,7 +42,7 @@ def _cmd_db_info(args: argparse.Namespace) -> int:
             print(
                 f"{key.replace('_', ' ')}: " + ", ".join(f"{k}={v}" for k, v in info[key].items())
             )
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_db_init(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def _cmd_db_init(args: argparse.Namespace) -> int:
         n = load_demo(con)
         print(f"demo set: {n} examples added" if n else "demo set: database already has examples")
     print(f"database ready at {Path(args.db).resolve()}")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:

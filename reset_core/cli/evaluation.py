@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reset_core.cli import exit_codes
+from reset_core.cli.progress import add_quiet, job_runner
 from reset_core.errors import rejection_message
 
 #: Decoding flags offered (the rest of the setting stays greedy: seed 0, n 1).
@@ -115,13 +117,13 @@ def _list(con) -> int:
     df = list_evaluations(con)
     if df.empty:
         print("no evaluations yet (reset-studio evaluate --checkpoints ... makes one)")
-        return 0
+        return exit_codes.OK
     for r in df.itertuples():
         print(
             f"{r.evaluation_id}  {r.status:<8}  {r.n_checkpoints} checkpoints x "
             f"{r.n_examples} examples  {r.created_at:%Y-%m-%d %H:%M}  {r.name}"
         )
-    return 0
+    return exit_codes.OK
 
 
 def _summary(con, evaluation_id: str) -> None:
@@ -154,8 +156,8 @@ def _dry_run(con, cfg) -> int:
     )
     if not size["total"]:
         print("error: tests: no examples match; import or split a test set first", file=sys.stderr)
-        return 2
-    return 0
+        return exit_codes.REJECTED
+    return exit_codes.OK
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -173,7 +175,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _list(con)
     try:
         if args.resume:
-            evaluation_id = get_evaluation(con, args.resume)["evaluation_id"]
+            try:
+                evaluation_id = get_evaluation(con, args.resume)["evaluation_id"]
+            except ValueError as e:  # an unknown id: nothing to resume
+                print(f"error: {e} (reset-studio evaluate --list)", file=sys.stderr)
+                return exit_codes.NOT_FOUND
             resume_evaluation(con, evaluation_id)
             print(f"resuming {evaluation_id}: only missing answers and verdicts are made")
         else:
@@ -191,7 +197,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     last = None
 
     def show(p) -> None:
@@ -202,21 +208,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             last = line
 
     try:
-        p = run_evaluation(con, args.db, evaluation_id, on_progress=show, poll_s=args.poll_s)
+        p = run_evaluation(
+            con,
+            args.db,
+            evaluation_id,
+            on_progress=show,
+            poll_s=args.poll_s,
+            run=job_runner(args.quiet),
+        )
     except KeyboardInterrupt:
         cancel_evaluation(con, evaluation_id)
         print(
             f"\ncancelled; what finished is kept: reset-studio evaluate --resume {evaluation_id}",
             file=sys.stderr,
         )
-        return 1
+        return exit_codes.INTERRUPTED
     _summary(con, evaluation_id)
     if p.status != "done":
         print(f"{p.status}: {p.message}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     if p.verdicts_done < p.verdicts_total:
         print(f"note: {p.message}", file=sys.stderr)
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:
@@ -243,4 +256,5 @@ def add_commands(sub) -> None:
         "source), then stop without creating the evaluation",
     )
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
+    add_quiet(p)
     p.set_defaults(func=_cmd_evaluate)

@@ -18,6 +18,8 @@ import argparse
 import sys
 import time
 
+from reset_core.cli import exit_codes
+from reset_core.cli.progress import add_quiet, job_runner
 from reset_core.errors import rejection_message
 
 
@@ -42,7 +44,7 @@ def _print_list(args) -> int:
                 f"  {r.experiment_id}  {r.name:<20} {r.status:<8} {r.steps_done}/{r.steps_total} "
                 f"steps" + (f" · evaluation {r.evaluation_id}" if r.evaluation_id else "")
             )
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -53,7 +55,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         return _print_list(args)
     if sum(x is not None for x in (args.name, args.recipe, args.resume)) != 1:
         print("error: give one of NAME, --recipe FILE or --resume ID (or --list)", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     con = connect(args.db)
     if args.resume:
         exp_id = args.resume
@@ -61,7 +63,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             ex.get_experiment(con, exp_id)
         except KeyError as e:
             print(f"error: {e.args[0]}", file=sys.stderr)
-            return 2
+            return exit_codes.NOT_FOUND
     else:
         try:
             recipe = ex.load_recipe(args.recipe or args.name, args.db)
@@ -81,7 +83,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             )
         except ValueError as e:  # a RecipeError, a ValidationError, a rejected model
             print(f"error: {rejection_message(e)}", file=sys.stderr)
-            return 2
+            return exit_codes.REJECTED
         print(f"experiment {exp_id} ({recipe.name}): {' '.join(recipe.description.split())}")
     started = time.monotonic()
     last = [None]
@@ -93,20 +95,22 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             last[0] = line
 
     try:
-        p = ex.run_experiment(con, args.db, exp_id, on_progress=show, until=args.until)
+        p = ex.run_experiment(
+            con, args.db, exp_id, on_progress=show, until=args.until, run=job_runner(args.quiet)
+        )
     except KeyboardInterrupt:
         print(f"interrupted; resume with --resume {exp_id}", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     took = time.monotonic() - started
     if p.status == "failed":
         print(f"failed at {p.step}: {p.message}\nresume with --resume {exp_id}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     if p.status == "done":
         print(f"done in {took:.0f}s: evaluation {p.evaluation_id}")
         print(f"report: reset-studio report --experiment {exp_id} --out {exp_id}.html")
     else:
         print(f"stopped before {p.step} after {took:.0f}s; continue with --resume {exp_id}")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:
@@ -128,4 +132,5 @@ def add_commands(sub) -> None:
         metavar="STEP",
         help="stop before this step (e.g. evaluate); --resume continues from there",
     )
+    add_quiet(p)
     p.set_defaults(func=_cmd_experiment)

@@ -28,6 +28,7 @@ import sys
 
 from pydantic import ValidationError
 
+from reset_core.cli import exit_codes
 from reset_core.errors import validation_message
 
 
@@ -41,13 +42,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
         opts = options_from_args(ImportOptions, args)
     except ValidationError as e:
         print(f"error: {validation_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     try:
         parsed = read_examples(args.file, opts)
     except ImportRejected as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was imported; the database is unchanged", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     # What the file holds, before anything is committed (all a dry run does).
     print(
         f"{parsed.path}: preset {parsed.preset}, {parsed.n_rows} rows, "
@@ -57,21 +58,21 @@ def _cmd_import(args: argparse.Namespace) -> int:
     print(f"  {describe_counts(parsed.counts())}")
     if args.dry_run:
         print("dry run: nothing was imported")
-        return 0
+        return exit_codes.OK
     con = connect(args.db)
     try:
         result = import_file(con, args.file, opts, parsed=parsed)
     except ImportRejected as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was imported; the database is unchanged", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     print(
         f"imported {result.n_added} new examples from {result.path} (preset {result.preset}; "
         f"{result.n_rows} rows, {result.n_duplicates} duplicates skipped)"
     )
     if result.n_added:
         print(f"  added {describe_counts(result.added)}")
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -87,19 +88,19 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                 + (f", {s['in_seen']} in seen (training data)" if s["in_seen"] else "")
                 + f"; {s['license']}, {s['credit']}"
             )
-        return 0
+        return exit_codes.OK
     if args.name not in BENCHMARKS:
         print(
             f"error: unknown benchmark {args.name!r}; built in: {', '.join(BENCHMARKS)}",
             file=sys.stderr,
         )
-        return 2
+        return exit_codes.REJECTED
     try:
         r = install_benchmark(con, args.name)
     except ImportRejected as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was imported; the database is unchanged", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     b = BENCHMARKS[args.name]
     print(
         f"{args.name}: {r['n_rows']} prompts; {r['added']} added to {b.split} (source "
@@ -113,7 +114,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             f"  {r['in_seen']} sit in the seen split (training data, e.g. the demo's): they keep "
             "it, and evaluations on the test splits leave them out"
         )
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_rekind(args: argparse.Namespace) -> int:
@@ -126,11 +127,11 @@ def _cmd_rekind(args: argparse.Namespace) -> int:
     except RekindRejected as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was changed", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     print(result.describe())
     if args.dry_run:
         print("dry run: nothing was changed")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:

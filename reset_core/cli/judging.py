@@ -22,6 +22,9 @@ import argparse
 import json
 import sys
 
+from reset_core.cli import exit_codes
+from reset_core.cli.jobs import exit_status as job_exit_status
+from reset_core.cli.progress import ProgressBar, add_quiet, run_job
 from reset_core.errors import rejection_message
 
 
@@ -63,7 +66,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     for judge_id, e in est.items():
         print(
             f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
@@ -83,12 +86,16 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                 if count_candidates(con)
                 else "nothing to judge: no candidates yet (reset-studio sample makes them)"
             )
-        return 0
+        return exit_codes.OK
     job_id = create_judge_job(con, args.db, specs, plan=plan)
     t0 = time.monotonic()
-    # Headless: the same worker, in this process, with the database closed while it
-    # runs (the app may open it meanwhile, and then ingests the verdicts itself).
-    _, prog = handoff.run_released(args.db, con, job_id)
+    # Headless: the same worker, in this process, with a bar following its progress file
+    # and the database closed while it runs (the app may open it meanwhile, and then
+    # ingests the verdicts itself).
+    _, interrupted = run_job(
+        con, job_id, ProgressBar("judgments", quiet=args.quiet), release_db=args.db
+    )
+    prog = handoff.sync(args.db, job_id)
     con = handoff.reopen(args.db)  # None: the app holds it now
     if con is None:
         print(
@@ -117,7 +124,14 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             )
     if prog.get("error"):
         print(f"note: {prog['error']}", file=sys.stderr)
-    return 0 if prog["status"] in ("done", "stopped") else 1
+    if interrupted:
+        print(
+            f"interrupted: saved judgments kept; reset-studio jobs resume {job_id}", file=sys.stderr
+        )
+        return exit_codes.INTERRUPTED
+    if prog["status"] == "stopped":  # the budget cap: resumable with a higher one
+        print(f"stopped: reset-studio jobs resume {job_id} --budget-usd X", file=sys.stderr)
+    return job_exit_status(prog["status"])
 
 
 def _cmd_injection_check(args: argparse.Namespace) -> int:
@@ -131,12 +145,12 @@ def _cmd_injection_check(args: argparse.Namespace) -> int:
     n = injection_counts(con)
     print(f"{n['flagged']} of {n['scanned']} candidates carry text aimed at the judge")
     if not args.llm or not n["flagged"]:
-        return 0
+        return exit_codes.OK
     try:
         specs = _judge_specs(args, con)
     except ValueError as e:
         print(f"error: {rejection_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     eff = measure_flagged(con, build_judge(specs[-1]), limit=args.limit)
     share = "n/a" if eff.moved_share is None else f"{eff.moved_share:.1%}"
     print(
@@ -144,7 +158,7 @@ def _cmd_injection_check(args: argparse.Namespace) -> int:
         f"{eff.n_compared} compared, {eff.n_moved} moved by >= {eff.threshold:g} point "
         f"({share})"
     )
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:
@@ -159,6 +173,7 @@ def add_commands(sub) -> None:
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
     add_options(p, JudgePlan)
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
+    add_quiet(p)
     add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)
 

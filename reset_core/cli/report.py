@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reset_core.cli import exit_codes
 from reset_core.errors import rejection_message
 
 
@@ -27,12 +28,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if not args.evaluation_id and not args.experiment_id:
         print("error: give an evaluation id, or --experiment ID", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     try:
         options = options_from_args(ReportOptions, args)
     except ValidationError as e:
         print(f"error: {rejection_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     con = connect(args.db)
     try:
         path = write_report(
@@ -45,14 +46,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         )
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     except ValueError as e:  # an unknown evaluation, experiment or baseline
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     finally:
         con.close()
     print(f"wrote {path}")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:

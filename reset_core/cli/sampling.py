@@ -24,6 +24,9 @@ import sys
 from pydantic import ValidationError
 
 from reset_core import paths
+from reset_core.cli import exit_codes
+from reset_core.cli.jobs import exit_status as job_exit_status
+from reset_core.cli.progress import ProgressBar, add_quiet
 from reset_core.errors import validation_message
 
 
@@ -48,6 +51,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             job_id = args.resume
+            if jobs.job_kind(con, job_id) is None:
+                print(f"error: no job {job_id!r} (reset-studio jobs list)", file=sys.stderr)
+                return exit_codes.NOT_FOUND
             resume_sampling(con, job_id)
             print(f"resuming {job_id}: only missing candidates are generated")
         else:
@@ -84,34 +90,37 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     except (SamplingRejected, GridRejected, ModelUnavailable, ValidationError) as e:
         msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
         print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     # The worker is a separate process: the database is closed while it runs and
     # opened only to ingest its shards, so the app (or another command) may open it
     # meanwhile; then the app ingests them (reset_core.handoff).
     con.close()
-
-    def show(progress: dict) -> None:
-        line = jobs.describe_progress(progress, "candidates")
-        print(f"\r{line:<110.110}", end="", flush=True)
+    bar = ProgressBar("candidates", quiet=args.quiet)
+    interrupted = []
 
     def say_cancelling() -> None:
-        print("\ncancelling: the worker stops after its current batch", file=sys.stderr)
+        interrupted.append(True)
+        if not bar.quiet:
+            bar.stream.write("\ncancelling: the worker stops after its current batch\n")
 
     progress = handoff.follow(
-        args.db, job_id, show, poll_s=args.poll_s, on_interrupt=say_cancelling
+        args.db, job_id, bar.update, poll_s=args.poll_s, on_interrupt=say_cancelling
     )
-    show(progress)
-    print()
+    bar.close(progress)
+    if interrupted:
+        print(f"interrupted: saved candidates kept; resume with --resume {job_id}", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     print(
         f"job {job_id} {progress['status']}"
         + (f": {progress['error']}" if progress.get("error") else "")
     )
-    return 0 if progress["status"] == "done" else 1
+    return job_exit_status(progress["status"])
 
 
 def add_commands(sub) -> None:
     """Add ``sample`` to the ``reset-studio`` subparsers."""
-    from reset_core.options import add_options, comma_list
+    from reset_core.config_file import record_fields
+    from reset_core.options import add_options, comma_list, help_text
     from reset_core.sampling.config import ModelSpec, SampleSelection
     from reset_core.sampling.settings import DEFAULT_MAX_TOKENS
 
@@ -120,28 +129,21 @@ def add_commands(sub) -> None:
         help="generate candidates over a decoding grid (runs the worker in the foreground)",
     )
     add_options(p, ModelSpec)
-    # The SampleSelection fields, written out: named and explained for the command line
-    # (one comma list per flag, --selection-seed beside the engine's flags).
-    p.add_argument(
-        "--kinds",
-        type=comma_list,
-        default="",
-        help="comma-separated kinds (instruction,context); empty = all",
-    )
-    p.add_argument(
-        "--sources", type=comma_list, default="", help="comma-separated sources; empty = all"
-    )
-    p.add_argument(
-        "--splits", type=comma_list, default="seen", help="comma-separated splits (default: seen)"
-    )
+    # The SampleSelection fields, written out: one comma list per flag, and
+    # --selection-seed beside the engine's flags. Their help is the model's.
+    S = lambda name: help_text(SampleSelection, name).replace("%", "%%")  # noqa: E731
+    p.add_argument("--kinds", type=comma_list, default="", help=S("kinds") + " Comma list.")
+    p.add_argument("--sources", type=comma_list, default="", help=S("sources") + " Comma list.")
+    p.add_argument("--splits", type=comma_list, default="seen", help=S("splits") + " Comma list.")
     count = SampleSelection.model_fields["count"].default
-    p.add_argument(
-        "--count",
-        type=int,
-        default=count,
-        help=f"at most this many examples (default {count}: a first run of about a minute)",
+    p.add_argument("--count", type=int, default=count, help=S("count"))
+    p.add_argument("--selection-seed", type=int, default=0, help=S("seed"))
+    # [sampling.selection] in reset-studio.toml sets these flags' defaults too.
+    record_fields(
+        p,
+        SampleSelection,
+        {f: f for f in ("kinds", "sources", "splits", "count")} | {"seed": "selection_seed"},
     )
-    p.add_argument("--selection-seed", type=int, default=0, help="which examples when more match")
     p.add_argument(
         "--grid", help="JSON list or JSONL of decoding settings (default: the default grid)"
     )
@@ -155,4 +157,5 @@ def add_commands(sub) -> None:
     p.add_argument("--chunk-size", type=int, help="candidates per shard (default: per engine)")
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
+    add_quiet(p)
     p.set_defaults(func=_cmd_sample)

@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from reset_core.aspects import ASPECTS
+from reset_core.cli import exit_codes
 from reset_core.errors import rejection_message
 
 
@@ -61,6 +62,7 @@ def _panel_from_args(con, args: argparse.Namespace, name: str | None = None):
 
 
 def _add_panel_flags(p: argparse.ArgumentParser) -> None:
+    from reset_core.config_file import record_fields
     from reset_core.options import _ListAction, _pairs, add_options, help_text
     from reset_core.scoring.panels import Panel
 
@@ -96,6 +98,8 @@ def _add_panel_flags(p: argparse.ArgumentParser) -> None:
         help="one judge per aspect (same as --task J --instruction J --faithfulness J)",
     )
     add_options(p, Panel, only=("scale", "delta", "include_placeholders"))
+    # --combine is written out (it adds "judge"); [scoring.panel] combine is its default.
+    record_fields(p, Panel, {"combine": "combine"})
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
@@ -111,7 +115,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         cfg = options_from_args(SelectionConfig, args)
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     res = (preview_selection if args.dry_run else save_selection)(con, cfg)
     models = "all models" if res.model_ids is None else ", ".join(res.model_ids) or "no model"
     print(
@@ -124,7 +128,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     print("judges: " + "; ".join(f"{a} = {', '.join(j) or 'none'}" for a, j in res.judges.items()))
     if res.n_changed is not None:
         print(f"{res.n_changed} examples changed their pick vs {res.compared_to}")
-    return 0
+    return exit_codes.OK
 
 
 def _cmd_panel(args: argparse.Namespace) -> int:
@@ -137,12 +141,12 @@ def _cmd_panel(args: argparse.Namespace) -> int:
             panel = save_panel(con, _panel_from_args(con, args, name=args.name))
         except ValueError as e:  # a pydantic ValidationError is one too
             print(f"error: {rejection_message(e)}", file=sys.stderr)
-            return 2
+            return exit_codes.REJECTED
         _print_panel(panel, resolve_panel(con, panel, args.split), "saved panel ")
-        return 0
+        return exit_codes.OK
     for panel in list_panels(con):
         _print_panel(panel, resolve_panel(con, panel, args.split))
-    return 0
+    return exit_codes.OK
 
 
 def _print_panel(panel, judges: dict[str, list[str]], prefix: str = "") -> None:
@@ -183,5 +187,5 @@ def add_commands(sub) -> None:
 def _cmd_panel_checked(args: argparse.Namespace) -> int:
     if args.action == "save" and not args.name:
         print("error: name: `panel save` needs a name", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     return _cmd_panel(args)

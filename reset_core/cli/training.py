@@ -16,47 +16,37 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from reset_core.cli import exit_codes
+from reset_core.cli.jobs import exit_status as job_exit_status
+from reset_core.cli.progress import ProgressBar, add_quiet, follow
 from reset_core.errors import validation_message
 
 
-def _follow(con, job_id: str, run_id: str | None) -> int:
-    from reset_core import jobs
+def _loss(progress: dict) -> str | None:
+    return None if progress.get("loss") is None else f"loss {progress['loss']:.4f}"
+
+
+def _follow(con, job_id: str, run_id: str | None, quiet: bool = False) -> int:
     from reset_core.training.launch import sync_training
 
-    last = None
+    bar = ProgressBar("steps", quiet=quiet, extra=_loss)
     try:
-        while True:
-            p = sync_training(con, job_id)
-            # A line per step or phase change, not per poll (the rate moves every poll).
-            moved = (p.get("status"), p.get("n_done"), p.get("phase"), p.get("detail"))
-            if moved != last:
-                line = jobs.describe_progress(p, "steps")
-                if p.get("loss") is not None:
-                    line += f" · loss {p['loss']:.4f}"
-                print(line, flush=True)
-                last = moved
-            if p.get("status") in ("done", "failed", "cancelled"):
-                break
-            time.sleep(2)
+        p = follow(con, job_id, sync_training, bar, poll_s=2.0)
     except KeyboardInterrupt:
-        jobs.cancel(con, job_id)
-        print("cancelling (the last checkpoint is kept; resume with --resume)", file=sys.stderr)
-        while sync_training(con, job_id).get("status") in jobs.ACTIVE:
-            time.sleep(1)
-        return 130
+        print("cancelled (the last checkpoint is kept; resume with --resume)", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     if p["status"] == "done":
         from reset_core.training.queries import model_label
 
         label = model_label(con, p.get("model_id"))
         print(f"done: model {label} ({p.get('model_id')}; run {run_id}, job {job_id})")
-        return 0
+        return exit_codes.OK
     print(f"{p['status']}: {p.get('error') or ''}", file=sys.stderr)
-    return 1
+    return job_exit_status(p["status"])
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -74,25 +64,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_id = run_for_job(con, args.resume)
         if run_id is None:
             print(f"error: no training job {args.resume!r}", file=sys.stderr)
-            return 1
+            return exit_codes.NOT_FOUND
         jobs.launch(con, args.resume)
-        return _follow(con, args.resume, run_id)
+        return _follow(con, args.resume, run_id, args.quiet)
     if (args.set_id is None) == (args.data is None):
         print(
             "error: give one of --set SET_ID or --data FILE (or --resume JOB_ID)", file=sys.stderr
         )
-        return 2
+        return exit_codes.REJECTED
     if args.base_model is None:
         try:
             args.base_model = str(default_model_path())
         except ModelUnavailable as e:
             print(f"error: {e}", file=sys.stderr)
-            return 1
+            return exit_codes.FAILED
     try:
         cfg = options_from_args(TrainConfig, args)
     except ValidationError as e:
         print(f"error: {validation_message(e)}", file=sys.stderr)
-        return 2
+        return exit_codes.REJECTED
     data = None
     if args.data:
         from reset_core.curation.export import load_exported
@@ -105,13 +95,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_id, job_id = start_training(
             con, args.db, cfg, set_id=args.set_id, data=data, name=args.name or ""
         )
-    except (KeyError, ValueError) as e:
+    except KeyError as e:  # an unknown curated set or model id
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return exit_codes.NOT_FOUND
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return exit_codes.REJECTED
     print(f"training run {run_id} (job {job_id}); worker log in its job folder", flush=True)
     if args.no_wait:
-        return 0
-    return _follow(con, job_id, run_id)
+        return exit_codes.OK
+    return _follow(con, job_id, run_id, args.quiet)
 
 
 def add_commands(sub) -> None:
@@ -131,5 +124,6 @@ def add_commands(sub) -> None:
         "'SmolLM2-135M-Instruct + LoRA (RESET round 1)')",
     )
     p.add_argument("--no-wait", action="store_true", help="launch and return")
+    add_quiet(p)
     add_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)

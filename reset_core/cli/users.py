@@ -16,6 +16,8 @@ import json
 import re
 import sys
 
+from reset_core.cli import exit_codes
+
 
 def _cmd_user_hash(args: argparse.Namespace) -> int:
     from reset_core.deployment import hash_password
@@ -25,23 +27,23 @@ def _cmd_user_hash(args: argparse.Namespace) -> int:
             f"error: name: {args.name!r} may hold only letters, digits and _ . @ -",
             file=sys.stderr,
         )
-        return 2
+        return exit_codes.REJECTED
     if args.stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"Password for {args.name}: ")
         if getpass.getpass("Again: ") != password:
             print("error: password: the two entries differ", file=sys.stderr)
-            return 2
+            return exit_codes.REJECTED
     if len(password) < args.min_length:
         print(
             f"error: password: shorter than {args.min_length} characters",
             file=sys.stderr,
         )
-        return 2
+        return exit_codes.REJECTED
     # A TOML basic string: json.dumps quotes it the same way for these characters.
     print(f"{args.name} = {json.dumps(hash_password(password))}")
-    return 0
+    return exit_codes.OK
 
 
 def add_commands(sub) -> None:

@@ -985,6 +985,7 @@ def run_experiment(
     on_progress=None,
     *,
     until: str | None = None,
+    run=None,
 ) -> ExperimentProgress:
     """Run an experiment to its end in this process (headless, the CLI).
 
@@ -992,8 +993,12 @@ def run_experiment(
     worker the app launches; the evaluation through ``run_evaluation``. A failed
     step, or a job left half done by a killed earlier run, is resumed. ``until``
     stops before that step (e.g. ``"evaluate"``), leaving it to a later call.
+    ``run(con, job_id)`` runs one job in place of ``run_here`` (the CLI's progress bar
+    wraps it); it returns the worker's exit code.
     """
     from reset_core import jobs
+
+    run = run or jobs.run_here
 
     recipe, state, status = _load(con, experiment_id)
     names = step_names(recipe)
@@ -1022,10 +1027,10 @@ def run_experiment(
 
             if evaluated:  # it ran to its end and is still not done: say so, do not spin
                 return p
-            run_evaluation(con, db_path, p.evaluation_id)
+            run_evaluation(con, db_path, p.evaluation_id, run=run)
             evaluated = True
         elif p.job_id and p.job_status == "queued":
-            jobs.run_here(con, p.job_id)
+            run(con, p.job_id)
         else:
             time.sleep(1)  # a worker launched by the app is still running: wait for it
 

@@ -618,13 +618,16 @@ def run_evaluation(
     evaluation_id: str,
     on_progress: Callable[[EvalProgress], None] | None = None,
     poll_s: float = 1.0,
+    run: Callable[[Any, str], int] | None = None,
 ) -> EvalProgress:
     """Run an evaluation to the end in this process (the CLI's headless path).
 
     Each step writes its job without launching it and runs the same worker here
-    (:func:`reset_core.jobs.run_here`), then syncs. A job another process launched
-    (the app) is waited for. ``on_progress`` gets each step's progress.
+    (:func:`reset_core.jobs.run_here`, or ``run(con, job_id)``, which wraps it: the
+    CLI's progress bar), then syncs. A job another process launched (the app) is
+    waited for. ``on_progress`` gets each step's progress.
     """
+    run = run or jobs.run_here
     while True:
         p = advance_evaluation(con, db_path, evaluation_id, launch=False)
         if on_progress:
@@ -643,7 +646,7 @@ def run_evaluation(
             # This process is the worker: a later sync that finds it gone (killed) marks
             # the job failed, and the next step plans what is missing.
             con.execute("UPDATE jobs SET pid = ? WHERE job_id = ?", [os.getpid(), job["job_id"]])
-            code = jobs.run_here(con, job["job_id"])
+            code = run(con, job["job_id"])
             done = _sync(con, job["job_id"], job["stage"])
             # The worker records Ctrl-C as its failure and returns; here it must stop
             # the run, not start the next attempt.

@@ -772,3 +772,40 @@ def estimate_judging(
         "judgments", per_s, startup, "these judges", assumption=f"({'; '.join(basis)})"
     )
     return jobs.LaunchEstimate(n_items, assumed)
+
+
+def set_job_budget(con, job_id: str, budget_usd: float | None) -> int:
+    """Give a judging job's LLM judges a new budget cap before it is relaunched.
+
+    The route for a job that stopped at its cap ("relaunch with a higher budget cap"):
+    the cap lives in the job's ``job.json``; the worker counts what the finished shards
+    already spent against it (a resume does not start from $0). The judges' ids do not
+    include the cap, so the shards already written still count as done. Returns how
+    many judges got the cap; raises ``KeyError`` for an unknown job and ``ValueError``
+    for a job that is not a judging job, has no LLM judge, or a cap that is not positive::
+
+        set_job_budget(con, "judge-20250101-120000-abc123", 10.0)
+        jobs.requeue(con, "judge-20250101-120000-abc123")
+    """
+    from reset_core.atomic import write_json_atomic
+
+    if budget_usd is not None and not budget_usd > 0:
+        raise ValueError(f"budget_usd: must be greater than 0, got {budget_usd}")
+    kind = jobs.job_kind(con, job_id)
+    if kind is None:
+        raise KeyError(f"no job {job_id!r}")
+    if kind != "judge":
+        raise ValueError(f"budget_usd: job {job_id} is a {kind} job; only judging jobs have a cap")
+    path = jobs.work_dir(con, job_id) / "job.json"
+    spec = jobs.read_json(path)
+    n = 0
+    for judge in spec.get("config", {}).get("judges", []):
+        if judge.get("type") in ("llm", "local") and isinstance(judge.get("config"), dict):
+            judge["config"]["budget_usd"] = budget_usd
+            n += 1
+    if not n:
+        raise ValueError(f"budget_usd: job {job_id} has no LLM judge, so no budget cap")
+    write_json_atomic(path, spec)
+    # The table's copy of the config says what the job ran with (launch estimates read it).
+    con.execute("UPDATE jobs SET config = ? WHERE job_id = ?", [json.dumps(spec["config"]), job_id])
+    return n
