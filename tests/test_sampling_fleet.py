@@ -269,3 +269,26 @@ def _no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("RESET_STUDIO_ALLOWED_BASE_URLS", raising=False)
+
+
+def test_sample_page_takes_the_replicas_and_checks_each(con, db_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.ingest.importer import import_file
+
+    import_file(con, FIXTURES / "alpaca.json", ImportOptions(preset="alpaca"))
+    monkeypatch.syspath_prepend(str(ROOT))  # the page imports the app's `ui` module
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "pages" / "sample.py"), default_timeout=60)
+    at.session_state["db_path"] = str(db_path)
+    at.run()
+    at.radio(key="sample_model_source").set_value("OpenAI-compatible endpoint").run()
+    dead = [f"http://127.0.0.1:{_free_port()}/v1" for _ in range(3)]
+    at.text_input(key="sample_base_url").set_value(dead[0])
+    at.text_input(key="sample_base_urls").set_value(f"{dead[1]}, {dead[2]}")
+    at.text_input(key="sample_served_model").set_value("m").run()
+    at.button(key="sample_start").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "none of the 3 endpoints answers" in errors
+    assert all(url in errors for url in dead)
