@@ -51,7 +51,7 @@ def test_split_covers_everything_once_keeps_examples_whole_and_balances(dp):
 
 def test_fewer_examples_than_ranks_leaves_ranks_empty():
     reqs = [GenerationRequest("only", [], DecodingSetting(), (0,))]
-    assert [len(p) for p in split_for_ranks(reqs, 4)] == [0, 0, 1, 0]
+    assert [len(p) for p in split_for_ranks(reqs, 4)] == [0, 1, 0, 0]
 
 
 def test_rank_devices_slice_the_visible_gpus():

@@ -30,6 +30,7 @@ and a rank whose parent died stops there too.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -70,8 +71,10 @@ def split_for_ranks(
     before = 0
     for group in groups.values():
         n = sum(len(r.sample_indices) for r in group)
-        # The rank whose equal share holds the middle of this example's candidates.
-        parts[min(dp - 1, int((before + n / 2) * dp / total))].extend(group)
+        # The rank whose equal share holds the middle of this example's candidates (a
+        # middle on a boundary goes to the earlier rank).
+        rank = math.ceil((before + n / 2) * dp / total) - 1
+        parts[min(dp - 1, max(0, rank))].extend(group)
         before += n
     return parts
 
