@@ -79,7 +79,13 @@ class ModelSpec(BaseModel):
         description="openai: chat completions (the server applies the chat template) or plain "
         "completions of the prompt text.",
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once (openai).")
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Requests in flight at once (openai), in all: a fleet shares them, so "
+        "raise it with the number of base_urls.",
+    )
     request_timeout_s: float = Field(
         120.0, gt=0, le=3600, description="Seconds before one request is abandoned (openai)."
     )
