@@ -211,14 +211,19 @@ class OpenAIGenerator:
         Raises :class:`EndpointsDown` when every endpoint rests after failures.
         """
         now = time.monotonic()
-        ready = [e for e in self._endpoints if e.resting_until <= now]
+        # Back from a rest, an endpoint that failed gets one request to prove itself,
+        # not a burst (against a hung server each would wait request_timeout_s).
+        ready = [
+            e for e in self._endpoints if e.resting_until <= now and not (e.down and e.in_flight)
+        ]
         if not ready:
-            if all(e.down for e in self._endpoints):
+            if all(e.down and e.resting_until > now for e in self._endpoints):
                 raise EndpointsDown(
                     f"all {len(self._endpoints)} endpoints failed: "
                     + "; ".join(f"{e.url}: {e.last_error}" for e in self._endpoints)
                 )
-            return min(e.resting_until for e in self._endpoints) - now
+            # Rate-limited, or a probe in flight: wait for the first to be ready.
+            return max(min(e.resting_until for e in self._endpoints) - now, 0.05)
         # Not straight back to the endpoint that just failed, when another is ready.
         others = [e for e in ready if e is not avoid] or ready
         return min(others, key=lambda e: (e.in_flight, e.sent))
@@ -326,7 +331,8 @@ class OpenAIGenerator:
             outcomes = await asyncio.gather(*(counted(r) for r in requests), return_exceptions=True)
         finally:
             for ep in self._endpoints:
-                await ep.client.close()
+                if ep.client is not None:
+                    await ep.client.close()
                 ep.client = None
         results: list[GenerationResult] = []
         errors: list[str] = []
