@@ -292,3 +292,25 @@ def test_sample_page_takes_the_replicas_and_checks_each(con, db_path, monkeypatc
     errors = " ".join(e.value for e in at.error)
     assert "none of the 3 endpoints answers" in errors
     assert all(url in errors for url in dead)
+
+
+def test_a_hung_endpoint_times_out_and_the_others_answer(openai_server):
+    from devtools.openai_standin import OpenAICompatServer
+
+    with OpenAICompatServer(latency_s=3.0) as slow:  # answers long after the timeout
+        spec = ModelSpec(
+            engine="openai",
+            model="local-test",
+            base_url=slow.base_url,
+            base_urls=[openai_server.base_url],
+            request_timeout_s=0.3,
+            endpoint_cooloff_s=600,
+            concurrency=4,
+        )
+        gen = OpenAIGenerator(spec)
+        results = gen.generate(_requests(12))
+        assert sorted(r.example_id for r in results) == sorted(f"e{i}" for i in range(12))
+        counts = gen.endpoint_counts
+        # each request it held timed out (two or more: then it rested) and moved on
+        assert counts[slow.base_url]["answered"] == 0 and counts[slow.base_url]["failed"] >= 2
+        assert counts[openai_server.base_url]["answered"] == 12
