@@ -330,13 +330,17 @@ def main() -> None:
             rows.append(context_workload(label, gen, args))
         gen.close()
 
-    print(
-        f"\nCPU threads: {torch.get_num_threads()}; batch {args.batch_size}\n"
-        f"instruction: {args.examples} examples x 6 settings x {args.samples} samples, "
-        f"max_tokens {args.max_tokens}\n"
-        f"context: {args.context_examples} examples x 4 settings x {args.context_samples} "
-        f"samples, max_tokens {args.context_max_tokens}"
-    )
+    print(f"\nCPU threads: {torch.get_num_threads()}; batch {args.batch_size}")
+    if "instruction" in workloads:
+        print(
+            f"instruction: {args.examples} examples x 6 settings x {args.samples} samples, "
+            f"max_tokens {args.max_tokens}"
+        )
+    if "context" in workloads:  # only the workloads that ran
+        print(
+            f"context: {args.context_examples} examples x 4 settings x "
+            f"{args.context_samples} samples, max_tokens {args.context_max_tokens}"
+        )
     print(
         f"{'workload':<12}{'model':<9}{'cands':>6}{'prompt tok':>11}{'ours c/s':>10}"
         f"{'+progress':>10}{'per-set c/s':>12}{'naive c/s':>10}{'ours/per-set':>13}"

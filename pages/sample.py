@@ -154,6 +154,15 @@ else:
             )
         ),
     }
+    # A vllm serve fleet: more endpoints of the same model, as a comma list (the spec
+    # splits it); each is checked against the deployment's allow-list like base_url.
+    spec_kw["base_urls"] = st.text_input(
+        "More endpoints (replicas of the same model)",
+        "",
+        key="sample_base_urls",
+        placeholder="http://10.0.0.2:8000/v1, http://10.0.0.3:8000/v1",
+        help=M("base_urls"),
+    )
     # The key is a choice among the names the deployment allows, never free text: the
     # server sends that variable's value to the endpoint (see reset_core.deployment).
     deployment = Deployment.current()

@@ -5,6 +5,7 @@
 * ``base.py``       the Generator protocol, requests and results
 * ``transformers_backend.py``, ``vllm_backend.py``, ``openai_backend.py``  the engines
 * ``worker.py``     the job a worker process runs (never opens the database)
+* ``data_parallel.py``  vLLM data parallel: one worker process per DP rank and GPU slice
 * ``launch.py``     app side: plan, validate, start, follow and resume a sampling job
 * ``queries.py``    what the Sample page and the CLI read: jobs and their candidates
 

@@ -7,6 +7,9 @@ Sample page's widgets and of ``reset-studio sample``'s flags.
 >>> spec.model_id == ModelSpec(engine="openai", model="gpt-4o-mini",
 ...                            base_url="http://127.0.0.1:8000/v1/").model_id
 True
+>>> fleet = spec.model_copy(update={"base_urls": ["http://127.0.0.1:8001/v1"]})
+>>> fleet.model_id == spec.model_id
+True
 >>> SampleSelection().splits
 ['seen']
 """
@@ -18,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Engine = Literal["transformers", "vllm", "openai"]
 
@@ -50,6 +53,21 @@ class ModelSpec(BaseModel):
     base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (openai)."
     )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="openai: more endpoints serving the same model beside base_url (a vllm "
+        "serve fleet), as a comma list. Requests go to the endpoint with the fewest in "
+        "flight; one that refuses connections, times out or answers 5xx twice in a row "
+        "rests for endpoint_cooloff_s while the others take its requests. base_url names "
+        "the model: adding, removing or reordering these replicas keeps its candidates.",
+    )
+    endpoint_cooloff_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="openai with base_urls: seconds a failing endpoint rests before it is "
+        "tried again.",
+    )
     api_key_env: str = Field(
         "OPENAI_API_KEY",
         description="Environment variable (or app secret) holding the API key (openai): one "
@@ -61,7 +79,13 @@ class ModelSpec(BaseModel):
         description="openai: chat completions (the server applies the chat template) or plain "
         "completions of the prompt text.",
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once (openai).")
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Requests in flight at once (openai), in all: a fleet shares them, so "
+        "raise it with the number of base_urls.",
+    )
     request_timeout_s: float = Field(
         120.0, gt=0, le=3600, description="Seconds before one request is abandoned (openai)."
     )
@@ -78,6 +102,44 @@ class ModelSpec(BaseModel):
         description="transformers: candidates per generate call (settings and examples mixed).",
     )
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs per model.")
+    data_parallel_size: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="vllm: GPUs are split into DP replicas of TP GPUs each "
+        "(data_parallel_size x tensor_parallel_size GPUs in all): one engine process per "
+        "replica, on its own CUDA_VISIBLE_DEVICES slice, samples its share of the examples.",
+    )
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        # The page's text field and a TOML string give "a, b"; the CLI gives a list.
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _replicas_need_base_url(self) -> ModelSpec:
+        if self.base_urls and not self.base_url:
+            raise ValueError(
+                "base_urls: give base_url too: it names the model, the replicas only serve it"
+            )
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint requests may go to: base_url first, then the replicas, once each.
+
+        >>> ModelSpec(engine="openai", model="m", base_url="http://a/v1",
+        ...           base_urls=["http://b/v1/", "http://a/v1"]).endpoints
+        ['http://a/v1', 'http://b/v1']
+        """
+        out: list[str] = []
+        for url in [self.base_url, *self.base_urls]:
+            if url and url.rstrip("/") not in out:
+                out.append(url.rstrip("/"))
+        return out
 
     @property
     def display_name(self) -> str:
@@ -99,6 +161,8 @@ class ModelSpec(BaseModel):
         if self.adapter:
             ident.append(str(Path(self.adapter).expanduser().resolve()))
         if self.engine == "openai":
+            # base_url names the weights; base_urls are replicas of them, so a fleet's
+            # size and order leave the id (and the candidates stored under it) alone.
             ident = [(self.base_url or "").rstrip("/"), self.model]
         digest = hashlib.blake2b(json.dumps(ident).encode(), digest_size=16).hexdigest()
         return "m:" + digest[:16]

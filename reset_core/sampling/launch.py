@@ -196,17 +196,7 @@ def check_model(spec: ModelSpec) -> None:
             )
     if spec.engine == "openai":
         check_endpoint(spec)
-        try:
-            from reset_core.sampling.openai_backend import list_served_models
-
-            served = list_served_models(spec)
-        except ModelLoadError as e:
-            raise SamplingRejected(str(e)) from e
-        if served and spec.model not in served:
-            raise SamplingRejected(
-                f"endpoint {spec.base_url} does not serve model {spec.model!r}; it serves: "
-                + ", ".join(served[:20])
-            )
+        _check_served(spec)
         return
     if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise SamplingRejected(
@@ -226,6 +216,34 @@ def check_model(spec: ModelSpec) -> None:
             raise SamplingRejected(f"model path {ref!r} is not a model folder: no config.json")
         return
     _check_hub_id(ref, spec.revision)
+
+
+def _check_served(spec: ModelSpec) -> None:
+    """Each endpoint that answers must serve the model; at least one must answer.
+
+    A fleet may start with a replica down (the worker routes around it); an endpoint
+    that answers with other models is a wrong address and is refused.
+    """
+    from reset_core.sampling.openai_backend import list_served_models
+
+    unreachable = []
+    for url in spec.endpoints:
+        try:
+            served = list_served_models(spec, base_url=url)
+        except ModelLoadError as e:
+            if len(spec.endpoints) == 1:
+                raise SamplingRejected(str(e)) from e
+            unreachable.append(str(e))
+            continue
+        if served and spec.model not in served:
+            raise SamplingRejected(
+                f"endpoint {url} does not serve model {spec.model!r}; it serves: "
+                + ", ".join(served[:20])
+            )
+    if len(unreachable) == len(spec.endpoints):
+        raise SamplingRejected(
+            f"none of the {len(unreachable)} endpoints answers: " + "; ".join(unreachable)
+        )
 
 
 def _check_hub_id(repo_id: str, revision: str | None) -> None:

@@ -17,7 +17,7 @@ the model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -144,7 +144,6 @@ def run(ctx: JobContext) -> None:
     """Job entry: generate every missing candidate of this job, one shard per batch."""
     spec = ModelSpec(**ctx.config["model"])
     model_id = ctx.config.get("model_id") or spec.model_id
-    job_id = ctx.job_dir.name
     requests, n_total, n_done = pending_requests(
         ctx.read_input().to_pylist(), model_id, ctx.done_keys("candidate_id")
     )
@@ -153,6 +152,31 @@ def run(ctx: JobContext) -> None:
         return
     # Similar prompts and limits next to each other: less padding in every batch.
     requests.sort(key=lambda r: (r.setting.max_tokens, len(json.dumps(r.messages))))
+    if spec.engine == "vllm" and spec.data_parallel_size > 1:
+        from reset_core.sampling.data_parallel import run_data_parallel
+
+        run_data_parallel(ctx, spec, model_id, requests)
+        return
+    sample_into_shards(ctx, spec, model_id, ctx.job_dir.name, requests)
+
+
+def sample_into_shards(
+    ctx: JobContext,
+    spec: ModelSpec,
+    model_id: str,
+    job_id: str,
+    requests: list[GenerationRequest],
+    write: Callable[[pa.Table], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> None:
+    """Load the model, then generate ``requests`` batch by batch, one shard each.
+
+    ``write`` saves a batch's table (default: ``ctx.write``, a shard of this job) and
+    ``cancelled`` says when to stop between batches (default: this job's cancel file);
+    a data-parallel rank passes its parent job's.
+    """
+    write = write or ctx.write
+    cancelled = cancelled or ctx.cancelled
     load = f"loading {spec.display_name}"
     ctx.phase(load)
     generator = GENERATORS[spec.engine](spec, status=lambda step: ctx.phase(f"{load}: {step}"))
@@ -162,7 +186,7 @@ def run(ctx: JobContext) -> None:
     failures: list[str] = []
     try:
         for i, batch in enumerate(batches, 1):
-            if ctx.cancelled():
+            if cancelled():
                 break
 
             def progress(done: float, detail: str | None, i: int = i) -> None:
@@ -173,7 +197,7 @@ def run(ctx: JobContext) -> None:
                 results = generator.generate(batch, progress)
             except PartialGeneration as e:  # keep what finished; the rest is redone on resume
                 results, failures = e.results, failures + e.errors
-            ctx.write(results_table(results, model_id, generator.engine, job_id))
+            write(results_table(results, model_id, generator.engine, job_id))
     finally:
         generator.close()
     if failures:

@@ -21,6 +21,10 @@ GENERATE_CALLS: list[int] = []  # number of prompts of each LLM.generate call
 
 #: Tests set this to make the N-th generate call (1-based) die like a crashed engine.
 CRASH_ENV = "VLLM_STANDIN_CRASH_AT_CALL"
+#: Tests set this to a file: every generate call appends one JSON line (pid, the
+#: process's CUDA_VISIBLE_DEVICES, tensor_parallel_size, its prompts), so a test can see
+#: which engine process (a data-parallel rank) got what.
+LOG_ENV = "VLLM_STANDIN_LOG"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class LLM:
         self._tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
         self._model = AutoModelForCausalLM.from_pretrained(model, revision=revision).eval()
         self._eos = self._model.generation_config.eos_token_id
+        self._tp = tensor_parallel_size
 
     def get_tokenizer(self):
         return self._tokenizer
@@ -94,6 +99,17 @@ class LLM:
         if len(sampling_params) != len(prompts):
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
         GENERATE_CALLS.append(len(prompts))
+        if log := os.environ.get(LOG_ENV):
+            import json
+
+            with open(log, "a") as f:
+                entry = {
+                    "pid": os.getpid(),
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    "tensor_parallel_size": self._tp,
+                    "prompts": list(prompts),
+                }
+                f.write(json.dumps(entry) + "\n")
         if os.environ.get(CRASH_ENV) == str(len(GENERATE_CALLS)):
             raise RuntimeError("EngineDeadError: the engine core process died unexpectedly")
         outs = []
