@@ -10,6 +10,13 @@ are printed first; ``--dry-run`` stops there::
     reset-studio judge --llm --base-url http://127.0.0.1:8000/v1 --model m --budget-usd 5
     reset-studio judge --offline --aspects all --redo --limit 100
     reset-studio judge --offline --splits seen,test_seen                  # test answers too
+    reset-studio judge --llm --model gpt-4o-mini --batch                   # Batch API, 50% off
+
+``--batch`` sends the LLM judge's requests through the OpenAI Batch API (half the
+price, answers within 24 h) as a ``judge_batch`` job, followed here until its batches
+end (``--poll-s`` between checks); the job id it prints is what ``reset-studio jobs
+status`` follows. Exit status 4 when a batch expired or was cancelled half done (the
+finished half is stored; resuming the job submits only the rest), 1 when one failed.
 
 ``reset-studio injection-check`` counts the candidates whose text is aimed at the
 judge (prompt injection) and, with ``--llm``, judges each flagged one also without
@@ -43,6 +50,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     import time
 
     from reset_core import jobs
+    from reset_core.judging.batch import BatchConfig
     from reset_core.judging.launch import (
         JudgePlan,
         cache_path,
@@ -58,10 +66,16 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     con = connect(args.db)
     try:
+        if args.batch and (args.offline or args.local or not args.llm):
+            raise ValueError(
+                "--batch: the Batch API takes the --llm judge alone; run --offline or "
+                "--local judges in a separate command"
+            )
+        batch = options_from_args(BatchConfig, args) if args.batch else None
         specs = _judge_specs(args, con)
         check_endpoints(specs)  # a key variable or host the deployment refuses: say which
         plan = options_from_args(JudgePlan, args)
-        est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
+        est = estimate_plan(con, specs, plan, cache=cache_path(args.db), batch=bool(batch))
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
         return 2
@@ -70,9 +84,12 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
             f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
             f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
+            + (" at Batch API prices (50% off)" if "batch_discount" in e else "")
         )
     n_items = sum(e["n_items"] for e in est.values())
-    if n_items:
+    if n_items and batch:
+        print(f"{n_items:,} items · results within 24 h (the Batch API's completion window)")
+    elif n_items:
         print(estimate_judging(con, specs, est))
     if args.dry_run or n_items == 0:
         if n_items == 0:
@@ -85,7 +102,13 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                 else "nothing to judge: no candidates yet (reset-studio sample makes them)"
             )
         return 0
-    job_id = create_judge_job(con, args.db, specs, plan=plan)
+    job_id = create_judge_job(con, args.db, specs, plan=plan, batch=batch)
+    if batch:
+        print(
+            f"job {job_id}: submitting to the Batch API and polling every {batch.poll_s:g} s; "
+            f"follow it with: reset-studio jobs status {job_id}",
+            flush=True,
+        )
     t0 = time.monotonic()
     jobs.run_here(con, job_id)  # headless: the same worker, in this process
     prog = sync_judge_job(con, job_id)
@@ -110,6 +133,18 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             )
     if prog.get("error"):
         print(f"note: {prog['error']}", file=sys.stderr)
+    if batch:
+        from reset_core.cli import exit_codes
+        from reset_core.judging.batch import batch_summary
+
+        for line in batch_summary(prog):
+            print(line)
+        # A batch that expired or was cancelled half done is resumable: STOPPED, as the
+        # exit statuses promise; a failed batch is a failure.
+        return {"done": exit_codes.OK, "stopped": exit_codes.STOPPED}.get(
+            prog["status"],
+            exit_codes.STOPPED if prog["status"] == "cancelled" else exit_codes.FAILED,
+        )
     return 0 if prog["status"] in ("done", "stopped") else 1
 
 
@@ -142,6 +177,7 @@ def _cmd_injection_check(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``judge`` and ``injection-check`` to the ``reset-studio`` subparsers."""
+    from reset_core.judging.batch import BatchConfig
     from reset_core.judging.launch import JudgePlan
     from reset_core.judging.llm_judge import LLMJudgeConfig
     from reset_core.options import add_options
@@ -152,6 +188,13 @@ def add_commands(sub) -> None:
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
     add_options(p, JudgePlan)
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the --llm judge's requests through the OpenAI Batch API: 50%% cheaper, "
+        "results within 24 h (a judge_batch job; exit 4 when a batch expired half done)",
+    )
+    add_options(p, BatchConfig)
     add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)
 
