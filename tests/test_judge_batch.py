@@ -414,3 +414,45 @@ def test_cli_batch_exit_codes(tmp_path, srv, capsys):
     assert con.execute(
         "SELECT count(DISTINCT (candidate_id, aspect)), count(*) FROM judgments"
     ).fetchall() == [(n, n)]
+
+
+def test_the_judge_page_offers_the_batch_api_and_follows_its_job(tmp_path, srv, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_judge_page import ROOT, _wait_until_done
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-page-key")
+    con, db, n = _db(tmp_path, "a", fault=None)
+    con.close()  # the page owns the database now
+    at = AppTest.from_file(str(ROOT / "pages" / "judge.py"), default_timeout=60)
+    at.session_state["db_path"] = str(db)
+    at.run()
+    at.checkbox(key="use_offline").uncheck()
+    at.radio(key="llm_mode").set_value("OpenAI-compatible endpoint")
+    at.run()
+    at.text_input(key="llm_base_url").set_value(srv.base_url)
+    at.run()
+    assert not at.exception
+    online = [c.value for c in at.caption if "items to judge" in c.value]
+    assert online and "Batch API" not in online[0]
+    at.checkbox(key="llm_batch").check()
+    at.run()
+    at.number_input(key="llm_poll_s").set_value(1.0)
+    at.run()
+    (caption,) = [c.value for c in at.caption if "items to judge" in c.value]
+    assert f"{n} items to judge" in caption and "Batch API rates (50% off)" in caption
+    # Half the online figure (the same items, tokens and prices).
+    online_cost = float(online[0].split("estimated $")[1].split()[0])
+    assert float(caption.split("estimated $")[1].split()[0]) == pytest.approx(
+        online_cost / 2, abs=1e-4
+    )
+    at.button(key="launch").click().run()
+    assert not at.exception
+    job_id = at.session_state["judge_job"]
+    assert job_id.startswith("judge_batch-")
+    _wait_until_done(db, job_id)
+    at.run()
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars[0] == f"{job_id}: done · {n}/{n} items"
+    assert any(c.value.endswith(f"completed, {n}/{n} requests finished") for c in at.caption)
+    assert srv.batch_calls["create"] == 1

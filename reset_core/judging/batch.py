@@ -111,7 +111,7 @@ def custom_id(judge_id: str, req: Request) -> str:
     >>> from reset_core.judging.rubrics import default_rubric
     >>> it = JudgeItem("e", "c1", "task", "Q", None, None, "instruction", "A")
     >>> custom_id("llm:m:1", Request([it], default_rubric("task"), [], "k"))
-    'task-f2a3f1cb1d5a8b6a7e3ddcbf'
+    'task-76387c5117826fd861451c41'
     """
     return f"{req.items[0].aspect}-" + stable_hash(
         judge_id, req.items[0].aspect, [it.candidate_id for it in req.items], size=12
