@@ -60,6 +60,23 @@ in the body. The LLM judge reads either and marks its judge a placeholder.
 via llama-cpp-python, answers), ``json_object`` with HTTP 400 ``invalid_request_error``.
 Refusals are counted in :attr:`OpenAICompatServer.rejected`.
 
+The Files and Batch APIs are served too, for judging through the Batch API:
+``/v1/files`` (multipart upload with ``purpose``, list, retrieve, ``/content``, delete)
+and ``/v1/batches`` (create, retrieve, list, ``/cancel``). A batch's requests are
+answered in a background thread by the same handler as ``/v1/chat/completions`` (so
+its verdicts, faults included, look like online ones), moving ``validating`` ->
+``in_progress`` -> ``finalizing`` -> ``completed`` (each step ``batch_step_s``) with
+``request_counts``, and writing output and error files as OpenAI does: one line per
+request, ``{"id", "custom_id", "response": {"status_code", "request_id", "body"},
+"error"}``; a request that did not run has ``"response": null`` and an error code
+``batch_expired`` or ``batch_cancelled``. :attr:`OpenAICompatServer.batch_faults`
+lists what the next created batches do instead of finishing, one entry per batch:
+``expire_half`` (status ``expired``, the output file holds the first half),
+``fail`` (status ``failed``, ``errors`` says why) and ``hold`` (``in_progress``
+until ``batch_release`` is set); ``batch_retrieve_503`` makes that many status checks
+fail with HTTP 503. ``batch_calls`` counts uploads, creates, cancels
+and answered batch requests.
+
 >>> import urllib.request
 >>> with OpenAICompatServer(latency_s=0.0) as srv:
 ...     with urllib.request.urlopen(srv.base_url + "/models") as r:
@@ -495,6 +512,8 @@ class OpenAICompatServer:
         self.batch_step_s = 0.05
         #: A "hold" batch stays in_progress until this is set (a test's "24 h later").
         self.batch_release = threading.Event()
+        #: The next this many batch retrieves answer HTTP 503 (a provider's outage mid-poll).
+        self.batch_retrieve_503 = 0
         self._next_id = 0
 
     def _new_id(self, prefix: str) -> str:
@@ -550,7 +569,15 @@ class OpenAICompatServer:
         elif method == "GET" and oid is None:
             self._list(h, [_public(b) for b in self.batches.values()], query)
         elif method == "GET":
-            h._json(200, _public(self.batches[oid]))
+            with self._lock:
+                outage, self.batch_retrieve_503 = (
+                    self.batch_retrieve_503 > 0,
+                    max(0, self.batch_retrieve_503 - 1),
+                )
+            if outage:
+                h._json(503, {"error": {"message": "service unavailable", "type": "server_error"}})
+            else:
+                h._json(200, _public(self.batches[oid]))
         elif method == "POST" and action == "cancel":
             self.batch_calls["cancel"] += 1
             b = self.batches[oid]

@@ -282,6 +282,43 @@ def test_an_expired_half_done_batch_is_ingested_once_and_resumed(tmp_path, srv):
     assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == n
 
 
+def test_an_outage_while_polling_is_waited_out(tmp_path, srv):
+    from reset_core.jobs import run_here
+    from reset_core.judging.launch import sync_judge_job
+
+    con, db, n = _db(tmp_path, "a")
+    srv.batch_retrieve_503 = 3  # more than the client's own retries (1) cover
+    job = _batch_job(con, db, srv, max_retries=1)
+    assert run_here(con, job) == 0
+    assert sync_judge_job(con, job)["status"] == "done"
+    assert srv.batch_retrieve_503 == 0
+    assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == n
+
+
+def test_the_budget_cap_keeps_requests_out_of_the_batch(tmp_path, srv):
+    from reset_core.jobs import run_here
+    from reset_core.judging.batch import _batch_judge
+    from reset_core.judging.launch import llm_spec, sync_judge_job
+    from reset_core.judging.worker import items_from_table
+
+    con, db, n = _db(tmp_path, "a", fault=None)
+    spec = llm_spec(con, _cfg(srv))
+    judge = _batch_judge(spec, None)
+    from reset_core.judging.launch import plan_items
+
+    reqs = judge.requests(items_from_table(plan_items(con, [spec])))
+    # A cap that holds the worst case (at batch prices) of exactly the first five.
+    cap = sum(judge._worst_case(r) for r in reqs[:5]) * 1.0000001
+    job = _batch_job(con, db, srv, budget_usd=cap)
+    run_here(con, job)
+    prog = sync_judge_job(con, job)
+    assert prog["status"] == "stopped" and "budget cap" in prog["error"]
+    assert srv.batch_calls["request"] == 5
+    assert con.execute("SELECT count(*) FROM judgments").fetchall()[0][0] == 5
+    (ledger,) = prog["ledger"].values()
+    assert 0 < ledger["cost_usd"] <= cap
+
+
 def test_a_failed_batch_fails_the_job_with_its_reason(tmp_path, srv):
     from reset_core.jobs import run_here
     from reset_core.judging.launch import sync_judge_job

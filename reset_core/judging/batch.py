@@ -208,6 +208,16 @@ class _State:
         write_json_atomic(self.path, self.data, indent=1)
 
 
+def _transient() -> tuple[type[Exception], ...]:
+    import openai
+
+    return (
+        openai.APIConnectionError,  # includes timeouts
+        openai.RateLimitError,
+        openai.InternalServerError,
+    )
+
+
 def _client(judge: LLMJudge):
     import openai
 
@@ -395,6 +405,7 @@ class _BatchRun:
     def poll(self) -> bool:
         """Follow the batches until every one is over and ingested; False = cancelled."""
         ctx = self.ctx
+        _TRANSIENT = _transient()  # noqa: N806 - a constant of this loop
         ctx.phase("waiting for the Batch API", clock=True)
         while True:
             live = [p for p in self.state.parts if not p.get("ingested")]
@@ -404,7 +415,14 @@ class _BatchRun:
                 self._cancel(live)
                 return False
             for p in live:
-                b = self.client.batches.retrieve(p["batch_id"])
+                try:
+                    b = self.client.batches.retrieve(p["batch_id"])
+                except _TRANSIENT as e:
+                    # A day of polling meets an outage or two: the batch runs on at the
+                    # provider, so note it and ask again at the next poll.
+                    p["last_error"] = f"{type(e).__name__}: {e}"
+                    continue
+                p.pop("last_error", None)
                 counts = b.request_counts
                 p.update(
                     status=b.status,
