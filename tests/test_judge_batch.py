@@ -219,6 +219,26 @@ def test_batch_judging_equals_online_judging_at_half_the_price(tmp_path, srv):
     assert state["parts"][0]["file_id"] and state["parts"][0]["batch_id"]
 
 
+def test_a_run_over_the_file_limit_is_several_batches_of_one_job(tmp_path, srv):
+    from reset_core.jobs import run_here
+    from reset_core.judging.launch import sync_judge_job
+
+    con, db, n = _db(tmp_path, "a")
+    job = _batch_job(con, db, srv)
+    spec_path = _work_dir(con, job) / "job.json"
+    spec = json.loads(spec_path.read_text())
+    spec["config"]["max_requests_per_file"] = 10  # the API's 50,000, scaled down
+    spec_path.write_text(json.dumps(spec))
+    assert run_here(con, job) == 0
+    prog = sync_judge_job(con, job)
+    assert prog["status"] == "done"
+    assert [b["n_requests"] for b in prog["batches"]] == [10, 10, 10, n - 30]
+    assert srv.batch_calls["create"] == 4 and srv.batch_calls["request"] == n
+    assert con.execute(
+        "SELECT count(DISTINCT (candidate_id, aspect)) FROM judgments"
+    ).fetchall() == [(n,)]
+
+
 def test_a_cached_answer_is_not_sent_again(tmp_path, srv):
     from reset_core.jobs import run_here
     from reset_core.judging.launch import sync_judge_job
