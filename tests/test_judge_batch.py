@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -398,7 +399,14 @@ def test_cancel_asks_the_api_to_cancel_and_a_resume_sends_only_the_rest(tmp_path
     con, db, n = _db(tmp_path, "a")
     srv.batch_faults = ["hold"]
     job = _batch_job(con, db, srv)
-    (_work_dir(con, job) / "cancel").touch()  # asked to stop before the first poll ends
+    folder = _work_dir(con, job)
+
+    def cancel_once_submitted():  # what the app's Cancel button does, mid-poll
+        while not srv.batches:
+            time.sleep(0.02)
+        (folder / "cancel").touch()
+
+    threading.Thread(target=cancel_once_submitted, daemon=True).start()
     run_here(con, job)
     assert sync_judge_job(con, job)["status"] == "cancelled"
     assert srv.batch_calls["cancel"] == 1

@@ -349,6 +349,8 @@ class _BatchRun:
         for p in self.state.parts:
             if p.get("ingested") or p.get("batch_id"):
                 continue
+            if self.ctx.cancelled():
+                return  # nothing more is sent; a resume submits the rest
             self.ctx.phase(f"submitting {p['name']}")
             if not p.get("file_id"):
                 p["file_id"] = self._find_file(p)
