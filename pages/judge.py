@@ -134,23 +134,6 @@ if llm_mode != "none":
     per_call = c1.number_input("Candidates per call", 1, 16, 1, help=H("candidates_per_call"))
     timeout = c2.number_input("Timeout s", 1.0, 3600.0, 60.0, help=H("timeout_s"))
     retries = c3.number_input("Retries", 0, 20, 3, help=H("max_retries"))
-    if llm_mode == "OpenAI-compatible endpoint":
-        use_batch = st.checkbox(
-            "Use the Batch API (50% cheaper, results within 24 h)",
-            key="llm_batch",
-            help="The LLM judge's requests go to the endpoint's /v1/batches as request "
-            "files; the job polls until they are answered. A batch that expires half done "
-            "keeps its answers and stops; resuming the job sends only the rest.",
-        )
-        if use_batch:
-            poll_s = st.number_input(
-                "Check the batches every (s)",
-                1.0,
-                3600.0,
-                60.0,
-                key="llm_poll_s",
-                help=help_text(BatchConfig, "poll_s"),
-            )
     try:
         llm_cfg = (
             None
@@ -170,6 +153,23 @@ if llm_mode != "none":
         )
     except ValidationError as e:
         st.error(str(e))
+    if llm_mode == "OpenAI-compatible endpoint":
+        use_batch = st.checkbox(
+            "Use the Batch API (50% cheaper, results within 24 h)",
+            key="llm_batch",
+            help="The LLM judge's requests go to the endpoint's /v1/batches as request "
+            "files; the job polls until they are answered. A batch that expires half done "
+            "keeps its answers and stops; resuming the job sends only the rest.",
+        )
+        if use_batch:
+            poll_s = st.number_input(
+                "Check the batches every (s)",
+                1.0,
+                3600.0,
+                60.0,
+                key="llm_poll_s",
+                help=help_text(BatchConfig, "poll_s"),
+            )
 
 with st.expander("Rubrics (versioned: saving an edit creates a new version)"):
     aspect = st.selectbox("Aspect", ASPECTS, key="rubric_aspect")
