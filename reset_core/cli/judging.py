@@ -47,10 +47,11 @@ def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
+    if args.batch:
+        return _cmd_judge_batch(args)
     import time
 
     from reset_core import jobs
-    from reset_core.judging.batch import BatchConfig
     from reset_core.judging.launch import (
         JudgePlan,
         cache_path,
@@ -66,16 +67,10 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     con = connect(args.db)
     try:
-        if args.batch and (args.offline or args.local or not args.llm):
-            raise ValueError(
-                "--batch: the Batch API takes the --llm judge alone; run --offline or "
-                "--local judges in a separate command"
-            )
-        batch = options_from_args(BatchConfig, args) if args.batch else None
         specs = _judge_specs(args, con)
         check_endpoints(specs)  # a key variable or host the deployment refuses: say which
         plan = options_from_args(JudgePlan, args)
-        est = estimate_plan(con, specs, plan, cache=cache_path(args.db), batch=bool(batch))
+        est = estimate_plan(con, specs, plan, cache=cache_path(args.db))
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
         return 2
@@ -84,12 +79,9 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
             f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
             f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
-            + (" at Batch API prices (50% off)" if "batch_discount" in e else "")
         )
     n_items = sum(e["n_items"] for e in est.values())
-    if n_items and batch:
-        print(f"{n_items:,} items · results within 24 h (the Batch API's completion window)")
-    elif n_items:
+    if n_items:
         print(estimate_judging(con, specs, est))
     if args.dry_run or n_items == 0:
         if n_items == 0:
@@ -102,13 +94,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                 else "nothing to judge: no candidates yet (reset-studio sample makes them)"
             )
         return 0
-    job_id = create_judge_job(con, args.db, specs, plan=plan, batch=batch)
-    if batch:
-        print(
-            f"job {job_id}: submitting to the Batch API and polling every {batch.poll_s:g} s; "
-            f"follow it with: reset-studio jobs status {job_id}",
-            flush=True,
-        )
+    job_id = create_judge_job(con, args.db, specs, plan=plan)
     t0 = time.monotonic()
     jobs.run_here(con, job_id)  # headless: the same worker, in this process
     prog = sync_judge_job(con, job_id)
@@ -133,19 +119,80 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             )
     if prog.get("error"):
         print(f"note: {prog['error']}", file=sys.stderr)
-    if batch:
-        from reset_core.cli import exit_codes
-        from reset_core.judging.batch import batch_summary
-
-        for line in batch_summary(prog):
-            print(line)
-        # A batch that expired or was cancelled half done is resumable: STOPPED, as the
-        # exit statuses promise; a failed batch is a failure.
-        return {"done": exit_codes.OK, "stopped": exit_codes.STOPPED}.get(
-            prog["status"],
-            exit_codes.STOPPED if prog["status"] == "cancelled" else exit_codes.FAILED,
-        )
     return 0 if prog["status"] in ("done", "stopped") else 1
+
+
+def _cmd_judge_batch(args: argparse.Namespace) -> int:
+    """``judge --llm --batch``: the LLM judge through the Batch API, followed to its end."""
+    from reset_core import jobs
+    from reset_core.cli import exit_codes
+    from reset_core.judging.batch import BatchConfig, batch_summary
+    from reset_core.judging.launch import (
+        JudgePlan,
+        cache_path,
+        check_endpoints,
+        create_judge_job,
+        estimate_plan,
+        sync_judge_job,
+    )
+    from reset_core.judging.queries import job_judgment_counts
+    from reset_core.options import options_from_args
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    try:
+        if args.offline or args.local or not args.llm:
+            raise ValueError(
+                "--batch: the Batch API takes the --llm judge alone; run --offline or "
+                "--local judges in a separate command"
+            )
+        batch = options_from_args(BatchConfig, args)
+        specs = _judge_specs(args, con)
+        check_endpoints(specs)
+        plan = options_from_args(JudgePlan, args)
+        est = estimate_plan(con, specs, plan, cache=cache_path(args.db), batch=True)
+    except ValueError as e:
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
+        return exit_codes.REJECTED
+    for judge_id, e in est.items():
+        print(
+            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
+            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
+            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f}) "
+            "at Batch API prices (50% off)"
+        )
+    n_items = sum(e["n_items"] for e in est.values())
+    if n_items:
+        print(f"{n_items:,} items · results within 24 h (the Batch API's completion window)")
+    if args.dry_run or n_items == 0:
+        if n_items == 0:
+            print("nothing to judge: every candidate of these splits has a verdict from this judge")
+        return exit_codes.OK
+    job_id = create_judge_job(con, args.db, specs, plan=plan, batch=batch)
+    print(
+        f"job {job_id}: submitting to the Batch API and polling every {batch.poll_s:g} s; "
+        f"follow it with: reset-studio jobs status {job_id}",
+        flush=True,
+    )
+    jobs.run_here(con, job_id)  # headless: the same worker, in this process
+    prog = sync_judge_job(con, job_id)
+    n, n_scored = job_judgment_counts(con, job_id)
+    print(
+        f"job {job_id}: {prog['status']}; {n} judgments, {n_scored} scored, "
+        f"{n - n_scored} without a score"
+    )
+    for line in batch_summary(prog):
+        print(line)
+    if prog.get("ledger"):
+        print(json.dumps(prog["ledger"], indent=2))
+    if prog.get("error"):
+        print(f"note: {prog['error']}", file=sys.stderr)
+    # Expired or cancelled half done is resumable (STOPPED); a failed batch is a failure.
+    if prog["status"] == "done":
+        return exit_codes.OK
+    if prog["status"] in ("stopped", "cancelled"):
+        return exit_codes.STOPPED
+    return exit_codes.FAILED
 
 
 def _cmd_injection_check(args: argparse.Namespace) -> int:
@@ -188,6 +235,7 @@ def add_commands(sub) -> None:
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
     add_options(p, JudgePlan)
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
+    add_options(p, LLMJudgeConfig)
     p.add_argument(
         "--batch",
         action="store_true",
@@ -195,7 +243,6 @@ def add_commands(sub) -> None:
         "results within 24 h (a judge_batch job; exit 4 when a batch expired half done)",
     )
     add_options(p, BatchConfig)
-    add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)
 
     p = sub.add_parser(
