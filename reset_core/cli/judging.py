@@ -233,9 +233,6 @@ def add_commands(sub) -> None:
     p.add_argument("--offline", action="store_true", help="the metric judges (no API needed)")
     p.add_argument("--llm", action="store_true", help="an LLM judge over an OpenAI-compatible API")
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
-    add_options(p, JudgePlan)
-    p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
-    add_options(p, LLMJudgeConfig)
     p.add_argument(
         "--batch",
         action="store_true",
@@ -243,6 +240,9 @@ def add_commands(sub) -> None:
         "results within 24 h (a judge_batch job; exit 4 when a batch expired half done)",
     )
     add_options(p, BatchConfig)
+    add_options(p, JudgePlan)
+    p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
+    add_options(p, LLMJudgeConfig)
     p.set_defaults(func=_cmd_judge)
 
     p = sub.add_parser(
