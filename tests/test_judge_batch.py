@@ -166,29 +166,34 @@ def test_the_api_limits_at_their_real_sizes():
 # --------------------------------------------------------------------------- the full flow
 
 
-def test_batch_judging_equals_online_judging_at_half_the_price(tmp_path, srv):
-    """Candidates -> a batch job -> judgments equal in count and parse to an online run."""
+@pytest.mark.parametrize("per_call", [1, 2])
+def test_batch_judging_equals_online_judging_at_half_the_price(tmp_path, srv, per_call):
+    """Candidates -> a batch job -> judgments equal in count and parse to an online run;
+    with two candidates per call as well (shuffled, the shown order stored)."""
     from reset_core.jobs import run_here
     from reset_core.judging.launch import create_judge_job, llm_spec, sync_judge_job
 
     on_con, on_db, n = _db(tmp_path, "online")
-    job = create_judge_job(on_con, on_db, [llm_spec(on_con, _cfg(srv))])
+    job = create_judge_job(
+        on_con, on_db, [llm_spec(on_con, _cfg(srv, candidates_per_call=per_call))]
+    )
     assert run_here(on_con, job) == 0
     online = sync_judge_job(on_con, job)
     online_bodies = [json.dumps(b, sort_keys=True) for b in srv.bodies]
-    assert len(online_bodies) == n
+    n_req = n // per_call  # two candidates per example: pairs
+    assert len(online_bodies) == n_req
 
     con, db, _ = _db(tmp_path, "batch")
-    bjob = _batch_job(con, db, srv)
+    bjob = _batch_job(con, db, srv, candidates_per_call=per_call)
     assert con.execute("SELECT kind FROM jobs WHERE job_id = ?", [bjob]).fetchall() == [
         ("judge_batch",)
     ]
     assert run_here(con, bjob) == 0
     prog = sync_judge_job(con, bjob)
     assert prog["status"] == "done", prog
-    assert srv.n_requests == n  # the chat endpoint saw only the online run
+    assert srv.n_requests == n_req  # the chat endpoint saw only the online run
     assert srv.batch_calls["upload"] == srv.batch_calls["create"] == 1
-    assert srv.batch_calls["request"] == n
+    assert srv.batch_calls["request"] == n_req
 
     # The same requests, byte for byte in JSON terms, as the online judge sent.
     folder = _work_dir(con, bjob)
@@ -199,14 +204,18 @@ def test_batch_judging_equals_online_judging_at_half_the_price(tmp_path, srv):
     ]
     assert {s["url"] for s in sent} == {"/v1/chat/completions"}
     assert sorted(json.dumps(s["body"], sort_keys=True) for s in sent) == sorted(online_bodies)
-    assert len({s["custom_id"] for s in sent}) == n
+    assert len({s["custom_id"] for s in sent}) == n_req
 
-    # The same verdicts: count, statuses, scores; the parse failure is NULL + error.
+    # The same verdicts: count, statuses, scores, shown order; the parse failure is a
+    # NULL score with its error (two per request it spoils: its aspects, or its pair).
     assert _verdicts(con) == _verdicts(on_con)
+    order = "SELECT candidate_id, aspect, permutation FROM judgments ORDER BY 1, 2"
+    assert con.execute(order).fetchall() == on_con.execute(order).fetchall()
     failed = con.execute(
         "SELECT status, score, error FROM judgments WHERE score IS NULL"
     ).fetchall()
-    assert len(failed) == 2 and {f[0] for f in failed} == {"schema_error"} and failed[0][2]
+    assert len(failed) == 2 * per_call and {f[0] for f in failed} == {"schema_error"}
+    assert all(f[2] for f in failed)
     # The ledger records batch prices: the same tokens at half the cost.
     (jid,) = prog["ledger"]
     on_cost, b_cost = online["ledger"][jid]["cost_usd"], prog["ledger"][jid]["cost_usd"]

@@ -70,6 +70,9 @@ MAX_BYTES_PER_FILE = 200 * 1000 * 1000
 BATCH_DISCOUNT = 0.5
 #: Statuses after which a batch changes no more.
 TERMINAL = ("completed", "expired", "failed", "cancelled")
+#: Input items rendered into requests at a time (whole examples): bounds the prompts
+#: held in memory while request files are written.
+RENDER_CHUNK = 2000
 #: Per-request errors that mean "did not run" (the batch ended first), not a failure
 #: of that request: these requests are sent again by a resume.
 NOT_RUN = ("batch_expired", "batch_cancelled")
@@ -271,70 +274,105 @@ class _BatchRun:
 
     # ---------------------------------------------------------------- plan
     def prepare(self) -> None:
-        """Map custom ids to requests; start a round for what no batch covers yet."""
-        from reset_core.judging.worker import items_from_table
+        """Index the job's requests by custom id; start a round for what no batch covers.
 
+        The input is rendered chunk by chunk (an example's items always in one chunk, so
+        the requests are those of the whole list): what stays in memory is a small
+        index per request (its input rows, cache key, shown order), not its prompt.
+        """
         ctx, judge = self.ctx, self.judge
-        items = items_from_table(ctx.read_input())
-        # The input file never changes, so the requests (and their custom ids) of every
-        # attempt are the same: an answer maps back to its candidates in any rerun.
-        self.reqs = {custom_id(judge.judge_id, r): r for r in judge.requests(items)}
+        self.table = ctx.read_input()
+        self.jids = [
+            judgment_id(self.job_id, j, c, a)
+            for j, c, a in zip(
+                self.table["judge_id"].to_pylist(),
+                self.table["candidate_id"].to_pylist(),
+                self.table["aspect"].to_pylist(),
+                strict=True,
+            )
+        ]
         self.done = ctx.done_keys("judgment_id")
-        ctx.start(len(items), sum(1 for it in items if self._jid(it) in self.done))
-        spent = _spent(ctx.shard_dir)
-        judge.ledger.cost_usd = spent  # a resume counts what earlier attempts spent
+        ctx.start(len(self.jids), sum(1 for j in self.jids if j in self.done))
+        judge.ledger.cost_usd = _spent(ctx.shard_dir)  # a resume counts what was spent
         self._report()
+        #: custom id -> (input rows in shown order, cache key, shown order)
+        self.index: dict[str, tuple[tuple[int, ...], str, list[int] | None]] = {}
         # A new round: at the first attempt, and at a resume once every earlier batch is
         # over (expired, cancelled, failed, or a budget cap kept requests out).
         if not self.state.parts or all(p.get("ingested") for p in self.state.parts):
             self._new_round()
+        else:
+            for _ in self._rendered():  # the index alone: every request is in a batch
+                pass
 
-    def _jid(self, item) -> str:
-        return judgment_id(self.job_id, self.judge.judge_id, item.candidate_id, item.aspect)
+    def _rendered(self) -> Iterator[tuple[str, Request]]:
+        """Every request of the input, chunk by chunk, indexed as it goes."""
+        from reset_core.judging.worker import items_from_table
 
-    def missing(self) -> list[tuple[str, Request]]:
-        """Requests with an item that has no judgment in this job's shards yet."""
-        return [
-            (cid, r)
-            for cid, r in self.reqs.items()
-            if not all(self._jid(it) in self.done for it in r.items)
-        ]
+        examples = self.table["example_id"].to_pylist()
+        start, n = 0, len(examples)
+        while start < n:
+            end = min(start + RENDER_CHUNK, n)
+            while end < n and examples[end] == examples[end - 1]:
+                end += 1  # the input is ordered by example: keep each one whole
+            items = items_from_table(self.table.slice(start, end - start))
+            row = {id(it): start + i for i, it in enumerate(items)}
+            for r in self.judge.requests(items):
+                cid = custom_id(self.judge.judge_id, r)
+                self.index[cid] = (tuple(row[id(it)] for it in r.items), r.key, r.shown)
+                yield cid, r
+            start = end
+
+    def _missing(self, rows: tuple[int, ...]) -> bool:
+        return not all(self.jids[i] in self.done for i in rows)
+
+    def missing(self) -> list[str]:
+        """Custom ids of requests with an item that has no judgment in this job yet."""
+        return [cid for cid, (rows, _, _) in self.index.items() if self._missing(rows)]
 
     def _new_round(self) -> None:
         ctx, judge = self.ctx, self.judge
-        todo = self.missing()
-        if not todo:
-            return
-        hits = judge.cache.get_many([r.key for _, r in todo]) if judge.cache else {}
-        if hits:  # answered before (online or in another batch): not sent again
-            js = []
-            for _, r in todo:
-                if r.key in hits:
-                    judge.ledger.cache_hits += 1
-                    body = hits[r.key]
-                    res = CallResult("ok", body=body, cached=True)
-                    js += judge._from_body(r, res, body.get("_output_mode"))
-            self._write(js)
-            todo = [(cid, r) for cid, r in todo if r.key not in hits]
-        send = []
-        for cid, r in todo:
-            # The budget cap, as online: a request whose worst case would pass it stays
-            # out (the job then stops, resumable with a higher cap).
-            if judge.ledger.reserve(judge._worst_case(r)):
-                send.append((cid, r))
-        self.left_out = len(todo) - len(send)
-        if not send:
-            return
         judge._load_mode()  # the output mode this endpoint took before (judge cache)
         mode = judge.output_mode
+        self.left_out = 0
+
+        def lines() -> Iterator[bytes]:
+            chunk: list[tuple[str, Request]] = []
+            for cid, r in self._rendered():
+                if self._missing(self.index[cid][0]):
+                    chunk.append((cid, r))
+                if len(chunk) >= 1000:
+                    yield from send(chunk)
+                    chunk = []
+            yield from send(chunk)
+
+        def send(todo: list[tuple[str, Request]]) -> Iterator[bytes]:
+            hits = judge.cache.get_many([r.key for _, r in todo]) if judge.cache else {}
+            if hits:  # answered before (online or in another batch): not sent again
+                js = []
+                for _, r in todo:
+                    if r.key in hits:
+                        judge.ledger.cache_hits += 1
+                        body = hits[r.key]
+                        res = CallResult("ok", body=body, cached=True)
+                        js += judge._from_body(r, res, body.get("_output_mode"))
+                self._write(js)
+            for _, r in todo:
+                if r.key in hits:
+                    continue
+                # The budget cap, as online: a request whose worst case would pass it
+                # stays out (the job then stops, resumable with a higher cap).
+                if judge.ledger.reserve(judge._worst_case(r)):
+                    yield request_line(judge, r, mode)
+                else:
+                    self.left_out += 1
+
         n_round = self.state.data["rounds"]
         files = write_request_files(
-            (request_line(judge, r, mode) for _, r in send),
-            ctx.job_dir / "requests",
-            f"r{n_round}",
-            self.max_requests,
-            self.max_bytes,
+            lines(), ctx.job_dir / "requests", f"r{n_round}", self.max_requests, self.max_bytes
         )
+        if not files:
+            return
         for f in files:
             f.update(round=n_round, output_mode=mode, file_id=None, batch_id=None)
             f.update(status=None, ingested=False)
@@ -475,26 +513,40 @@ class _BatchRun:
 
     def _ingest(self, p: dict) -> None:
         """Judgments from a finished batch's output and error files (each item once)."""
+        from reset_core.judging.worker import items_from_table
+
         judge = self.judge
         mode = p.get("output_mode")
         records = self._download(p.get("output_file_id"), f"{p['batch_id']}.output.jsonl")
         records += self._download(p.get("error_file_id"), f"{p['batch_id']}.error.jsonl")
+        # Not this job's, or ingested already (a rerun after a crash): skipped.
+        records = [
+            r
+            for r in records
+            if r.get("custom_id") in self.index and self._missing(self.index[r["custom_id"]][0])
+        ]
+        rows = sorted({i for r in records for i in self.index[r["custom_id"]][0]})
+        if not rows:  # nothing of this job's in it (a failed batch has no files)
+            return
+        item_at = dict(zip(rows, items_from_table(self.table.take(rows)), strict=True))
         secrets = [judge.connection.api_key]
         js, cache = [], {}
         for rec in records:
-            req = self.reqs.get(rec.get("custom_id"))
-            if req is None or all(self._jid(it) in self.done for it in req.items):
-                continue  # not this job's, or ingested already (a rerun after a crash)
             res = _result(rec, secrets)
             if res is None:
                 continue  # did not run: the batch ended first; a resume sends it again
+            req_rows, key, shown = self.index[rec["custom_id"]]
+            items = [item_at[i] for i in req_rows]
+            # The request as answered, without its prompt: parsing needs the items (in
+            # shown order), the rubric and the cache key only.
+            req = Request(items, judge.rubrics[items[0].aspect], [], key, shown)
             usage = (res.body or {}).get("usage") or {}
             judge.ledger.settle(
                 0.0, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             )
             out = judge._from_body(req, res, mode)
             if out and all(j.status == "ok" for j in out) and res.body is not None:
-                cache[req.key] = {**res.body, "_output_mode": mode}
+                cache[key] = {**res.body, "_output_mode": mode}
             js += out
         self._write(js)
         if judge.cache is not None:
@@ -504,7 +556,9 @@ class _BatchRun:
         for i in range(0, len(js), 5000):
             chunk = js[i : i + 5000]
             self.ctx.write(judgments_table(chunk, self.job_id))
-            self.done.update(self._jid(j) for j in chunk)
+            self.done.update(
+                judgment_id(self.job_id, j.judge_id, j.candidate_id, j.aspect) for j in chunk
+            )
         self._report()
 
     def _report(self) -> None:
@@ -534,7 +588,7 @@ class _BatchRun:
         failed = [p for p in ended if p.get("status") == "failed"]
         what = ", ".join(f"{p['batch_id']} {p.get('status')}" for p in ended) or "no batch"
         note = (
-            f"{len(missing):,} of {len(self.reqs):,} requests have no answer ({what}); "
+            f"{len(missing):,} of {len(self.index):,} requests have no answer ({what}); "
             "the finished ones are ingested. Resume the job to submit only those "
             f"{len(missing):,} in a new batch."
         )
