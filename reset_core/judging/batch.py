@@ -8,6 +8,7 @@ in the usual worker, and the job list, cancel and resume work on it. Its folder:
     jobs/<job_id>/
         input.parquet          the planned items (as for online judging)
         requests/r0-0000.jsonl the request files, split within the API's limits
+        requests/index.parquet custom id -> input rows, cache key, shown order
         batches.json           per file: uploaded file id, batch id, status, counts
         outputs/               the downloaded output and error files
         shards/                the judgments (the same columns as online judging)
@@ -301,9 +302,53 @@ class _BatchRun:
         # over (expired, cancelled, failed, or a budget cap kept requests out).
         if not self.state.parts or all(p.get("ingested") for p in self.state.parts):
             self._new_round()
-        else:
+            self._save_index()
+        elif not self._load_index():
             for _ in self._rendered():  # the index alone: every request is in a batch
                 pass
+            self._save_index()
+
+    def _index_path(self) -> Path:
+        return self.ctx.job_dir / "requests" / "index.parquet"
+
+    def _save_index(self) -> None:
+        """Keep the index beside the request files: a restart mid-poll reads it back in
+        seconds instead of rendering every prompt again."""
+        import pyarrow as pa
+
+        path = self._index_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = pa.table(
+            {
+                "custom_id": list(self.index),
+                "rows": [list(v[0]) for v in self.index.values()],
+                "key": [v[1] for v in self.index.values()],
+                "shown": [v[2] for v in self.index.values()],
+            },
+            schema=pa.schema(
+                [
+                    ("custom_id", pa.string()),
+                    ("rows", pa.list_(pa.int64())),
+                    ("key", pa.string()),
+                    ("shown", pa.list_(pa.int32())),
+                ]
+            ),
+        )
+        with atomic_path(path) as tmp:
+            pq.write_table(t, tmp)
+
+    def _load_index(self) -> bool:
+        path = self._index_path()
+        if not path.exists():
+            return False
+        cols = pq.read_table(path).to_pydict()
+        self.index = {
+            cid: (tuple(rows), key, shown)
+            for cid, rows, key, shown in zip(
+                cols["custom_id"], cols["rows"], cols["key"], cols["shown"], strict=True
+            )
+        }
+        return True
 
     def _rendered(self) -> Iterator[tuple[str, Request]]:
         """Every request of the input, chunk by chunk, indexed as it goes."""
