@@ -60,6 +60,23 @@ in the body. The LLM judge reads either and marks its judge a placeholder.
 via llama-cpp-python, answers), ``json_object`` with HTTP 400 ``invalid_request_error``.
 Refusals are counted in :attr:`OpenAICompatServer.rejected`.
 
+The Files and Batch APIs are served too, for judging through the Batch API:
+``/v1/files`` (multipart upload with ``purpose``, list, retrieve, ``/content``, delete)
+and ``/v1/batches`` (create, retrieve, list, ``/cancel``). A batch's requests are
+answered in a background thread by the same handler as ``/v1/chat/completions`` (so
+its verdicts, faults included, look like online ones), moving ``validating`` ->
+``in_progress`` -> ``finalizing`` -> ``completed`` (each step ``batch_step_s``) with
+``request_counts``, and writing output and error files as OpenAI does: one line per
+request, ``{"id", "custom_id", "response": {"status_code", "request_id", "body"},
+"error"}``; a request that did not run has ``"response": null`` and an error code
+``batch_expired`` or ``batch_cancelled``. :attr:`OpenAICompatServer.batch_faults`
+lists what the next created batches do instead of finishing, one entry per batch:
+``expire_half`` (status ``expired``, the output file holds the first half),
+``fail`` (status ``failed``, ``errors`` says why) and ``hold`` (``in_progress``
+until ``batch_release`` is set); ``batch_retrieve_503`` makes that many status checks
+fail with HTTP 503. ``batch_calls`` counts uploads, creates, cancels
+and answered batch requests.
+
 >>> import urllib.request
 >>> with OpenAICompatServer(latency_s=0.0) as srv:
 ...     with urllib.request.urlopen(srv.base_url + "/models") as r:
@@ -225,6 +242,7 @@ class OpenAICompatServer:
         self.bodies: list[dict] = []
         self.supports_n = True
         self._lock = threading.Lock()
+        self._init_batches()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -250,6 +268,8 @@ class OpenAICompatServer:
             def do_GET(self) -> None:
                 if not self._authorized():
                     return
+                if server._batch_route(self, "GET"):
+                    return
                 if self.path.rstrip("/").endswith("/stats"):  # request counts, for benches
                     with server._lock:
                         self._json(200, {"requests": server.n_requests, "by_path": server.requests})
@@ -261,6 +281,11 @@ class OpenAICompatServer:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self) -> None:
+                # Files and batches first: an upload is multipart, not JSON.
+                if server._is_batch_path(self.path):
+                    if self._authorized():
+                        server._batch_route(self, "POST")
+                    return
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if not self._authorized():
@@ -271,6 +296,10 @@ class OpenAICompatServer:
                 if server.latency_s:
                     time.sleep(server.latency_s)
                 server._answer(self, body)
+
+            def do_DELETE(self) -> None:
+                if self._authorized() and not server._batch_route(self, "DELETE"):
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
 
             def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -464,6 +493,379 @@ class OpenAICompatServer:
         if self.standin:
             answer["system_fingerprint"] = STANDIN_FINGERPRINT
         h._json(200, answer)
+
+    # ------------------------------------------------------------------ files and batches
+    # The Files and Batch APIs (``/v1/files``, ``/v1/batches``), kept apart from the
+    # chat path above: a batch's requests are answered by the same :meth:`_answer` (so
+    # its verdicts look like online ones), in a background thread per batch.
+
+    def _init_batches(self) -> None:
+        self.files: dict[str, dict] = {}  # id -> {"meta": file object, "data": bytes}
+        self.batches: dict[str, dict] = {}  # id -> batch object (plus private "_" keys)
+        #: Calls by kind: upload, create, cancel, delete, content, and "request" for every
+        #: request a batch answered. Tests check that a resumed job re-uploads nothing.
+        self.batch_calls: Counter[str] = Counter()
+        #: What the next created batches do instead of finishing, one entry per batch in
+        #: creation order (:data:`BATCH_FAULTS`); an empty list = every batch completes.
+        self.batch_faults: list[str] = []
+        #: Seconds each status lasts (validating, in_progress, finalizing).
+        self.batch_step_s = 0.05
+        #: A "hold" batch stays in_progress until this is set (a test's "24 h later").
+        self.batch_release = threading.Event()
+        #: The next this many batch retrieves answer HTTP 503 (a provider's outage mid-poll).
+        self.batch_retrieve_503 = 0
+        self._next_id = 0
+
+    def _new_id(self, prefix: str) -> str:
+        with self._lock:
+            self._next_id += 1
+            return f"{prefix}-standin{self._next_id:06d}"
+
+    @staticmethod
+    def _is_batch_path(path: str) -> bool:
+        return re.match(r"^(/v1)?/(files|batches)(/|\?|$)", path) is not None
+
+    def _batch_route(self, h: Any, method: str) -> bool:
+        """Answer a files/batches request; False when the path is not one of them."""
+        from urllib.parse import parse_qs, urlsplit
+
+        url = urlsplit(h.path)
+        m = re.match(r"^(?:/v1)?/(files|batches)(?:/([^/]+))?(?:/(content|cancel))?/?$", url.path)
+        if m is None:
+            return False
+        kind, oid, action = m.groups()
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        store = self.files if kind == "files" else self.batches
+        if oid is not None and oid not in store:
+            h._json(
+                404,
+                {
+                    "error": {
+                        "message": f"No such {kind[:-1]}: {oid}",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return True
+        if kind == "files":
+            if method == "POST" and oid is None:
+                self._upload(h)
+            elif method == "GET" and oid is None:
+                self._list(h, [f["meta"] for f in self.files.values()], query)
+            elif method == "GET" and action == "content":
+                self.batch_calls["content"] += 1
+                _raw(h, 200, self.files[oid]["data"], "application/octet-stream")
+            elif method == "GET":
+                h._json(200, self.files[oid]["meta"])
+            elif method == "DELETE":
+                self.batch_calls["delete"] += 1
+                del self.files[oid]
+                h._json(200, {"id": oid, "object": "file", "deleted": True})
+            else:
+                return False
+            return True
+        if method == "POST" and oid is None:
+            self._create_batch(h)
+        elif method == "GET" and oid is None:
+            self._list(h, [_public(b) for b in self.batches.values()], query)
+        elif method == "GET":
+            with self._lock:
+                outage, self.batch_retrieve_503 = (
+                    self.batch_retrieve_503 > 0,
+                    max(0, self.batch_retrieve_503 - 1),
+                )
+            if outage:
+                h._json(503, {"error": {"message": "service unavailable", "type": "server_error"}})
+            else:
+                h._json(200, _public(self.batches[oid]))
+        elif method == "POST" and action == "cancel":
+            self.batch_calls["cancel"] += 1
+            b = self.batches[oid]
+            with self._lock:
+                if b["status"] in ("validating", "in_progress", "finalizing"):
+                    b["status"], b["cancelling_at"] = "cancelling", int(time.time())
+                    b["_cancel"] = True
+            h._json(200, _public(b))
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _list(h: Any, objects: list[dict], query: dict) -> None:
+        """A list page, newest first (as OpenAI lists files and batches)."""
+        data = sorted(objects, key=lambda o: (o["created_at"], o["id"]), reverse=True)
+        if query.get("order") == "asc":
+            data.reverse()
+        if "purpose" in query:
+            data = [o for o in data if o.get("purpose") == query["purpose"]]
+        if "after" in query:
+            ids = [o["id"] for o in data]
+            data = data[ids.index(query["after"]) + 1 :] if query["after"] in ids else []
+        limit = int(query.get("limit") or 20)
+        page = data[:limit]
+        h._json(
+            200,
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(data) > limit,
+            },
+        )
+
+    def _upload(self, h: Any) -> None:
+        """``POST /v1/files``: a multipart form with ``purpose`` and ``file``."""
+        from email import policy
+        from email.parser import BytesParser
+
+        raw = _read_body(h)
+        ctype = h.headers.get("Content-Type", "")
+        msg = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw
+        )
+        fields, filename, data = {}, None, None
+        for part in msg.iter_parts() if msg.is_multipart() else ():
+            name = part.get_param("name", header="content-disposition")
+            if part.get_filename() is not None:
+                filename, data = part.get_filename(), part.get_payload(decode=True)
+            else:
+                fields[name] = part.get_payload(decode=True).decode()
+        if data is None or "purpose" not in fields:
+            h._json(
+                400,
+                {
+                    "error": {
+                        "message": "expected a multipart form with 'file' and 'purpose'",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return
+        self.batch_calls["upload"] += 1
+        fid = self._new_id("file")
+        meta = {
+            "id": fid,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": fields["purpose"],
+            "status": "processed",
+        }
+        self.files[fid] = {"meta": meta, "data": data}
+        h._json(200, meta)
+
+    def _store_file(self, name: str, data: bytes, purpose: str) -> str:
+        fid = self._new_id("file")
+        meta = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": name, "purpose": purpose, "status": "processed"}  # fmt: skip
+        self.files[fid] = {"meta": meta, "data": data}
+        return fid
+
+    def _create_batch(self, h: Any) -> None:
+        body = json.loads(_read_body(h) or b"{}")
+        if body.get("input_file_id") not in self.files:
+            h._json(
+                400,
+                {
+                    "error": {
+                        "message": f"input_file_id {body.get('input_file_id')!r} not found",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            h._json(
+                400,
+                {
+                    "error": {
+                        "message": "this stand-in batches /v1/chat/completions within 24h only",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return
+        self.batch_calls["create"] += 1
+        bid = self._new_id("batch")
+        now = int(time.time())
+        with self._lock:
+            fault = self.batch_faults.pop(0) if self.batch_faults else None
+        b = {
+            "id": bid,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "errors": None,
+            "input_file_id": body["input_file_id"],
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+            "_fault": fault,
+            "_cancel": False,
+        }
+        self.batches[bid] = b
+        threading.Thread(target=self._run_batch, args=(bid,), daemon=True).start()
+        h._json(200, _public(b))
+
+    def _run_batch(self, bid: str) -> None:
+        """validating -> in_progress -> finalizing -> completed (or expired/failed/cancelled)."""
+        b = self.batches[bid]
+        fault = b["_fault"]
+        time.sleep(self.batch_step_s)
+        lines, problem = _batch_lines(self.files[b["input_file_id"]]["data"])
+        if problem or fault == "fail":
+            b["errors"] = {
+                "object": "list",
+                "data": [
+                    {"code": "invalid_request", "message": problem, "param": None, "line": None}
+                    if problem
+                    else {
+                        "code": "token_limit_exceeded",
+                        "message": "Enqueued token limit reached.",
+                        "param": None,
+                        "line": None,
+                    }
+                ],
+            }
+            b["status"], b["failed_at"] = "failed", int(time.time())
+            return
+        with self._lock:
+            if not b["_cancel"]:
+                b["status"], b["in_progress_at"] = "in_progress", int(time.time())
+            b["request_counts"]["total"] = len(lines)
+        if fault == "hold":
+            while not (self.batch_release.is_set() or self._stopping.is_set() or b["_cancel"]):
+                time.sleep(0.02)
+        # An expired batch got through the first half of its requests in its window.
+        stop_at = len(lines) // 2 if fault == "expire_half" else len(lines)
+        out, err = [], []
+        done = 0
+        for line in lines[:stop_at]:
+            if b["_cancel"] or self._stopping.is_set():
+                break
+            status, payload = self._answer_offline(line["body"])
+            rec = {
+                "id": self._new_id("batch_req"),
+                "custom_id": line["custom_id"],
+                "response": {
+                    "status_code": status,
+                    "request_id": self._new_id("req"),
+                    "body": payload,
+                },
+                "error": None,
+            }
+            (out if status == 200 else err).append(rec)
+            with self._lock:
+                self.batch_calls["request"] += 1
+                b["request_counts"]["completed" if status == 200 else "failed"] += 1
+            done += 1
+        end = "cancelled" if b["_cancel"] else "expired" if done < len(lines) else "completed"
+        code, message = {
+            "cancelled": ("batch_cancelled", "This request was cancelled with its batch."),
+            "expired": ("batch_expired", "This request could not be executed before the completion window expired."),
+        }.get(end, (None, None))  # fmt: skip
+        for line in lines[done:]:  # what did not run, in the error file (as OpenAI does)
+            err.append({"id": self._new_id("batch_req"), "custom_id": line["custom_id"], "response": None,
+                        "error": {"code": code, "message": message}})  # fmt: skip
+        if end == "completed":
+            with self._lock:
+                b["status"], b["finalizing_at"] = "finalizing", int(time.time())
+            time.sleep(self.batch_step_s)
+
+        def jsonl(recs: list[dict]) -> bytes:
+            return b"".join(json.dumps(r).encode() + b"\n" for r in recs)
+
+        if out:
+            b["output_file_id"] = self._store_file(
+                f"{bid}_output.jsonl", jsonl(out), "batch_output"
+            )
+        if err:
+            b["error_file_id"] = self._store_file(f"{bid}_error.jsonl", jsonl(err), "batch_output")
+        with self._lock:
+            b["status"], b[f"{end}_at"] = end, int(time.time())
+
+    def _answer_offline(self, body: dict) -> tuple[int, dict]:
+        """One chat request of a batch, through the online handler; (status, body)."""
+        cap = _Capture()
+        try:
+            self._answer(cap, body)
+        except Exception as e:  # noqa: BLE001 - a connection fault (reset, hang) has no socket here
+            return 500, {
+                "error": {"message": f"server error: {type(e).__name__}", "type": "server_error"}
+            }
+        return cap.status, cap.payload
+
+
+class _Capture:
+    """What :meth:`OpenAICompatServer._answer` writes to, for a request inside a batch."""
+
+    headers: dict = {}  # noqa: RUF012 - read only (the "echo" fault quotes it)
+
+    def __init__(self) -> None:
+        self.status, self.payload = 500, {"error": {"message": "no answer"}}
+
+    def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        self.status, self.payload = status, payload
+
+
+def _public(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
+def _read_body(h: Any) -> bytes:
+    """The request body, by Content-Length or chunked (a streamed upload)."""
+    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                h.rfile.readline()
+                return b"".join(parts)
+            parts.append(h.rfile.read(size))
+            h.rfile.readline()
+    return h.rfile.read(int(h.headers.get("Content-Length", 0)))
+
+
+def _raw(h: Any, status: int, data: bytes, ctype: str) -> None:
+    h.send_response(status)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+def _batch_lines(data: bytes) -> tuple[list[dict], str | None]:
+    """A batch input file's requests, or why the whole batch fails validation."""
+    lines, seen = [], set()
+    for n, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            return [], f"line {n}: not JSON"
+        if line.get("url") != "/v1/chat/completions" or line.get("method") != "POST":
+            return [], f"line {n}: url must be /v1/chat/completions and method POST"
+        if not isinstance(line.get("body"), dict) or not line.get("custom_id"):
+            return [], f"line {n}: custom_id and body are required"
+        if line["custom_id"] in seen:
+            return [], f"line {n}: duplicate custom_id {line['custom_id']!r}"
+        seen.add(line["custom_id"])
+        lines.append(line)
+    return lines, None
 
 
 def main() -> None:

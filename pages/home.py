@@ -13,8 +13,18 @@ from reset_core.training.launch import sync_training
 from reset_core.training.queries import trained_models
 
 #: How each kind of job's finished work is ingested (what its own page calls).
-SYNC = {"sample": sync_sampling, "judge": sync_judge_job, "train": sync_training}
-PAGE = {"sample": "pages/sample.py", "judge": "pages/judge.py", "train": "pages/train.py"}
+SYNC = {
+    "sample": sync_sampling,
+    "judge": sync_judge_job,
+    "judge_batch": sync_judge_job,  # judging through the Batch API: the same shards
+    "train": sync_training,
+}
+PAGE = {
+    "sample": "pages/sample.py",
+    "judge": "pages/judge.py",
+    "judge_batch": "pages/judge.py",
+    "train": "pages/train.py",
+}
 
 st.title("RESET Studio")
 st.caption(

@@ -13,6 +13,8 @@ from reset_core.config_file import default as config_default
 from reset_core.deployment import Deployment, SecretNotAllowed
 from reset_core.errors import validation_message
 from reset_core.judging.base import STATUSES
+from reset_core.judging.batch import KIND as BATCH_KIND
+from reset_core.judging.batch import BatchConfig, batch_summary
 from reset_core.judging.engine import env_endpoint
 from reset_core.judging.launch import (
     SPLITS,
@@ -34,6 +36,7 @@ from reset_core.judging.queries import (
     judgments_with_status,
 )
 from reset_core.judging.rubrics import latest_rubric, rubric_versions, save_rubric
+from reset_core.judging.worker import build_judge
 from reset_core.options import help_text
 from reset_core.review.events import event_count
 from reset_core.sampling.queries import count_candidates, split_models
@@ -94,6 +97,7 @@ llm_mode = st.radio(
     "a weak judge, for trying prompts offline.",
 )
 llm_cfg = None
+use_batch, poll_s = False, 60.0
 if llm_mode != "none":
     c1, c2, c3 = st.columns(3)
     model = c1.text_input("Model", CFG("model"), help=H("model"), key="llm_model")
@@ -171,6 +175,23 @@ if llm_mode != "none":
         )
     except ValidationError as e:
         st.error(str(e))
+    if llm_mode == "OpenAI-compatible endpoint":
+        use_batch = st.checkbox(
+            "Use the Batch API (50% cheaper, results within 24 h)",
+            key="llm_batch",
+            help="The LLM judge's requests go to the endpoint's /v1/batches as request "
+            "files; the job polls until they are answered. A batch that expires half done "
+            "keeps its answers and stops; resuming the job sends only the rest.",
+        )
+        if use_batch:
+            poll_s = st.number_input(
+                "Check the batches every (s)",
+                1.0,
+                3600.0,
+                60.0,
+                key="llm_poll_s",
+                help=help_text(BatchConfig, "poll_s"),
+            )
 
 with st.expander("Rubrics (versioned: saving an edit creates a new version)"):
     aspect = st.selectbox("Aspect", ASPECTS, key="rubric_aspect")
@@ -188,6 +209,7 @@ with st.expander("Rubrics (versioned: saving an edit creates a new version)"):
             st.error(str(e))
 
 specs = [{"type": "metric", "name": n} for n in DEFAULT_OFFLINE] if use_offline else []
+use_batch = use_batch and llm_cfg is not None  # the Batch API takes the LLM judge alone
 if llm_cfg is not None:
     specs.append(llm_spec(con, llm_cfg, local=llm_mode.startswith("local")))
 
@@ -216,7 +238,7 @@ if not splits:
 elif specs and n_cand:
     # Counted in the database (no item is read into Python), and kept until the data
     # changes: the page's other reruns do not recount a million candidates.
-    est = estimate_plan_cached(con, specs, plan, cache=cache_path(ui.db_path()))
+    est = estimate_plan_cached(con, specs, plan, cache=cache_path(ui.db_path()), batch=use_batch)
     n_items = sum(v["n_items"] for v in est.values())
     st.dataframe([{"judge": k, **v} for k, v in est.items()], hide_index=True, width="stretch")
     total = sum(v["cost_usd"] for v in est.values())
@@ -224,6 +246,7 @@ elif specs and n_cand:
         f"{n_items:,} items to judge; estimated ${total:.4f} "
         f"(worst case ${sum(v['cost_usd_max'] for v in est.values()):.4f}). Estimates count "
         "prompt tokens approximately; cached verdicts cost nothing."
+        + (" The LLM judge is priced at Batch API rates (50% off)." if use_batch else "")
     )
     if ui.launch_button(
         "Launch judging",
@@ -231,13 +254,22 @@ elif specs and n_cand:
         key="launch",
         disabled=n_items == 0,
     ):
-        job_id = create_judge_job(con, ui.db_path(), specs, plan=plan)
-        jobs.launch(con, job_id)
-        st.session_state["judge_job"] = job_id
+        # The Batch API takes the LLM judge alone; the metric judges run beside it.
+        groups = (
+            [(specs[:-1], None), (specs[-1:], BatchConfig(poll_s=poll_s))]
+            if use_batch
+            else [(specs, None)]
+        )
+        for group, batch in groups:
+            if group and sum(est[build_judge(s).judge_id]["n_items"] for s in group):
+                job_id = create_judge_job(con, ui.db_path(), group, plan=plan, batch=batch)
+                jobs.launch(con, job_id)
+                st.session_state["judge_job"] = job_id
 elif not specs:
     st.warning("Choose at least one judge.")
 
-judging_now = jobs.active_job_ids(con, "judge")
+JOB_KINDS = ("judge", BATCH_KIND)  # online judging and Batch API jobs
+judging_now = [j for kind in JOB_KINDS for j in jobs.active_job_ids(con, kind)]
 
 
 @st.fragment(run_every=ui.POLL_S if judging_now else None)
@@ -248,7 +280,8 @@ def judge_jobs(watching: list[str]) -> None:
     once: the items still to judge, the judgments and the picks below are recounted.
     """
     cur = ui.cursor()
-    for job_id, status in jobs.recent_jobs(cur, "judge", limit=5):
+    recent = [j for kind in JOB_KINDS for j in jobs.recent_jobs(cur, kind, limit=5)]
+    for job_id, status in sorted(recent, key=lambda j: j[0].split("-", 1)[1], reverse=True)[:5]:
         if status in jobs.ACTIVE:
             prog = sync_judge_job(cur, job_id)
         else:
@@ -267,6 +300,8 @@ def judge_jobs(watching: list[str]) -> None:
             c2.caption(json.dumps({k: v["cost_usd"] for k, v in prog["ledger"].items()}))
         if prog.get("error"):
             st.warning(prog["error"])
+        for line in batch_summary(prog):
+            st.caption(line)
         for judge_id, e in (prog.get("endpoints") or {}).items():
             if e.get("placeholder"):
                 st.info(
@@ -274,7 +309,7 @@ def judge_jobs(watching: list[str]) -> None:
                     f"{e['endpoint']}: its verdicts are placeholders, labelled so everywhere "
                     "and left out of selection unless a panel includes placeholders."
                 )
-    if set(watching) - set(jobs.active_job_ids(cur, "judge")):
+    if set(watching) - {j for kind in JOB_KINDS for j in jobs.active_job_ids(cur, kind)}:
         st.rerun()  # a job ended: recount the page, stop polling
 
 

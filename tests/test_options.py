@@ -123,6 +123,7 @@ def test_comma_list():
     [
         ("reset_core.ingest.importer:ImportOptions", {}),
         ("reset_core.judging.llm_judge:LLMJudgeConfig", {}),
+        ("reset_core.judging.batch:BatchConfig", {}),
         ("reset_core.scoring.config:SelectionConfig", {}),
         ("reset_core.sampling.config:ModelSpec", {"model": "m"}),
         ("reset_core.curation.config:CurationSpec", {"selection_id": "sel-1"}),

@@ -10,6 +10,13 @@ are printed first; ``--dry-run`` stops there::
     reset-studio judge --llm --base-url http://127.0.0.1:8000/v1 --model m --budget-usd 5
     reset-studio judge --offline --aspects all --redo --limit 100
     reset-studio judge --offline --splits seen,test_seen                  # test answers too
+    reset-studio judge --llm --model gpt-4o-mini --batch                   # Batch API, 50% off
+
+``--batch`` sends the LLM judge's requests through the OpenAI Batch API (half the
+price, answers within 24 h) as a ``judge_batch`` job, followed here until its batches
+end (``--poll-s`` between checks); the job id it prints is what ``reset-studio jobs
+status`` follows. Exit status 4 when a batch expired or was cancelled half done (the
+finished half is stored; resuming the job submits only the rest), 1 when one failed.
 
 ``reset-studio injection-check`` counts the candidates whose text is aimed at the
 judge (prompt injection) and, with ``--llm``, judges each flagged one also without
@@ -43,6 +50,8 @@ def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
+    if args.batch:
+        return _cmd_judge_batch(args)
     import time
 
     from reset_core import handoff
@@ -134,6 +143,79 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return job_exit_status(prog["status"])
 
 
+def _cmd_judge_batch(args: argparse.Namespace) -> int:
+    """``judge --llm --batch``: the LLM judge through the Batch API, followed to its end."""
+    from reset_core import jobs
+    from reset_core.cli import exit_codes
+    from reset_core.judging.batch import BatchConfig, batch_summary
+    from reset_core.judging.launch import (
+        JudgePlan,
+        cache_path,
+        check_endpoints,
+        create_judge_job,
+        estimate_plan,
+        sync_judge_job,
+    )
+    from reset_core.judging.queries import job_judgment_counts
+    from reset_core.options import options_from_args
+    from reset_core.store import connect
+
+    con = connect(args.db)
+    try:
+        if args.offline or args.local or not args.llm:
+            raise ValueError(
+                "--batch: the Batch API takes the --llm judge alone; run --offline or "
+                "--local judges in a separate command"
+            )
+        batch = options_from_args(BatchConfig, args)
+        specs = _judge_specs(args, con)
+        check_endpoints(specs)
+        plan = options_from_args(JudgePlan, args)
+        est = estimate_plan(con, specs, plan, cache=cache_path(args.db), batch=True)
+    except ValueError as e:
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
+        return exit_codes.REJECTED
+    for judge_id, e in est.items():
+        print(
+            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
+            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
+            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f}) "
+            "at Batch API prices (50% off)"
+        )
+    n_items = sum(e["n_items"] for e in est.values())
+    if n_items:
+        print(f"{n_items:,} items · results within 24 h (the Batch API's completion window)")
+    if args.dry_run or n_items == 0:
+        if n_items == 0:
+            print("nothing to judge: every candidate of these splits has a verdict from this judge")
+        return exit_codes.OK
+    job_id = create_judge_job(con, args.db, specs, plan=plan, batch=batch)
+    print(
+        f"job {job_id}: submitting to the Batch API and polling every {batch.poll_s:g} s; "
+        f"follow it with: reset-studio jobs status {job_id}",
+        flush=True,
+    )
+    jobs.run_here(con, job_id)  # headless: the same worker, in this process
+    prog = sync_judge_job(con, job_id)
+    n, n_scored = job_judgment_counts(con, job_id)
+    print(
+        f"job {job_id}: {prog['status']}; {n} judgments, {n_scored} scored, "
+        f"{n - n_scored} without a score"
+    )
+    for line in batch_summary(prog):
+        print(line)
+    if prog.get("ledger"):
+        print(json.dumps(prog["ledger"], indent=2))
+    if prog.get("error"):
+        print(f"note: {prog['error']}", file=sys.stderr)
+    # Expired or cancelled half done is resumable (STOPPED); a failed batch is a failure.
+    if prog["status"] == "done":
+        return exit_codes.OK
+    if prog["status"] in ("stopped", "cancelled"):
+        return exit_codes.STOPPED
+    return exit_codes.FAILED
+
+
 def _cmd_injection_check(args: argparse.Namespace) -> int:
     from reset_core.judging.injection import flag_candidates, measure_flagged
     from reset_core.judging.queries import injection_counts
@@ -163,6 +245,7 @@ def _cmd_injection_check(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``judge`` and ``injection-check`` to the ``reset-studio`` subparsers."""
+    from reset_core.judging.batch import BatchConfig
     from reset_core.judging.launch import JudgePlan
     from reset_core.judging.llm_judge import LLMJudgeConfig
     from reset_core.options import add_options
@@ -171,6 +254,13 @@ def add_commands(sub) -> None:
     p.add_argument("--offline", action="store_true", help="the metric judges (no API needed)")
     p.add_argument("--llm", action="store_true", help="an LLM judge over an OpenAI-compatible API")
     p.add_argument("--local", action="store_true", help="the LLM judge on the local model (weak)")
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the --llm judge's requests through the OpenAI Batch API: 50%% cheaper, "
+        "results within 24 h (a judge_batch job; exit 4 when a batch expired half done)",
+    )
+    add_options(p, BatchConfig)
     add_options(p, JudgePlan)
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
     add_quiet(p)

@@ -26,6 +26,9 @@ from reset_core import jobs
 from reset_core.aspects import ASPECTS
 from reset_core.ingest.config import SPLITS  # noqa: F401 - the splits a plan can judge
 from reset_core.judging.base import Judge, JudgeItem
+from reset_core.judging.batch import ENTRY as BATCH_ENTRY
+from reset_core.judging.batch import KIND as BATCH_KIND
+from reset_core.judging.batch import BatchConfig
 from reset_core.judging.engine import env_endpoint
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge, render_messages
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
@@ -493,6 +496,7 @@ def estimate_plan(
     plan: JudgePlan | None = None,
     *,
     cache: str | Path | None = None,
+    batch: bool = False,
     **kw: Any,
 ) -> dict[str, dict[str, Any]]:
     """Dry run per judge id: items, requests, cache hits, tokens and cost; nothing is sent.
@@ -501,7 +505,8 @@ def estimate_plan(
     the database from text lengths (a million candidates take seconds, not minutes).
     Metric and in-process judges send nothing and cost nothing: they are listed with
     their item counts and zeros. ``plan.limit`` caps the whole run, as the job does:
-    the first ``limit`` items in judge order.
+    the first ``limit`` items in judge order. ``batch``: the LLM judges' costs at Batch
+    API prices (:data:`~reset_core.judging.batch.BATCH_DISCOUNT` off).
     """
     plan = _plan(plan, kw)
     judges = [build_judge(s) for s in specs]
@@ -518,6 +523,12 @@ def estimate_plan(
                 est = vars(_limited_estimate(con, spec, plan, left, cache))
             else:
                 est = _llm_estimate(con, judge, spec, plan, Path(cache) if cache else None)
+            if batch:  # prices are linear in tokens: the discount scales the totals
+                from reset_core.judging.batch import BATCH_DISCOUNT
+
+                for k in ("cost_usd", "cost_usd_max"):
+                    est[k] *= 1.0 - BATCH_DISCOUNT
+                est["batch_discount"] = BATCH_DISCOUNT
         else:
             est = {
                 "n_items": n,
@@ -550,7 +561,12 @@ def data_stamp(con) -> tuple:
 
 
 def estimate_plan_cached(
-    con, specs: list[dict], plan: JudgePlan, *, cache: str | Path | None = None
+    con,
+    specs: list[dict],
+    plan: JudgePlan,
+    *,
+    cache: str | Path | None = None,
+    batch: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """:func:`estimate_plan`, kept per process until the data or the cache file changes.
 
@@ -567,11 +583,12 @@ def estimate_plan_cached(
         str(cache),
         cache_stamp,
         data_stamp(con),
+        batch,
     )
     if key in _ESTIMATES:
         _ESTIMATES.move_to_end(key)
     else:
-        _ESTIMATES[key] = estimate_plan(con, specs, plan, cache=cache)
+        _ESTIMATES[key] = estimate_plan(con, specs, plan, cache=cache, batch=batch)
         while len(_ESTIMATES) > _ESTIMATES_KEPT:
             _ESTIMATES.popitem(last=False)
     return {k: dict(v) for k, v in _ESTIMATES[key].items()}
@@ -611,9 +628,13 @@ def create_judge_job(
     *,
     candidates: Sequence[str] | None = None,
     judge_aspects: Mapping[str, Sequence[str]] | None = None,
+    batch: BatchConfig | None = None,
     **kw: Any,
 ) -> str:
     """Register the judges, plan the items (unless given) and write the job; not launched.
+
+    ``batch``: judge through the OpenAI Batch API (:mod:`reset_core.judging.batch`), a
+    job of kind ``judge_batch``; its specs must be one OpenAI-compatible LLM judge.
 
     The plan streams from the database into the job's input file in record batches;
     ``candidates`` and ``judge_aspects`` restrict it (an evaluation's answers, and
@@ -623,6 +644,11 @@ def create_judge_job(
     from reset_core.paths import jobs_dir
 
     check_endpoints(specs)
+    if batch is not None and (len(specs) != 1 or specs[0].get("type") != "llm"):
+        raise ValueError(
+            "batch: the Batch API takes one LLM judge over an OpenAI-compatible endpoint; "
+            "run the offline and local judges as a separate job"
+        )
     plan = _plan(plan, kw)
     if items is None:
         judges = [build_judge(s) for s in specs]
@@ -646,12 +672,16 @@ def create_judge_job(
         "batch_size": batch_size,
         "plan": plan.model_dump(exclude_none=True),
     }
+    kind, entry = "judge", ENTRY
+    if batch is not None:
+        kind, entry = BATCH_KIND, BATCH_ENTRY
+        config["batch"] = batch.model_dump()
     inputs = (
         items
         if items is not None
         else _plan_batches(con, specs, plan, candidates=candidates, judge_aspects=judge_aspects)
     )
-    return create_job(con, jobs_dir(db_path), "judge", ENTRY, config, inputs)
+    return create_job(con, jobs_dir(db_path), kind, entry, config, inputs)
 
 
 def sync_judge_job(con, job_id: str) -> dict[str, Any]:
