@@ -36,7 +36,7 @@ def sync_for(kind: str) -> Callable[[Any, str], dict[str, Any]]:
         from reset_core.sampling.launch import sync_sampling
 
         return sync_sampling
-    if kind == "judge":
+    if kind in ("judge", "judge_batch"):  # a batch job's verdicts land as judgment shards
         from reset_core.judging.launch import sync_judge_job
 
         return sync_judge_job

@@ -145,8 +145,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 def _cmd_judge_batch(args: argparse.Namespace) -> int:
     """``judge --llm --batch``: the LLM judge through the Batch API, followed to its end."""
-    from reset_core import jobs
-    from reset_core.cli import exit_codes
+    from reset_core import handoff
     from reset_core.judging.batch import BatchConfig, batch_summary
     from reset_core.judging.launch import (
         JudgePlan,
@@ -154,7 +153,6 @@ def _cmd_judge_batch(args: argparse.Namespace) -> int:
         check_endpoints,
         create_judge_job,
         estimate_plan,
-        sync_judge_job,
     )
     from reset_core.judging.queries import job_judgment_counts
     from reset_core.options import options_from_args
@@ -195,25 +193,36 @@ def _cmd_judge_batch(args: argparse.Namespace) -> int:
         f"follow it with: reset-studio jobs status {job_id}",
         flush=True,
     )
-    jobs.run_here(con, job_id)  # headless: the same worker, in this process
-    prog = sync_judge_job(con, job_id)
-    n, n_scored = job_judgment_counts(con, job_id)
-    print(
-        f"job {job_id}: {prog['status']}; {n} judgments, {n_scored} scored, "
-        f"{n - n_scored} without a score"
+    # Headless: the same worker, in this process, with a bar and the database closed
+    # while it polls (hours, possibly): the app may open it meanwhile and ingest.
+    _, interrupted = run_job(
+        con, job_id, ProgressBar("judgments", quiet=args.quiet), release_db=args.db
     )
+    prog = handoff.sync(args.db, job_id)
+    con = handoff.reopen(args.db)  # None: the app holds it now
+    if con is None:
+        print(f"job {job_id}: {prog['status']}; ingested by the app that holds the database")
+    else:
+        n, n_scored = job_judgment_counts(con, job_id)
+        print(
+            f"job {job_id}: {prog['status']}; {n} judgments, {n_scored} scored, "
+            f"{n - n_scored} without a score"
+        )
     for line in batch_summary(prog):
         print(line)
     if prog.get("ledger"):
         print(json.dumps(prog["ledger"], indent=2))
     if prog.get("error"):
         print(f"note: {prog['error']}", file=sys.stderr)
+    if interrupted:
+        print(
+            f"interrupted: its batches were asked to cancel, finished answers kept; "
+            f"reset-studio jobs resume {job_id} submits the rest",
+            file=sys.stderr,
+        )
+        return exit_codes.INTERRUPTED
     # Expired or cancelled half done is resumable (STOPPED); a failed batch is a failure.
-    if prog["status"] == "done":
-        return exit_codes.OK
-    if prog["status"] in ("stopped", "cancelled"):
-        return exit_codes.STOPPED
-    return exit_codes.FAILED
+    return job_exit_status(prog["status"])
 
 
 def _cmd_injection_check(args: argparse.Namespace) -> int:
