@@ -592,25 +592,16 @@ def _resume_hint(db_path: str | Path) -> None:
 
 # ------------------------------------------------- holding the database only while needed
 
-#: Each job kind's sync: ingest its finished shards, mirror its progress.
-SYNCS = {
-    "sample": ("reset_core.sampling.launch", "sync_sampling"),
-    "judge": ("reset_core.judging.launch", "sync_judge_job"),
-    "train": ("reset_core.training.launch", "sync_training"),
-}
-
 
 def sync_with(con, job_id: str) -> dict[str, Any]:
     """Sync job ``job_id`` on the open connection ``con`` with its kind's sync."""
-    import importlib
-
+    from reset_core import jobs
     from reset_core.store import one
 
     row = one(con, "SELECT kind FROM jobs WHERE job_id = ?", [job_id])
     if row is None:
         raise KeyError(f"no job {job_id!r}")
-    module, func = SYNCS.get(row[0], ("reset_core.jobs", "sync_job"))
-    return getattr(importlib.import_module(module), func)(con, job_id)
+    return jobs.stage_sync(row[0])(con, job_id)
 
 
 def reopen(db_path: str | Path, wait_s: float = 60.0):

@@ -798,6 +798,31 @@ def measure(
     )
 
 
+# --------------------------------------------------------------------------- stage syncs
+
+#: Each job kind's stage sync, as (module, function): it ingests the job's shards by key
+#: and mirrors its status (imported lazily: this module stays below every stage). A kind
+#: not listed is mirrored without ingest (:func:`sync_job`).
+STAGE_SYNCS: dict[str, tuple[str, str]] = {
+    "sample": ("reset_core.sampling.launch", "sync_sampling"),
+    "judge": ("reset_core.judging.launch", "sync_judge_job"),
+    "judge_batch": ("reset_core.judging.launch", "sync_judge_job"),  # judgment shards too
+    "train": ("reset_core.training.launch", "sync_training"),
+}
+
+
+def stage_sync(kind: str) -> Callable[[Any, str], dict[str, Any]]:
+    """The sync for jobs of ``kind`` (``sync(con, job_id) -> progress``).
+
+    >>> stage_sync("judge_batch").__name__, stage_sync("new-kind").__name__
+    ('sync_judge_job', 'sync_job')
+    """
+    if kind not in STAGE_SYNCS:
+        return sync_job
+    module, func = STAGE_SYNCS[kind]
+    return getattr(importlib.import_module(module), func)
+
+
 # --------------------------------------------------------------------------- headless
 
 

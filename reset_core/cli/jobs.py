@@ -20,33 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from reset_core.cli import exit_codes
 from reset_core.cli.progress import UNITS, ProgressBar, add_quiet, follow, run_job
-
-
-def sync_for(kind: str) -> Callable[[Any, str], dict[str, Any]]:
-    """The stage's sync for a job kind: ingests its shards by key and mirrors its status.
-
-    A kind without a stage sync (a new stage) is mirrored without ingest.
-    """
-    if kind == "sample":
-        from reset_core.sampling.launch import sync_sampling
-
-        return sync_sampling
-    if kind in ("judge", "judge_batch"):  # a batch job's verdicts land as judgment shards
-        from reset_core.judging.launch import sync_judge_job
-
-        return sync_judge_job
-    if kind == "train":
-        from reset_core.training.launch import sync_training
-
-        return sync_training
-    from reset_core import jobs
-
-    return lambda con, job_id: jobs.sync_job(con, job_id)
 
 
 def exit_status(status: str | None) -> int:
@@ -102,7 +78,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     kind = _kind_or_missing(con, args.job_id)
     if kind is None:
         return exit_codes.NOT_FOUND
-    sync = sync_for(kind)
+    sync = jobs.stage_sync(kind)
     unit = UNITS.get(kind, "items")
     if args.follow:
         bar = ProgressBar(unit, quiet=args.quiet)
@@ -130,7 +106,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     kind = _kind_or_missing(con, args.job_id)
     if kind is None:
         return exit_codes.NOT_FOUND
-    progress = sync_for(kind)(con, args.job_id)
+    progress = jobs.stage_sync(kind)(con, args.job_id)
     if progress.get("status") not in jobs.ACTIVE:
         print(f"{args.job_id} is {progress.get('status')}: nothing to cancel")
         return exit_codes.OK
@@ -148,7 +124,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     kind = _kind_or_missing(con, args.job_id)
     if kind is None:
         return exit_codes.NOT_FOUND
-    sync = sync_for(kind)
+    sync = jobs.stage_sync(kind)
     progress = sync(con, args.job_id)
     # A running job has a live worker (sync marks one whose process is gone as failed);
     # a queued one that no worker took (its launcher died first) can be run here.
