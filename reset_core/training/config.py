@@ -158,8 +158,8 @@ class TrainConfig(BaseModel):
         description="How several processes share the training. none = one process. ddp = a "
         "full copy of the model on every GPU (LoRA on a model that fits one GPU; without GPUs, "
         "CPU processes over gloo). deepspeed = ZeRO-2: optimizer state and gradients sharded, "
-        "the usual choice for LoRA on 7B-70B (needs `pip install deepspeed`). fsdp = weights "
-        "sharded too, for a model too big for one GPU. Each uses its accelerate config in "
+        "the usual choice for LoRA on 7B-70B models whose bf16 weights fit one GPU (needs "
+        "`pip install deepspeed`). fsdp = weights sharded too, for a model too big for one GPU. Each uses its accelerate config in "
         "reset_core/training/configs/.",
     )
     accelerate_config: str = Field(
