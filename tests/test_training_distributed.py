@@ -111,6 +111,7 @@ def test_cancel_stops_every_rank_with_a_checkpoint_and_resumes(con, db_path, tin
         num_processes=2,
         distributed="ddp",
         learning_rate=1e-3,
+        merge=True,  # merged by rank 0 from the adapter it saved
     )
     run_id, job_id = runs.start_training(con, db_path, cfg, set_id=set_id, name="cancel")
     work_dir = _work_dir(con, job_id)
@@ -136,7 +137,14 @@ def test_cancel_stops_every_rank_with_a_checkpoint_and_resumes(con, db_path, tin
     result = json.loads((work_dir / "result.json").read_text())
     assert result["resumed_from"] == str(ckpts[0]) and result["global_step"] == 40
     assert _steps(con, run_id) == list(range(1, 41))  # every step logged once
-    assert (_outputs(con, run_id) / "adapter" / "adapter_config.json").exists()
+    out = _outputs(con, run_id)
+    assert (out / "adapter" / "adapter_config.json").exists()
+    # The merged model is registered as the model, as for a 1-process run with merge.
+    path, adapter = con.execute(
+        "SELECT path, adapter_path FROM models WHERE model_id = ?", [done["model_id"]]
+    ).fetchall()[0]
+    assert path == str(out / "merged") and adapter is None
+    assert (out / "merged" / "config.json").exists()
 
 
 def test_a_failing_rank_fails_the_job_with_its_message(con, db_path, tiny_model_dir, tmp_path):
