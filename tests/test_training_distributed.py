@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -145,6 +146,48 @@ def test_cancel_stops_every_rank_with_a_checkpoint_and_resumes(con, db_path, tin
     ).fetchall()[0]
     assert path == str(out / "merged") and adapter is None
     assert (out / "merged" / "config.json").exists()
+
+
+def test_ranks_stop_and_save_when_their_worker_is_killed(con, db_path, tiny_model_dir):
+    """kill -9 of the job's worker (no cancel file, no SIGTERM handler runs): its ranks
+    notice at the next step, save a checkpoint and exit; a relaunch resumes from it."""
+    fill_picks(con, n=40)
+    set_id = create_curated_set(con, CurationSpec(selection_id="sel-1"))
+    cfg = TrainConfig(
+        base_model=str(tiny_model_dir),
+        per_device_train_batch_size=1,
+        num_train_epochs=2,
+        save_steps=1000,
+        num_processes=2,
+        distributed="ddp",
+    )
+    run_id, job_id = runs.start_training(con, db_path, cfg, set_id=set_id, name="killed")
+    work_dir = _work_dir(con, job_id)
+    deadline = time.monotonic() + 300
+    while jobs.read_json(work_dir / "progress.json").get("n_done", 0) < 3:
+        assert time.monotonic() < deadline, _log_tail(con, job_id)
+        time.sleep(0.1)
+    worker = con.execute("SELECT pid FROM jobs WHERE job_id = ?", [job_id]).fetchall()[0][0]
+    rank0 = jobs.read_json(work_dir / "progress.json")["pid"]
+    assert rank0 != worker
+    os.kill(worker, signal.SIGKILL)
+    assert wait_job(con, job_id, timeout=60)["status"] == "failed"
+    while True:  # the orphaned ranks finish their step, save and exit
+        try:
+            os.kill(rank0, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, _log_tail(con, job_id)
+        time.sleep(0.2)
+    ckpts = list((work_dir / "checkpoints").glob("checkpoint-*"))
+    assert len(ckpts) == 1 and (ckpts[0] / "trainer_state.json").exists()
+    assert not _outputs(con, run_id).exists()
+
+    jobs.launch(con, job_id)
+    done = wait_job(con, job_id, timeout=400)
+    assert done["status"] == "done", (done, _log_tail(con, job_id))
+    assert json.loads((work_dir / "result.json").read_text())["resumed_from"] == str(ckpts[0])
+    assert _steps(con, run_id) == list(range(1, 41))
 
 
 def test_a_failing_rank_fails_the_job_with_its_message(con, db_path, tiny_model_dir, tmp_path):
