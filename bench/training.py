@@ -13,8 +13,13 @@ interleaved over ``--rounds``:
 Both count tokens as TRL does (``num_tokens``: non-padding tokens seen) over TRL's own
 ``train_runtime``; the end-to-end process wall time is printed too.
 
+With ``--processes N`` (N > 1) both sides run N ranks: ours as a job with
+``num_processes=N, distributed="ddp"`` (the worker starts ``accelerate launch``), the
+plain script under ``accelerate launch --multi_gpu --num_processes N`` as its user would
+start it. Without GPUs the ranks are CPU processes over gloo on both sides.
+
     python bench/training.py [--model smollm2|tiny] [--steps 6] [--batch 2] [--max-length 128]
-                             [--rounds 1]
+                             [--rounds 1] [--processes 1]
 
 Default: the embedded SmolLM2-135M-Instruct, 6 optimizer steps of 2 examples cut at
 128 tokens (about a minute per side on 2 busy cores; on a GPU raise all three);
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,12 +48,16 @@ from reset_core.training.launch import start_training, sync_training
 
 PLAIN_SCRIPT = r"""
 import json, sys, time
+import torch
 from datasets import load_dataset
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 model, data, out = sys.argv[1], sys.argv[2], sys.argv[3]
 steps, batch, max_length = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+processes = int(sys.argv[7])
+# Under accelerate launch on a machine without GPUs the ranks must be told to use the CPU.
+ddp = {"use_cpu": not torch.cuda.is_available(), "ddp_find_unused_parameters": False} if processes > 1 else {}
 t0 = time.perf_counter()
 trainer = SFTTrainer(
     model=model,
@@ -56,27 +66,49 @@ trainer = SFTTrainer(
         output_dir=out, max_steps=steps, per_device_train_batch_size=batch,
         learning_rate=5e-5, lr_scheduler_type="linear", warmup_steps=0.03, max_length=max_length,
         seed=42, data_seed=42, logging_steps=1, save_steps=50, report_to="none",
-        bf16=False, fp16=False, activation_checkpointing=False, disable_tqdm=True,
+        bf16=False, fp16=False, activation_checkpointing=False, disable_tqdm=True, **ddp,
     ),
     peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
                            task_type="CAUSAL_LM"),
 )
 result = trainer.train()
-trainer.model.save_pretrained(out + "/adapter")
-tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h][-1]
-print(json.dumps({"num_tokens": tokens, "train_runtime_s": result.metrics["train_runtime"],
-                  "wall_s": time.perf_counter() - t0}))
+if trainer.is_world_process_zero():
+    trainer.model.save_pretrained(out + "/adapter")
+    tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h][-1]
+    print(json.dumps({"num_tokens": tokens, "train_runtime_s": result.metrics["train_runtime"],
+                      "wall_s": time.perf_counter() - t0}))
 """
 
 
-def run_plain(model: str, data: Path, out: Path, steps: int, batch: int, max_length: int) -> dict:
+def run_plain(
+    model: str, data: Path, out: Path, steps: int, batch: int, max_length: int, processes: int = 1
+) -> dict:
     t = time.perf_counter()
-    args = [model, str(data), str(out), str(steps), str(batch), str(max_length)]
-    proc = subprocess.run(
-        [sys.executable, "-c", PLAIN_SCRIPT, *args],
-        capture_output=True,
-        text=True,
-    )
+    args = [model, str(data), str(out), str(steps), str(batch), str(max_length), str(processes)]
+    if processes > 1:
+        script = out.parent / "plain_trl.py"
+        script.write_text(PLAIN_SCRIPT)
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            str(script),
+            *args,
+        ]
+    else:
+        cmd = [sys.executable, "-c", PLAIN_SCRIPT, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -84,8 +116,22 @@ def run_plain(model: str, data: Path, out: Path, steps: int, batch: int, max_len
     return r
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_ours(
-    con, db: Path, model: str, set_id: str, steps: int, batch: int, max_length: int, out: Path
+    con,
+    db: Path,
+    model: str,
+    set_id: str,
+    steps: int,
+    batch: int,
+    max_length: int,
+    out: Path,
+    processes: int = 1,
 ) -> dict:
     cfg = TrainConfig(
         base_model=model,
@@ -94,6 +140,8 @@ def run_ours(
         max_length=max_length,
         precision="fp32",
         output_dir=str(out),
+        num_processes=processes,
+        distributed="ddp" if processes > 1 else "none",
     )
     t = time.perf_counter()
     _, job_id = start_training(con, db, cfg, set_id=set_id, name="bench")
@@ -130,6 +178,12 @@ def main() -> None:
     )
     ap.add_argument("--batch", type=int, default=2, help="examples per step (default 2)")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="ranks on each side (default 1); more = DDP under accelerate launch",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +200,7 @@ def main() -> None:
         db = tmp / "bench.duckdb"
         con = connect(db)
         load_demo(con)
-        set_id = create_reference_set(con, target_size=args.steps * args.batch)
+        set_id = create_reference_set(con, target_size=args.steps * args.batch * args.processes)
         data = export_set(con, set_id, tmp / "export", form="prompt_completion", fmt="parquet")
 
         ours, plain = [], []
@@ -157,7 +211,13 @@ def main() -> None:
                 if who == "plain":
                     plain.append(
                         run_plain(
-                            model, data, tmp / f"plain-{i}", args.steps, args.batch, args.max_length
+                            model,
+                            data,
+                            tmp / f"plain-{i}",
+                            args.steps,
+                            args.batch,
+                            args.max_length,
+                            args.processes,
                         )
                     )
                 else:
@@ -171,6 +231,7 @@ def main() -> None:
                             args.batch,
                             args.max_length,
                             tmp / f"ours-{i}",
+                            args.processes,
                         )
                     )
 
@@ -187,6 +248,7 @@ def main() -> None:
         "batch": args.batch,
         "max_length": args.max_length,
         "rounds": args.rounds,
+        "processes": args.processes,
         "ours_tokens_per_run": ours[0]["num_tokens"],
         "plain_tokens_per_run": plain[0]["num_tokens"],
         "ours_tokens_per_s": round(ours_tps, 1),

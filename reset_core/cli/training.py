@@ -10,6 +10,13 @@ checkpoint; ``--resume`` relaunches it)::
     reset-studio train --data exports/cs-0123abcd-messages.jsonl --base-model my/model
     reset-studio train --set cs-0123abcd --no-wait
     reset-studio train --resume train-20250101-120000-abc123
+    reset-studio train --set cs-0123abcd --num-processes 8 --distributed ddp   # 8 GPUs
+    reset-studio train --set cs-0123abcd --num-processes 8 --distributed deepspeed
+
+With ``--num-processes N`` the worker runs N ranks under ``accelerate launch`` (one per
+GPU) with the strategy's config from ``reset_core/training/configs/`` (or
+``--accelerate-config FILE``); progress, metrics and the model are the same as a
+one-process run's.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from reset_core.options import options_from_args
     from reset_core.store import connect
     from reset_core.training.config import TrainConfig
-    from reset_core.training.launch import estimate_training, start_training
+    from reset_core.training.launch import check_launchable, estimate_training, start_training
     from reset_core.training.queries import run_for_job
 
     con = connect(args.db)
@@ -82,6 +89,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = options_from_args(TrainConfig, args)
     except ValidationError as e:
         print(f"error: {validation_message(e)}", file=sys.stderr)
+        return exit_codes.REJECTED
+    try:
+        check_launchable(cfg)  # e.g. deepspeed asked for but not installed
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return exit_codes.REJECTED
     data = None
     if args.data:

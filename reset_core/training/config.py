@@ -9,6 +9,8 @@ model). The Train page builds its widgets from these fields and the CLI its flag
 >>> cfg = TrainConfig(base_model="data/models/smollm2-135m-instruct")
 >>> cfg.num_train_epochs, cfg.lora_r, cfg.completion_only_loss
 (1.0, 16, True)
+>>> TrainConfig(base_model="m", num_processes=8, distributed="ddp").num_processes
+8
 >>> TrainConfig(base_model="m", learning_rate=5.0)
 Traceback (most recent call last):
 ...
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class TrainConfig(BaseModel):
@@ -79,7 +81,7 @@ class TrainConfig(BaseModel):
         ge=1,
         le=1024,
         description="Forward passes per optimizer step; the effective batch is this times the "
-        "batch size (times the number of devices).",
+        "batch size times num_processes.",
     )
     max_length: int = Field(
         1024,
@@ -142,3 +144,40 @@ class TrainConfig(BaseModel):
         description="Refuse to start when the output disk has less free space than this plus "
         "the estimated output size.",
     )
+    num_processes: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Training processes on this machine, one per GPU. 1 = a single process. "
+        "More runs the job under `accelerate launch` with the strategy in `distributed`; the "
+        "global batch is per_device_train_batch_size x gradient_accumulation_steps x this, so "
+        "divide one of those by it to keep the same steps and metrics as a 1-process run.",
+    )
+    distributed: Literal["none", "ddp", "deepspeed", "fsdp"] = Field(
+        "none",
+        description="How several processes share the training. none = one process. ddp = a "
+        "full copy of the model on every GPU (LoRA on a model that fits one GPU; without GPUs, "
+        "CPU processes over gloo). deepspeed = ZeRO-2: optimizer state and gradients sharded, "
+        "the usual choice for LoRA on 7B-70B models whose bf16 weights fit one GPU (needs "
+        "`pip install deepspeed`). fsdp = weights sharded too, for a model too big for one GPU. Each uses its accelerate config in "
+        "reset_core/training/configs/.",
+    )
+    accelerate_config: str = Field(
+        "",
+        description="Your own accelerate config file (YAML) instead of the bundled one for "
+        "`distributed`: copy one from reset_core/training/configs/ and edit it (offload, "
+        "sharding). num_processes above always wins over the file's. Empty = the bundled one.",
+    )
+
+    @model_validator(mode="after")
+    def _processes_need_a_strategy(self) -> TrainConfig:
+        if self.num_processes > 1 and self.distributed == "none":
+            raise ValueError(
+                f"num_processes: {self.num_processes} processes need distributed = ddp, "
+                "deepspeed or fsdp (none means one process)"
+            )
+        if self.accelerate_config and self.distributed == "none":
+            raise ValueError(
+                "accelerate_config: only used with distributed = ddp, deepspeed or fsdp"
+            )
+        return self

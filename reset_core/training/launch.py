@@ -119,6 +119,7 @@ def start_training(
         data = to_form(items_table(con, set_id), "prompt_completion")
         if data.num_rows == 0:
             raise ValueError(f"curated set {set_id!r} is empty: there is nothing to train on")
+    check_launchable(cfg)
     run_id = "run-" + uuid.uuid4().hex[:10]
     if cfg.output_dir and Path(cfg.output_dir).exists():
         raise ValueError(
@@ -151,6 +152,27 @@ def start_training(
     if launch:
         jobs.launch(con, job_id)
     return run_id, job_id
+
+
+def check_launchable(cfg: TrainConfig) -> None:
+    """Refuse, before anything is written, a distributed run that cannot start anywhere:
+    a missing accelerate config file, or DeepSpeed asked for where it is not installed.
+    (The GPU count is checked by the worker, on the machine that trains.)
+
+    >>> check_launchable(TrainConfig(base_model="m", num_processes=2, distributed="ddp"))
+    >>> check_launchable(TrainConfig(base_model="m", distributed="fsdp",
+    ...                              accelerate_config="/nowhere.yaml"))
+    Traceback (most recent call last):
+    ...
+    ValueError: accelerate_config: no such file '/nowhere.yaml'
+    """
+    from reset_core.training.distributed import check_available
+    from reset_core.training.trainer import TrainingError
+
+    try:
+        check_available(cfg)
+    except TrainingError as e:
+        raise ValueError(str(e)) from e
 
 
 def sync_training(con, job_id: str) -> dict[str, Any]:
@@ -223,10 +245,12 @@ def register_model(con, job_id: str) -> str | None:
 
 
 def planned_steps(cfg: TrainConfig, n_items: int) -> int:
-    """Optimizer steps a run of ``cfg`` on ``n_items`` examples makes (on one device).
+    """Optimizer steps a run of ``cfg`` on ``n_items`` examples makes (on all its processes).
 
     >>> planned_steps(TrainConfig(base_model="m"), 10)  # 3 batches of 4, one epoch
     3
+    >>> planned_steps(TrainConfig(base_model="m", num_processes=2, distributed="ddp"), 10)
+    2
     >>> planned_steps(TrainConfig(base_model="m", num_train_epochs=2,
     ...                           gradient_accumulation_steps=2), 10)
     4
@@ -235,12 +259,16 @@ def planned_steps(cfg: TrainConfig, n_items: int) -> int:
     """
     if cfg.max_steps > 0:
         return cfg.max_steps
-    batches = math.ceil(n_items / cfg.per_device_train_batch_size)
+    # Each process gets its share of the examples (the last ones padded by repetition).
+    per_process = math.ceil(n_items / cfg.num_processes)
+    batches = math.ceil(per_process / cfg.per_device_train_batch_size)
     per_epoch = max(1, math.ceil(batches / cfg.gradient_accumulation_steps))
     return math.ceil(cfg.num_train_epochs * per_epoch)
 
 
 def _examples_per_step(train: dict) -> float:
+    # Per process: with N processes a step does N times the examples in about the time
+    # one process takes for its share (the steps are already N times fewer).
     return train.get("per_device_train_batch_size", 4) * train.get("gradient_accumulation_steps", 1)
 
 

@@ -62,11 +62,28 @@ def _precision(cfg: TrainConfig) -> dict[str, bool]:
     return {"bf16": mode == "bf16", "fp16": mode == "fp16"}
 
 
+def _distributed(cfg: TrainConfig) -> dict[str, bool]:
+    """Settings of one rank of an ``accelerate launch`` run (see ``training.distributed``)."""
+    from reset_core.training.distributed import uses_accelerate
+
+    if not uses_accelerate(cfg):
+        return {}
+    import torch
+
+    return {
+        # Without GPUs the ranks are CPU processes over gloo: the trainer must be told,
+        # or each rank would train alone on the whole set.
+        "use_cpu": not torch.cuda.is_available(),
+        # Every LoRA weight gets a gradient each step: no search for unused parameters.
+        "ddp_find_unused_parameters": False,
+    }
+
+
 def sft_config(cfg: TrainConfig, checkpoint_dir: str | Path):
     """TRL's ``SFTConfig`` for a run."""
     from trl import SFTConfig
 
-    return SFTConfig(**sft_kwargs(cfg, checkpoint_dir), **_precision(cfg))
+    return SFTConfig(**sft_kwargs(cfg, checkpoint_dir), **_precision(cfg), **_distributed(cfg))
 
 
 def lora_config(cfg: TrainConfig):

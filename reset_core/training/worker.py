@@ -16,6 +16,12 @@ prompt-completion form, written by the app) and ``job.json`` with
   touched;
 * fails with a clear message on an empty set, an adapter that does not fit the base
   model, an unwritable or full disk, and a NaN loss.
+
+With ``num_processes`` > 1 (or ``distributed`` = deepspeed / fsdp) this process
+supervises: it runs the same checks, then starts the ranks under ``accelerate launch``
+(:mod:`reset_core.training.distributed`); each rank trains through :func:`run_training`
+and only rank 0 writes progress, metric shards and outputs, so the job folder looks the
+same either way.
 """
 
 from __future__ import annotations
@@ -46,10 +52,46 @@ METRIC_SCHEMA = pa.schema(
     ]
 )
 MB = 1024 * 1024
+#: Set for the ranks of a distributed run: the pid of the job's worker that launched them.
+SUPERVISOR_ENV = "RESET_TRAIN_SUPERVISOR_PID"
 
 
-def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
-    """A ``TrainerCallback`` that reports metrics and progress and honours cancel."""
+def _stop_requested(ctx: JobContext) -> bool:
+    """Cancel file (or SIGTERM, which the job's process turns into one), or, for a rank
+    of a distributed run, its supervising worker gone (killed): stop and save."""
+    if ctx.cancelled():
+        return True
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor:
+        try:
+            os.kill(int(supervisor), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    return False
+
+
+def _on_every_rank(flag: bool, device) -> bool:
+    """True on every rank when it is true on any: all ranks must stop at the same step
+    (a rank that stops alone leaves the others waiting in the next gradient all-reduce)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0, main: bool = True):
+    """A ``TrainerCallback`` that reports metrics and progress and honours cancel.
+
+    ``main`` is False on the ranks of a distributed run other than rank 0: they decide
+    with the others when to stop (and fail on a NaN loss, which every rank sees, as the
+    logged loss is the mean over ranks) but write nothing.
+    """
     from transformers import TrainerCallback
 
     class ReportCallback(TrainerCallback):
@@ -64,14 +106,15 @@ def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
             self.substeps = 0
 
         def flush(self) -> None:
-            if self.rows:
+            if self.rows and main:
                 ctx.write(pa.Table.from_pylist(self.rows, METRIC_SCHEMA), n_items=0)
                 self.rows = []
             self.last_flush = time.monotonic()
 
         def on_train_begin(self, args, state, control, **kwargs):
-            ctx.start(n_total=state.max_steps, n_done=state.global_step)
-            ctx.phase("training")
+            if main:
+                ctx.start(n_total=state.max_steps, n_done=state.global_step)
+                ctx.phase("training")
             self.last_t = time.monotonic()
             self.substeps = 0
 
@@ -79,12 +122,14 @@ def _make_callback(ctx: JobContext, run_id: str, flush_every_s: float = 2.0):
             # A forward/backward pass of an accumulated step: progress inside the step.
             self.substeps += 1
             accum = args.gradient_accumulation_steps
-            ctx.partial(self.substeps / accum, f"micro-batch {self.substeps}/{accum}")
+            if main:
+                ctx.partial(self.substeps / accum, f"micro-batch {self.substeps}/{accum}")
 
         def on_step_end(self, args, state, control, **kwargs):
             self.substeps = 0
-            ctx.progress(state.global_step, epoch=state.epoch, loss=self.last_loss)
-            if ctx.cancelled():  # cancel file, or SIGTERM (run_worker turns it into one)
+            if main:
+                ctx.progress(state.global_step, epoch=state.epoch, loss=self.last_loss)
+            if _on_every_rank(_stop_requested(ctx), args.device):
                 # Save first, so a cancelled run can still be resumed later.
                 self.cancelled = True
                 control.should_save = True
@@ -224,19 +269,28 @@ def dataset_from_table(table: pa.Table):
     return Dataset(table.select(cols))
 
 
-def _save_outputs(trainer, cfg: TrainConfig, output_dir: Path, summary: dict) -> dict:
-    """Write adapter (+ merged model) into a temp folder, then rename it into place."""
-    tmp = output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}")
+def _save_outputs(
+    trainer, cfg: TrainConfig, output_dir: Path, summary: dict, distributed: bool = False
+) -> dict:
+    """Write adapter (+ merged model) into a temp folder, then rename it into place.
+
+    Distributed, every rank calls this: saving the adapter gathers the sharded weights
+    under FSDP / ZeRO-3 (a collective), and only rank 0 writes; the other ranks return.
+    """
+    # Named for the run, not the process: every rank of a distributed run must agree on it.
+    tmp = output_dir.with_name(f".{output_dir.name}.tmp-{summary['run_id']}")
+    main = trainer.is_world_process_zero()
+    if distributed and not main:
+        _save_adapter(trainer, tmp / "adapter", distributed)
+        return summary
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        trainer.model.save_pretrained(tmp / "adapter")
+        _save_adapter(trainer, tmp / "adapter", distributed)
         trainer.processing_class.save_pretrained(tmp / "adapter")
         outputs = {"adapter": str(output_dir / "adapter")}
         if cfg.merge:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(tmp / "merged")
-            trainer.processing_class.save_pretrained(tmp / "merged")
+            _save_merged(trainer, cfg, tmp, distributed)
             outputs["merged"] = str(output_dir / "merged")
         summary = {**summary, "outputs": outputs}
         (tmp / "run.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -257,10 +311,37 @@ def _save_outputs(trainer, cfg: TrainConfig, output_dir: Path, summary: dict) ->
     return summary
 
 
+def _save_adapter(trainer, folder: Path, distributed: bool) -> None:
+    if not distributed:
+        trainer.model.save_pretrained(folder)
+        return
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # Checkpoints are sharded (fast); the adapter a user loads must be whole.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    # The trainer's own save knows each strategy's gathering; rank 0 writes.
+    trainer.save_model(str(folder))
+    if trainer.is_world_process_zero():
+        # The adapter folder holds what a single-process run writes, nothing more.
+        (folder / "training_args.bin").unlink(missing_ok=True)
+
+
+def _save_merged(trainer, cfg: TrainConfig, tmp: Path, distributed: bool) -> None:
+    if distributed:
+        # The trained weights may be sharded across ranks (FSDP, ZeRO-3): merge from the
+        # adapter just saved, on rank 0, instead of from the wrapped model in memory.
+        from reset_core.training.trainer import load_trained
+
+        model, _ = load_trained(cfg.base_model, str(tmp / "adapter"))
+        merged = model.merge_and_unload()
+    else:
+        merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(tmp / "merged")
+    trainer.processing_class.save_pretrained(tmp / "merged")
+
+
 def train_job(ctx: JobContext) -> None:
     """Worker entry: train one LoRA run as configured in the job folder."""
     cfg = TrainConfig(**ctx.config["train"])
-    run_id = ctx.config["run_id"]
     output_dir = Path(ctx.config["output_dir"])
     data = ctx.read_input()
     if data.num_rows == 0:
@@ -269,11 +350,38 @@ def train_job(ctx: JobContext) -> None:
             "least one item (check its filters and overrides)"
         )
     preflight_output(output_dir, cfg)
+    # Decided once, here: the ranks of a distributed run must all resume from the same one.
+    resume = last_complete_checkpoint(ctx.job_dir / "checkpoints")
+    from reset_core.training.distributed import uses_accelerate
 
+    if uses_accelerate(cfg):
+        from reset_core.training.distributed import run_ranks
+
+        run_ranks(ctx, cfg, resume)
+        return
+    run_training(ctx, cfg, data, resume)
+
+
+def run_training(
+    ctx: JobContext,
+    cfg: TrainConfig,
+    data: pa.Table,
+    resume: str | None,
+    *,
+    main: bool = True,
+    distributed: bool = False,
+) -> None:
+    """Train (or resume) one run in this process: the whole job, or one rank of it.
+
+    ``main`` is rank 0 (the only writer of progress, metric shards and outputs);
+    ``distributed`` says this process is one rank of an ``accelerate launch``.
+    """
+    run_id = ctx.config["run_id"]
+    output_dir = Path(ctx.config["output_dir"])
     checkpoint_dir = ctx.job_dir / "checkpoints"
-    resume = last_complete_checkpoint(checkpoint_dir)
-    ctx.phase(f"loading {Path(cfg.base_model).name} and preparing {data.num_rows} examples")
-    callback = _make_callback(ctx, run_id)
+    if main:
+        ctx.phase(f"loading {Path(cfg.base_model).name} and preparing {data.num_rows} examples")
+    callback = _make_callback(ctx, run_id, main=main)
     trainer = build_trainer(cfg, dataset_from_table(data), checkpoint_dir, [callback])
     try:
         result = trainer.train(resume_from_checkpoint=resume)
@@ -295,16 +403,20 @@ def train_job(ctx: JobContext) -> None:
         "resumed_from": resume,
         "global_step": trainer.state.global_step,
         "n_examples": data.num_rows,
+        "num_processes": trainer.args.world_size,
         "train_loss": metrics.get("train_loss"),
         "first_loss": callback.first_loss,
         "last_loss": callback.last_loss,
         "train_runtime_s": metrics.get("train_runtime"),
         "num_tokens": tokens,
-        # Tokens seen in this process over its training time (a resumed run counts its own part).
+        # Tokens seen (by all ranks) over this attempt's training time (a resumed run
+        # counts its own part).
         "tokens_per_s": (tokens / metrics["train_runtime"])
         if tokens and metrics.get("train_runtime")
         else None,
     }
-    ctx.phase("saving the adapter" + (" and the merged model" if cfg.merge else ""))
-    summary = _save_outputs(trainer, cfg, output_dir, summary)
-    write_json_atomic(ctx.job_dir / "result.json", summary)
+    if main:
+        ctx.phase("saving the adapter" + (" and the merged model" if cfg.merge else ""))
+    summary = _save_outputs(trainer, cfg, output_dir, summary, distributed=distributed)
+    if main:
+        write_json_atomic(ctx.job_dir / "result.json", summary)
