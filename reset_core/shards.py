@@ -634,14 +634,7 @@ def ingest_folder(con, folder: str | Path) -> IngestReport:
             new[target] = [p for p in paths if p not in seen]
         _ingest_candidates(con, new["candidates"], report)
         _ingest_judgments(con, new["judgments"], report)
-        for target, paths in new.items():
-            if paths:
-                con.execute(
-                    "INSERT OR REPLACE INTO ingested_shards (path, target, n_rows) "
-                    "SELECT filename, ?, count(*) FROM read_parquet(?, filename=true) "
-                    "GROUP BY filename",
-                    [target, paths],
-                )
+        _mark_ingested(con, new)
         con.execute("COMMIT")
     except ShardRejected:
         con.execute("ROLLBACK")
@@ -654,6 +647,17 @@ def ingest_folder(con, folder: str | Path) -> IngestReport:
         con.execute("ROLLBACK")
         raise
     return report
+
+
+def _mark_ingested(con, new: dict[str, list[str]]) -> None:
+    """Record the parts just loaded (row counts from their footers: no second scan)."""
+    rows = [(p, t, pq.read_metadata(p).num_rows) for t, ps in new.items() for p in ps]
+    if rows:
+        from reset_core.store import insert_arrow
+
+        paths, targets, counts = zip(*rows, strict=True)
+        table = pa.table({"path": list(paths), "target": list(targets), "n_rows": list(counts)})
+        insert_arrow(con, "ingested_shards", table, on_conflict="update")
 
 
 def _seen(con, paths: list[str]) -> set[str]:
@@ -827,13 +831,18 @@ def _ingest_candidates(con, paths: list[str], report: IngestReport) -> None:
     if not paths:
         return
     n_rows = _count_rows([Path(p) for p in paths])
-    _orphans(con, paths, "example_id", "examples", "candidates")
     cols = ", ".join(_columns(paths, _CANDIDATE_COLUMNS))
-    # A key twice within the folders (a part rewritten under another name) is rare; the
-    # window that drops it costs a full sort of the texts, so pay it only when needed.
-    dup = con.execute(
-        "SELECT count(*) - count(DISTINCT candidate_id) FROM read_parquet(?)", [paths]
-    ).fetchone()[0]
+    # One pass over the two key columns before the insert: candidates whose example is
+    # nowhere (refused), and keys twice within the files (a part rewritten under another
+    # name: rare, and the window that drops them sorts every text, so only when needed).
+    orphan, dup = con.execute(
+        "SELECT any_value(p.example_id) FILTER (WHERE e.example_id IS NULL), "
+        "count(*) - count(DISTINCT p.candidate_id) "
+        "FROM read_parquet(?) p LEFT JOIN examples e ON e.example_id = p.example_id",
+        [paths],
+    ).fetchone()
+    if orphan is not None:
+        _orphans(con, paths, "example_id", "examples", "candidates")
     once = "QUALIFY row_number() OVER (PARTITION BY p.candidate_id) = 1" if dup else ""
     before = con.execute("SELECT count(*) FROM candidates").fetchone()[0]
     # One statement over every file, behind a hash anti-join on the key: DuckDB's plain
