@@ -691,9 +691,14 @@ def finished_runs(con, kind: str, scan: int = 50) -> list[tuple[dict, dict]]:
     ).fetchall()
     out = []
     for config, folder in rows:
+        config = json.loads(config) if isinstance(config, str) else config
+        if config.get("shards"):
+            # A run ingested from a shard folder (reset_core.shards) ran on another
+            # machine: its rate says nothing about this one.
+            continue
         progress = read_json(Path(folder) / "progress.json")
         if progress.get("status") == "done":
-            out.append((json.loads(config) if isinstance(config, str) else config, progress))
+            out.append((config, progress))
     return out
 
 
