@@ -275,21 +275,30 @@ def test_a_valid_verdict_from_any_machine_wins_over_a_failed_one(machines, con, 
         part.unlink()
         pq.write_table(t, part.with_name(part.name.replace("part-", "part-x")))
     n_j = len(_ids(machines["j"], "judgments", "judgment_id"))
-    n_valid = pc.sum(
-        pc.is_valid(pq.read_table(sorted((machines["j"] / "judgments").glob("*.parquet")))["score"])
-    ).as_py()
+    # Valid: a score, or the judge saying it cannot score the item (not_applicable).
+    j = pq.read_table(sorted((machines["j"] / "judgments").glob("part-*.parquet")))
+    n_valid = j.filter(
+        pc.or_(pc.is_valid(j["score"]), pc.equal(j["status"], "not_applicable"))
+    ).num_rows
+    n_scored = pc.sum(pc.is_valid(j["score"])).as_py()
+    assert 0 < n_scored <= n_valid == n_j
+    valid_sql = (
+        "SELECT count(*) FROM judgments WHERE score IS NOT NULL OR status = 'not_applicable'"
+    )
     ingest_folder(con, failed)
     assert con.execute("SELECT count(*) FROM judgments WHERE score IS NULL").fetchone()[0] == n_j
+    assert con.execute(valid_sql).fetchone()[0] == 0
     rep = ingest_folder(con, machines["j"])  # the failures are replaced, key by key
     assert rep.judgments_new == n_valid
-    scored = con.execute("SELECT count(*) FROM judgments WHERE score IS NOT NULL").fetchone()[0]
-    assert scored == n_valid and len(_natural_keys(con)) == n_j
-    rep = ingest_folder(con, failed)  # and a late failure does not undo a score
-    assert rep.judgments_new == 0
+    assert con.execute(valid_sql).fetchone()[0] == n_valid and len(_natural_keys(con)) == n_j
     assert (
         con.execute("SELECT count(*) FROM judgments WHERE score IS NOT NULL").fetchone()[0]
-        == scored
+        == n_scored
     )
+    # A late failure (from a third machine: other files) does not undo a verdict.
+    rep = ingest_folder(con, _copy(failed, tmp_path / "failed-too"))
+    assert rep.judgments_new == 0 and rep.judgments_present == n_j
+    assert con.execute(valid_sql).fetchone()[0] == n_valid and len(_natural_keys(con)) == n_j
 
 
 def test_a_killed_run_ingests_what_is_whole_and_the_same_command_finishes_it(
