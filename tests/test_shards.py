@@ -379,3 +379,26 @@ def test_the_documented_readers_read_a_folder(machines, title, monkeypatch):
     judged = len(_ids(machines["j"], "judgments", "judgment_id"))
     assert scope["n_judgments"] == judged
     assert scope["n_candidates"] == len(_ids(machines["j"], "candidates", "candidate_id")) == 16
+
+
+def test_the_llm_judge_judges_a_folder_and_ingest_keeps_who_answered(
+    machines, openai_server, tmp_path, con
+):
+    out = tmp_path / "llm"
+    args = ["judge", "--llm", "--model", "gpt-4o-mini", "--base-url", openai_server.base_url]
+    assert main([*args, "--out", str(out), "--from", str(machines["a"])]) == 0
+    manifest = read_manifest(out)
+    n = len(_ids(out, "judgments", "judgment_id"))
+    n_a = len(_ids(machines["a"], "candidates", "candidate_id"))
+    assert manifest["status"] == "done" and n == 2 * n_a  # task + one more aspect each
+    (judge_id,) = manifest["endpoints"]
+    assert manifest["endpoints"][judge_id]["placeholder"]  # the stand-in answered
+    assert ingest_folder(con, out).judgments_new == n
+    assert con.execute(
+        "SELECT placeholder FROM judges WHERE judge_id = ?", [judge_id]
+    ).fetchone() == (True,)
+    # Rerunning the same command sends nothing again: every verdict is in the folder.
+    sent = openai_server.requests["/v1/chat/completions"]
+    assert main([*args, "--out", str(out), "--from", str(machines["a"])]) == 0
+    assert len(_ids(out, "judgments", "judgment_id")) == n
+    assert openai_server.requests["/v1/chat/completions"] == sent
