@@ -538,7 +538,7 @@ def _check_sample(path: Path, m: dict, where: str) -> None:
         raise ShardRejected(f"{path}: field '{where}grid': {e}") from None
 
 
-def _check_files(folder: Path, files: Sequence[Path], target: str) -> None:
+def _check_files(files: Sequence[Path], target: str) -> None:
     for f in files:
         try:
             names = set(pq.read_schema(f).names)
@@ -594,7 +594,7 @@ def check_folder(folder: str | Path) -> tuple[dict, dict[str, list[Path]]]:
         raise ShardRejected(f"{examples}: missing (the folder's candidates need their examples)")
     files["examples"] = [examples] if examples.exists() else []
     for target, fs in files.items():
-        _check_files(folder, fs, target)
+        _check_files(fs, target)
     return manifest, files
 
 
@@ -624,7 +624,7 @@ def ingest_folder(con, folder: str | Path) -> IngestReport:
     )
     con.execute("BEGIN TRANSACTION")
     try:
-        _ingest_examples(con, folder, files["examples"], report)
+        _ingest_examples(con, files["examples"], report)
         _register_runs(con, folder, manifest)
         new = {}
         for target in ("candidates", "judgments"):
@@ -669,7 +669,7 @@ def _seen(con, paths: list[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _ingest_examples(con, folder: Path, files: list[Path], report: IngestReport) -> None:
+def _ingest_examples(con, files: list[Path], report: IngestReport) -> None:
     if not files:
         return
     path = str(files[0])
@@ -711,12 +711,10 @@ def _sample_runs(manifest: dict) -> list[dict]:
 def _register_runs(con, folder: Path, manifest: dict) -> None:
     """The rows a local job writes besides its results: model, grid, judges, the job."""
     from reset_core.sampling.config import ModelSpec
+    from reset_core.sampling.launch import record_model_and_grid
     from reset_core.sampling.settings import parse_grid
 
-    runs = _sample_runs(manifest)
-    for run in runs:
-        from reset_core.sampling.launch import record_model_and_grid
-
+    for run in _sample_runs(manifest):
         record_model_and_grid(
             con, ModelSpec(**run["model"]), parse_grid(run["grid"]), run["model_id"]
         )
@@ -735,8 +733,6 @@ def _register_runs(con, folder: Path, manifest: dict) -> None:
 
         try:
             register_judges(con, manifest["judges"])
-        except ShardRejected:
-            raise
         except Exception as e:  # noqa: BLE001 - any spec this version cannot build
             raise ShardRejected(
                 f"{folder / MANIFEST}: field 'judges': cannot build a judge from it ({e})"
