@@ -16,8 +16,9 @@ schema (primary key and indexes included):
 
 ``fraction_of_raw`` = raw seconds / our seconds (target >= 0.5). ``--repeats`` repeats
 both (fresh databases each time) and takes the median. At the default size the whole
-bench takes about 3-4 minutes on a shared 2-core machine (mostly writing the Parquet
-files and the two inserts); ``--candidates 100000`` takes about half a minute.
+bench takes about 3 minutes on a quiet 2-core machine (a minute writing the Parquet
+files, a minute per insert), up to about 10 when other jobs share the cores;
+``--candidates 100000`` takes about half a minute.
 
     python bench/ingest.py [--candidates 1000000] [--folders 4] [--part-rows 1024]
                            [--repeats 1] [--dir /tmp/ingest_bench]
