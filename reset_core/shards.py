@@ -196,6 +196,8 @@ def _open_folder(folder: Path, kind: str, identity: dict[str, Any]) -> dict[str,
     A folder holding another run, or something that is not a shard folder, is refused:
     mixing two runs' keys in one folder would make neither resumable.
     """
+    if folder.exists() and not folder.is_dir():
+        raise ShardRejected(f"{folder}: is a file; give a new or empty folder to --out")
     if not (folder / MANIFEST).exists():
         if folder.exists() and any(folder.iterdir()):
             raise ShardRejected(
@@ -279,6 +281,8 @@ def sample_to_folder(
     from reset_core.sampling.worker import run as sample_worker
     from reset_core.store import connect
 
+    if num_shards < 1:
+        raise ShardRejected(f"num_shards: must be at least 1, got {num_shards}")
     if not 0 <= shard_index < num_shards:
         raise ShardRejected(
             f"shard_index: {shard_index} is not in 0..{num_shards - 1} (num_shards {num_shards})"
