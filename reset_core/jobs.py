@@ -110,6 +110,9 @@ class JobContext:
     #: Extra stage-specific figures (e.g. a cost ledger) carried in every progress report.
     extra: dict[str, Any] = field(default_factory=dict)
 
+    #: The name its shard files start with (a shard folder's are ``part-*``).
+    shard_prefix = "shard"
+
     @property
     def shard_dir(self) -> Path:
         return self.job_dir / "shards"
@@ -130,7 +133,7 @@ class JobContext:
     def write(self, table: pa.Table, n_items: int | None = None) -> None:
         """Save a finished batch of results and count it as progress."""
         if table.num_rows:
-            write_shard(self.shard_dir, table)
+            write_shard(self.shard_dir, table, prefix=self.shard_prefix)
         self.advance(table.num_rows if n_items is None else n_items)
 
     def start(self, n_total: int, n_done: int = 0) -> None:
@@ -739,9 +742,14 @@ def finished_runs(con, kind: str, scan: int = 50) -> list[tuple[dict, dict]]:
     ).fetchall()
     out = []
     for config, folder in rows:
+        config = json.loads(config) if isinstance(config, str) else config
+        if config.get("shards"):
+            # A run ingested from a shard folder (reset_core.shards) ran on another
+            # machine: its rate says nothing about this one.
+            continue
         progress = read_json(Path(folder) / "progress.json")
         if progress.get("status") == "done":
-            out.append((json.loads(config) if isinstance(config, str) else config, progress))
+            out.append((config, progress))
     return out
 
 

@@ -19,6 +19,11 @@ test split), e.g. IFEval's 541 prompts::
 
     reset-studio rekind --source alpaca --kind preset      # the role its preset declares
     reset-studio rekind --source my_qa --kind context --dry-run
+
+``reset-studio ingest`` loads shard folders made on other machines (``sample --out``,
+``judge --out``; see ``docs/shards.md``), by key, each folder in one transaction::
+
+    reset-studio ingest shard-0 shard-1 judged-0
 """
 
 from __future__ import annotations
@@ -186,3 +191,43 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     p.set_defaults(func=_cmd_rekind)
+
+    # ---------------------------------------------------------------- shard folders, #14
+    p = sub.add_parser(
+        "ingest",
+        help="load shard folders from other machines (sample/judge --out), by key",
+        description="Validate every folder's manifest and files first (nothing is loaded if "
+        "one is bad), then load each folder in one transaction: new examples, candidates and "
+        "judgments by key, and the runs, models and judges the app lists. Loading a folder "
+        "twice, or two folders that overlap, adds nothing twice.",
+    )
+    p.add_argument("folders", nargs="+", metavar="DIR", help="shard folders (docs/shards.md)")
+    p.set_defaults(func=_cmd_ingest)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from reset_core.cli import exit_codes
+    from reset_core.shards import ShardRejected, check_folder, ingest_folder
+    from reset_core.store import connect
+
+    try:
+        for folder in args.folders:  # all of them, before the database is even opened
+            check_folder(folder)
+    except ShardRejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("nothing was ingested; the database is unchanged", file=sys.stderr)
+        return exit_codes.REJECTED
+    con = connect(args.db)
+    done = 0
+    try:
+        for folder in args.folders:
+            print(ingest_folder(con, folder).describe())
+            done += 1
+    except ShardRejected as e:
+        print(f"error: {e}", file=sys.stderr)
+        print(
+            f"that folder changed nothing; {done} folder(s) before it were ingested",
+            file=sys.stderr,
+        )
+        return exit_codes.REJECTED
+    return exit_codes.OK

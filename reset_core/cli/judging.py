@@ -18,6 +18,12 @@ end (``--poll-s`` between checks); the job id it prints is what ``reset-studio j
 status`` follows. Exit status 4 when a batch expired or was cancelled half done (the
 finished half is stored; resuming the job submits only the rest), 1 when one failed.
 
+On a machine with no database, ``--out DIR2 --from DIR [DIR ...]`` judges the candidates
+of shard folders into a shard folder (``docs/shards.md``); ``reset-studio ingest DIR2``
+loads it::
+
+    reset-studio judge --offline --out judged-0 --from shard-0 shard-1
+
 ``reset-studio injection-check`` counts the candidates whose text is aimed at the
 judge (prompt injection) and, with ``--llm``, judges each flagged one also without
 its flagged sentences and reports the share whose score moved by a point or more.
@@ -50,6 +56,8 @@ def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
+    if args.out is not None or args.sources:
+        return _cmd_judge_out(args)
     if args.batch:
         return _cmd_judge_batch(args)
     import time
@@ -252,6 +260,44 @@ def _cmd_injection_check(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+# ------------------------------------------------------------ shard folders (--out), #14
+def _cmd_judge_out(args: argparse.Namespace) -> int:
+    """``judge --out DIR2 --from DIR ...``: judge shard folders into one, no database."""
+    from reset_core.cli import exit_codes
+    from reset_core.judging.launch import JudgePlan
+    from reset_core.options import options_from_args
+    from reset_core.shards import ShardRejected, judge_to_folder, print_progress
+
+    try:
+        if args.out is None or not args.sources:
+            raise ShardRejected("--out and --from go together: judge shard folders into a folder")
+        if args.dry_run:
+            raise ShardRejected("--dry-run: not available with --out")
+        plan = options_from_args(JudgePlan, args)
+        manifest = judge_to_folder(
+            args.out,
+            args.sources,
+            lambda con: _judge_specs(args, con),
+            plan,
+            echo=lambda p: print_progress(p, "judgments"),
+        )
+    except ValueError as e:  # ShardRejected and pydantic's ValidationError are ValueErrors
+        print(f"error: {rejection_message(e)}", file=sys.stderr)
+        return exit_codes.REJECTED
+    counts = manifest["counts"]
+    print(
+        f"{args.out}: run {manifest['run_id']} {manifest['status']}; "
+        f"{counts.get('judgments_rows', 0)} of {counts['judgments_planned']} judgments on "
+        f"{counts['candidates']} candidates"
+        + (f"; {manifest['error']}" if manifest.get("error") else "")
+    )
+    return {
+        "done": exit_codes.OK,
+        "stopped": exit_codes.STOPPED,
+        "cancelled": exit_codes.INTERRUPTED,
+    }.get(manifest["status"], exit_codes.FAILED)
+
+
 def add_commands(sub) -> None:
     """Add ``judge`` and ``injection-check`` to the ``reset-studio`` subparsers."""
     from reset_core.judging.batch import BatchConfig
@@ -274,6 +320,15 @@ def add_commands(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
     add_quiet(p)
     add_options(p, LLMJudgeConfig)
+    g = p.add_argument_group(
+        "shard folders (no database)",
+        "judge the candidates of shard folders (reset-studio sample --out) into a shard "
+        "folder on a machine with no database; reset-studio ingest loads it (docs/shards.md)",
+    )
+    g.add_argument("--out", metavar="DIR", help="write a shard folder of judgments here")
+    g.add_argument(
+        "--from", dest="sources", nargs="+", metavar="DIR", help="the shard folders to judge"
+    )
     p.set_defaults(func=_cmd_judge)
 
     p = sub.add_parser(

@@ -14,6 +14,14 @@ batch, and ``--resume`` redoes only missing candidates::
     reset-studio sample --engine openai --model my-model --base-url http://127.0.0.1:8000/v1
     reset-studio sample --grid grid.jsonl --splits seen,test_seen
     reset-studio sample --resume sample-20250101-120000-abc123
+
+On a machine with no database, ``--out DIR`` writes a shard folder instead (see
+``docs/shards.md``); examples come from ``--data FILE`` read with the flags of
+``reset-studio import``, and ``--num-shards``/``--shard-index`` split the work across
+machines. ``reset-studio ingest DIR`` loads it on the workstation::
+
+    reset-studio sample --out shard-0 --data alpaca.json --preset alpaca --count 100000 \
+        --num-shards 4 --shard-index 0 --engine vllm --model Qwen/Qwen2.5-7B-Instruct
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from reset_core.errors import validation_message
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     """Sample in the foreground: start (or resume) a job's worker, follow it, ingest its shards."""
+    if args.out is not None:
+        return _cmd_sample_out(args)
+
     from reset_core import handoff, jobs
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
@@ -117,6 +128,106 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return job_exit_status(progress["status"])
 
 
+# ------------------------------------------------------------ shard folders (--out), #14
+def _grid_from_args(args: argparse.Namespace):
+    from reset_core.sampling.settings import default_grid, load_grid_file
+
+    if args.grid:
+        return load_grid_file(args.grid)
+    return default_grid(max_tokens=args.max_tokens, n=args.samples)
+
+
+def _cmd_sample_out(args: argparse.Namespace) -> int:
+    """``sample --out DIR``: sample into a shard folder, no database (reset_core.shards)."""
+    from reset_core.cli import exit_codes
+    from reset_core.ingest.config import ImportOptions, ImportRejected
+    from reset_core.models import ModelUnavailable, default_model_path
+    from reset_core.options import options_from_args
+    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.launch import SamplingRejected
+    from reset_core.sampling.settings import GridRejected
+    from reset_core.shards import ShardRejected, print_progress, sample_to_folder
+
+    try:
+        if not args.data:
+            raise ShardRejected(
+                "--data: --out needs the dataset file to sample (read with the same flags "
+                "as reset-studio import, so example ids match the workstation's)"
+            )
+        if args.resume:
+            raise ShardRejected("--resume: with --out, rerun the same command to resume")
+        if args.model is None and args.engine in (None, "transformers"):
+            args.model = str(default_model_path())
+            print(f"model (no --model given): the embedded model at {args.model}")
+        spec = options_from_args(ModelSpec, args)
+        import_options = options_from_args(ImportOptions, args)
+        selection = SampleSelection(
+            kinds=args.kinds,
+            sources=args.sources,
+            splits=args.splits,
+            count=args.count,
+            seed=args.selection_seed,
+        )
+        manifest = sample_to_folder(
+            args.out,
+            args.data,
+            import_options,
+            selection,
+            spec,
+            _grid_from_args(args),
+            num_shards=args.num_shards,
+            shard_index=args.shard_index,
+            chunk_size=args.chunk_size,
+            echo=lambda p: print_progress(p, "candidates"),
+        )
+    except (
+        ShardRejected,
+        ImportRejected,
+        SamplingRejected,
+        GridRejected,
+        ModelUnavailable,
+        ValidationError,
+    ) as e:
+        msg = validation_message(e) if isinstance(e, ValidationError) else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return exit_codes.REJECTED
+    counts = manifest["counts"]
+    print(
+        f"{args.out}: run {manifest['run_id']} {manifest['status']}; "
+        f"{counts.get('candidates_rows', 0)} of {counts['candidates_planned']} candidates "
+        f"for {counts['examples']} examples (shard {args.shard_index} of {args.num_shards})"
+        + (f"; {manifest['error']}" if manifest.get("error") else "")
+    )
+    return {"done": exit_codes.OK, "cancelled": exit_codes.INTERRUPTED}.get(
+        manifest["status"], exit_codes.FAILED
+    )
+
+
+def _add_out_options(p: argparse.ArgumentParser) -> None:
+    from reset_core.ingest.config import ImportOptions
+    from reset_core.options import add_options
+
+    g = p.add_argument_group(
+        "shard folder (no database)",
+        "--out DIR samples into a shard folder (docs/shards.md) on a machine with no "
+        "database; reset-studio ingest DIR loads it. Examples come from --data FILE, read "
+        "with the import flags below as reset-studio import reads it.",
+    )
+    g.add_argument("--out", metavar="DIR", help="write a shard folder here; no database")
+    g.add_argument("--data", metavar="FILE", help="with --out: the dataset file to sample")
+    g.add_argument(
+        "--num-shards",
+        type=int,
+        default=1,
+        help="with --out: split the selected examples into this many shards (stable hash "
+        "of example_id)",
+    )
+    g.add_argument(
+        "--shard-index", type=int, default=0, help="with --out: which shard this run makes"
+    )
+    add_options(g, ImportOptions)
+
+
 def add_commands(sub) -> None:
     """Add ``sample`` to the ``reset-studio`` subparsers."""
     from reset_core.config_file import record_fields
@@ -158,4 +269,5 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", metavar="JOB_ID", help="relaunch a stopped job: only missing keys")
     p.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
     add_quiet(p)
+    _add_out_options(p)
     p.set_defaults(func=_cmd_sample)

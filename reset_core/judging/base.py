@@ -149,12 +149,19 @@ JUDGMENT_SCHEMA = pa.schema(
 )
 
 
-def judgments_table(judgments: list[Judgment], job_id: str | None = None) -> pa.Table:
-    """Judgments as an Arrow table with the ``judgments`` columns (for shards and inserts)."""
+def judgments_table(
+    judgments: list[Judgment], job_id: str | None = None, id_scope: str | None = None
+) -> pa.Table:
+    """Judgments as an Arrow table with the ``judgments`` columns (for shards and inserts).
+
+    ``judgment_id`` is keyed on ``id_scope`` when given, else on the job (see
+    :func:`judgment_id`); ``job_id`` is the job column either way.
+    """
     rows = []
+    scope = id_scope if id_scope is not None else (job_id or "")
     for j in judgments:
         d = asdict(j)
-        d["judgment_id"] = judgment_id(job_id or "", j.judge_id, j.candidate_id, j.aspect)
+        d["judgment_id"] = judgment_id(scope, j.judge_id, j.candidate_id, j.aspect)
         d["permutation"] = json.dumps(j.permutation) if j.permutation is not None else None
         d["job_id"] = job_id
         d["created_at"] = int(j.created_at * 1_000_000)

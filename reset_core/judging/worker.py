@@ -94,12 +94,15 @@ def run_judge_job(ctx) -> None:
     """Worker entry: judge the job's input in shards; resume, cancel and budget aware."""
     from reset_core.jobs import JobStopped
 
-    job_id = ctx.job_dir.name
-    table = ctx.read_input()
     cfg = ctx.config
+    # A shard folder's run (reset_core.shards) names itself and keys its verdicts without
+    # the run (``judgment_id_scope``), so two machines' folders agree on every key.
+    job_id = cfg.get("job_id") or ctx.job_dir.name
+    scope = cfg.get("judgment_id_scope", job_id)
+    table = ctx.read_input()
     done = ctx.done_keys("judgment_id")
     ids = [
-        judgment_id(job_id, j, c, a)
+        judgment_id(scope, j, c, a)
         for j, c, a in zip(
             table["judge_id"].to_pylist(),
             table["candidate_id"].to_pylist(),
@@ -136,7 +139,7 @@ def run_judge_job(ctx) -> None:
             # database): the app marks the judge a placeholder when the stand-in did.
             endpoints[judge.judge_id] = endpoint_report(judge)
             ctx.extra["endpoints"] = endpoints
-            ctx.write(judgments_table(judgments, job_id))
+            ctx.write(judgments_table(judgments, job_id, id_scope=scope))
             if ledger is not None:
                 ledgers[judge.judge_id] = ledger.summary()
                 ctx.extra["ledger"] = ledgers

@@ -142,6 +142,11 @@ def run_data_parallel(
             "model_id": model_id,
             "chunk_size": ctx.config.get("chunk_size"),
             "parent_job_dir": str(ctx.job_dir),
+            # Where the job's own shards go (a job folder's shards/ or a shard folder's
+            # candidates/), and the job id its candidates carry.
+            "parent_shard_dir": str(ctx.shard_dir),
+            "shard_prefix": ctx.shard_prefix,
+            "job_id": ctx.config.get("job_id") or ctx.job_dir.name,
             "parent_pid": os.getpid(),
             "rank": rank,
             "devices": devices,
@@ -203,11 +208,11 @@ def run_rank(ctx: JobContext) -> None:
 
     def write(table: pa.Table) -> None:
         if table.num_rows:
-            write_shard(parent / "shards", table)
+            write_shard(Path(ctx.config["parent_shard_dir"]), table, ctx.config["shard_prefix"])
         ctx.advance(table.num_rows)
 
     def cancelled() -> bool:
         # The job was cancelled, or its worker died (this rank was reparented).
         return (parent / "cancel").exists() or os.getppid() != ctx.config["parent_pid"]
 
-    sample_into_shards(ctx, spec, model_id, parent.name, requests, write, cancelled)
+    sample_into_shards(ctx, spec, model_id, ctx.config["job_id"], requests, write, cancelled)

@@ -144,6 +144,8 @@ def run(ctx: JobContext) -> None:
     """Job entry: generate every missing candidate of this job, one shard per batch."""
     spec = ModelSpec(**ctx.config["model"])
     model_id = ctx.config.get("model_id") or spec.model_id
+    # A shard folder's run (reset_core.shards) names itself: its folder name is the user's.
+    job_id = ctx.config.get("job_id") or ctx.job_dir.name
     requests, n_total, n_done = pending_requests(
         ctx.read_input().to_pylist(), model_id, ctx.done_keys("candidate_id")
     )
@@ -157,7 +159,7 @@ def run(ctx: JobContext) -> None:
 
         run_data_parallel(ctx, spec, model_id, requests)
         return
-    sample_into_shards(ctx, spec, model_id, ctx.job_dir.name, requests)
+    sample_into_shards(ctx, spec, model_id, job_id, requests)
 
 
 def sample_into_shards(
