@@ -187,3 +187,34 @@ def test_too_few_visible_gpus_fails_the_job_before_any_engine_starts(
     assert progress["status"] == "failed"
     assert "rank 1 needs GPUs 1..1 of CUDA_VISIBLE_DEVICES=0, which lists 1" in progress["error"]
     assert not standin.exists()  # no engine was started
+
+
+@pytest.mark.slow
+def test_ranks_write_into_a_shard_folder_that_ingests_once(
+    tmp_path, tiny_model_dir, standin, monkeypatch
+):
+    """sample --out on a GPU box with data_parallel_size: the ranks' candidates land in
+    the shard folder's candidates/part-* (not a job folder's shards/), carry the folder's
+    run id, and ingest on the workstation once."""
+    from reset_core.cli import main
+    from reset_core.shards import ingest_folder, read_manifest
+    from reset_core.store import connect, one
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    out = tmp_path / "gpu-box"
+    argv = ["sample", "--out", str(out), "--data", str(FIXTURES / "alpaca.json")]
+    argv += ["--preset", "alpaca", "--engine", "vllm", "--model", str(tiny_model_dir)]
+    argv += ["--data-parallel-size", "2", "--count", "4", "--max-tokens", "4"]
+    assert main(argv) == 0
+    manifest = read_manifest(out)
+    parts = sorted((out / "candidates").glob("part-*.parquet"))
+    assert parts and not (out / "shards").exists()
+    assert len({json.loads(c)["pid"] for c in (standin.read_text().splitlines())}) == 2
+    con = connect(tmp_path / "w.duckdb")
+    ingest_folder(con, out)
+    ingest_folder(con, out)  # twice: still once each
+    n, distinct, jobs_ = one(
+        con, "SELECT count(*), count(DISTINCT candidate_id), list(DISTINCT job_id) FROM candidates"
+    )
+    assert n == distinct == manifest["counts"]["candidates_planned"] > 0
+    assert jobs_ == [manifest["run_id"]]
