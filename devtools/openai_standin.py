@@ -221,18 +221,30 @@ class _RateWindow:
     What providers describe ("N requests per minute"), enforced strictly: a request is
     refused when the last 60 s already hold ``rpm`` accepted requests (or the tokens
     would pass ``tpm``). Refused requests do not count. Times are ``time.monotonic``.
+    Tests may shorten the window (``window_s``); it then holds the same rate
+    (``rpm * window_s / 60``) so a short run crosses several windows, while the headers
+    still name the per-minute limit (``remaining`` counts what is left in the window).
 
     >>> w = _RateWindow(rpm=2, tpm=None, clock=iter([0.0, 1.0, 2.0, 60.5]).__next__)
     >>> [w.take(1)[0] for _ in range(4)]
     [True, True, False, True]
     """
 
-    WINDOW_S = 60.0
-
-    def __init__(self, rpm: int | None, tpm: int | None, clock: Any = time.monotonic):
+    def __init__(
+        self,
+        rpm: int | None,
+        tpm: int | None,
+        clock: Any = time.monotonic,
+        window_s: float = 60.0,
+    ):
         from collections import deque
 
-        self.rpm, self.tpm, self.clock = rpm, tpm, clock
+        self.clock = clock
+        #: A shorter window (tests) holds the same rate: rpm * window_s / 60 requests.
+        self.WINDOW_S = window_s
+        self.per_minute_rpm, self.per_minute_tpm = rpm, tpm
+        self.rpm = None if rpm is None else max(1, round(rpm * window_s / 60))
+        self.tpm = None if tpm is None else max(1, round(tpm * window_s / 60))
         self._log: deque[tuple[float, int]] = deque()  # (arrival, tokens) accepted
         self._tokens = 0
         self._lock = threading.Lock()
@@ -241,8 +253,8 @@ class _RateWindow:
 
     def describe(self) -> str:
         parts = [
-            f"{self.rpm} requests" if self.rpm else "",
-            f"{self.tpm} tokens" if self.tpm else "",
+            f"{self.per_minute_rpm} requests" if self.rpm else "",
+            f"{self.per_minute_tpm} tokens" if self.tpm else "",
         ]
         return " and ".join(p for p in parts if p) + " per minute"
 
@@ -275,11 +287,11 @@ class _RateWindow:
             full_at = (self._log[-1][0] + self.WINDOW_S - now) if self._log else 0.0
             headers: dict[str, str] = {}
             if self.rpm is not None:
-                headers["x-ratelimit-limit-requests"] = str(self.rpm)
+                headers["x-ratelimit-limit-requests"] = str(self.per_minute_rpm)
                 headers["x-ratelimit-remaining-requests"] = str(max(0, self.rpm - len(self._log)))
                 headers["x-ratelimit-reset-requests"] = go_duration(full_at)
             if self.tpm is not None:
-                headers["x-ratelimit-limit-tokens"] = str(self.tpm)
+                headers["x-ratelimit-limit-tokens"] = str(self.per_minute_tpm)
                 headers["x-ratelimit-remaining-tokens"] = str(max(0, self.tpm - self._tokens))
                 headers["x-ratelimit-reset-tokens"] = go_duration(full_at)
             return ok, headers, max(0.0, retry_s)
@@ -304,12 +316,13 @@ class OpenAICompatServer:
         tpm: int | None = None,
         latency_jitter_s: float = 0.0,
         seed: int = 0,
+        window_s: float = 60.0,
     ):
         self.latency_s = latency_s
         self.latency_jitter_s = latency_jitter_s
         self._rng = random.Random(seed)
         #: The enforced limits (None: no limit, no rate-limit headers).
-        self.rate = _RateWindow(rpm, tpm) if (rpm or tpm) else None
+        self.rate = _RateWindow(rpm, tpm, window_s=window_s) if (rpm or tpm) else None
         self.retry_after = retry_after  # seconds a 429 asks the client to wait
         self.obey_injections = obey_injections
         self.obeyed = 0  # answers whose score an injection set (obey_injections)
@@ -681,12 +694,19 @@ def main() -> None:
         default=None,
         help="enforce this many tokens per minute (prompt words + max_tokens), likewise",
     )
+    ap.add_argument(
+        "--window-s",
+        type=float,
+        default=60.0,
+        help="length of the rate-limit window in seconds (60: per minute, as providers say)",
+    )
     args = ap.parse_args()
     srv = OpenAICompatServer(
         latency_s=args.latency if args.latency_ms is None else args.latency_ms / 1000,
         latency_jitter_s=args.latency_jitter_ms / 1000,
         rpm=args.rpm,
         tpm=args.tpm,
+        window_s=args.window_s,
         port=args.port,
         standin=not args.pose_as_real,
         reject_formats=tuple(args.reject),

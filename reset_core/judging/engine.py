@@ -405,8 +405,13 @@ class Engine:
                         result = CallResult("ok", body=None, raw=text, error="non-JSON body")
                     else:
                         result = CallResult("ok", body=body, raw=text)
-                        with contextlib.suppress(AttributeError, TypeError, ValueError):
-                            used = int(body["usage"]["total_tokens"])
+                        # What the provider counts against a tokens-per-minute limit:
+                        # the prompt as its tokenizer saw it (usage) plus the max_tokens
+                        # reserved, not the completion's length.
+                        with contextlib.suppress(KeyError, TypeError, ValueError):
+                            used = int(body["usage"]["prompt_tokens"]) + int(
+                                payload.get("max_tokens") or 0
+                            )
                 except openai.APIStatusError as e:
                     headers, code = e.response.headers, e.response.status_code
                     content = e.response.content

@@ -9,7 +9,8 @@ retries run out, loses verdicts. A :class:`RateLimiter` paces requests instead:
   provider that enforces the limit over short windows, or over a rolling minute, sees
   an even stream and not a storm at the top of each minute;
 - a request's tokens are estimated before it is sent (prompt estimate + ``max_tokens``,
-  as providers count them) and corrected by the ``usage`` its answer reports;
+  as providers count them) and corrected by the prompt tokens its answer's ``usage``
+  reports (the provider keeps counting ``max_tokens``, not the completion's length);
 - limits come from the judge's config (``rpm``, ``tpm``) and/or are **learned** from the
   provider's rate-limit headers (OpenAI's ``x-ratelimit-limit-requests``,
   ``-remaining-requests``, ``-reset-requests`` and the ``-tokens`` variants): the lower
@@ -245,7 +246,7 @@ class RateLimiter:
         with self._lock:
             now = self.clock()
             if now < self.blocked_until:
-                return round(self.blocked_until - now, 4)
+                return max(1e-4, round(self.blocked_until - now, 4))
             if self._probing:
                 if self._probe_out:
                     return PROBE_POLL_S
@@ -260,7 +261,7 @@ class RateLimiter:
             if wait > 0:
                 if self._probing:
                     self._probe_out = False
-                return round(wait, 4)
+                return max(1e-4, round(wait, 4))  # never 0: 0 means "taken"
             if self._req is not None:
                 self._req.level -= requests
             if self._tok is not None:
@@ -289,7 +290,7 @@ class RateLimiter:
     ) -> None:
         """Learn from one attempt's answer (``status=None``: no HTTP answer came).
 
-        ``used_tokens`` (the answer's ``usage.total_tokens``) replaces the estimate
+        ``used_tokens`` (``usage.prompt_tokens`` + ``max_tokens``) replaces the estimate
         taken at :meth:`reserve`; a 429 pauses the endpoint for ``retry_after_s`` (else
         one request's interval) and slows the pace for a while.
         """
