@@ -90,14 +90,17 @@ def test_tokens_per_minute_bind_when_requests_are_large():
 
 def test_usage_corrects_the_token_estimate():
     clock = FakeClock()
-    lim = RateLimiter(tpm=6_000, clock=clock)  # 100 tokens/s, a bucket of 100
+    lim = RateLimiter(tpm=12_000, clock=clock)  # 200 tokens/s, a bucket of 100
+    assert lim.reserve(1, tokens=100) > 0  # a new bucket starts empty
+    clock.advance(1.0)
     assert lim.reserve(1, tokens=100) == 0.0
     assert lim.reserve(1, tokens=100) > 0  # the estimate emptied the bucket
     # The answer says the prompt was shorter than estimated: 80 tokens come back.
     lim.observe(None, status=200, estimated_tokens=100, used_tokens=20)
     assert lim.reserve(1, tokens=50) == 0.0
     # A refused request used nothing: its whole estimate comes back.
-    lim2 = RateLimiter(tpm=6_000, clock=clock)
+    lim2 = RateLimiter(tpm=12_000, clock=clock)
+    clock.advance(1.0)
     assert lim2.reserve(1, tokens=100) == 0.0
     lim2.observe(None, status=429, estimated_tokens=100, retry_after_s=0.0)
     assert lim2.reserve(1, tokens=100) == 0.0
@@ -105,10 +108,11 @@ def test_usage_corrects_the_token_estimate():
 
 def test_a_request_larger_than_the_bucket_still_goes_and_leaves_a_debt():
     clock = FakeClock()
-    lim = RateLimiter(tpm=600, clock=clock)  # a bucket of 10 tokens
+    lim = RateLimiter(tpm=1200, clock=clock)  # 20 tokens/s, a bucket of 10
+    clock.advance(1.0)
     assert lim.reserve(1, tokens=50) == 0.0
     wait = lim.reserve(1, tokens=50)
-    assert wait == pytest.approx((10 + 40) / (10 * HEADROOM), rel=1e-3)  # debt + a bucket
+    assert wait == pytest.approx((10 + 40) / (20 * HEADROOM), rel=1e-3)  # debt + a bucket
 
 
 def test_headers_teach_the_limit_after_one_probe():
@@ -151,6 +155,7 @@ def test_a_failed_probe_does_not_serialise_the_run():
 def test_configured_and_learned_the_lower_wins_and_remaining_caps_the_bucket():
     clock = FakeClock()
     lim = RateLimiter(rpm=600, clock=clock)
+    clock.advance(1.0)
     assert lim.reserve() == 0.0
     lim.observe({"x-ratelimit-limit-requests": "300"}, status=200)
     assert lim.rpm == 300
@@ -164,6 +169,7 @@ def test_configured_and_learned_the_lower_wins_and_remaining_caps_the_bucket():
 def test_a_429_pauses_for_retry_after_slows_then_recovers():
     clock = FakeClock()
     lim = RateLimiter(rpm=600, clock=clock)
+    clock.advance(1.0)
     assert lim.reserve() == 0.0
     lim.observe(None, status=429, retry_after_s=2.0)
     assert lim.reserve() == pytest.approx(2.0)
