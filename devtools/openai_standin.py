@@ -55,6 +55,17 @@ in the body. The LLM judge reads either and marks its judge a placeholder.
 ``standin=False`` (``--pose-as-real``) drops both, so tests can play a real endpoint;
 ``salt`` changes its scores, so that endpoint's verdicts differ from the stand-in's.
 
+Rate limits (``rpm``/``tpm``, ``--rpm N``/``--tpm N``; see :class:`_RateWindow`): each
+chat/completions request counts on arrival against a **rolling 60-second window** (a
+request as 1, its tokens as prompt words + ``max_tokens``, as OpenAI reserves them). One
+that would pass a limit gets HTTP 429 at once with ``Retry-After`` / ``retry-after-ms``
+(when the oldest entry leaves the window) and is not counted; every answer carries
+OpenAI's headers ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests``,
+``x-ratelimit-reset-requests`` (a Go-style duration such as ``1s`` or ``6m0s``: when
+the window is back to full) and the ``-tokens`` variants. :attr:`accepted` and
+:attr:`rate_limited` count the outcomes. ``latency_jitter_s`` spreads answer times
+uniformly over ``latency_s ± jitter`` (seeded), as a real endpoint's vary.
+
 ``reject_formats`` makes it refuse structured-output modes the way real servers do:
 ``json_schema`` with HTTP 500 and a pydantic validation error (what llama.cpp's server,
 via llama-cpp-python, answers), ``json_object`` with HTTP 400 ``invalid_request_error``.
@@ -88,6 +99,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 import re
 import socket
 import threading
@@ -206,6 +219,101 @@ def _digest(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as OpenAI's rate-limit headers write it (Go style).
+
+    >>> go_duration(1), go_duration(360), go_duration(0.02), go_duration(61.5)
+    ('1s', '6m0s', '20ms', '1m1.5s')
+    """
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    m, s = divmod(round(seconds, 3), 60)
+    s_text = f"{s:.3f}".rstrip("0").rstrip(".")
+    return f"{int(m)}m{s_text}s" if m else f"{s_text}s"
+
+
+class _RateWindow:
+    """Requests and tokens per minute over a rolling 60-second window.
+
+    What providers describe ("N requests per minute"), enforced strictly: a request is
+    refused when the last 60 s already hold ``rpm`` accepted requests (or the tokens
+    would pass ``tpm``). Refused requests do not count. Times are ``time.monotonic``.
+    Tests may shorten the window (``window_s``); it then holds the same rate
+    (``rpm * window_s / 60``) so a short run crosses several windows, while the headers
+    still name the per-minute limit (``remaining`` counts what is left in the window).
+
+    >>> w = _RateWindow(rpm=2, tpm=None, clock=iter([0.0, 1.0, 2.0, 60.5]).__next__)
+    >>> [w.take(1)[0] for _ in range(4)]
+    [True, True, False, True]
+    """
+
+    def __init__(
+        self,
+        rpm: int | None,
+        tpm: int | None,
+        clock: Any = time.monotonic,
+        window_s: float = 60.0,
+    ):
+        from collections import deque
+
+        self.clock = clock
+        #: A shorter window (tests) holds the same rate: rpm * window_s / 60 requests.
+        self.WINDOW_S = window_s
+        self.per_minute_rpm, self.per_minute_tpm = rpm, tpm
+        self.rpm = None if rpm is None else max(1, round(rpm * window_s / 60))
+        self.tpm = None if tpm is None else max(1, round(tpm * window_s / 60))
+        self._log: deque[tuple[float, int]] = deque()  # (arrival, tokens) accepted
+        self._tokens = 0
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.rate_limited = 0
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.per_minute_rpm} requests" if self.rpm else "",
+            f"{self.per_minute_tpm} tokens" if self.tpm else "",
+        ]
+        return " and ".join(p for p in parts if p) + " per minute"
+
+    def take(self, tokens: int) -> tuple[bool, dict[str, str], float]:
+        """(accepted, the x-ratelimit-* headers, seconds until it would be accepted)."""
+        with self._lock:
+            now = self.clock()
+            while self._log and self._log[0][0] <= now - self.WINDOW_S:
+                self._tokens -= self._log.popleft()[1]
+            over_r = self.rpm is not None and len(self._log) + 1 > self.rpm
+            over_t = self.tpm is not None and self._tokens + tokens > self.tpm
+            retry_s = 0.0
+            if over_r or over_t:
+                self.rate_limited += 1
+                if over_r:  # when enough of the oldest requests leave the window
+                    retry_s = self._log[len(self._log) - self.rpm][0] + self.WINDOW_S - now
+                if over_t:
+                    freed, i = 0, 0
+                    while i < len(self._log) and self._tokens - freed + tokens > self.tpm:
+                        freed += self._log[i][1]
+                        i += 1
+                    t_at = self._log[i - 1][0] + self.WINDOW_S if i else now + self.WINDOW_S
+                    retry_s = max(retry_s, t_at - now)
+                ok = False
+            else:
+                self._log.append((now, tokens))
+                self._tokens += tokens
+                self.accepted += 1
+                ok = True
+            full_at = (self._log[-1][0] + self.WINDOW_S - now) if self._log else 0.0
+            headers: dict[str, str] = {}
+            if self.rpm is not None:
+                headers["x-ratelimit-limit-requests"] = str(self.per_minute_rpm)
+                headers["x-ratelimit-remaining-requests"] = str(max(0, self.rpm - len(self._log)))
+                headers["x-ratelimit-reset-requests"] = go_duration(full_at)
+            if self.tpm is not None:
+                headers["x-ratelimit-limit-tokens"] = str(self.per_minute_tpm)
+                headers["x-ratelimit-remaining-tokens"] = str(max(0, self.tpm - self._tokens))
+                headers["x-ratelimit-reset-tokens"] = go_duration(full_at)
+            return ok, headers, max(0.0, retry_s)
+
+
 class OpenAICompatServer:
     """Serve the OpenAI API surface on 127.0.0.1 in a background thread."""
 
@@ -221,8 +329,17 @@ class OpenAICompatServer:
         retry_after: float = 0.0,
         obey_injections: bool = False,
         require_key: str | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        latency_jitter_s: float = 0.0,
+        seed: int = 0,
+        window_s: float = 60.0,
     ):
         self.latency_s = latency_s
+        self.latency_jitter_s = latency_jitter_s
+        self._rng = random.Random(seed)
+        #: The enforced limits (None: no limit, no rate-limit headers).
+        self.rate = _RateWindow(rpm, tpm, window_s=window_s) if (rpm or tpm) else None
         self.retry_after = retry_after  # seconds a 429 asks the client to wait
         self.obey_injections = obey_injections
         self.obeyed = 0  # answers whose score an injection set (obey_injections)
@@ -266,13 +383,21 @@ class OpenAICompatServer:
                 return False
 
             def do_GET(self) -> None:
+                self._rate_headers = None  # a kept-alive connection's last POST had some
                 if not self._authorized():
                     return
                 if server._batch_route(self, "GET"):
                     return
                 if self.path.rstrip("/").endswith("/stats"):  # request counts, for benches
                     with server._lock:
-                        self._json(200, {"requests": server.n_requests, "by_path": server.requests})
+                        self._json(
+                            200,
+                            {
+                                "requests": server.n_requests,
+                                "by_path": server.requests,
+                                **server.rate_stats(),
+                            },
+                        )
                 elif self.path.rstrip("/").endswith("/models"):
                     self._json(
                         200, {"object": "list", "data": [{"id": "local-test", "object": "model"}]}
@@ -293,8 +418,11 @@ class OpenAICompatServer:
                 with server._lock:
                     server.requests[self.path] += 1
                     server.bodies.append(body)
-                if server.latency_s:
-                    time.sleep(server.latency_s)
+                limited = server._rate_check(self, body)
+                if limited is not None:  # refused at once, as a provider's gateway does
+                    self._json(*limited)
+                    return
+                server._sleep_latency()
                 server._answer(self, body)
 
             def do_DELETE(self) -> None:
@@ -308,7 +436,8 @@ class OpenAICompatServer:
                 self.send_header("Content-Length", str(len(data)))
                 if server.standin:
                     self.send_header(STANDIN_HEADER, "1")
-                for k, v in (headers or {}).items():
+                rate_headers = getattr(self, "_rate_headers", None) or {}
+                for k, v in {**rate_headers, **(headers or {})}.items():
                     self.send_header(k, v)
                 self._headers_buffer.append(b"\r\n")  # end_headers() without its flush
                 self._headers_buffer.append(data)
@@ -341,6 +470,53 @@ class OpenAICompatServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    # ------------------------------------------------------------------ rate limits
+    def _rate_check(self, h: Any, body: dict) -> tuple[int, dict, dict] | None:
+        """Count a request against the limits; a 429 answer when it would pass one."""
+        h._rate_headers = None
+        if self.rate is None or "/completions" not in h.path:  # chat and legacy
+            return None
+        tokens = max(1, len(_prompt_text(body).split())) + int(body.get("max_tokens") or 0)
+        ok, headers, retry_s = self.rate.take(tokens)
+        h._rate_headers = headers
+        if ok:
+            return None
+        headers_429 = {"Retry-After": str(max(1, math.ceil(retry_s)))}
+        headers_429["retry-after-ms"] = str(max(1, math.ceil(retry_s * 1000)))
+        return (
+            429,
+            {
+                "error": {
+                    "message": f"Rate limit reached: {self.rate.describe()}. "
+                    f"Please try again in {retry_s:.3f}s.",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+            headers_429,
+        )
+
+    def _sleep_latency(self) -> None:
+        if not (self.latency_s or self.latency_jitter_s):
+            return
+        with self._lock:
+            jitter = self._rng.uniform(-self.latency_jitter_s, self.latency_jitter_s)
+        time.sleep(max(0.0, self.latency_s + jitter))
+
+    def rate_stats(self) -> dict:
+        """Accepted and refused (429) requests under the limits; zeros without limits."""
+        if self.rate is None:
+            return {"accepted": None, "rate_limited": 0}
+        return {"accepted": self.rate.accepted, "rate_limited": self.rate.rate_limited}
+
+    @property
+    def accepted(self) -> int | None:
+        return None if self.rate is None else self.rate.accepted
+
+    @property
+    def rate_limited(self) -> int:
+        return 0 if self.rate is None else self.rate.rate_limited
 
     # ------------------------------------------------------------------ answers
     def _fault_for(self, text: str, model: str = "") -> str | None:
@@ -895,9 +1071,44 @@ def main() -> None:
         action="store_true",
         help="play a gullible judge: obey score orders outside the prompt's data blocks",
     )
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help="milliseconds added to every answer (overrides --latency)",
+    )
+    ap.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        help="spread answer times uniformly over latency +- this many milliseconds",
+    )
+    ap.add_argument(
+        "--rpm",
+        type=int,
+        default=None,
+        help="enforce this many requests per minute (rolling 60 s window): HTTP 429 with "
+        "Retry-After past it, x-ratelimit-* headers on every answer",
+    )
+    ap.add_argument(
+        "--tpm",
+        type=int,
+        default=None,
+        help="enforce this many tokens per minute (prompt words + max_tokens), likewise",
+    )
+    ap.add_argument(
+        "--window-s",
+        type=float,
+        default=60.0,
+        help="length of the rate-limit window in seconds (60: per minute, as providers say)",
+    )
     args = ap.parse_args()
     srv = OpenAICompatServer(
-        latency_s=args.latency,
+        latency_s=args.latency if args.latency_ms is None else args.latency_ms / 1000,
+        latency_jitter_s=args.latency_jitter_ms / 1000,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        window_s=args.window_s,
         port=args.port,
         standin=not args.pose_as_real,
         reject_formats=tuple(args.reject),

@@ -2,8 +2,13 @@
 
 What it adds around one chat-completion call:
 
+- the ``openai`` client on its aiohttp transport (so its Azure, proxy and organization
+  handling apply), with its own retries off;
 - a per-endpoint concurrency limit (one semaphore per base URL, shared by every judge
-  on that endpoint), posting the OpenAI chat-completions wire format over aiohttp;
+  on that endpoint) and a per-endpoint rate limiter on requests and tokens per minute
+  (:mod:`reset_core.judging.ratelimit`: configured, or learned from the provider's
+  ``x-ratelimit-*`` headers), so judging runs at the provider's limit without a storm
+  of 429s;
 - retries with exponential backoff and jitter that honour ``Retry-After`` /
   ``retry-after-ms``, for 429, 5xx, timeouts and connection resets; after the last
   attempt the failure is returned as data (a status), never raised. A request the
@@ -283,12 +288,21 @@ def retry_after_s(headers: Any) -> float | None:
 class Endpoint:
     base_url: str | None
     api_key: str | None
+    #: Sent as the openai client sends them (``OpenAI-Organization``, ``OpenAI-Project``);
+    #: None = what the client reads from ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``.
+    organization: str | None = None
+    project: str | None = None
 
 
 class Engine:
     """Send chat-completion payloads with limits, retries, timeouts, cache and ledger.
 
-    One engine per event loop run; :meth:`close` releases its HTTP clients.
+    One engine per event loop run; :meth:`close` releases its HTTP clients. Requests go
+    through the ``openai`` client on its aiohttp transport, with the client's own
+    retries off (``max_retries=0``): the retry policy below (Retry-After, backoff,
+    invalid-request detection, fault classes, key redaction) is ours, and so is the
+    per-endpoint :class:`~reset_core.judging.ratelimit.RateLimiter` (``rpm``/``tpm``
+    configured, else learned from the provider's rate-limit headers).
     """
 
     def __init__(
@@ -301,6 +315,8 @@ class Engine:
         backoff_max_s: float = 30.0,
         ledger: Ledger | None = None,
         cache: JudgeCache | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
     ):
         self.concurrency = concurrency
         self.max_retries = max_retries
@@ -309,93 +325,124 @@ class Engine:
         self.backoff_max_s = backoff_max_s
         self.ledger = ledger or Ledger()
         self.cache = cache
+        self.rpm, self.tpm = rpm, tpm
         self._clients: dict[str, Any] = {}
         self._sems: dict[str, asyncio.Semaphore] = {}
 
     def _client(self, ep: Endpoint):
-        """One aiohttp session (keep-alive pool of ``concurrency``) per endpoint and key.
+        """One ``AsyncOpenAI`` client (aiohttp pool of ``concurrency``) per endpoint and key.
 
-        The OpenAI chat-completions wire format is posted directly: at judging rates
-        the openai client's own per-request work (options, URL and header building,
-        its transport layer) was about half of this process's CPU per verdict, and CPU,
-        not the endpoint, bounded throughput. Everything the client did for us here,
-        auth header, JSON, status errors, we do below; retries were ours already.
+        The key is passed explicitly ("none" without one, as before): left to itself
+        the client would read ``OPENAI_API_KEY``, a key the deployment may not allow
+        for this judge (see :func:`env_endpoint`).
         """
-        key = f"{ep.base_url}|{ep.api_key}"
+        key = f"{ep.base_url}|{ep.api_key}|{ep.organization}|{ep.project}"
         if key not in self._clients:
-            import aiohttp
+            import httpx2
+            import openai
 
-            base = (ep.base_url or DEFAULT_BASE_URL).rstrip("/")
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=_ssl_context()),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                headers={
-                    "Authorization": f"Bearer {ep.api_key or 'none'}",
-                    "Content-Type": "application/json",
-                    "Accept": "application/json",
-                },
+            http = openai.DefaultAioHttpClient(
+                verify=_ssl_context(),
+                timeout=httpx2.Timeout(self.timeout_s),
+                limits=httpx2.Limits(
+                    max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+                ),
             )
-            self._clients[key] = (session, base + "/chat/completions")
+            self._clients[key] = openai.AsyncOpenAI(
+                base_url=ep.base_url or DEFAULT_BASE_URL,
+                api_key=ep.api_key or "none",
+                organization=ep.organization,
+                project=ep.project,
+                max_retries=0,  # ours, below
+                timeout=httpx2.Timeout(self.timeout_s),
+                http_client=http,
+            )
             self._sems[str(ep.base_url)] = self._sems.get(str(ep.base_url)) or asyncio.Semaphore(
                 self.concurrency
             )
         return self._clients[key], self._sems[str(ep.base_url)]
 
+    def limiter(self, ep: Endpoint, model: str):
+        """The rate limiter shared by every judge on this endpoint, key and model."""
+        from reset_core.judging.ratelimit import limiter_for
+
+        return limiter_for(normalise_base_url(ep.base_url), ep.api_key, model, self.rpm, self.tpm)
+
     async def close(self) -> None:
-        for session, _ in self._clients.values():
+        for client in self._clients.values():
             with contextlib.suppress(Exception):
-                await session.close()
+                await client.close()
         self._clients.clear()
 
     async def complete(self, ep: Endpoint, payload: dict, worst_case_usd: float) -> CallResult:
         """One logical call: budget check, then up to ``1 + max_retries`` HTTP attempts."""
-        import aiohttp
+        import openai
         import orjson
 
         if not self.ledger.reserve(worst_case_usd):
             return CallResult("budget", error="budget cap reached; request not sent")
-        (session, url), sem = self._client(ep)
-        body_bytes = orjson.dumps(payload)
+        client, sem = self._client(ep)
+        limiter = self.limiter(ep, str(payload.get("model") or ""))
+        tokens = estimate_tokens(payload)
+        create = client.chat.completions.with_raw_response.create
         t0 = time.monotonic()
         result = CallResult("connection_error")
         history: list[str] = []
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
+            headers, code, used = None, None, None
             async with sem:
+                await limiter.acquire(tokens)
                 self.ledger.requests += 1
                 try:
-                    async with session.post(url, data=body_bytes) as resp:
-                        content = await resp.read()
-                        text = content.decode("utf-8", errors="replace")
-                        if resp.status == 200:
-                            try:
-                                body = orjson.loads(content)
-                            except ValueError:
-                                result = CallResult(
-                                    "ok", body=None, raw=text, error="non-JSON body"
-                                )
-                            else:
-                                result = CallResult("ok", body=body, raw=text)
-                        else:
-                            code = resp.status
-                            message = _error_message(content)
-                            invalid = is_invalid_request(code, message)
-                            status = (
-                                "http_429"
-                                if code == 429
-                                else "http_error"
-                                if invalid or code < 500
-                                else "http_5xx"
+                    raw = await create(**payload)
+                    headers, code = raw.headers, raw.status_code
+                    content = raw.content
+                    text = content.decode("utf-8", errors="replace")
+                    try:
+                        body = orjson.loads(content)
+                    except ValueError:
+                        result = CallResult("ok", body=None, raw=text, error="non-JSON body")
+                    else:
+                        result = CallResult("ok", body=body, raw=text)
+                        # What the provider counts against a tokens-per-minute limit:
+                        # the prompt as its tokenizer saw it (usage) plus the max_tokens
+                        # reserved, not the completion's length.
+                        with contextlib.suppress(KeyError, TypeError, ValueError):
+                            used = int(body["usage"]["prompt_tokens"]) + int(
+                                payload.get("max_tokens") or 0
                             )
-                            result = CallResult(
-                                status, error=f"HTTP {code}: {message}", raw=text, invalid=invalid
-                            )
-                            wait = retry_after_s(resp.headers)
-                        result.standin = resp.headers.get(STANDIN_HEADER) == "1"
-                except TimeoutError:
-                    result = CallResult("timeout", error=f"no answer within {self.timeout_s}s")
-                except aiohttp.ClientError as e:  # refused, reset, dropped mid-answer
-                    result = CallResult("connection_error", error=f"{type(e).__name__}: {e}")
+                except openai.APIStatusError as e:
+                    headers, code = e.response.headers, e.response.status_code
+                    content = e.response.content
+                    message = _error_message(content)
+                    invalid = is_invalid_request(code, message)
+                    status = (
+                        "http_429"
+                        if code == 429
+                        else "http_error"
+                        if invalid or code < 500
+                        else "http_5xx"
+                    )
+                    result = CallResult(
+                        status,
+                        error=f"HTTP {code}: {message}",
+                        raw=content.decode("utf-8", errors="replace"),
+                        invalid=invalid,
+                    )
+                    wait = retry_after_s(headers)
+                except openai.APIConnectionError as e:  # refused, reset, dropped, timed out
+                    result = _transport_failure(e, self.timeout_s)
+                finally:
+                    limiter.observe(
+                        headers,
+                        status=code,
+                        estimated_tokens=tokens,
+                        used_tokens=used,
+                        retry_after_s=wait,
+                    )
+                if headers is not None:
+                    result.standin = headers.get(STANDIN_HEADER) == "1"
             result.attempts = attempt + 1
             if result.status not in RETRYABLE or attempt == self.max_retries:
                 if history and result.status != "ok":
@@ -426,6 +473,40 @@ class Engine:
             int(usage.get("completion_tokens") or 0),
         )
         return result
+
+
+def estimate_tokens(payload: dict) -> int:
+    """Tokens a provider counts against a per-minute limit before answering: the
+    prompt (characters / 4) plus ``max_tokens``, as OpenAI reserves them.
+
+    >>> estimate_tokens({"messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50})
+    150
+    """
+    chars = sum(len(str(m.get("content") or "")) for m in payload.get("messages") or [])
+    return -(-chars // 4) + int(payload.get("max_tokens") or 0)
+
+
+def _transport_failure(e: BaseException, timeout_s: float) -> CallResult:
+    """A request that got no HTTP answer: ``timeout`` or ``connection_error``.
+
+    The openai client's aiohttp transport reports a refused or reset connection as a
+    (connect) timeout, so the class is read from the cause under the client's and
+    httpx2's wrappers: a socket or read timeout there is a timeout, anything else
+    (reset, refused, dropped mid-answer) a connection error.
+    """
+    cause: BaseException | None = e
+    root = None
+    while cause is not None:
+        mod = type(cause).__module__
+        if not (mod.startswith("openai") or mod.startswith("httpx")):
+            root = cause
+            break
+        cause = cause.__cause__ or cause.__context__
+    timed_out = isinstance(root, TimeoutError) if root else "Timeout" in type(e).__name__
+    if timed_out:
+        return CallResult("timeout", error=f"no answer within {timeout_s}s")
+    root = root or e
+    return CallResult("connection_error", error=f"{type(root).__name__}: {root}")
 
 
 @functools.cache

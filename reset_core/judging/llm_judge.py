@@ -133,6 +133,29 @@ class LLMJudgeConfig(BaseModel):
     budget_usd: float | None = Field(
         None, ge=0, description="stop cleanly before spending more than this (worst case)"
     )
+    rpm: int | None = Field(
+        None,
+        ge=1,
+        description="requests per minute the endpoint allows for this model; empty = learn "
+        "it from the provider's x-ratelimit-* headers (none sent: no limit). Shared by every "
+        "judge on the same endpoint, key and model; paced evenly, not in bursts",
+    )
+    tpm: int | None = Field(
+        None,
+        ge=1,
+        description="tokens per minute the endpoint allows (prompt + max_tokens, corrected "
+        "by the usage each answer reports); empty = learn it from the headers",
+    )
+    organization: str | None = Field(
+        None,
+        description="OpenAI organization ID sent with every request (OpenAI-Organization); "
+        "empty = the OPENAI_ORG_ID variable, as the openai client reads it",
+    )
+    project: str | None = Field(
+        None,
+        description="OpenAI project ID sent with every request (OpenAI-Project); empty = "
+        "the OPENAI_PROJECT_ID variable, as the openai client reads it",
+    )
 
 
 #: How a verdict's JSON is asked for, most constrained first. The judge starts with
@@ -540,7 +563,9 @@ class LLMJudge(_PromptJudge):
     @property
     def connection(self) -> Endpoint:
         """Base URL and key to send to (the key never enters the judge's identity)."""
-        return env_endpoint(self.config.base_url, self.config.base_url_env, self.config.api_key_env)
+        ep = env_endpoint(self.config.base_url, self.config.base_url_env, self.config.api_key_env)
+        ep.organization, ep.project = self.config.organization, self.config.project
+        return ep
 
     def judge(
         self, items: list[JudgeItem], progress: Callable[[int], None] | None = None
@@ -568,6 +593,8 @@ class LLMJudge(_PromptJudge):
             backoff_s=cfg.backoff_s,
             ledger=self.ledger,
             cache=self.cache,
+            rpm=cfg.rpm,
+            tpm=cfg.tpm,
         )
         worst = {r.key: self._worst_case(r) for r in reqs}
         new_cache: dict[str, dict] = {}
