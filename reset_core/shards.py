@@ -804,23 +804,6 @@ def _job_row(con, run: dict, kind: str, config: dict, folder: Path | None, n_tot
     )
 
 
-_CANDIDATE_COLUMNS = (
-    "candidate_id",
-    "example_id",
-    "model_id",
-    "setting_id",
-    "sample_index",
-    "seed",
-    "text",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-    "engine",
-    "job_id",
-)
-
-
 def _columns(paths: list[str], wanted: Sequence[str]) -> list[str]:
     have = set(pq.read_schema(paths[0]).names)
     for p in paths[1:]:
@@ -832,7 +815,9 @@ def _ingest_candidates(con, paths: list[str], report: IngestReport) -> None:
     if not paths:
         return
     n_rows = _count_rows([Path(p) for p in paths])
-    cols = ", ".join(_columns(paths, _CANDIDATE_COLUMNS))
+    from reset_core.sampling.worker import CANDIDATE_SCHEMA  # the columns workers write
+
+    cols = ", ".join(_columns(paths, CANDIDATE_SCHEMA.names))
     # One pass over the two key columns before the insert: candidates whose example is
     # nowhere (refused), and keys twice within the files (a part rewritten under another
     # name: rare, and the window that drops them sorts every text, so only when needed).
@@ -857,31 +842,6 @@ def _ingest_candidates(con, paths: list[str], report: IngestReport) -> None:
     report.candidates_present = n_rows - report.candidates_new
 
 
-_JUDGMENT_COLUMNS = (
-    "judgment_id",
-    "candidate_id",
-    "example_id",
-    "judge_id",
-    "aspect",
-    "score",
-    "raw_score",
-    "status",
-    "error",
-    "raw_output",
-    "rationale",
-    "permutation",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "cached",
-    "attempts",
-    "latency_ms",
-    "output_mode",
-    "job_id",
-    "created_at",
-)
-
-
 def _ingest_judgments(con, paths: list[str], report: IngestReport) -> None:
     """Verdicts by their natural key (judge, candidate, aspect), valid ones first.
 
@@ -894,7 +854,9 @@ def _ingest_judgments(con, paths: list[str], report: IngestReport) -> None:
         return
     n_rows = _count_rows([Path(p) for p in paths])
     _orphans(con, paths, "candidate_id", "candidates", "judgments")
-    cols = _columns(paths, _JUDGMENT_COLUMNS)
+    from reset_core.judging.base import JUDGMENT_SCHEMA  # the columns workers write
+
+    cols = _columns(paths, JUDGMENT_SCHEMA.names)
     col_sql = ", ".join(cols)
     order = f"{VALID_SQL} DESC" + (", created_at DESC" if "created_at" in cols else "")
     before = con.execute("SELECT count(*) FROM judgments").fetchone()[0]

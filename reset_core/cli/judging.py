@@ -55,6 +55,16 @@ def _judge_specs(args: argparse.Namespace, con) -> list[dict]:
     return specs
 
 
+def _print_estimates(est: dict, note: str = "") -> None:
+    """One line per judge: items, requests, tokens and the cost range (``note`` after it)."""
+    for judge_id, e in est.items():
+        print(
+            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
+            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
+            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f}){note}"
+        )
+
+
 def _cmd_judge(args: argparse.Namespace) -> int:
     if args.out is not None or args.sources:
         return _cmd_judge_out(args)
@@ -84,12 +94,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     except ValueError as e:  # a pydantic ValidationError is one too
         print(f"error: {rejection_message(e)}", file=sys.stderr)
         return exit_codes.REJECTED
-    for judge_id, e in est.items():
-        print(
-            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
-            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
-            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f})"
-        )
+    _print_estimates(est)
     n_items = sum(e["n_items"] for e in est.values())
     if n_items:
         print(estimate_judging(con, specs, est))
@@ -181,13 +186,7 @@ def _cmd_judge_batch(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {rejection_message(e)}", file=sys.stderr)
         return exit_codes.REJECTED
-    for judge_id, e in est.items():
-        print(
-            f"{judge_id}: {e['n_items']} items, {e['n_requests']} requests "
-            f"({e['n_cached']} cached), ~{e['prompt_tokens']:,} prompt tokens, "
-            f"estimated ${e['cost_usd']:.4f} (at most ${e['cost_usd_max']:.4f}) "
-            "at Batch API prices (50% off)"
-        )
+    _print_estimates(est, " at Batch API prices (50% off)")
     n_items = sum(e["n_items"] for e in est.values())
     if n_items:
         print(f"{n_items:,} items · results within 24 h (the Batch API's completion window)")

@@ -38,6 +38,20 @@ from reset_core.cli.progress import ProgressBar, add_quiet
 from reset_core.errors import validation_message
 
 
+def _selection(args: argparse.Namespace):
+    """The examples to sample, from the selection flags (``--selection-seed``: ``--seed``
+    is the import's split seed under ``--out``)."""
+    from reset_core.sampling.config import SampleSelection
+
+    return SampleSelection(
+        kinds=args.kinds,
+        sources=args.sources,
+        splits=args.splits,
+        count=args.count,
+        seed=args.selection_seed,
+    )
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     """Sample in the foreground: start (or resume) a job's worker, follow it, ingest its shards."""
     if args.out is not None:
@@ -46,7 +60,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from reset_core import handoff, jobs
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
-    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.config import ModelSpec
     from reset_core.sampling.launch import (
         SamplingRejected,
         default_model,
@@ -78,13 +92,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 else:
                     args.model = str(default_model_path())
             spec = options_from_args(ModelSpec, args)
-            selection = SampleSelection(
-                kinds=args.kinds,
-                sources=args.sources,
-                splits=args.splits,
-                count=args.count,
-                seed=args.selection_seed,
-            )
+            selection = _selection(args)
             if args.grid:
                 grid = load_grid_file(args.grid)
             else:
@@ -143,7 +151,7 @@ def _cmd_sample_out(args: argparse.Namespace) -> int:
     from reset_core.ingest.config import ImportOptions, ImportRejected
     from reset_core.models import ModelUnavailable, default_model_path
     from reset_core.options import options_from_args
-    from reset_core.sampling.config import ModelSpec, SampleSelection
+    from reset_core.sampling.config import ModelSpec
     from reset_core.sampling.launch import SamplingRejected
     from reset_core.sampling.settings import GridRejected
     from reset_core.shards import ShardRejected, print_progress, sample_to_folder
@@ -161,13 +169,7 @@ def _cmd_sample_out(args: argparse.Namespace) -> int:
             print(f"model (no --model given): the embedded model at {args.model}")
         spec = options_from_args(ModelSpec, args)
         import_options = options_from_args(ImportOptions, args)
-        selection = SampleSelection(
-            kinds=args.kinds,
-            sources=args.sources,
-            splits=args.splits,
-            count=args.count,
-            seed=args.selection_seed,
-        )
+        selection = _selection(args)
         manifest = sample_to_folder(
             args.out,
             args.data,
