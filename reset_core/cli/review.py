@@ -14,7 +14,6 @@ picks the format (``.jsonl``, ``.csv``, ``.parquet``), never overwriting one::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -36,7 +35,7 @@ def _events(args: argparse.Namespace, limit: int | None):
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from reset_core.curation.export import neutralise_cell
+    from reset_core.curation.export import write_neutralised_csv
     from reset_core.review.events import ReviewError
 
     try:
@@ -49,10 +48,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
     elif args.format == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow(table.column_names)
-        for r in rows:
-            w.writerow([neutralise_cell(v) for v in r.values()])
+        write_neutralised_csv(table, sys.stdout)
     elif not rows:
         print("no review events" + (" match" if args.reviewer or args.kind or args.example else ""))
     else:

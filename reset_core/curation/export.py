@@ -56,6 +56,24 @@ def neutralise_cell(value):
     return value
 
 
+def write_neutralised_csv(table: pa.Table, stream) -> None:
+    """``table`` as CSV on ``stream``, every cell through :func:`neutralise_cell`.
+
+    The one CSV writer of reset_core (a test checks there is no other): whatever people
+    open in a spreadsheet, model output or a reviewer's note, cannot run as a formula.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> write_neutralised_csv(pa.table({"note": ["=1+1", "ok"]}), out)
+    >>> out.getvalue().splitlines()
+    ['note', "'=1+1", 'ok']
+    """
+    w = csv.writer(stream)
+    w.writerow(table.column_names)
+    for row in table.to_pylist():
+        w.writerow([neutralise_cell(v) for v in row.values()])
+
+
 def items_table(con, set_id: str) -> pa.Table:
     """The items of a set: ``example_id, candidate_id, prompt, completion``."""
     if one(con, "SELECT 1 FROM curated_sets WHERE set_id = ?", [set_id]) is None:
@@ -143,10 +161,7 @@ def write_table(table: pa.Table, out: Path, fmt: str) -> None:
         elif fmt == "csv":
             # utf-8-sig: spreadsheets read the BOM as "this is UTF-8" instead of guessing.
             with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(table.column_names)
-                for row in table.to_pylist():
-                    w.writerow([neutralise_cell(v) for v in row.values()])
+                write_neutralised_csv(table, f)
         else:
             from datasets import Dataset
 
