@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -904,7 +906,22 @@ def ingest_folders(con, folders: Sequence[str | Path]) -> list[IngestReport]:
     """
     for f in folders:
         check_folder(f)
-    return [ingest_folder(con, f) for f in folders]
+    if len(folders) < 2:
+        return [ingest_folder(con, f) for f in folders]
+    # Each folder commits on its own (a bad one changes nothing), but DuckDB also
+    # checkpoints at a commit once its write-ahead log passes a threshold, rewriting the
+    # growing table and its key index each time: 4 folders of 250k candidates took 42 s
+    # that way and 31 s with one checkpoint after the last (one INSERT of all files: 17 s).
+    # The log is still written at every commit, so nothing committed is lost if the
+    # process dies before the final checkpoint: DuckDB replays the log when it reopens.
+    (threshold,) = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    con.execute("SET checkpoint_threshold = '1TB'")
+    try:
+        return [ingest_folder(con, f) for f in folders]
+    finally:
+        con.execute(f"SET checkpoint_threshold = '{threshold}'")
+        with contextlib.suppress(duckdb.Error):  # another thread's open transaction: later
+            con.execute("CHECKPOINT")
 
 
 def print_progress(progress: dict, unit: str) -> None:

@@ -407,3 +407,23 @@ def test_the_llm_judge_judges_a_folder_and_ingest_keeps_who_answered(
     assert main([*args, "--out", str(out), "--from", str(machines["a"])]) == 0
     assert len(_ids(out, "judgments", "judgment_id")) == n
     assert openai_server.requests["/v1/chat/completions"] == sent
+
+
+def test_several_folders_checkpoint_once_and_leave_the_setting_as_it_was(machines, con, tmp_path):
+    """ingest_folders defers DuckDB's checkpoint to after the last folder (bench/ingest.py)
+    and restores the threshold; everything committed is in the file when it reopens."""
+    setting = "SELECT current_setting('checkpoint_threshold')"
+    before = con.execute(setting).fetchone()
+    reports = ingest_folders(con, [machines["a"], machines["b"], machines["j"]])
+    assert con.execute(setting).fetchone() == before
+    n = sum(r.candidates_new for r in reports)
+    assert n == 16
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()[0]
+    con.close()
+    again = connect(path)
+    assert again.execute("SELECT count(*) FROM candidates").fetchone()[0] == n
+    assert again.execute("SELECT count(*) FROM judgments").fetchone()[0] == sum(
+        r.judgments_new for r in reports
+    )
