@@ -23,7 +23,6 @@ from reset_core import deployment as dep
 from reset_core import paths, store
 from reset_core.atomic import atomic_path
 from reset_core.deployment import Deployment, PathNotAllowed
-from reset_core.jobs import about
 
 #: Seconds between two refreshes of a page's job progress while a job of its kind runs.
 POLL_S = 1.0
@@ -371,7 +370,7 @@ def launch_button(label: str, estimate, key: str, disabled: bool = False) -> boo
         return False
     question = st.empty()
     with question.container():
-        st.warning(f"This job should take {about(estimate.seconds)}. Start it?")
+        st.warning(f"This job should take {estimate.duration}. Start it?")
         confirmed = st.button(estimate.confirm_label, key=f"{key}_confirm")
     if confirmed:
         question.empty()  # answered: the page goes on to say the job started

@@ -250,7 +250,7 @@ elif specs and n_cand:
     )
     if ui.launch_button(
         "Launch judging",
-        estimate_judging(con, specs, est),
+        estimate_judging(con, specs, est, batch=use_batch),
         key="launch",
         disabled=n_items == 0,
     ):

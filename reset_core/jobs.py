@@ -701,32 +701,61 @@ class LaunchEstimate:
     (True, 'Yes, start a ~12 min job')
     >>> LaunchEstimate(60, t).needs_confirmation
     False
+
+    Work answered elsewhere within a deadline (the Batch API's completion window), beside
+    the local work, is known only by that bound: the duration says "up to", and the
+    launch always asks.
+
+    >>> e = LaunchEstimate(60, t, wait_up_to_s=24 * 3600, waits_for="30 requests via a batch")
+    >>> e.duration, e.needs_confirmation, e.confirm_label
+    ('up to 24.0 h', True, 'Yes, start a job of up to 24.0 h')
+    >>> str(e)
+    '60 candidates here · about 2 min (measured: 0.5 candidates/s over your last run of this model); 30 requests via a batch: up to 24.0 h in all'
     """
 
     n_items: int
     throughput: Throughput
     cost: float | None = None  # per item, when it differs from the measured one
+    wait_up_to_s: float | None = None  # work done elsewhere, known only by its deadline
+    waits_for: str = ""  # that work, in words ("1,200 LLM requests through the Batch API")
 
     @property
-    def seconds(self) -> float:
+    def local_seconds(self) -> float:
         return self.throughput.seconds(self.n_items, self.cost)
 
     @property
+    def seconds(self) -> float:
+        """The local work's estimate; with a wait beside it, the longer of the two."""
+        return max(self.local_seconds, self.wait_up_to_s or 0.0)
+
+    @property
     def needs_confirmation(self) -> bool:
-        return self.seconds > CONFIRM_ABOVE_S
+        return self.wait_up_to_s is not None or self.seconds > CONFIRM_ABOVE_S
+
+    @property
+    def duration(self) -> str:
+        """How long, as a person says it: "about 12 min", or "up to 24.0 h" with a wait."""
+        if self.wait_up_to_s is None:
+            return about(self.seconds)
+        return "up to " + about(self.seconds).removeprefix("about ").replace("under ", "")
 
     @property
     def confirm_label(self) -> str:
+        if self.wait_up_to_s is not None:
+            return f"Yes, start a job of {self.duration}"
         return f"Yes, start a ~{about(self.seconds).removeprefix('about ')} job"
 
     def __str__(self) -> str:
         unit = self.throughput.unit
         if self.n_items == 1 and unit.endswith("s"):
             unit = unit[:-1]  # "1 step", "1 candidate"
-        return (
-            f"{self.n_items:,} {unit} · {about(self.seconds)} "
-            f"({self.throughput.describe(self.cost)})"
-        )
+        here = f"{self.n_items:,} {unit}"
+        local = f"{about(self.local_seconds)} ({self.throughput.describe(self.cost)})"
+        if self.wait_up_to_s is None:
+            return f"{here} · {local}"
+        if not self.n_items:
+            return f"{self.waits_for}: {self.duration}"
+        return f"{here} here · {local}; {self.waits_for}: {self.duration} in all"
 
 
 def finished_runs(con, kind: str, scan: int = 50) -> list[tuple[dict, dict]]:

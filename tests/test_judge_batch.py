@@ -520,7 +520,15 @@ def test_the_judge_page_offers_the_batch_api_and_follows_its_job(tmp_path, srv, 
     assert float(caption.split("estimated $")[1].split()[0]) == pytest.approx(
         online_cost / 2, abs=1e-4
     )
+    # The duration is the provider's, known only by the completion window: the launch
+    # says so and asks first (the online estimate said "under a minute").
+    (info,) = [i.value for i in at.info if "LLM requests through the Batch API" in i.value]
+    assert f"{n} LLM requests through the Batch API, answered within its 24h window" in info
+    assert "up to 24.0 h" in info
     at.button(key="launch").click().run()
+    assert "judge_job" not in at.session_state
+    assert any("This job should take up to 24.0 h" in w.value for w in at.warning)
+    at.button(key="launch_confirm").click().run()
     assert not at.exception
     job_id = at.session_state["judge_job"]
     assert job_id.startswith("judge_batch-")

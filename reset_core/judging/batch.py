@@ -69,6 +69,10 @@ MAX_BYTES_PER_FILE = 200 * 1000 * 1000
 #: to synchronous APIs"; checked 2026-12-02). The ledger and the estimates of a batch
 #: run charge ``1 - BATCH_DISCOUNT`` times the judge's prices.
 BATCH_DISCOUNT = 0.5
+#: The only completion window the Batch API offers: a batch is answered within it or
+#: expires. All a launch can promise about a batch's duration.
+COMPLETION_WINDOW = "24h"
+COMPLETION_WINDOW_S = 24 * 3600
 #: Statuses after which a batch changes no more.
 TERMINAL = ("completed", "expired", "failed", "cancelled")
 #: Input items rendered into requests at a time (whole examples): bounds the prompts
@@ -452,7 +456,7 @@ class _BatchRun:
                 b = client.batches.create(
                     input_file_id=p["file_id"],
                     endpoint="/v1/chat/completions",
-                    completion_window="24h",
+                    completion_window=COMPLETION_WINDOW,
                     metadata={"reset_studio_job": self.job_id, "part": p["name"]},
                 )
                 p["batch_id"], p["status"] = b.id, b.status

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +27,9 @@ from reset_core import jobs
 from reset_core.aspects import ASPECTS
 from reset_core.ingest.config import SPLITS  # noqa: F401 - the splits a plan can judge
 from reset_core.judging.base import Judge, JudgeItem
+from reset_core.judging.batch import COMPLETION_WINDOW, COMPLETION_WINDOW_S, BatchConfig
 from reset_core.judging.batch import ENTRY as BATCH_ENTRY
 from reset_core.judging.batch import KIND as BATCH_KIND
-from reset_core.judging.batch import BatchConfig
 from reset_core.judging.engine import env_endpoint
 from reset_core.judging.llm_judge import LLMJudge, LLMJudgeConfig, LocalLLMJudge, render_messages
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
@@ -754,8 +755,19 @@ def _assumed_rate(spec: dict) -> tuple[float, float, str]:
     )
 
 
+def _counts_per_judge(items: pa.Table | dict[str, dict[str, Any]] | dict[str, int]) -> dict:
+    """Items per judge id, from planned items (Arrow) or per-judge counts."""
+    if isinstance(items, pa.Table):
+        counts = pa.compute.value_counts(items["judge_id"]).to_pylist() if items.num_rows else []
+        return {c["values"]: c["counts"] for c in counts}
+    return {k: v["n_items"] if isinstance(v, dict) else int(v) for k, v in items.items()}
+
+
 def estimate_judging(
-    con, specs: list[dict], items: pa.Table | dict[str, dict[str, Any]] | dict[str, int]
+    con,
+    specs: list[dict],
+    items: pa.Table | dict[str, dict[str, Any]] | dict[str, int],
+    batch: bool = False,
 ) -> jobs.LaunchEstimate:
     """How long judging ``items`` should take here: the duration side of :func:`estimate_job`.
 
@@ -776,16 +788,34 @@ def estimate_judging(
     >>> print(est)  # doctest: +NORMALIZE_WHITESPACE
     3,240 judgments · about 4 min (no run of these judges yet: assuming ~15 judgments/s
     (metric judges on CPU; 4 requests in flight at ~3 s each), plus ~10 s to start)
+
+    ``batch``: the LLM judges' requests go through the Batch API (the Judge page runs
+    them as a batch job beside an online job of the other judges). Their duration is
+    the provider's, bounded by the completion window, so it is stated as that bound:
+
+    >>> print(estimate_judging(connect(":memory:"), [metric, llm], items, batch=True))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    3,000 judgments here · under a minute (no run of these judges yet: assuming ~100
+    judgments/s (metric judges on CPU), plus ~10 s to start); 240 LLM requests through
+    the Batch API, answered within its 24h window: up to 24.0 h in all
     """
+    if batch:
+        online = [s for s in specs if s["type"] != "llm"]
+        n_of = _counts_per_judge(items)
+        n_batch = sum(n_of.get(build_judge(s).judge_id, 0) for s in specs if s["type"] == "llm")
+        n_online = {j: n_of.get(j, 0) for j in (build_judge(s).judge_id for s in online)}
+        local = estimate_judging(con, online or specs, n_online)
+        return replace(
+            local,
+            wait_up_to_s=COMPLETION_WINDOW_S if n_batch else None,
+            waits_for=f"{n_batch:,} LLM requests through the Batch API, answered within its "
+            f"{COMPLETION_WINDOW} window",
+        )
     judge_set = _judge_set(specs)
     runs = [
         (c, p) for c, p in jobs.finished_runs(con, "judge") if _judge_set(c["judges"]) == judge_set
     ]
-    if isinstance(items, pa.Table):
-        counts = pa.compute.value_counts(items["judge_id"]).to_pylist() if items.num_rows else []
-        n_of = {c["values"]: c["counts"] for c in counts}
-    else:
-        n_of = {k: v["n_items"] if isinstance(v, dict) else int(v) for k, v in items.items()}
+    n_of = _counts_per_judge(items)
     n_items = sum(n_of.values())
     measured = jobs.measure(runs, unit="judgments", subject="these judges")
     if measured is not None:
