@@ -31,6 +31,7 @@ import review_data
 from browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from reset_core.review.queue import example_view
 from reset_core.store import connect
@@ -46,17 +47,6 @@ SELECTIONS = (review_data.SELECTION, SEL2)
 #: Longest wait for one page to settle: ten sessions on two shared cores are slow.
 SETTLE_MS = 60_000
 SEED = 13
-#: Counts the page's script runs: each time the app's run state leaves "notRunning".
-#: The page shows "running" only once the server says a run started, so right after an
-#: input that reruns the script the state still reads "notRunning"; waiting for this
-#: count to move is what tells that input's run from the one before it.
-COUNT_RUNS = """
-window.__scriptRuns = 0;
-new MutationObserver((records) => {
-  for (const r of records) if (r.oldValue === 'notRunning') window.__scriptRuns += 1;
-}).observe(document, {attributes: true, subtree: true, attributeOldValue: true,
-                      attributeFilter: ['data-test-script-state']});
-"""
 
 
 def build_database(path) -> dict[tuple[str, str], list[str]]:
@@ -85,6 +75,34 @@ def build_database(path) -> dict[tuple[str, str], list[str]]:
         con.close()
 
 
+class Runs:
+    """One page's script runs, read off the app's websocket: the server starts each run
+    with a ``new_session`` message and ends it with ``script_finished``."""
+
+    def __init__(self, page):
+        self.events: list[str] = []  # "start", "done", "stopped" (for a rerun), in order
+        page.on("websocket", lambda ws: ws.on("framereceived", self.frame))
+
+    def frame(self, payload) -> None:
+        if isinstance(payload, str):
+            return
+        try:
+            msg = ForwardMsg.FromString(payload)
+        except Exception:  # noqa: BLE001 - not one of the app's messages
+            return
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            self.events.append("start")
+        elif kind == "script_finished":
+            done = msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY
+            self.events.append("done" if done else "stopped")
+
+    def ended_since(self, mark: int) -> bool:
+        """A run that began after ``mark`` (a length of :attr:`events`) has finished."""
+        later = self.events[mark:]
+        return "start" in later and "done" in later[later.index("start") :]
+
+
 class Session:
     """One reviewer's browser tab, its log of confirmed actions and its latencies."""
 
@@ -102,6 +120,7 @@ class Session:
         self.moves = 0
         self.errors: list[str] = []
         self.last = "none yet"  # the latest action clicked, for a failure's message
+        self.runs = Runs(page)
 
     async def settled(self) -> None:
         """The page's script run is over (the state Streamlit exposes for tests)."""
@@ -112,19 +131,22 @@ class Session:
     async def rerun(self, trigger) -> None:
         """Do ``trigger`` (an input that reruns the script) and wait until that run ended.
 
-        :meth:`settled` alone is not enough after such an input: it can pass before the
-        run starts, and a click made then lands on the page as it was, which that run
-        redraws (a Veto that another reviewer's veto made an Un-veto).
+        The page cannot tell: it shows "running" only once the server says a run began,
+        so :meth:`settled` passes before the run starts, and under load the browser can
+        take a run's start and end in one render, never showing "running" at all. A
+        click made then lands on the page as it was, which that run redraws (a Veto
+        another reviewer's veto made an Un-veto), and is lost. The app's websocket says
+        it exactly: a run that began after the input has finished.
         """
         await self.settled()
-        before = await self.page.evaluate("() => window.__scriptRuns")
+        mark = len(self.runs.events)
         await trigger()
-        await self.page.wait_for_function(
-            """(n) => window.__scriptRuns > n && document.querySelector(
-                '[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'notRunning'""",
-            arg=before,
-            timeout=SETTLE_MS,
-        )
+        deadline = time.monotonic() + SETTLE_MS / 1000
+        while not self.runs.ended_since(mark):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no script run ended within {SETTLE_MS / 1000:.0f} s")
+            await asyncio.sleep(0.05)
+        await self.settled()
 
     async def choose(self, opener, option) -> None:
         """Open a drop-down and click an option; a rerun that lands between the two closes
@@ -186,13 +208,16 @@ class Session:
         exceptions = await page.locator('[data-testid="stException"]').all_inner_texts()
         state = await page.evaluate(
             """() => [document.querySelector('[data-testid="stApp"]')
-                        ?.getAttribute('data-test-script-state'), window.__scriptRuns]"""
+                        ?.getAttribute('data-test-script-state'),
+                      [...document.querySelectorAll('[class*="st-key-rv_reason_"] input')]
+                        .map((b) => b.value)]"""
         )
         shot = self.out / f"{self.reviewer}.png"
         with contextlib.suppress(Exception):
             await page.screenshot(path=shot, full_page=True)
         return (
-            f"; last action: {self.last}; script {state[0]} after {state[1]} runs; "
+            f"; last action: {self.last}; page {state[0]}, reason field {state[1]}; "
+            f"last script runs: {' '.join(self.runs.events[-6:])}; "
             f"alerts: {[a[:200] for a in alerts]}; exceptions: {[x[:300] for x in exceptions]}; "
             f"screenshot: {shot}"
         )
@@ -312,7 +337,6 @@ async def drive(url: str, order: dict, timing: dict, out: Path) -> list[Session]
             for n in range(N_SESSIONS):
                 context = await browser.new_context(viewport={"width": 1400, "height": 1000})
                 context.set_default_timeout(SETTLE_MS)
-                await context.add_init_script(COUNT_RUNS)
                 sessions.append(Session(n, await context.new_page(), url, order, out))
             # One visit first, alone. A fresh app process routes its very first script
             # run through app.py by rerunning from inside ``import ui`` (ui.py's
