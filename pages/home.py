@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from reset_core import jobs
 from reset_core.evaluation import loop
-from reset_core.judging.launch import sync_judge_job
+from reset_core.judging.launch import sync_batch_job, sync_judge_job
 from reset_core.review.text import escape_markdown
 from reset_core.sampling.launch import sync_sampling
 from reset_core.store import COUNT_HELP, counts
@@ -16,7 +16,7 @@ from reset_core.training.queries import trained_models
 SYNC = {
     "sample": sync_sampling,
     "judge": sync_judge_job,
-    "judge_batch": sync_judge_job,  # judging through the Batch API: the same shards
+    "judge_batch": sync_batch_job,  # judging through the Batch API: a row per batch too
     "train": sync_training,
 }
 PAGE = {

@@ -24,6 +24,7 @@ from reset_core.judging.launch import (
     estimate_judging,
     estimate_plan_cached,
     llm_spec,
+    sync_batch_job,
     sync_judge_job,
 )
 from reset_core.judging.llm_judge import LLMJudgeConfig
@@ -282,8 +283,10 @@ def judge_jobs(watching: list[str]) -> None:
     cur = ui.cursor()
     recent = [j for kind in JOB_KINDS for j in jobs.recent_jobs(cur, kind, limit=5)]
     for job_id, status in sorted(recent, key=lambda j: j[0].split("-", 1)[1], reverse=True)[:5]:
-        if status in jobs.ACTIVE:
-            prog = sync_judge_job(cur, job_id)
+        if status in jobs.ACTIVE:  # a Batch API job also rewrites its batches' rows
+            prog = (sync_batch_job if job_id.startswith(BATCH_KIND) else sync_judge_job)(
+                cur, job_id
+            )
         else:
             prog = {
                 **jobs.read_json(jobs.work_dir(cur, job_id) / "progress.json"),

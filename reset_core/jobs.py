@@ -843,7 +843,9 @@ def measure(
 STAGE_SYNCS: dict[str, tuple[str, str]] = {
     "sample": ("reset_core.sampling.launch", "sync_sampling"),
     "judge": ("reset_core.judging.launch", "sync_judge_job"),
-    "judge_batch": ("reset_core.judging.launch", "sync_judge_job"),  # judgment shards too
+    # Judgment shards as for "judge", and a row per submitted batch (kind "batch").
+    "judge_batch": ("reset_core.judging.launch", "sync_batch_job"),
+    "batch": ("reset_core.judging.launch", "sync_batch_row"),
     "train": ("reset_core.training.launch", "sync_training"),
 }
 
@@ -852,7 +854,7 @@ def stage_sync(kind: str) -> Callable[[Any, str], dict[str, Any]]:
     """The sync for jobs of ``kind`` (``sync(con, job_id) -> progress``).
 
     >>> stage_sync("judge_batch").__name__, stage_sync("new-kind").__name__
-    ('sync_judge_job', 'sync_job')
+    ('sync_batch_job', 'sync_job')
     """
     if kind not in STAGE_SYNCS:
         return sync_job

@@ -488,6 +488,24 @@ def test_cli_batch_exit_codes(tmp_path, srv, capsys):
     assert con.execute(
         "SELECT count(DISTINCT (candidate_id, aspect)), count(*) FROM judgments"
     ).fetchall() == [(n, n)]
+    con.close()
+
+    # Each batch is a row of its own: the failed one, the expired one, the last one.
+    assert main(["--db", str(db), "jobs", "list", "--kind", "batch", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["status"] for r in rows) == ["done", "failed", "stopped"]
+    expired = next(r for r in rows if r["status"] == "stopped")
+    assert 0 < expired["n_done"] < expired["n_total"]
+    assert f"expired with {expired['n_done']}/{expired['n_total']} requests" in expired["error"]
+    assert all(r["job_id"].startswith("judge_batch-") and ".r0-" in r["job_id"] for r in rows)
+    assert main(["--db", str(db), "jobs", "status", expired["job_id"]]) == 4
+    out = capsys.readouterr().out
+    assert f"{expired['job_id']} (batch): stopped · {expired['n_done']}/" in out
+    owner = expired["job_id"].rsplit(".", 1)[0]
+    assert main(["--db", str(db), "jobs", "cancel", expired["job_id"]]) == 0
+    out = capsys.readouterr().out
+    assert f"is a batch of job {owner}: cancelling {owner}" in out
+    assert f"{owner} is stopped: nothing to cancel" in out
 
 
 def test_the_judge_page_offers_the_batch_api_and_follows_its_job(tmp_path, srv, monkeypatch):

@@ -11,6 +11,9 @@ resumes with a higher cap (``--budget-usd``)::
     reset-studio jobs cancel sample-20250101-120000-abc123
     reset-studio jobs resume judge-20250101-120000-abc123 --budget-usd 10
 
+Each batch of a Batch API judging job has a row too (kind ``batch``); ``status`` shows
+that batch, ``cancel`` and ``resume`` act on the job that owns it.
+
 Exit status: ``status``/``resume`` return the job's end as the other commands do (0
 done, 1 failed, 4 stopped or cancelled: resumable), 5 for an unknown id, 130 on Ctrl-C.
 """
@@ -45,6 +48,20 @@ def _kind_or_missing(con, job_id: str) -> str | None:
     if kind is None:
         print(f"error: no job {job_id!r} (reset-studio jobs list shows them)", file=sys.stderr)
     return kind
+
+
+def _owner(con, job_id: str, kind: str, verb: str) -> tuple[str, str]:
+    """Cancel and resume act on the job that owns a batch's row (it holds the requests
+    and polls every batch of the run); say so, and return that job and its kind."""
+    from reset_core.judging.batch import KIND, ROW_KIND
+    from reset_core.store import one
+
+    if kind != ROW_KIND:
+        return job_id, kind
+    (config,) = one(con, "SELECT config FROM jobs WHERE job_id = ?", [job_id])
+    owner = json.loads(config)["job"]
+    print(f"{job_id} is a batch of job {owner}: {verb} {owner} (every batch of that run)")
+    return owner, KIND
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -106,6 +123,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     kind = _kind_or_missing(con, args.job_id)
     if kind is None:
         return exit_codes.NOT_FOUND
+    args.job_id, kind = _owner(con, args.job_id, kind, "cancelling")
     progress = jobs.stage_sync(kind)(con, args.job_id)
     if progress.get("status") not in jobs.ACTIVE:
         print(f"{args.job_id} is {progress.get('status')}: nothing to cancel")
@@ -124,6 +142,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     kind = _kind_or_missing(con, args.job_id)
     if kind is None:
         return exit_codes.NOT_FOUND
+    args.job_id, kind = _owner(con, args.job_id, kind, "resuming")
     sync = jobs.stage_sync(kind)
     progress = sync(con, args.job_id)
     # A running job has a live worker (sync marks one whose process is gone as failed);

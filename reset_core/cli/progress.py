@@ -251,7 +251,7 @@ def add_quiet(parser) -> None:
 
 
 #: What each job kind counts, for the progress line.
-UNITS = {"sample": "candidates", "judge": "judgments", "train": "steps"}
+UNITS = {"sample": "candidates", "judge": "judgments", "train": "steps", "batch": "requests"}
 
 
 def job_runner(quiet: bool = False) -> Callable[[Any, str], int]:

@@ -25,6 +25,12 @@ worker that was killed between an upload (or a create) and that write finds its 
 (or batch) again by name (metadata) before making another. A rerun never uploads or
 creates what exists; it polls what is running.
 
+Each submitted batch also has a row of its own in ``jobs`` (kind ``batch``, id
+``<job_id>.<file>``: :func:`record_batch_rows`, which the job's sync calls), so
+``reset-studio jobs list`` shows every batch with its status and request counts. Cancel
+and resume act on the job that owns the batch: it holds the requests, the cache and the
+polling, and a resume submits what no batch answered.
+
 Expired, cancelled and failed batches: what finished is ingested (an expired batch's
 output file holds the requests it completed). The job then ends **stopped** (an
 expired or cancelled batch) or **failed** (a failed batch) with a note saying how many
@@ -75,6 +81,20 @@ COMPLETION_WINDOW = "24h"
 COMPLETION_WINDOW_S = 24 * 3600
 #: Statuses after which a batch changes no more.
 TERMINAL = ("completed", "expired", "failed", "cancelled")
+#: The ``jobs`` kind of one submitted batch's row (its job is a :data:`KIND` job).
+ROW_KIND = "batch"
+#: A batch's status on the provider -> its row's status. An expired or cancelled batch
+#: stops resumable: its job submits the requests it did not run.
+ROW_STATUS = {
+    "validating": "running",
+    "in_progress": "running",
+    "finalizing": "running",
+    "cancelling": "running",
+    "completed": "done",
+    "failed": "failed",
+    "expired": "stopped",
+    "cancelled": "stopped",
+}
 #: Input items rendered into requests at a time (whole examples): bounds the prompts
 #: held in memory while request files are written.
 RENDER_CHUNK = 2000
@@ -701,3 +721,107 @@ def batch_summary(progress: dict[str, Any]) -> Iterator[str]:
             f"{b.get('batch_id') or 'not created yet'} ({b['name']}): "
             f"{b.get('status') or 'not submitted'}, {done}/{b['n_requests']} requests finished"
         )
+
+
+# --------------------------------------------------------------------------- job rows
+
+
+def row_id(job_id: str, part: str) -> str:
+    """The ``jobs`` row id of the batch of request file ``part`` of job ``job_id``.
+
+    >>> row_id("judge_batch-20261202-120000-abc123", "r0-0000.jsonl")
+    'judge_batch-20261202-120000-abc123.r0-0000'
+    """
+    return f"{job_id}.{part.removesuffix('.jsonl')}"
+
+
+def batch_rows(job_id: str, progress: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per batch the job created, from the job's progress report.
+
+    A batch still running when its job is no longer active (the worker failed or was
+    cancelled before the batch ended) is shown stopped: nothing polls it until the job
+    is resumed.
+
+    >>> prog = {"status": "stopped", "batches": [
+    ...     {"name": "r0-0000.jsonl", "batch_id": "b1", "status": "expired", "n_requests": 40,
+    ...      "request_counts": {"completed": 18, "failed": 2}, "round": 0},
+    ...     {"name": "r0-0001.jsonl", "batch_id": None, "status": None, "n_requests": 5}]}
+    >>> [(r["job_id"], r["status"], r["n_done"], r["n_total"]) for r in batch_rows("j", prog)]
+    [('j.r0-0000', 'stopped', 20, 40)]
+    >>> batch_rows("j", prog)[0]["error"]
+    'batch b1 expired with 20/40 requests answered; resume job j to submit the rest'
+    """
+    active = progress.get("status") in ("queued", "running")
+    rows = []
+    for b in progress.get("batches") or []:
+        if not b.get("batch_id"):
+            continue  # not created yet: there is no batch to show
+        counts = b.get("request_counts") or {}
+        n_done = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
+        n_total = b.get("n_requests")
+        status, error = ROW_STATUS.get(b.get("status") or "", "running"), None
+        if status == "running" and not active:
+            status = "stopped"
+            error = (
+                f"job {job_id} ended ({progress.get('status')}) before batch {b['batch_id']} "
+                f"did; resume the job to follow it again"
+            )
+        elif status == "stopped":
+            error = (
+                f"batch {b['batch_id']} {b['status']} with {n_done}/{n_total} requests "
+                f"answered; resume job {job_id} to submit the rest"
+            )
+        elif status == "failed":
+            error = f"the provider failed batch {b['batch_id']}: reset-studio jobs status {job_id}"
+        rows.append(
+            {
+                "job_id": row_id(job_id, b["name"]),
+                "status": status,
+                "n_done": n_done,
+                "n_total": n_total,
+                "error": error,
+                "config": {
+                    "job": job_id,
+                    "batch_id": b["batch_id"],
+                    "file": b["name"],
+                    "round": b.get("round"),
+                    "batch_status": b.get("status"),
+                },
+            }
+        )
+    return rows
+
+
+def record_batch_rows(con, job_id: str, progress: dict[str, Any]) -> int:
+    """Write (or update) the ``jobs`` row of every batch job ``job_id`` created; their count.
+
+    The rows share the job's folder. A row ends (``finished_at``) when its batch does.
+    """
+    from reset_core.store import one
+
+    rows = batch_rows(job_id, progress)
+    if not rows:
+        return 0
+    (work_dir,) = one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])
+    for r in rows:
+        if one(con, "SELECT count(*) FROM jobs WHERE job_id = ?", [r["job_id"]])[0] == 0:
+            con.execute(
+                "INSERT INTO jobs (job_id, kind, status, config, work_dir, started_at) "
+                "VALUES (?, ?, ?, ?, ?, current_timestamp)",
+                [r["job_id"], ROW_KIND, r["status"], json.dumps(r["config"]), work_dir],
+            )
+        con.execute(
+            "UPDATE jobs SET status = ?, config = ?, error = ?, n_total = ?, n_done = ?, "
+            "finished_at = CASE WHEN ? = 'running' THEN NULL "
+            "ELSE coalesce(finished_at, current_timestamp) END WHERE job_id = ?",
+            [
+                r["status"],
+                json.dumps(r["config"]),
+                r["error"],
+                r["n_total"],
+                r["n_done"],
+                r["status"],
+                r["job_id"],
+            ],
+        )
+    return len(rows)

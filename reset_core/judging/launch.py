@@ -697,6 +697,44 @@ def sync_judge_job(con, job_id: str) -> dict[str, Any]:
     return progress
 
 
+def sync_batch_job(con, job_id: str) -> dict[str, Any]:
+    """A Batch API judging job: its verdicts as any judging job's, and a ``jobs`` row per
+    batch it created (:func:`reset_core.judging.batch.record_batch_rows`)."""
+    from reset_core.judging.batch import record_batch_rows
+
+    progress = sync_judge_job(con, job_id)
+    record_batch_rows(con, job_id, progress)
+    return progress
+
+
+def sync_batch_row(con, row_id: str) -> dict[str, Any]:
+    """One batch's row: its job is synced (which rewrites the row), then the row is read.
+
+    The progress has the batch's own counts (requests answered of those it holds), what
+    the provider says of it, and ``job``: the job that owns it, which cancel and resume
+    act on.
+    """
+    import time
+
+    (config,) = one(con, "SELECT config FROM jobs WHERE job_id = ?", [row_id])
+    cfg = json.loads(config)
+    sync_batch_job(con, cfg["job"])
+    status, n_done, n_total, error = one(
+        con, "SELECT status, n_done, n_total, error FROM jobs WHERE job_id = ?", [row_id]
+    )
+    return {
+        "status": status,
+        "n_done": n_done,
+        "n_total": n_total,
+        "error": error,
+        "phase": f"batch {cfg['batch_id']}",
+        "detail": cfg.get("batch_status"),
+        "updated_at": time.time(),
+        "job": cfg["job"],
+        "batch_id": cfg["batch_id"],
+    }
+
+
 def keep_default_scores(con) -> None:
     """Build the kept aspect scores the Judge page opens on, as soon as verdicts land.
 
