@@ -5,20 +5,12 @@ import streamlit as st
 import ui
 from reset_core import jobs
 from reset_core.evaluation import loop
-from reset_core.judging.launch import sync_batch_job, sync_judge_job
 from reset_core.review.text import escape_markdown
-from reset_core.sampling.launch import sync_sampling
 from reset_core.store import COUNT_HELP, counts
-from reset_core.training.launch import sync_training
 from reset_core.training.queries import trained_models
 
-#: How each kind of job's finished work is ingested (what its own page calls).
-SYNC = {
-    "sample": sync_sampling,
-    "judge": sync_judge_job,
-    "judge_batch": sync_batch_job,  # judging through the Batch API: a row per batch too
-    "train": sync_training,
-}
+#: The page that follows each kind of job (its work is ingested with the kind's own sync,
+#: jobs.stage_sync, as that page does).
 PAGE = {
     "sample": "pages/sample.py",
     "judge": "pages/judge.py",
@@ -38,9 +30,9 @@ con = ui.cursor()
 # comes back here would otherwise see no candidates and the step still to do. Syncing is
 # by key, so doing it here as well never duplicates anything.
 running: list[tuple[str, str]] = []
-for kind, sync in SYNC.items():
+for kind in PAGE:
     for job_id in jobs.active_job_ids(con, kind):
-        if sync(con, job_id).get("status") in jobs.ACTIVE:
+        if jobs.stage_sync(kind)(con, job_id).get("status") in jobs.ACTIVE:
             running.append((kind, job_id))
 n = counts(con)
 cols = st.columns(len(n))

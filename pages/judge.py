@@ -24,8 +24,6 @@ from reset_core.judging.launch import (
     estimate_judging,
     estimate_plan_cached,
     llm_spec,
-    sync_batch_job,
-    sync_judge_job,
 )
 from reset_core.judging.llm_judge import LLMJudgeConfig
 from reset_core.judging.metric_judges import DEFAULT_OFFLINE, METRIC_JUDGES
@@ -281,12 +279,12 @@ def judge_jobs(watching: list[str]) -> None:
     once: the items still to judge, the judgments and the picks below are recounted.
     """
     cur = ui.cursor()
-    recent = [j for kind in JOB_KINDS for j in jobs.recent_jobs(cur, kind, limit=5)]
-    for job_id, status in sorted(recent, key=lambda j: j[0].split("-", 1)[1], reverse=True)[:5]:
-        if status in jobs.ACTIVE:  # a Batch API job also rewrites its batches' rows
-            prog = (sync_batch_job if job_id.startswith(BATCH_KIND) else sync_judge_job)(
-                cur, job_id
-            )
+    recent = [(*j, kind) for kind in JOB_KINDS for j in jobs.recent_jobs(cur, kind, limit=5)]
+    for job_id, status, kind in sorted(recent, key=lambda j: j[0].split("-", 1)[1], reverse=True)[
+        :5
+    ]:
+        if status in jobs.ACTIVE:  # a Batch API job's sync also rewrites its batches' rows
+            prog = jobs.stage_sync(kind)(cur, job_id)
         else:
             prog = {
                 **jobs.read_json(jobs.work_dir(cur, job_id) / "progress.json"),

@@ -751,7 +751,9 @@ def batch_rows(job_id: str, progress: dict[str, Any]) -> list[dict[str, Any]]:
     >>> batch_rows("j", prog)[0]["error"]
     'batch b1 expired with 20/40 requests answered; resume job j to submit the rest'
     """
-    active = progress.get("status") in ("queued", "running")
+    from reset_core.jobs import ACTIVE
+
+    active = progress.get("status") in ACTIVE
     rows = []
     for b in progress.get("batches") or []:
         if not b.get("batch_id"):
@@ -793,18 +795,35 @@ def batch_rows(job_id: str, progress: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def record_batch_rows(con, job_id: str, progress: dict[str, Any]) -> int:
-    """Write (or update) the ``jobs`` row of every batch job ``job_id`` created; their count.
+    """Write the ``jobs`` row of every batch job ``job_id`` created; how many changed.
 
     The rows share the job's folder. A row ends (``finished_at``) when its batch does.
+    Only new or changed rows are written: pages sync a running job every second.
     """
     from reset_core.store import one
 
     rows = batch_rows(job_id, progress)
     if not rows:
         return 0
+    fields = ("status", "error", "n_total", "n_done")
+    stored = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT job_id, status, error, n_total, n_done, config FROM jobs "
+            "WHERE job_id IN (SELECT unnest(?))",
+            [[r["job_id"] for r in rows]],
+        ).fetchall()
+    }
+    changed = [
+        r
+        for r in rows
+        if stored.get(r["job_id"]) != (*(r[f] for f in fields), json.dumps(r["config"]))
+    ]
+    if not changed:
+        return 0
     (work_dir,) = one(con, "SELECT work_dir FROM jobs WHERE job_id = ?", [job_id])
-    for r in rows:
-        if one(con, "SELECT count(*) FROM jobs WHERE job_id = ?", [r["job_id"]])[0] == 0:
+    for r in changed:
+        if r["job_id"] not in stored:
             con.execute(
                 "INSERT INTO jobs (job_id, kind, status, config, work_dir, started_at) "
                 "VALUES (?, ?, ?, ?, ?, current_timestamp)",
@@ -824,4 +843,4 @@ def record_batch_rows(con, job_id: str, progress: dict[str, Any]) -> int:
                 r["job_id"],
             ],
         )
-    return len(rows)
+    return len(changed)

@@ -838,10 +838,11 @@ def estimate_judging(
     the Batch API, answered within its 24h window: up to 24.0 h in all
     """
     if batch:
-        online = [s for s in specs if s["type"] != "llm"]
         n_of = _counts_per_judge(items)
-        n_batch = sum(n_of.get(build_judge(s).judge_id, 0) for s in specs if s["type"] == "llm")
-        n_online = {j: n_of.get(j, 0) for j in (build_judge(s).judge_id for s in online)}
+        by_id = {build_judge(s).judge_id: s for s in specs}  # each judge built once
+        n_batch = sum(n_of.get(j, 0) for j, s in by_id.items() if s["type"] == "llm")
+        online = [s for s in specs if s["type"] != "llm"]
+        n_online = {j: n_of.get(j, 0) for j, s in by_id.items() if s["type"] != "llm"}
         local = estimate_judging(con, online or specs, n_online)
         return replace(
             local,
